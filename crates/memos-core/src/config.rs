@@ -1,0 +1,186 @@
+//! Configuration: built-in defaults, then `memos.toml`, then `MEMOS__SECTION__KEY`
+//! environment variables, then command-line flags (applied by the binary). Checked once at
+//! start; a bad value stops the server with a message naming it.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listener.
+    pub server: ServerConfig,
+    /// Where data lives.
+    pub store: StoreConfig,
+    /// Search behaviour.
+    pub search: SearchConfig,
+    /// Request limits.
+    pub limits: LimitsConfig,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind; loopback by default so a fresh install is not exposed.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `embedded` (SQLite + tantivy in `data_dir`) or `memory` (nothing persisted).
+    pub backend: String,
+    /// Directory of the embedded store and its indexes.
+    pub data_dir: PathBuf,
+}
+
+/// Search settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Results when the request names no `memory_limit_number`.
+    pub default_limit: usize,
+    /// Most results one search may ask for.
+    pub max_limit: usize,
+    /// Factor applied to memories of the request's conversation (MemOS uses 1.3).
+    pub conversation_boost: f32,
+    /// How many of a conversation's newest memories show as `WorkingMemory`.
+    pub working_memory_size: usize,
+}
+
+/// Input limits; MemOS's where it has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Longest `user_id` / `conversation_id` and other ids, in characters.
+    pub max_id_chars: usize,
+    /// Most messages in one add.
+    pub max_messages: usize,
+    /// Most characters of content in one add (about MemOS's 20k tokens).
+    pub max_add_chars: usize,
+    /// Most characters in a search query (about MemOS's 4k tokens).
+    pub max_query_chars: usize,
+    /// Most tags on one add.
+    pub max_tags: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8000, body_limit_bytes: 2 * 1024 * 1024 }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { backend: "embedded".into(), data_dir: PathBuf::from("./memos-data") }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { default_limit: 6, max_limit: 25, conversation_boost: 1.3, working_memory_size: 20 }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_id_chars: 100, max_messages: 500, max_add_chars: 80_000, max_query_chars: 16_000, max_tags: 32 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            search: SearchConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (an explicit file must exist; without one `./memos.toml`
+    /// is read when present), then `MEMOS__…` variables. Does not validate.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) if !f.exists() => return Err(Error::Config(format!("config file {} does not exist", f.display()))),
+            Some(f) => fig = fig.merge(Toml::file(f)),
+            None if Path::new("memos.toml").exists() => fig = fig.merge(Toml::file("memos.toml")),
+            None => {}
+        }
+        fig = fig.merge(Env::prefixed("MEMOS__").split("__"));
+        fig.extract().map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Checks every value; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
+        if self.server.host.trim().is_empty() {
+            return bad("server.host", "must not be empty");
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return bad("server.body_limit_bytes", "must be at least 1024");
+        }
+        if !matches!(self.store.backend.as_str(), "embedded" | "memory") {
+            return bad("store.backend", "must be `embedded` or `memory`");
+        }
+        let s = &self.search;
+        if s.max_limit == 0 || s.default_limit == 0 || s.default_limit > s.max_limit {
+            return bad("search.default_limit", "must be between 1 and search.max_limit");
+        }
+        if !(1.0..=10.0).contains(&s.conversation_boost) {
+            return bad("search.conversation_boost", "must be between 1.0 and 10.0");
+        }
+        let l = &self.limits;
+        for (k, v) in [
+            ("limits.max_id_chars", l.max_id_chars),
+            ("limits.max_messages", l.max_messages),
+            ("limits.max_add_chars", l.max_add_chars),
+            ("limits.max_query_chars", l.max_query_chars),
+        ] {
+            if v == 0 {
+                return bad(k, "must be positive");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memos.toml");
+        std::fs::write(&f, "[server]\nport = 9100\n[search]\ndefault_limit = 30\n").unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(cfg.server.port, 9100);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("search.default_limit"), "{err}");
+        std::fs::write(&f, "[server]\nprot = 1\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

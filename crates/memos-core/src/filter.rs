@@ -1,0 +1,394 @@
+//! The MemOS filter language: a root `and` / `or` over conditions on agent, app, tags,
+//! times and `info` fields.
+//!
+//! ```json
+//! {"and": [{"agent_id": "a1"}, {"tags": {"contains": "food"}},
+//!          {"create_time": {"gte": "2025-01-01"}}, {"scene": "chat"}]}
+//! ```
+//!
+//! Parsing checks every field and operator and names the offender, so a typo is an error
+//! rather than a filter that silently matches nothing. Each backend translates the parsed
+//! [`Filter`] into its own query language; [`Filter::matches`] is the reference semantics
+//! that the conformance suite holds them to.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{Memory, MemoryType, Millis};
+use crate::time;
+
+/// Most conditions one filter may hold; more is abuse, not a use case.
+const MAX_CONDITIONS: usize = 64;
+
+/// `info` keys MemOS lets clients write at the top level of a filter.
+pub const TOP_LEVEL_INFO_KEYS: &[&str] = &["business_type", "biz_id", "scene", "custom_status"];
+
+const FIELD: &str = "filter";
+
+/// How the root combines its conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logic {
+    /// Every condition must hold.
+    And,
+    /// At least one condition must hold.
+    Or,
+}
+
+/// A timestamp field of a memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeField {
+    /// `create_time`.
+    CreateTime,
+    /// `update_time`.
+    UpdateTime,
+    /// `memory_time`; memories without one never match a condition on it.
+    MemoryTime,
+}
+
+impl TimeField {
+    /// The field's name in requests and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateTime => "create_time",
+            Self::UpdateTime => "update_time",
+            Self::MemoryTime => "memory_time",
+        }
+    }
+
+    /// The field's value on a memory.
+    pub fn of(self, m: &Memory) -> Option<Millis> {
+        match self {
+            Self::CreateTime => Some(m.create_time),
+            Self::UpdateTime => Some(m.update_time),
+            Self::MemoryTime => m.memory_time,
+        }
+    }
+}
+
+/// One condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `agent_id` equals.
+    AgentId(String),
+    /// `app_id` equals.
+    AppId(String),
+    /// `tags` holds this tag (case-insensitive).
+    TagContains(String),
+    /// The memory's type equals.
+    MemoryType(MemoryType),
+    /// A time field lies in `[min, max]` (both inclusive, in ms).
+    Time {
+        /// Which field.
+        field: TimeField,
+        /// Lower bound, inclusive.
+        min: Option<Millis>,
+        /// Upper bound, inclusive.
+        max: Option<Millis>,
+    },
+    /// `info[key]`, printed canonically, equals `value`.
+    Info {
+        /// The info key.
+        key: String,
+        /// The expected value, canonical (see [`canonical_info_value`]).
+        value: String,
+    },
+}
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// How conditions combine.
+    pub logic: Logic,
+    /// The conditions; never empty.
+    pub conditions: Vec<Condition>,
+}
+
+/// The canonical string of an `info` value: strings as is, numbers and booleans as JSON
+/// prints them. Objects, arrays and null have none and never match.
+pub fn canonical_info_value(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Filter {
+    /// Parses a filter. `null` or `{}` mean no filter.
+    pub fn parse(v: &Value) -> Result<Option<Filter>> {
+        let obj = match v {
+            Value::Null => return Ok(None),
+            Value::Object(o) if o.is_empty() => return Ok(None),
+            Value::Object(o) => o,
+            _ => return Err(Error::invalid(FIELD, "filter must be a JSON object")),
+        };
+        let (logic, items): (Logic, Vec<(String, &Value)>) = match (obj.get("and"), obj.get("or")) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(FIELD, "filter root may hold `and` or `or`, not both"));
+            }
+            (Some(list), None) | (None, Some(list)) => {
+                if obj.len() != 1 {
+                    return Err(Error::invalid(FIELD, "filter root with `and`/`or` may hold nothing else"));
+                }
+                let logic = if obj.contains_key("and") { Logic::And } else { Logic::Or };
+                let name = if logic == Logic::And { "and" } else { "or" };
+                let list = list.as_array().ok_or_else(|| {
+                    Error::invalid(format!("filter.{name}"), format!("filter.{name} must be a list of conditions"))
+                })?;
+                let mut items = Vec::new();
+                for (i, c) in list.iter().enumerate() {
+                    let c = c.as_object().filter(|c| c.len() == 1).ok_or_else(|| {
+                        Error::invalid(
+                            format!("filter.{name}[{i}]"),
+                            format!("filter.{name}[{i}] must be an object with exactly one field"),
+                        )
+                    })?;
+                    let (k, v) = c.iter().next().expect("one entry");
+                    items.push((k.clone(), v));
+                }
+                (logic, items)
+            }
+            // A bare object of conditions: all must hold.
+            (None, None) => (Logic::And, obj.iter().map(|(k, v)| (k.clone(), v)).collect()),
+        };
+        if items.is_empty() {
+            return Ok(None);
+        }
+        if items.len() > MAX_CONDITIONS {
+            return Err(Error::invalid(FIELD, format!("filter may hold at most {MAX_CONDITIONS} conditions")));
+        }
+        let mut conditions = Vec::with_capacity(items.len());
+        for (key, value) in items {
+            parse_condition(&key, value, &mut conditions)?;
+        }
+        Ok(Some(Filter { logic, conditions }))
+    }
+
+    /// Whether a memory satisfies the filter. The reference semantics for every backend.
+    pub fn matches(&self, m: &Memory) -> bool {
+        let test = |c: &Condition| c.matches(m);
+        match self.logic {
+            Logic::And => self.conditions.iter().all(test),
+            Logic::Or => self.conditions.iter().any(test),
+        }
+    }
+}
+
+impl Condition {
+    /// Whether one condition holds for a memory.
+    pub fn matches(&self, m: &Memory) -> bool {
+        match self {
+            Self::AgentId(a) => m.agent_id.as_deref() == Some(a),
+            Self::AppId(a) => m.app_id.as_deref() == Some(a),
+            Self::TagContains(t) => m.tags.iter().any(|x| x.to_lowercase() == *t),
+            Self::MemoryType(t) => m.memory_type == *t,
+            Self::Time { field, min, max } => field.of(m).is_some_and(|t| {
+                min.is_none_or(|lo| t >= lo) && max.is_none_or(|hi| t <= hi)
+            }),
+            Self::Info { key, value } => {
+                m.info.get(key).and_then(canonical_info_value).as_deref() == Some(value.as_str())
+            }
+        }
+    }
+}
+
+fn parse_condition(key: &str, v: &Value, out: &mut Vec<Condition>) -> Result<()> {
+    let field = format!("filter.{key}");
+    match key {
+        "agent_id" => out.push(Condition::AgentId(eq_string(&field, v)?)),
+        "app_id" => out.push(Condition::AppId(eq_string(&field, v)?)),
+        "tags" => {
+            let tag = match v {
+                Value::String(s) => s.clone(),
+                Value::Object(o) if o.len() == 1 && o.contains_key("contains") => {
+                    o["contains"].as_str().map(str::to_string).ok_or_else(|| {
+                        Error::invalid(format!("{field}.contains"), format!("{field}.contains must be a string"))
+                    })?
+                }
+                _ => return Err(Error::invalid(&field, format!("{field} must be {{\"contains\": \"tag\"}}"))),
+            };
+            out.push(Condition::TagContains(tag.to_lowercase()));
+        }
+        "memory_type" => {
+            let s = eq_string(&field, v)?;
+            let t = MemoryType::parse(&s).filter(|t| *t != MemoryType::WorkingMemory).ok_or_else(|| {
+                Error::invalid(&field, format!("{field} must be LongTermMemory or UserMemory, not `{s}`"))
+            })?;
+            out.push(Condition::MemoryType(t));
+        }
+        "create_time" | "update_time" | "memory_time" => {
+            let tf = match key {
+                "create_time" => TimeField::CreateTime,
+                "update_time" => TimeField::UpdateTime,
+                _ => TimeField::MemoryTime,
+            };
+            out.push(parse_time(&field, tf, v)?);
+        }
+        "info" => {
+            let o = v.as_object().filter(|o| !o.is_empty()).ok_or_else(|| {
+                Error::invalid(&field, "filter.info must be an object of key: value pairs")
+            })?;
+            for (k, val) in o {
+                out.push(info_condition(&format!("{field}.{k}"), k, val)?);
+            }
+        }
+        "user_id" => {
+            return Err(Error::invalid(&field, "user_id cannot be filtered on; it is a field of the request itself"));
+        }
+        _ => {
+            if let Some(k) = key.strip_prefix("info.") {
+                out.push(info_condition(&field, k, v)?);
+            } else if TOP_LEVEL_INFO_KEYS.contains(&key) {
+                out.push(info_condition(&field, key, v)?);
+            } else {
+                return Err(Error::invalid(
+                    &field,
+                    format!(
+                        "unknown filter field `{key}`; use agent_id, app_id, tags, memory_type, create_time, update_time, \
+                         memory_time, {}, or info.<key>",
+                        TOP_LEVEL_INFO_KEYS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eq_string(field: &str, v: &Value) -> Result<String> {
+    let v = match v {
+        Value::Object(o) if o.len() == 1 => o.get("eq").or_else(|| o.get("=")).unwrap_or(&Value::Null),
+        v => v,
+    };
+    v.as_str().map(str::to_string).ok_or_else(|| Error::invalid(field, format!("{field} must be a string")))
+}
+
+fn info_condition(field: &str, key: &str, v: &Value) -> Result<Condition> {
+    let v = match v {
+        Value::Object(o) if o.len() == 1 && o.contains_key("eq") => &o["eq"],
+        v => v,
+    };
+    let value = canonical_info_value(v)
+        .ok_or_else(|| Error::invalid(field, format!("{field} must be a string, number or boolean")))?;
+    if key.is_empty() {
+        return Err(Error::invalid(field, "info key cannot be empty"));
+    }
+    Ok(Condition::Info { key: key.to_string(), value })
+}
+
+const DAY_MS: Millis = 86_400_000;
+
+fn parse_time(field: &str, tf: TimeField, v: &Value) -> Result<Condition> {
+    let ops: &Map<String, Value> = v.as_object().filter(|o| !o.is_empty()).ok_or_else(|| {
+        Error::invalid(field, format!("{field} must be an object such as {{\"gte\": \"2025-01-01\"}}"))
+    })?;
+    let (mut min, mut max): (Option<Millis>, Option<Millis>) = (None, None);
+    for (op, val) in ops {
+        let at = time::parse_value(val).ok_or_else(|| {
+            Error::invalid(format!("{field}.{op}"), format!("{field}.{op} must be an ISO 8601 time or epoch milliseconds"))
+        })?;
+        // A bare date names a whole day: `lte 2025-12-31` includes that day's evening.
+        let whole_day = val.as_str().is_some_and(|s| s.trim().len() == 10);
+        let day_end = if whole_day { at + DAY_MS - 1 } else { at };
+        let (lo, hi) = match op.as_str() {
+            "gt" => (Some(day_end + 1), None),
+            "gte" => (Some(at), None),
+            "lt" => (None, Some(at - 1)),
+            "lte" => (None, Some(day_end)),
+            "eq" => (Some(at), Some(day_end)),
+            _ => {
+                return Err(Error::invalid(
+                    format!("{field}.{op}"),
+                    format!("unknown operator `{op}` in {field}; use gt, gte, lt, lte or eq"),
+                ));
+            }
+        };
+        min = max_opt(min, lo);
+        max = min_opt(max, hi);
+    }
+    Ok(Condition::Time { field: tf, min, max })
+}
+
+fn max_opt(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn min_opt(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(v: Value) -> Filter {
+        Filter::parse(&v).unwrap().unwrap()
+    }
+
+    fn err_field(v: Value) -> String {
+        match Filter::parse(&v).unwrap_err() {
+            Error::InvalidInput { field, .. } => field,
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let f = parse(json!({"and": [
+            {"tags": {"contains": "Reading"}},
+            {"create_time": {"gte": "2025-01-01"}},
+            {"create_time": {"lte": "2025-12-31"}},
+            {"scene": "chat"}
+        ]}));
+        assert_eq!(f.logic, Logic::And);
+        assert_eq!(f.conditions[0], Condition::TagContains("reading".into()));
+        assert_eq!(
+            f.conditions[2],
+            Condition::Time { field: TimeField::CreateTime, min: None, max: Some(1_767_225_599_999) }
+        );
+        assert_eq!(f.conditions[3], Condition::Info { key: "scene".into(), value: "chat".into() });
+    }
+
+    #[test]
+    fn empty_filters_are_no_filter() {
+        assert_eq!(Filter::parse(&Value::Null).unwrap(), None);
+        assert_eq!(Filter::parse(&json!({})).unwrap(), None);
+        assert_eq!(Filter::parse(&json!({"and": []})).unwrap(), None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(err_field(json!({"and": [{"colour": "red"}]})), "filter.colour");
+        assert_eq!(err_field(json!({"and": [{"user_id": "u"}]})), "filter.user_id");
+        assert_eq!(err_field(json!({"and": [{"create_time": {"since": 1}}]})), "filter.create_time.since");
+        assert_eq!(err_field(json!({"and": [{"create_time": {"gte": "soon"}}]})), "filter.create_time.gte");
+        assert_eq!(err_field(json!({"or": "x"})), "filter.or");
+        assert_eq!(err_field(json!({"and": [{"a": 1, "b": 2}]})), "filter.and[0]");
+        assert_eq!(err_field(json!([1])), "filter");
+    }
+
+    #[test]
+    fn or_and_info_semantics() {
+        let mut m = crate::store::tests_support::memory("u", "c", "hello");
+        m.agent_id = Some("a1".into());
+        m.info.insert("biz_id".into(), json!(42));
+        assert!(parse(json!({"and": [{"agent_id": "a1"}, {"info.biz_id": "42"}]})).matches(&m));
+        assert!(parse(json!({"info": {"biz_id": 42}})).matches(&m));
+        assert!(!parse(json!({"and": [{"agent_id": "a1"}, {"app_id": "x"}]})).matches(&m));
+        assert!(parse(json!({"or": [{"agent_id": "zz"}, {"biz_id": 42}]})).matches(&m));
+        assert!(!parse(json!({"and": [{"memory_time": {"gte": 0}}]})).matches(&{
+            let mut m = m.clone();
+            m.memory_time = None;
+            m
+        }));
+    }
+}

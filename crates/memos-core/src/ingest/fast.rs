@@ -1,0 +1,186 @@
+//! The fast path: every user or assistant turn becomes one memory that stands on its own.
+//!
+//! A turn keeps its speaker and date in the text, so an LLM reading it later can resolve
+//! "yesterday". A short reply ("Yes, twice a week") is meaningless alone, so it carries the
+//! turn it answers, and that turn is listed among its sources. System and tool messages stay
+//! in the chat log only.
+
+use crate::ingest::AddContext;
+use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
+use crate::text;
+use crate::time;
+
+/// A turn with fewer content words than this gets the turn it replies to as context.
+const SHORT_WORDS: usize = 6;
+/// The same for mostly-CJK turns, in characters.
+const SHORT_CJK_CHARS: usize = 10;
+/// How much of the replied-to turn is quoted.
+const CONTEXT_CHARS: usize = 160;
+const HEADLINE_CHARS: usize = 48;
+const KEYWORDS: usize = 5;
+
+/// Extracts memories from `messages` (in chat order). `previous` is the conversation's last
+/// stored message before them, used as context for a short first reply.
+pub fn extract(ctx: &AddContext, messages: &[Message], previous: Option<&Message>, now: Millis) -> Vec<Memory> {
+    let mut out = Vec::new();
+    let mut prev = previous;
+    for m in messages {
+        if matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty() {
+            let context = prev.filter(|p| is_short(&m.content) && speaker(p) != speaker(m));
+            out.push(turn_memory(ctx, m, context, now));
+        }
+        if matches!(m.role, Role::User | Role::Assistant) {
+            prev = Some(m);
+        }
+    }
+    out
+}
+
+fn speaker(m: &Message) -> String {
+    match &m.name {
+        Some(n) if !n.trim().is_empty() => n.trim().to_string(),
+        _ => match m.role {
+            Role::User => "User".into(),
+            Role::Assistant => "Assistant".into(),
+            Role::System => "System".into(),
+            Role::Tool => "Tool".into(),
+        },
+    }
+}
+
+fn is_short(content: &str) -> bool {
+    if text::is_mostly_cjk(content) {
+        content.chars().filter(|c| text::is_cjk(*c)).count() < SHORT_CJK_CHARS
+    } else {
+        text::words(content).len() < SHORT_WORDS
+    }
+}
+
+fn snippet(s: &str, max: usize) -> String {
+    let s = s.trim().replace('\n', " ");
+    if s.chars().count() <= max {
+        s
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>().trim_end())
+    }
+}
+
+fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Millis) -> Memory {
+    let who = speaker(m);
+    let content = m.content.trim();
+    let zh = text::is_mostly_cjk(content);
+    let date = time::to_date(m.chat_time);
+    let value = match context {
+        None if zh => format!("[{date}] {who}：{content}"),
+        None => format!("[{date}] {who}: {content}"),
+        Some(p) if zh => format!("[{date}] {who}（回复 {}：“{}”）：{content}", speaker(p), snippet(&p.content, CONTEXT_CHARS)),
+        Some(p) => format!("[{date}] {who} (replying to {}: \"{}\"): {content}", speaker(p), snippet(&p.content, CONTEXT_CHARS)),
+    };
+    let key = format!("{who}: {}", text::headline(content, HEADLINE_CHARS));
+    let mut tags = text::keywords(content, KEYWORDS);
+    for t in &ctx.tags {
+        if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+            tags.push(t.clone());
+        }
+    }
+    let memory_type = if m.role == Role::User && text::is_first_person(content) {
+        MemoryType::UserMemory
+    } else {
+        MemoryType::LongTermMemory
+    };
+    let mut sources: Vec<Source> = context.map(Source::from).into_iter().collect();
+    sources.push(Source::from(m));
+    Memory {
+        id: uuid::Uuid::new_v4().to_string(),
+        scope: ctx.scope.clone(),
+        conversation_id: m.conversation_id.clone(),
+        key,
+        value,
+        memory_type,
+        memory_time: Some(m.chat_time),
+        status: MemoryStatus::Activated,
+        // A verbatim turn is exactly what was said.
+        confidence: 1.0,
+        tags,
+        info: ctx.info.clone(),
+        agent_id: ctx.agent_id.clone(),
+        app_id: ctx.app_id.clone(),
+        sources,
+        create_time: now,
+        update_time: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Scope;
+    use crate::store::tests_support::message;
+
+    fn ctx() -> AddContext {
+        AddContext {
+            scope: Scope::new("p", "u"),
+            conversation_id: "c".into(),
+            tags: vec!["trip".into()],
+            ..Default::default()
+        }
+    }
+
+    fn msg(role: Role, name: Option<&str>, text: &str, t: Millis) -> Message {
+        let mut m = message(&Scope::new("p", "u"), "c", text, t);
+        m.role = role;
+        m.name = name.map(str::to_string);
+        m
+    }
+
+    #[test]
+    fn user_self_statements_are_user_memories_with_speaker_and_date() {
+        let m = msg(Role::User, None, "I love spicy food but I don't like oily hotpot.", 1_683_554_160_000);
+        let out = extract(&ctx(), &[m.clone()], None, 5);
+        assert_eq!(out.len(), 1);
+        let mem = &out[0];
+        assert_eq!(mem.memory_type, MemoryType::UserMemory);
+        assert_eq!(mem.value, "[2023-05-08] User: I love spicy food but I don't like oily hotpot.");
+        assert_eq!(mem.key, "User: I love spicy food but I don't like oily hotpot");
+        assert!(mem.tags.contains(&"spicy".to_string()) && mem.tags.contains(&"trip".to_string()), "{:?}", mem.tags);
+        assert_eq!(mem.memory_time, Some(1_683_554_160_000));
+        assert_eq!(mem.sources, vec![Source::from(&m)]);
+    }
+
+    #[test]
+    fn short_replies_carry_the_turn_they_answer() {
+        let q = msg(Role::Assistant, None, "Do you go running every morning before work?", 1);
+        let a = msg(Role::User, Some("Caroline"), "Yes, twice a week.", 2);
+        let out = extract(&ctx(), &[q.clone(), a.clone()], None, 5);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].memory_type, MemoryType::LongTermMemory);
+        assert!(out[1].value.contains("Caroline (replying to Assistant: \"Do you go running"), "{}", out[1].value);
+        assert_eq!(out[1].sources, vec![Source::from(&q), Source::from(&a)]);
+    }
+
+    #[test]
+    fn previous_stored_message_gives_context_too() {
+        let q = msg(Role::Assistant, None, "你每天早上都跑步吗？", 1);
+        let a = msg(Role::User, None, "是的。", 2);
+        let out = extract(&ctx(), &[a], Some(&q), 5);
+        assert!(out[0].value.contains("（回复 Assistant：“你每天早上都跑步吗？”）："), "{}", out[0].value);
+    }
+
+    #[test]
+    fn chinese_first_person_is_user_memory() {
+        let out = extract(&ctx(), &[msg(Role::User, None, "我每天早上跑步，喜欢吃辣的。", 1)], None, 5);
+        assert_eq!(out[0].memory_type, MemoryType::UserMemory);
+        assert!(out[0].value.contains("User：我每天早上跑步"), "{}", out[0].value);
+    }
+
+    #[test]
+    fn system_and_tool_messages_make_no_memories() {
+        let out = extract(
+            &ctx(),
+            &[msg(Role::System, None, "You are helpful.", 1), msg(Role::Tool, None, "{\"ok\":true}", 2)],
+            None,
+            5,
+        );
+        assert!(out.is_empty());
+    }
+}

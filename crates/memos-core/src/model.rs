@@ -1,0 +1,313 @@
+//! Domain records: memories, chat messages, tasks, API keys and the scope that partitions them.
+//!
+//! These are storage- and transport-neutral. The HTTP layer converts its wire types into them;
+//! every store persists exactly these fields.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Milliseconds since the Unix epoch, UTC. Every timestamp in the domain uses it.
+pub type Millis = i64;
+
+/// The partition every read and write is confined to: a user inside a project.
+///
+/// A project is what an API key grants; user ids are only unique inside a project, so two
+/// projects with a user called `alice` never see each other's memories.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Scope {
+    /// The project the caller's key belongs to.
+    pub project_id: String,
+    /// The end user, as named by the calling application.
+    pub user_id: String,
+}
+
+impl Scope {
+    /// A scope for `user_id` inside `project_id`.
+    pub fn new(project_id: impl Into<String>, user_id: impl Into<String>) -> Self {
+        Self { project_id: project_id.into(), user_id: user_id.into() }
+    }
+
+    /// One string that identifies the scope, for indexes that want a single key. The unit
+    /// separator cannot appear in ids (they are validated), so keys never collide.
+    pub fn key(&self) -> String {
+        format!("{}\u{1f}{}", self.project_id, self.user_id)
+    }
+}
+
+/// What kind of memory an item is, with MemOS's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemoryType {
+    /// Recent items of the current conversation. Never stored: a presentation of the newest
+    /// items of the conversation a request names.
+    WorkingMemory,
+    /// Everything worth remembering that is not about the user themself.
+    LongTermMemory,
+    /// What the user says about themself; together these form the user's profile.
+    UserMemory,
+}
+
+impl MemoryType {
+    /// MemOS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WorkingMemory => "WorkingMemory",
+            Self::LongTermMemory => "LongTermMemory",
+            Self::UserMemory => "UserMemory",
+        }
+    }
+
+    /// Parses MemOS's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "WorkingMemory" => Some(Self::WorkingMemory),
+            "LongTermMemory" => Some(Self::LongTermMemory),
+            "UserMemory" => Some(Self::UserMemory),
+            _ => None,
+        }
+    }
+}
+
+/// Lifecycle of a memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemoryStatus {
+    /// Current and searchable.
+    Activated,
+    /// Superseded by a newer memory; kept for history and time-travel queries.
+    Archived,
+}
+
+impl MemoryStatus {
+    /// MemOS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activated => "activated",
+            Self::Archived => "archived",
+        }
+    }
+
+    /// Parses MemOS's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "activated" => Some(Self::Activated),
+            "archived" => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// The end user.
+    User,
+    /// The LLM application.
+    Assistant,
+    /// A system prompt; kept in the chat log, never turned into memories.
+    System,
+    /// A tool result; kept in the chat log, never turned into memories.
+    Tool,
+}
+
+impl Role {
+    /// The OpenAI-style spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::System => "system",
+            Self::Tool => "tool",
+        }
+    }
+
+    /// Parses the OpenAI-style spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            "system" => Some(Self::System),
+            "tool" => Some(Self::Tool),
+            _ => None,
+        }
+    }
+}
+
+/// One message of the raw chat log, kept verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Server-assigned id, unique across the store.
+    pub id: String,
+    /// The id the client gave (`message_id`), or `id` when it gave none. Echoed in sources.
+    pub message_id: String,
+    /// The partition.
+    pub scope: Scope,
+    /// The conversation the message belongs to.
+    pub conversation_id: String,
+    /// Who said it.
+    pub role: Role,
+    /// The speaker's display name, when the client gave one.
+    pub name: Option<String>,
+    /// The text, with multimodal parts flattened.
+    pub content: String,
+    /// When it was said: the client's `chat_time`, or the time it arrived.
+    pub chat_time: Millis,
+    /// When the server stored it.
+    pub create_time: Millis,
+    /// The add task that brought it in.
+    pub task_id: String,
+}
+
+/// A message a memory was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The message's `message_id`.
+    pub message_id: String,
+    /// The message's conversation.
+    pub conversation_id: String,
+    /// The message's role.
+    pub role: Role,
+    /// The speaker's name, if known.
+    pub name: Option<String>,
+    /// When the message was said.
+    pub chat_time: Millis,
+}
+
+impl From<&Message> for Source {
+    fn from(m: &Message) -> Self {
+        Self {
+            message_id: m.message_id.clone(),
+            conversation_id: m.conversation_id.clone(),
+            role: m.role,
+            name: m.name.clone(),
+            chat_time: m.chat_time,
+        }
+    }
+}
+
+/// One memory item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Stable id (a UUID). Never changes once handed out.
+    pub id: String,
+    /// The partition.
+    pub scope: Scope,
+    /// The conversation the memory came from; searches boost it, never filter on it.
+    pub conversation_id: String,
+    /// A short headline.
+    pub key: String,
+    /// The memory text, standing on its own.
+    pub value: String,
+    /// What kind of memory it is (never `WorkingMemory` in storage).
+    pub memory_type: MemoryType,
+    /// When the remembered thing happened or was said.
+    pub memory_time: Option<Millis>,
+    /// Lifecycle state.
+    pub status: MemoryStatus,
+    /// How sure we are the memory is right, in [0, 1].
+    pub confidence: f32,
+    /// Keywords plus the tags the client sent.
+    pub tags: Vec<String>,
+    /// Free key-value metadata from the client, filterable.
+    pub info: Map<String, Value>,
+    /// The agent that wrote it, if the client named one.
+    pub agent_id: Option<String>,
+    /// The app that wrote it, if the client named one.
+    pub app_id: Option<String>,
+    /// The messages it was made from, oldest first.
+    pub sources: Vec<Source>,
+    /// When it was first stored.
+    pub create_time: Millis,
+    /// When it last changed.
+    pub update_time: Millis,
+}
+
+impl Memory {
+    /// The text the lexical index sees: headline, body and tags.
+    pub fn index_text(&self) -> String {
+        let mut text = String::with_capacity(self.key.len() + self.value.len() + 64);
+        text.push_str(&self.key);
+        text.push('\n');
+        text.push_str(&self.value);
+        for tag in &self.tags {
+            text.push('\n');
+            text.push_str(tag);
+        }
+        text
+    }
+}
+
+/// State of an add task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    /// Accepted and durable, not yet searchable.
+    Running,
+    /// Its memories are stored and searchable.
+    Completed,
+    /// It failed; the chat log still holds its messages.
+    Failed,
+}
+
+impl TaskStatus {
+    /// MemOS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses MemOS's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "running" => Some(Self::Running),
+            "completed" => Some(Self::Completed),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// An add request being turned into memories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The id handed to the client.
+    pub id: String,
+    /// The partition.
+    pub scope: Scope,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// What the extraction needs besides the messages (tags, info, agent and app ids).
+    pub payload: Value,
+    /// Ids of the memories it produced, once completed.
+    pub memory_ids: Vec<String>,
+    /// A client-safe reason, when failed.
+    pub error: Option<String>,
+    /// When it was accepted.
+    pub create_time: Millis,
+    /// When it last changed.
+    pub update_time: Millis,
+}
+
+/// A stored API key. The key itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Public id, used to list and revoke.
+    pub id: String,
+    /// The project the key grants.
+    pub project_id: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    /// The first characters of the secret, to recognise it in lists.
+    pub prefix: String,
+    /// A note from whoever created it.
+    pub label: String,
+    /// When it was created.
+    pub create_time: Millis,
+    /// When it was revoked; revoked keys never authenticate.
+    pub revoked_time: Option<Millis>,
+}
+
+/// The current time in [`Millis`].
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}

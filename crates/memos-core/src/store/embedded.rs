@@ -1,0 +1,592 @@
+//! [`EmbeddedStore`]: the default backend, one SQLite database in WAL mode.
+//!
+//! One writer connection serialises writes (SQLite allows one writer anyway); a few reader
+//! connections serve reads concurrently thanks to WAL. `synchronous = FULL` makes every
+//! acknowledged write survive a crash of the process and of the machine. All calls run on
+//! tokio's blocking pool so a slow fsync never stalls the async executor.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use super::{ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use crate::error::{Error, Result};
+use crate::filter::{Condition, Filter, Logic};
+use crate::model::*;
+
+const READERS: usize = 4;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0), ('schema_version', 1);
+CREATE TABLE IF NOT EXISTS memories (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    memory_key TEXT NOT NULL,
+    memory_value TEXT NOT NULL,
+    memory_type TEXT NOT NULL,
+    memory_time INTEGER,
+    status TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    tags TEXT NOT NULL,
+    info TEXT NOT NULL,
+    agent_id TEXT,
+    app_id TEXT,
+    sources TEXT NOT NULL,
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_scope ON memories (project_id, user_id, create_time);
+CREATE INDEX IF NOT EXISTS memories_conversation ON memories (project_id, user_id, conversation_id, create_time);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT,
+    content TEXT NOT NULL,
+    chat_time INTEGER NOT NULL,
+    create_time INTEGER NOT NULL,
+    task_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_conversation ON messages (project_id, user_id, conversation_id, chat_time);
+CREATE INDEX IF NOT EXISTS messages_task ON messages (task_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    memory_ids TEXT NOT NULL,
+    error TEXT,
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, create_time);
+CREATE INDEX IF NOT EXISTS tasks_scope ON tasks (project_id, user_id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    label TEXT NOT NULL,
+    create_time INTEGER NOT NULL,
+    revoked_time INTEGER
+);
+"#;
+
+const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
+     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time";
+
+const MESSAGE_COLUMNS: &str =
+    "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
+
+const TASK_COLUMNS: &str = "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
+
+const KEY_COLUMNS: &str = "id, project_id, hash, prefix, label, create_time, revoked_time";
+
+/// The SQLite-backed store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").field("path", &self.inner.path).finish()
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database file `memos.db` inside `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Config(format!("cannot create data directory {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("memos.db");
+        let writer = open_connection(&path)?;
+        writer.execute_batch(SCHEMA)?;
+        let readers = (0..READERS).map(|_| open_connection(&path).map(Mutex::new)).collect::<Result<_>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
+        })
+    }
+
+    /// Runs `f` on the writer connection, off the async executor.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+    }
+
+    /// Runs `f` on one of the reader connections, off the async executor.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn)
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("domain types serialise")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn bad_enum(what: &str, v: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} `{v}` in database").into(),
+    )
+}
+
+fn memory_from_row(r: &Row<'_>) -> rusqlite::Result<(u64, Memory)> {
+    let memory_type: String = r.get(7)?;
+    let status: String = r.get(9)?;
+    Ok((
+        r.get::<_, i64>(0)? as u64,
+        Memory {
+            id: r.get(1)?,
+            scope: Scope::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+            conversation_id: r.get(4)?,
+            key: r.get(5)?,
+            value: r.get(6)?,
+            memory_type: MemoryType::parse(&memory_type).ok_or_else(|| bad_enum("memory_type", &memory_type))?,
+            memory_time: r.get(8)?,
+            status: MemoryStatus::parse(&status).ok_or_else(|| bad_enum("status", &status))?,
+            confidence: r.get::<_, f64>(10)? as f32,
+            tags: from_json(&r.get::<_, String>(11)?)?,
+            info: from_json(&r.get::<_, String>(12)?)?,
+            agent_id: r.get(13)?,
+            app_id: r.get(14)?,
+            sources: from_json(&r.get::<_, String>(15)?)?,
+            create_time: r.get(16)?,
+            update_time: r.get(17)?,
+        },
+    ))
+}
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    let role: String = r.get(5)?;
+    Ok(Message {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        scope: Scope::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+        conversation_id: r.get(4)?,
+        role: Role::parse(&role).ok_or_else(|| bad_enum("role", &role))?,
+        name: r.get(6)?,
+        content: r.get(7)?,
+        chat_time: r.get(8)?,
+        create_time: r.get(9)?,
+        task_id: r.get(10)?,
+    })
+}
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
+    let status: String = r.get(3)?;
+    Ok(Task {
+        id: r.get(0)?,
+        scope: Scope::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+        status: TaskStatus::parse(&status).ok_or_else(|| bad_enum("task status", &status))?,
+        payload: from_json(&r.get::<_, String>(4)?)?,
+        memory_ids: from_json(&r.get::<_, String>(5)?)?,
+        error: r.get(6)?,
+        create_time: r.get(7)?,
+        update_time: r.get(8)?,
+    })
+}
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        hash: r.get(2)?,
+        prefix: r.get(3)?,
+        label: r.get(4)?,
+        create_time: r.get(5)?,
+        revoked_time: r.get(6)?,
+    })
+}
+
+fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<Revision> {
+    let rev: i64 =
+        tx.query_row("UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value", [], |r| r.get(0))?;
+    Ok(rev as Revision)
+}
+
+/// Translates a filter into a SQL condition with positional parameters, the SQL twin of
+/// [`Filter::matches`].
+fn filter_sql(f: &Filter, params: &mut Vec<SqlValue>) -> String {
+    let parts: Vec<String> = f
+        .conditions
+        .iter()
+        .map(|c| match c {
+            Condition::AgentId(a) => {
+                params.push(a.clone().into());
+                "agent_id = ?".to_string()
+            }
+            Condition::AppId(a) => {
+                params.push(a.clone().into());
+                "app_id = ?".to_string()
+            }
+            Condition::TagContains(t) => {
+                params.push(t.clone().into());
+                "EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE lower(json_each.value) = ?)".to_string()
+            }
+            Condition::MemoryType(t) => {
+                params.push(t.as_str().to_string().into());
+                "memory_type = ?".to_string()
+            }
+            Condition::Time { field, min, max } => {
+                let col = field.as_str();
+                let mut s = format!("({col} IS NOT NULL");
+                if let Some(lo) = min {
+                    params.push((*lo).into());
+                    s.push_str(&format!(" AND {col} >= ?"));
+                }
+                if let Some(hi) = max {
+                    params.push((*hi).into());
+                    s.push_str(&format!(" AND {col} <= ?"));
+                }
+                s.push(')');
+                s
+            }
+            Condition::Info { key, value } => {
+                // json_each compares keys exactly, with no path syntax to escape.
+                params.push(key.clone().into());
+                params.push(value.clone().into());
+                "EXISTS (SELECT 1 FROM json_each(memories.info) WHERE json_each.key = ? AND \
+                 (CASE json_each.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                 WHEN 'text' THEN json_each.value WHEN 'integer' THEN CAST(json_each.value AS TEXT) \
+                 WHEN 'real' THEN CAST(json_each.value AS TEXT) END) = ?)"
+                    .to_string()
+            }
+        })
+        .collect();
+    let join = if f.logic == Logic::And { " AND " } else { " OR " };
+    format!("({})", parts.join(join))
+}
+
+#[async_trait]
+impl MemoryStore for EmbeddedStore {
+    async fn write(&self, batch: WriteBatch) -> Result<Revision> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut ins = tx.prepare_cached(&format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ))?;
+                for m in &batch.messages {
+                    ins.execute(params![
+                        m.id,
+                        m.message_id,
+                        m.scope.project_id,
+                        m.scope.user_id,
+                        m.conversation_id,
+                        m.role.as_str(),
+                        m.name,
+                        m.content,
+                        m.chat_time,
+                        m.create_time,
+                        m.task_id
+                    ])?;
+                }
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
+                     memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
+                     create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
+                     memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
+                     memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
+                     status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
+                     info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
+                     sources = excluded.sources, update_time = excluded.update_time",
+                )?;
+                for m in &batch.upsert_memories {
+                    up.execute(params![
+                        m.id,
+                        m.scope.project_id,
+                        m.scope.user_id,
+                        m.conversation_id,
+                        m.key,
+                        m.value,
+                        m.memory_type.as_str(),
+                        m.memory_time,
+                        m.status.as_str(),
+                        m.confidence as f64,
+                        json(&m.tags),
+                        json(&m.info),
+                        m.agent_id,
+                        m.app_id,
+                        json(&m.sources),
+                        m.create_time,
+                        m.update_time
+                    ])?;
+                }
+                let mut del = tx.prepare_cached("DELETE FROM memories WHERE id = ?")?;
+                for id in &batch.delete_memories {
+                    del.execute([id])?;
+                }
+                if let Some(t) = &batch.task {
+                    tx.execute(
+                        &format!("INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                        params![
+                            t.id,
+                            t.scope.project_id,
+                            t.scope.user_id,
+                            t.status.as_str(),
+                            json(&t.payload),
+                            json(&t.memory_ids),
+                            t.error,
+                            t.create_time,
+                            t.update_time
+                        ],
+                    )?;
+                }
+            }
+            let rev = bump_revision(&tx)?;
+            tx.commit()?;
+            Ok(rev)
+        })
+        .await
+    }
+
+    async fn revision(&self) -> Result<Revision> {
+        self.with_reader(|c| {
+            Ok(c.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get::<_, i64>(0))? as Revision)
+        })
+        .await
+    }
+
+    async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>> {
+        let (project_id, ids) = (project_id.to_string(), ids.to_vec());
+        self.with_reader(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ? AND project_id = ?"))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some((_, m)) = stmt.query_row(params![id, project_id], memory_from_row).optional()? {
+                    out.push(m);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_memories(&self, scope: &Scope, q: &ListQuery) -> Result<Page<Memory>> {
+        let (scope, q) = (scope.clone(), q.clone());
+        self.with_reader(move |c| {
+            let mut params: Vec<SqlValue> = vec![scope.project_id.into(), scope.user_id.into()];
+            let mut cond = "project_id = ? AND user_id = ?".to_string();
+            if let Some(conv) = q.conversation_id {
+                cond.push_str(" AND conversation_id = ?");
+                params.push(conv.into());
+            }
+            if let Some(f) = &q.filter {
+                cond.push_str(" AND ");
+                cond.push_str(&filter_sql(f, &mut params));
+            }
+            let total: i64 = c.query_row(
+                &format!("SELECT count(*) FROM memories WHERE {cond}"),
+                params_from_iter(params.iter()),
+                |r| r.get(0),
+            )?;
+            params.push((q.limit as i64).into());
+            params.push((q.offset as i64).into());
+            let mut stmt = c.prepare(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE {cond} ORDER BY create_time DESC, seq DESC LIMIT ? OFFSET ?"
+            ))?;
+            let items = stmt
+                .query_map(params_from_iter(params.iter()), memory_from_row)?
+                .map(|r| r.map(|(_, m)| m))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page { items, total: total as usize })
+        })
+        .await
+    }
+
+    async fn list_messages(&self, scope: &Scope, conversation_id: &str, limit: usize) -> Result<Vec<Message>> {
+        let (scope, conv) = (scope.clone(), conversation_id.to_string());
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE project_id = ? AND user_id = ? AND conversation_id = ? \
+                 ORDER BY chat_time DESC, seq DESC LIMIT ?"
+            ))?;
+            let mut msgs = stmt
+                .query_map(params![scope.project_id, scope.user_id, conv, limit as i64], message_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            msgs.reverse();
+            Ok(msgs)
+        })
+        .await
+    }
+
+    async fn task_messages(&self, task_id: &str) -> Result<Vec<Message>> {
+        let task_id = task_id.to_string();
+        self.with_reader(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE task_id = ? ORDER BY seq"))?;
+            Ok(stmt.query_map([task_id], message_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>> {
+        let (project_id, task_id) = (project_id.to_string(), task_id.to_string());
+        self.with_reader(move |c| {
+            Ok(c
+                .query_row(
+                    &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND project_id = ?"),
+                    params![task_id, project_id],
+                    task_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn running_tasks(&self) -> Result<Vec<Task>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'running' ORDER BY create_time, rowid"
+            ))?;
+            Ok(stmt.query_map([], task_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
+        let scope = scope.clone();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            let p = params![scope.project_id, scope.user_id];
+            let n = tx.execute("DELETE FROM memories WHERE project_id = ? AND user_id = ?", p)?;
+            tx.execute("DELETE FROM messages WHERE project_id = ? AND user_id = ?", p)?;
+            tx.execute("DELETE FROM tasks WHERE project_id = ? AND user_id = ?", p)?;
+            let rev = bump_revision(&tx)?;
+            tx.commit()?;
+            Ok((n, rev))
+        })
+        .await
+    }
+
+    async fn user_exists(&self, scope: &Scope) -> Result<bool> {
+        let scope = scope.clone();
+        self.with_reader(move |c| {
+            Ok(c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM memories WHERE project_id = ?1 AND user_id = ?2) \
+                 OR EXISTS (SELECT 1 FROM messages WHERE project_id = ?1 AND user_id = ?2)",
+                params![scope.project_id, scope.user_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn scan_memories(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Memory>, Option<u64>)> {
+        self.with_reader(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"))?;
+            let rows = stmt
+                .query_map(params![after.map_or(-1, |a| a as i64), limit as i64], memory_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let cursor = rows.last().map(|(s, _)| *s);
+            Ok((rows.into_iter().map(|(_, m)| m).collect(), cursor))
+        })
+        .await
+    }
+
+    async fn insert_key(&self, key: ApiKey) -> Result<()> {
+        self.with_writer(move |c| {
+            let res = c.execute(
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                params![key.id, key.project_id, key.hash, key.prefix, key.label, key.create_time, key.revoked_time],
+            );
+            match res {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(Error::invalid("key", "an API key with this secret or id already exists"))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let hash = hash.to_string();
+        self.with_reader(move |c| {
+            Ok(c
+                .query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"), [hash], key_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, rowid"))?;
+            Ok(stmt.query_map([], key_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
+        let id = id.to_string();
+        self.with_writer(move |c| {
+            let n = c.execute(
+                "UPDATE api_keys SET revoked_time = coalesce(revoked_time, ?) WHERE id = ?",
+                params![at, id],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}

@@ -1,0 +1,190 @@
+//! [`InMemoryStore`]: the whole store in a mutex-guarded map. A fast, obviously-correct twin
+//! of the real backends for tests; it loses everything on exit.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use crate::error::Result;
+use crate::model::{ApiKey, Memory, Message, Millis, Scope, Task, TaskStatus};
+
+/// A store that lives in memory only.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    revision: Revision,
+    next_seq: u64,
+    /// Memories by insertion sequence, so scans and ties are stable.
+    memories: BTreeMap<u64, Memory>,
+    seq_of: BTreeMap<String, u64>,
+    messages: Vec<Message>,
+    tasks: BTreeMap<String, Task>,
+    keys: Vec<ApiKey>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; it stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn newest_first(a: &Memory, b: &Memory) -> std::cmp::Ordering {
+    b.create_time.cmp(&a.create_time)
+}
+
+#[async_trait]
+impl MemoryStore for InMemoryStore {
+    async fn write(&self, batch: WriteBatch) -> Result<Revision> {
+        let mut s = self.state();
+        s.messages.extend(batch.messages);
+        for m in batch.upsert_memories {
+            match s.seq_of.get(&m.id) {
+                Some(&seq) => {
+                    s.memories.insert(seq, m);
+                }
+                None => {
+                    s.next_seq += 1;
+                    let seq = s.next_seq;
+                    s.seq_of.insert(m.id.clone(), seq);
+                    s.memories.insert(seq, m);
+                }
+            }
+        }
+        for id in batch.delete_memories {
+            if let Some(seq) = s.seq_of.remove(&id) {
+                s.memories.remove(&seq);
+            }
+        }
+        if let Some(t) = batch.task {
+            s.tasks.insert(t.id.clone(), t);
+        }
+        s.revision += 1;
+        Ok(s.revision)
+    }
+
+    async fn revision(&self) -> Result<Revision> {
+        Ok(self.state().revision)
+    }
+
+    async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>> {
+        let s = self.state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.seq_of.get(id).and_then(|seq| s.memories.get(seq)))
+            .filter(|m| m.scope.project_id == project_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn list_memories(&self, scope: &Scope, q: &ListQuery) -> Result<Page<Memory>> {
+        let s = self.state();
+        let mut all: Vec<&Memory> = s
+            .memories
+            .values()
+            .rev()
+            .filter(|m| &m.scope == scope)
+            .filter(|m| q.conversation_id.as_ref().is_none_or(|c| &m.conversation_id == c))
+            .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
+            .collect();
+        all.sort_by(|a, b| newest_first(a, b));
+        let total = all.len();
+        let items = all.into_iter().skip(q.offset).take(q.limit).cloned().collect();
+        Ok(Page { items, total })
+    }
+
+    async fn list_messages(&self, scope: &Scope, conversation_id: &str, limit: usize) -> Result<Vec<Message>> {
+        let s = self.state();
+        let mut msgs: Vec<(usize, &Message)> = s
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| &m.scope == scope && m.conversation_id == conversation_id)
+            .collect();
+        msgs.sort_by_key(|(i, m)| (m.chat_time, *i));
+        let skip = msgs.len().saturating_sub(limit);
+        Ok(msgs.into_iter().skip(skip).map(|(_, m)| m.clone()).collect())
+    }
+
+    async fn task_messages(&self, task_id: &str) -> Result<Vec<Message>> {
+        Ok(self.state().messages.iter().filter(|m| m.task_id == task_id).cloned().collect())
+    }
+
+    async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>> {
+        Ok(self.state().tasks.get(task_id).filter(|t| t.scope.project_id == project_id).cloned())
+    }
+
+    async fn running_tasks(&self) -> Result<Vec<Task>> {
+        let mut tasks: Vec<Task> =
+            self.state().tasks.values().filter(|t| t.status == TaskStatus::Running).cloned().collect();
+        tasks.sort_by_key(|t| t.create_time);
+        Ok(tasks)
+    }
+
+    async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
+        let mut s = self.state();
+        let doomed: Vec<(u64, String)> =
+            s.memories.iter().filter(|(_, m)| &m.scope == scope).map(|(k, m)| (*k, m.id.clone())).collect();
+        for (seq, id) in &doomed {
+            s.memories.remove(seq);
+            s.seq_of.remove(id);
+        }
+        s.messages.retain(|m| &m.scope != scope);
+        s.tasks.retain(|_, t| &t.scope != scope);
+        s.revision += 1;
+        Ok((doomed.len(), s.revision))
+    }
+
+    async fn user_exists(&self, scope: &Scope) -> Result<bool> {
+        let s = self.state();
+        Ok(s.memories.values().any(|m| &m.scope == scope) || s.messages.iter().any(|m| &m.scope == scope))
+    }
+
+    async fn scan_memories(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Memory>, Option<u64>)> {
+        let s = self.state();
+        let start = after.map_or(0, |a| a + 1);
+        let page: Vec<(u64, Memory)> =
+            s.memories.range(start..).take(limit).map(|(k, m)| (*k, m.clone())).collect();
+        let cursor = page.last().map(|(k, _)| *k);
+        Ok((page.into_iter().map(|(_, m)| m).collect(), cursor))
+    }
+
+    async fn insert_key(&self, key: ApiKey) -> Result<()> {
+        let mut s = self.state();
+        if s.keys.iter().any(|k| k.hash == key.hash || k.id == key.id) {
+            return Err(crate::Error::invalid("key", "an API key with this secret or id already exists"));
+        }
+        s.keys.push(key);
+        Ok(())
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+        Ok(self.state().keys.iter().find(|k| k.hash == hash).cloned())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>> {
+        Ok(self.state().keys.clone())
+    }
+
+    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
+        let mut s = self.state();
+        match s.keys.iter_mut().find(|k| k.id == id) {
+            Some(k) => {
+                k.revoked_time.get_or_insert(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Durable storage: the [`MemoryStore`] trait and its backends.
+//!
+//! The store is the source of truth. Every index (BM25 today, vectors next) is derived from
+//! it and can be rebuilt from [`MemoryStore::scan_memories`]. Writes go through
+//! [`MemoryStore::write`] as one atomic [`WriteBatch`], so a crash never leaves messages
+//! without their memories or a task marked done without its results; each write bumps a
+//! revision number that indexes record to know whether they are current.
+//!
+//! Backends: [`EmbeddedStore`] (SQLite, the default) and [`InMemoryStore`] (a fast twin
+//! for tests). Both pass the suite in [`conformance`].
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::filter::Filter;
+use crate::model::{ApiKey, Memory, Message, Scope, Task};
+
+mod embedded;
+mod in_memory;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+pub use embedded::EmbeddedStore;
+pub use in_memory::InMemoryStore;
+
+/// A monotonically increasing number that every write bumps.
+pub type Revision = u64;
+
+/// Everything one write changes, applied all or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    /// Chat-log messages to append. Ids must be new.
+    pub messages: Vec<Message>,
+    /// Memories to insert, or replace whole when the id exists.
+    pub upsert_memories: Vec<Memory>,
+    /// Ids of memories to remove. Unknown ids are ignored; callers check scope beforehand.
+    pub delete_memories: Vec<String>,
+    /// A task to insert or replace.
+    pub task: Option<Task>,
+}
+
+/// How to page through memories.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only memories matching this.
+    pub filter: Option<Filter>,
+    /// Only memories of this conversation.
+    pub conversation_id: Option<String>,
+    /// How many to skip (newest first).
+    pub offset: usize,
+    /// How many to return at most.
+    pub limit: usize,
+}
+
+/// One page of results plus the total that matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// How many matched in all.
+    pub total: usize,
+}
+
+/// Durable storage of memories, the chat log, tasks and API keys.
+///
+/// Implementations must be safe to share between tasks and must make every acknowledged
+/// write durable before returning. They must never return a record of one scope to a
+/// call about another.
+#[async_trait]
+pub trait MemoryStore: Send + Sync + 'static {
+    /// Applies a batch atomically and returns the revision it produced.
+    async fn write(&self, batch: WriteBatch) -> Result<Revision>;
+
+    /// The revision of the last write (0 for an empty store).
+    async fn revision(&self) -> Result<Revision>;
+
+    /// The memories with these ids inside the project, in the order asked; ids that do not
+    /// exist there are skipped.
+    async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>>;
+
+    /// A scope's memories, newest first, filtered and paged.
+    async fn list_memories(&self, scope: &Scope, query: &ListQuery) -> Result<Page<Memory>>;
+
+    /// The newest `limit` messages of a conversation, returned oldest first (chat order).
+    async fn list_messages(&self, scope: &Scope, conversation_id: &str, limit: usize) -> Result<Vec<Message>>;
+
+    /// The messages an add task brought in, in the order they were sent.
+    async fn task_messages(&self, task_id: &str) -> Result<Vec<Message>>;
+
+    /// A task of the project.
+    async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>>;
+
+    /// Every task still running, oldest first: the work a restart must finish.
+    async fn running_tasks(&self) -> Result<Vec<Task>>;
+
+    /// Removes a user's memories, messages and tasks; returns how many memories went and the
+    /// revision it produced.
+    async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)>;
+
+    /// Whether a scope holds anything at all (memories or messages).
+    async fn user_exists(&self, scope: &Scope) -> Result<bool>;
+
+    /// Every memory of every scope in a stable order, `limit` at a time after the cursor
+    /// that the previous page returned; `None` starts. Used to rebuild indexes.
+    async fn scan_memories(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Memory>, Option<u64>)>;
+
+    /// Stores a new API key.
+    async fn insert_key(&self, key: ApiKey) -> Result<()>;
+
+    /// The key with this hash, revoked or not.
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>>;
+
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// Revokes a key by id; false if there is no such key.
+    async fn revoke_key(&self, id: &str, at: crate::model::Millis) -> Result<bool>;
+}
+
+/// Builders for tests, shared by unit tests, the conformance suite and other crates' tests.
+#[cfg(any(test, feature = "testing"))]
+pub mod tests_support {
+    use crate::model::*;
+
+    /// A plain memory of `user` in project `p`.
+    pub fn memory(user: &str, conversation: &str, text: &str) -> Memory {
+        memory_in("p", user, conversation, text)
+    }
+
+    /// A plain memory in a given project.
+    pub fn memory_in(project: &str, user: &str, conversation: &str, text: &str) -> Memory {
+        let now = now_millis();
+        Memory {
+            id: uuid::Uuid::new_v4().to_string(),
+            scope: Scope::new(project, user),
+            conversation_id: conversation.into(),
+            key: crate::text::headline(text, 40),
+            value: text.into(),
+            memory_type: MemoryType::LongTermMemory,
+            memory_time: Some(now),
+            status: MemoryStatus::Activated,
+            confidence: 1.0,
+            tags: crate::text::keywords(text, 3),
+            info: Default::default(),
+            agent_id: None,
+            app_id: None,
+            sources: vec![],
+            create_time: now,
+            update_time: now,
+        }
+    }
+
+    /// A user message.
+    pub fn message(scope: &Scope, conversation: &str, text: &str, chat_time: Millis) -> Message {
+        let id = uuid::Uuid::new_v4().to_string();
+        Message {
+            message_id: id.clone(),
+            id,
+            scope: scope.clone(),
+            conversation_id: conversation.into(),
+            role: Role::User,
+            name: None,
+            content: text.into(),
+            chat_time,
+            create_time: now_millis(),
+            task_id: "t".into(),
+        }
+    }
+}
