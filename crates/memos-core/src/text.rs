@@ -180,6 +180,12 @@ pub fn keywords(text: &str, n: usize) -> Vec<String> {
             }
         }
     }
+    // jieba's search mode yields both 云南旅游 and its parts 云南, 旅游: keep the parts,
+    // which make better tags, and drop the compound.
+    let surfaces: Vec<String> = cands.iter().map(|c| c.2.clone()).collect();
+    cands.retain(|c| {
+        !(c.2.chars().any(is_cjk) && surfaces.iter().any(|o| o != &c.2 && o.chars().count() >= 2 && c.2.contains(o.as_str())))
+    });
     cands.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     cands.truncate(n);
     // Present them in text order: it reads better than by weight.
@@ -251,6 +257,7 @@ mod tests {
         assert_eq!(k, ["spicy", "food", "sichuan"]);
         let k = keywords("我喜欢吃辣的火锅", 3);
         assert!(k.contains(&"火锅".to_string()), "{k:?}");
+        assert_eq!(keywords("我下个月要去云南旅游", 5), ["下个月", "云南", "旅游"]);
     }
 
     #[test]

@@ -1,1 +1,314 @@
-fn main(){}
+//! The `memos` binary: runs the server and the scripting commands. Everything it does is a
+//! call into `memos-core` or `memos-server`; this file only parses flags, layers them over
+//! the configuration and turns errors into exit codes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use memos_core::model::Role;
+use memos_core::service::{AddInput, NewMessage, SearchInput};
+use memos_core::{Config, MemoryService, auth, filter::Filter, time};
+use memos_server::http::wire::MemoryDetail;
+
+/// memos: a fast, self-hosted, MemOS-compatible long-term memory service for LLM apps.
+///
+/// Start a server with `MEMOS_API_KEY=some-secret memos serve`, then point any MemOS
+/// client at http://127.0.0.1:8000/api/openmem/v1 with that key.
+#[derive(Debug, Parser)]
+#[command(name = "memos", version, propagate_version = true)]
+struct Cli {
+    /// Configuration file (default: ./memos.toml when present). Environment variables
+    /// MEMOS__SECTION__KEY override it, and flags override both.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Data directory of the embedded store (default: ./memos-data).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (MemOS cloud API under /api/openmem/v1, health at /health).
+    Serve(ServeArgs),
+    /// Manage API keys: each key grants one project.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Add one message to a user's memory, straight into the data directory.
+    Add(AddArgs),
+    /// Search a user's memories in the data directory and print them as JSON.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Storage backend: `embedded` (SQLite + tantivy in the data directory) or `memory`.
+    #[arg(long, value_name = "BACKEND")]
+    store: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it. It is shown once; only its hash is stored.
+    Create {
+        /// The project the key grants; created on first use.
+        #[arg(long, default_value = auth::DEFAULT_PROJECT)]
+        project: String,
+        /// A note to recognise the key by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (never the secrets).
+    List,
+    /// Revoke a key by its id (see `memos keys list`).
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    /// The end user.
+    #[arg(long)]
+    user: String,
+    /// The conversation.
+    #[arg(long, default_value = "cli")]
+    conversation: String,
+    /// Who said it: user or assistant.
+    #[arg(long, default_value = "user")]
+    role: String,
+    /// The speaker's name.
+    #[arg(long)]
+    name: Option<String>,
+    /// When it was said (ISO 8601 or epoch ms); default now.
+    #[arg(long)]
+    time: Option<String>,
+    /// The project (default: `default`).
+    #[arg(long, default_value = auth::DEFAULT_PROJECT)]
+    project: String,
+    /// The message text.
+    #[arg(required = true)]
+    text: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// The end user.
+    #[arg(long)]
+    user: String,
+    /// The current conversation, boosted.
+    #[arg(long)]
+    conversation: Option<String>,
+    /// How many results.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// A MemOS filter as JSON.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Search as of this time (ISO 8601 or epoch ms).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// The project (default: `default`).
+    #[arg(long, default_value = auth::DEFAULT_PROJECT)]
+    project: String,
+    /// The query.
+    #[arg(required = true)]
+    query: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEMOS_LOG").unwrap_or_else(|_| "info,tantivy=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.store.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+async fn open(cfg: Config) -> Result<Arc<MemoryService>> {
+    let dir = cfg.store.data_dir.clone();
+    MemoryService::open(cfg).await.with_context(|| {
+        format!("cannot open the data directory {} (is a server already using it?)", dir.display())
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let mut cfg = load_config(&cli)?;
+    match cli.command {
+        Command::Serve(args) => {
+            if let Some(h) = args.host {
+                cfg.server.host = h;
+            }
+            if let Some(p) = args.port {
+                cfg.server.port = p;
+            }
+            if let Some(s) = args.store {
+                cfg.store.backend = s;
+            }
+            cfg.validate()?;
+            serve(cfg).await
+        }
+        Command::Keys(cmd) => keys(cfg, cmd).await,
+        Command::Add(args) => add(cfg, args).await,
+        Command::Search(args) => search(cfg, args).await,
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
+    let service = open(cfg).await?;
+    match std::env::var("MEMOS_API_KEY") {
+        Ok(k) if !k.trim().is_empty() => {
+            auth::seed_key(service.store(), k.trim(), auth::DEFAULT_PROJECT).await?;
+        }
+        _ => {
+            if service.store().list_keys().await?.iter().all(|k| k.revoked_time.is_some()) {
+                tracing::warn!("no API keys yet: create one with `memos keys create` or set MEMOS_API_KEY");
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    // Tests and scripts read this line to find a port chosen with --port 0.
+    println!("memos listening on http://{local}");
+    tracing::info!(%local, "serving the MemOS API under /api/openmem/v1");
+    memos_server::run(listener, service, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn keys(cfg: Config, cmd: KeysCommand) -> Result<()> {
+    let service = open(cfg).await?;
+    let store = service.store();
+    match cmd {
+        KeysCommand::Create { project, label } => {
+            let (key, secret) = auth::create_key(store, &project, &label).await?;
+            eprintln!("Created key {} for project `{}`. It is shown once; store it now:", key.id, key.project_id);
+            println!("{secret}");
+        }
+        KeysCommand::List => {
+            println!("{:<14} {:<20} {:<12} {:<26} LABEL", "ID", "PROJECT", "PREFIX", "STATE");
+            for k in store.list_keys().await? {
+                let state = match k.revoked_time {
+                    Some(t) => format!("revoked {}", time::to_date(t)),
+                    None => format!("active since {}", time::to_date(k.create_time)),
+                };
+                println!("{:<14} {:<20} {:<12} {:<26} {}", k.id, k.project_id, k.prefix, state, k.label);
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !store.revoke_key(&id, memos_core::model::now_millis()).await? {
+                bail!("no key with id `{id}`");
+            }
+            eprintln!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}
+
+async fn add(cfg: Config, args: AddArgs) -> Result<()> {
+    let role = Role::parse(&args.role).with_context(|| format!("--role must be user or assistant, not `{}`", args.role))?;
+    let chat_time = match &args.time {
+        Some(t) => Some(time::parse_str(t).with_context(|| format!("--time `{t}` is not ISO 8601 or epoch ms"))?),
+        None => None,
+    };
+    let service = open(cfg).await?;
+    let out = service
+        .add(
+            &args.project,
+            AddInput {
+                user_id: args.user,
+                conversation_id: args.conversation,
+                messages: vec![NewMessage { role, content: args.text.join(" "), chat_time, name: args.name, message_id: None }],
+                tags: vec![],
+                info: Default::default(),
+                agent_id: None,
+                app_id: None,
+                async_mode: false,
+            },
+        )
+        .await?;
+    println!("{}", serde_json::json!({"task_id": out.task_id, "memory_ids": out.memory_ids}));
+    Ok(())
+}
+
+async fn search(cfg: Config, args: SearchArgs) -> Result<()> {
+    let filter = match &args.filter {
+        Some(f) => Filter::parse(&serde_json::from_str(f).context("--filter is not JSON")?)?,
+        None => None,
+    };
+    let query_time = match &args.as_of {
+        Some(t) => Some(time::parse_str(t).with_context(|| format!("--as-of `{t}` is not ISO 8601 or epoch ms"))?),
+        None => None,
+    };
+    let service = open(cfg).await?;
+    let hits = service
+        .search(
+            &args.project,
+            SearchInput {
+                user_id: args.user,
+                query: args.query.join(" "),
+                conversation_id: args.conversation,
+                limit: args.limit,
+                filter,
+                query_time,
+            },
+        )
+        .await?;
+    let list: Vec<MemoryDetail> = hits.into_iter().map(MemoryDetail::from).collect();
+    println!("{}", serde_json::to_string_pretty(&list)?);
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Handlers of `/api/openmem/v1`. Each one converts its wire request, calls the service
+//! and wraps the answer in the envelope; no domain logic lives here.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use memos_core::filter::Filter;
+use memos_core::service::{ListInput, SearchInput};
+use memos_core::{Error, time};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiResult;
+use super::extract::{Body, Project};
+use super::wire::*;
+
+/// Most recent messages `get/message` returns by default (MemOS's default).
+const DEFAULT_MESSAGE_LIMIT: usize = 6;
+/// Page size of `get/memory` by default (MemOS's default).
+const DEFAULT_PAGE_SIZE: usize = 10;
+
+fn ok(data: Value) -> Json<Value> {
+    Json(json!({"code": 0, "message": "ok", "data": data}))
+}
+
+fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
+    v.map_or(Ok(None), |v| Filter::parse(&v))
+}
+
+/// `POST add/message`
+pub async fn add_message(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<AddMessageRequest>,
+) -> ApiResult<Json<Value>> {
+    let out = state.service.add(&project, req.into_input()?).await?;
+    let mut data = json!({"success": true, "task_id": out.task_id, "status": out.status.as_str()});
+    if !out.memory_ids.is_empty() {
+        data["memory_ids"] = json!(out.memory_ids);
+    }
+    Ok(ok(data))
+}
+
+/// `POST search/memory`
+pub async fn search_memory(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<SearchMemoryRequest>,
+) -> ApiResult<Json<Value>> {
+    let query_time = match req.query_time {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
+            Error::invalid("query_time", "query_time must be an ISO 8601 time or epoch milliseconds")
+        })?),
+    };
+    let input = SearchInput {
+        user_id: required(req.user_id, "user_id")?,
+        query: req.query.unwrap_or_default(),
+        conversation_id: req.conversation_id.filter(|c| !c.is_empty()),
+        limit: req.memory_limit_number,
+        filter: parse_filter(req.filter)?,
+        query_time,
+    };
+    let hits = state.service.search(&project, input).await?;
+    let list: Vec<MemoryDetail> = hits.into_iter().map(MemoryDetail::from).collect();
+    Ok(ok(json!({
+        "memory_detail_list": list,
+        "preference_detail_list": [],
+        "preference_note": "",
+    })))
+}
+
+/// `POST get/memory`
+pub async fn get_memory(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<GetMemoryRequest>,
+) -> ApiResult<Json<Value>> {
+    let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
+    let page = req.page.unwrap_or(1);
+    let input = ListInput { user_id: required(req.user_id, "user_id")?, page, size, filter: parse_filter(req.filter)? };
+    let out = state.service.list(&project, input).await?;
+    let list: Vec<MemoryDetail> = out.items.into_iter().map(MemoryDetail::from).collect();
+    Ok(ok(json!({
+        "memory_detail_list": list,
+        "preference_detail_list": [],
+        "total": out.total,
+        "size": size,
+        "current": page,
+        "pages": out.total.div_ceil(size),
+    })))
+}
+
+/// `GET get/memory/{memory_id}`
+pub async fn get_memory_by_id(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let m = state.service.get(&project, None, &id).await?;
+    Ok(ok(json!(MemoryDetail::from(m))))
+}
+
+/// `POST get/message`
+pub async fn get_message(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<GetMessageRequest>,
+) -> ApiResult<Json<Value>> {
+    let user = required(req.user_id, "user_id")?;
+    let conv = required(req.conversation_id, "conversation_id")?;
+    let limit = req.message_limit_number.unwrap_or(DEFAULT_MESSAGE_LIMIT);
+    let msgs = state.service.messages(&project, &user, &conv, limit).await?;
+    let list: Vec<MessageDetail> = msgs.into_iter().map(MessageDetail::from).collect();
+    Ok(ok(json!({"message_detail_list": list})))
+}
+
+/// `POST delete/memory`
+pub async fn delete_memory(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<DeleteMemoryRequest>,
+) -> ApiResult<Json<Value>> {
+    let user = req.user_id.filter(|u| !u.is_empty());
+    let deleted = match (req.memory_ids, user) {
+        (Some(ids), user) if !ids.is_empty() => state.service.delete(&project, user.as_deref(), &ids).await?,
+        (_, Some(user)) => state.service.delete_user(&project, &user).await?,
+        (Some(_), None) => {
+            return Err(Error::input("memory_ids", "memory_ids is empty", memos_core::error::InputErrorKind::Empty).into());
+        }
+        (None, None) => return Err(Error::required("memory_ids or user_id").into()),
+    };
+    Ok(ok(json!({"success": true, "deleted_count": deleted})))
+}
+
+/// `POST get/status`
+pub async fn get_status(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<GetStatusRequest>,
+) -> ApiResult<Json<Value>> {
+    let task = state.service.task(&project, &required(req.task_id, "task_id")?).await?;
+    Ok(ok(json!(TaskDetail::from(task))))
+}

@@ -1,0 +1,89 @@
+//! The one place domain errors become HTTP responses: MemOS's envelope
+//! `{code, message, data}` with MemOS's numeric codes and a matching status.
+//!
+//! The match over [`memos_core::Error`] is exhaustive on purpose: a new domain error does
+//! not compile until it is mapped here. Server-side failures are logged with their cause
+//! and reach the client as a generic message only.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use memos_core::error::{InputErrorKind, NotFoundKind};
+use serde_json::json;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl ApiError {
+    /// A 40000 error for a malformed request (bad JSON, wrong types).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: 40000, message: message.into() }
+    }
+
+    /// The request body is larger than the configured limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: 40000,
+            message: format!("request body exceeds the limit of {limit} bytes"),
+        }
+    }
+
+    /// No such route.
+    pub fn no_route() -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: 40001, message: "no such endpoint".into() }
+    }
+}
+
+impl From<memos_core::Error> for ApiError {
+    fn from(err: memos_core::Error) -> Self {
+        use memos_core::Error as E;
+        let (status, code, message) = match &err {
+            E::InvalidInput { message, kind, .. } => {
+                let code = match kind {
+                    InputErrorKind::Invalid => 40000,
+                    InputErrorKind::Required => 40002,
+                    InputErrorKind::Empty => 40003,
+                    InputErrorKind::UserIdTooLong => 40010,
+                    InputErrorKind::ConversationIdTooLong => 40011,
+                    InputErrorKind::TooLarge => 40305,
+                };
+                (StatusCode::BAD_REQUEST, code, message.clone())
+            }
+            E::NotFound { kind, .. } => {
+                let code = match kind {
+                    NotFoundKind::Record => 40001,
+                    NotFoundKind::MemoryToDelete => 40307,
+                    NotFoundKind::UserToDelete => 40308,
+                    NotFoundKind::Task => 50131,
+                };
+                (StatusCode::NOT_FOUND, code, err.to_string())
+            }
+            E::MissingCredentials => (StatusCode::UNAUTHORIZED, 40100, err.to_string()),
+            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, 40132, err.to_string()),
+            E::Unavailable(_) => {
+                tracing::error!(error = %err, "service unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, 50004, "memory service is temporarily unavailable".into())
+            }
+            E::Backend(_) | E::Index(_) | E::Config(_) => {
+                tracing::error!(error = %err, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, 50000, "internal server error".into())
+            }
+        };
+        Self { status, code, message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"code": self.code, "message": self.message, "data": null}))).into_response()
+    }
+}
+
+/// `Result` for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,63 @@
+//! Request extractors that answer in MemOS's envelope: the caller's project from the
+//! `Authorization` header, and JSON bodies whose errors name the offending field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The project the presented API key grants.
+#[derive(Debug, Clone)]
+pub struct Project(pub String);
+
+impl FromRequestParts<AppState> for Project {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        // MemOS clients send `Token <key>`; `Bearer <key>` is accepted for OpenAI-style clients.
+        let secret = header.map(|h| {
+            let h = h.trim();
+            h.strip_prefix("Token ").or_else(|| h.strip_prefix("Bearer ")).unwrap_or(h).trim()
+        });
+        let project = memos_core::auth::authenticate(state.service.store(), secret).await?;
+        Ok(Project(project))
+    }
+}
+
+/// A JSON body. Malformed JSON and wrong types are 40000 errors that say where.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(state.service.config().server.body_limit_bytes)
+            } else {
+                ApiError::bad_request("could not read the request body")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("request body is empty; send a JSON object"));
+        }
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let what = inner.to_string();
+            // serde's message ends with "at line X column Y"; keep it, it helps with big bodies.
+            if inner.is_syntax() || inner.is_eof() || path == "." {
+                ApiError::bad_request(format!("malformed JSON: {what}"))
+            } else {
+                ApiError::bad_request(format!("{path}: {what}"))
+            }
+        })
+    }
+}

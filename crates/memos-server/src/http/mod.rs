@@ -1,0 +1,62 @@
+//! The HTTP API: routes, shared state, and the health check.
+//!
+//! - [`api`]: handlers of the MemOS cloud API under `/api/openmem/v1`.
+//! - [`wire`]: request and response shapes.
+//! - [`extract`]: authentication and JSON extractors that answer in the envelope.
+//! - [`error`]: the single mapping from domain errors to codes and statuses.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use memos_core::MemoryService;
+use serde_json::{Value, json};
+
+/// The prefix of the MemOS cloud API.
+pub const API_PREFIX: &str = "/api/openmem/v1";
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The memory service.
+    pub service: Arc<MemoryService>,
+}
+
+/// The whole router. Tests call it directly with `oneshot`; `run` serves it.
+pub fn app(service: Arc<MemoryService>) -> Router {
+    let limit = service.config().server.body_limit_bytes;
+    let state = AppState { service };
+    let api = Router::new()
+        .route("/add/message", post(api::add_message))
+        .route("/search/memory", post(api::search_memory))
+        .route("/get/memory", post(api::get_memory))
+        .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
+        .route("/get/message", post(api::get_message))
+        .route("/delete/memory", post(api::delete_memory))
+        .route("/get/status", post(api::get_status));
+    Router::new()
+        .route("/health", get(health))
+        .nest(API_PREFIX, api)
+        .fallback(|| async { error::ApiError::no_route() })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET /health`: liveness plus what this server runs on. Needs no key.
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let cfg = state.service.config();
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": cfg.store.backend,
+        "search": ["bm25"],
+        "extraction": {"fast": true, "llm": "not configured: fast extraction only"},
+    }))
+}

@@ -1,0 +1,323 @@
+//! Wire types of the MemOS cloud API (`/api/openmem/v1`) and their conversion to and from
+//! the domain. Required fields are `Option`s checked by hand so that a missing one gets
+//! MemOS's 40002 code with the field's name rather than a serde message.
+
+use memos_core::Error;
+use memos_core::model::{Memory, Message, Role, Source, Task};
+use memos_core::service::{AddInput, NewMessage, SearchHit};
+use memos_core::time;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Takes a required string field, or names it in a 40002 error.
+pub fn required(v: Option<String>, field: &str) -> Result<String, Error> {
+    v.filter(|s| !s.trim().is_empty()).ok_or_else(|| Error::required(field))
+}
+
+/// `add/message` request.
+#[derive(Debug, Deserialize)]
+pub struct AddMessageRequest {
+    user_id: Option<String>,
+    conversation_id: Option<String>,
+    messages: Option<Vec<WireMessage>>,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    info: Option<Map<String, Value>>,
+    #[serde(default)]
+    async_mode: Option<bool>,
+}
+
+/// One chat message on the wire.
+#[derive(Debug, Deserialize)]
+pub struct WireMessage {
+    role: Option<String>,
+    content: Option<WireContent>,
+    #[serde(default)]
+    chat_time: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+/// Message content: plain text or OpenAI-style parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WireContent {
+    /// Plain text.
+    Text(String),
+    /// Multimodal parts; text parts are kept, others become placeholders.
+    Parts(Vec<ContentPart>),
+}
+
+/// One part of multimodal content.
+#[derive(Debug, Deserialize)]
+pub struct ContentPart {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl WireContent {
+    fn flatten(self) -> String {
+        match self {
+            Self::Text(t) => t,
+            Self::Parts(parts) => parts
+                .into_iter()
+                .map(|p| match (p.kind.as_deref(), p.text) {
+                    (_, Some(t)) => t,
+                    (Some(k), None) => format!("[{}]", k.trim_end_matches("_url")),
+                    (None, None) => String::new(),
+                })
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+impl AddMessageRequest {
+    /// Checks and converts to the domain request.
+    pub fn into_input(self) -> Result<AddInput, Error> {
+        let user_id = required(self.user_id, "user_id")?;
+        let conversation_id = required(self.conversation_id, "conversation_id")?;
+        let wire = self.messages.ok_or_else(|| Error::required("messages"))?;
+        let mut messages = Vec::with_capacity(wire.len());
+        for (i, m) in wire.into_iter().enumerate() {
+            let field = |f: &str| format!("messages[{i}].{f}");
+            let role = required(m.role, &field("role"))?;
+            let role = Role::parse(&role).ok_or_else(|| {
+                Error::invalid(field("role"), format!("{} must be user, assistant, system or tool, not `{role}`", field("role")))
+            })?;
+            let content = m.content.map(WireContent::flatten).unwrap_or_default();
+            let chat_time = match m.chat_time {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
+                    Error::invalid(
+                        field("chat_time"),
+                        format!("{} must be an ISO 8601 time or epoch milliseconds", field("chat_time")),
+                    )
+                })?),
+            };
+            messages.push(NewMessage { role, content, chat_time, name: m.name, message_id: m.message_id });
+        }
+        Ok(AddInput {
+            user_id,
+            conversation_id,
+            messages,
+            tags: self.tags.unwrap_or_default(),
+            info: self.info.unwrap_or_default(),
+            agent_id: self.agent_id,
+            app_id: self.app_id,
+            async_mode: self.async_mode.unwrap_or(true),
+        })
+    }
+}
+
+/// `search/memory` request. MemOS fields this server does not use yet
+/// (`include_preference`, `knowledgebase_ids`, ...) are accepted and ignored.
+#[derive(Debug, Deserialize)]
+pub struct SearchMemoryRequest {
+    /// The end user.
+    pub user_id: Option<String>,
+    /// The query text.
+    pub query: Option<String>,
+    /// The current conversation (boost only).
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    /// How many results.
+    #[serde(default)]
+    pub memory_limit_number: Option<usize>,
+    /// MemOS filter.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Search as of this time (ISO 8601 or epoch ms).
+    #[serde(default)]
+    pub query_time: Option<Value>,
+}
+
+/// `get/memory` request.
+#[derive(Debug, Deserialize)]
+pub struct GetMemoryRequest {
+    /// The end user.
+    pub user_id: Option<String>,
+    /// 1-based page.
+    #[serde(default)]
+    pub page: Option<usize>,
+    /// Page size.
+    #[serde(default)]
+    pub size: Option<usize>,
+    /// MemOS filter.
+    #[serde(default)]
+    pub filter: Option<Value>,
+}
+
+/// `get/message` request.
+#[derive(Debug, Deserialize)]
+pub struct GetMessageRequest {
+    /// The end user.
+    pub user_id: Option<String>,
+    /// The conversation.
+    pub conversation_id: Option<String>,
+    /// How many of the newest messages.
+    #[serde(default)]
+    pub message_limit_number: Option<usize>,
+}
+
+/// `delete/memory` request: ids, or a whole user.
+#[derive(Debug, Deserialize)]
+pub struct DeleteMemoryRequest {
+    /// Memories to delete.
+    #[serde(default)]
+    pub memory_ids: Option<Vec<String>>,
+    /// With ids: only this user's; alone: every memory of this user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+/// `get/status` request.
+#[derive(Debug, Deserialize)]
+pub struct GetStatusRequest {
+    /// The task id an add returned.
+    pub task_id: Option<String>,
+}
+
+/// A memory's source message on the wire.
+#[derive(Debug, Serialize)]
+pub struct SourceDetail {
+    message_id: String,
+    conversation_id: String,
+    role: &'static str,
+    name: Option<String>,
+    chat_time: String,
+}
+
+impl From<&Source> for SourceDetail {
+    fn from(s: &Source) -> Self {
+        Self {
+            message_id: s.message_id.clone(),
+            conversation_id: s.conversation_id.clone(),
+            role: s.role.as_str(),
+            name: s.name.clone(),
+            chat_time: time::to_iso(s.chat_time),
+        }
+    }
+}
+
+/// A memory item as MemOS returns it, plus our `sources`, `info`, `agent_id`, `app_id`.
+#[derive(Debug, Serialize)]
+pub struct MemoryDetail {
+    id: String,
+    user_id: String,
+    memory_key: String,
+    memory_value: String,
+    memory_type: &'static str,
+    /// ISO 8601, or null when the memory has no time.
+    memory_time: Option<String>,
+    conversation_id: String,
+    status: &'static str,
+    confidence: f32,
+    tags: Vec<String>,
+    info: Map<String, Value>,
+    agent_id: Option<String>,
+    app_id: Option<String>,
+    /// Epoch milliseconds, as MemOS's examples.
+    create_time: i64,
+    /// Epoch milliseconds.
+    update_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relativity: Option<f32>,
+    sources: Vec<SourceDetail>,
+}
+
+impl From<Memory> for MemoryDetail {
+    fn from(m: Memory) -> Self {
+        Self {
+            memory_type: m.memory_type.as_str(),
+            memory_time: m.memory_time.map(time::to_iso),
+            status: m.status.as_str(),
+            sources: m.sources.iter().map(SourceDetail::from).collect(),
+            id: m.id,
+            user_id: m.scope.user_id,
+            memory_key: m.key,
+            memory_value: m.value,
+            conversation_id: m.conversation_id,
+            confidence: m.confidence,
+            tags: m.tags,
+            info: m.info,
+            agent_id: m.agent_id,
+            app_id: m.app_id,
+            create_time: m.create_time,
+            update_time: m.update_time,
+            relativity: None,
+        }
+    }
+}
+
+impl From<SearchHit> for MemoryDetail {
+    fn from(h: SearchHit) -> Self {
+        let mut d = MemoryDetail::from(h.memory);
+        d.memory_type = h.memory_type.as_str();
+        d.relativity = Some(h.relativity);
+        d
+    }
+}
+
+/// A chat-log message on the wire.
+#[derive(Debug, Serialize)]
+pub struct MessageDetail {
+    message_id: String,
+    conversation_id: String,
+    role: &'static str,
+    name: Option<String>,
+    content: String,
+    chat_time: String,
+    create_time: i64,
+    update_time: i64,
+}
+
+impl From<Message> for MessageDetail {
+    fn from(m: Message) -> Self {
+        Self {
+            role: m.role.as_str(),
+            chat_time: time::to_iso(m.chat_time),
+            message_id: m.message_id,
+            conversation_id: m.conversation_id,
+            name: m.name,
+            content: m.content,
+            create_time: m.create_time,
+            update_time: m.create_time,
+        }
+    }
+}
+
+/// A task on the wire.
+#[derive(Debug, Serialize)]
+pub struct TaskDetail {
+    task_id: String,
+    status: &'static str,
+    memory_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    create_time: i64,
+    update_time: i64,
+}
+
+impl From<Task> for TaskDetail {
+    fn from(t: Task) -> Self {
+        Self {
+            status: t.status.as_str(),
+            task_id: t.id,
+            memory_ids: t.memory_ids,
+            error: t.error,
+            create_time: t.create_time,
+            update_time: t.update_time,
+        }
+    }
+}
