@@ -245,7 +245,7 @@ fn parse_condition(key: &str, v: &Value, out: &mut Vec<Condition>) -> Result<()>
                 return Err(Error::invalid(
                     &field,
                     format!(
-                        "unknown filter field `{key}`; use agent_id, app_id, tags, memory_type, create_time, update_time, \
+                        "{field}: unknown filter field `{key}`; use agent_id, app_id, tags, memory_type, create_time, update_time, \
                          memory_time, {}, or info.<key>",
                         TOP_LEVEL_INFO_KEYS.join(", ")
                     ),
@@ -300,7 +300,7 @@ fn parse_time(field: &str, tf: TimeField, v: &Value) -> Result<Condition> {
             _ => {
                 return Err(Error::invalid(
                     format!("{field}.{op}"),
-                    format!("unknown operator `{op}` in {field}; use gt, gte, lt, lte or eq"),
+                    format!("{field}.{op}: unknown operator `{op}`; use gt, gte, lt, lte or eq"),
                 ));
             }
         };

@@ -315,23 +315,29 @@ impl MemoryService {
             .next_back())
     }
 
-    /// Finishes an async add: extraction, then memories and completion in one write.
+    /// Finishes an async add. Two writes, so that `completed` always means searchable:
+    /// first the memories, with their ids recorded on the still-running task; then, once the
+    /// index has them, the completion. A restart between the two finds the ids on the task
+    /// and completes it without extracting again, so no memory is made twice.
     async fn process_task(&self, mut task: Task) {
         let result: Result<()> = async {
-            let ctx: AddContext = serde_json::from_value(task.payload.clone())
-                .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
-            let messages = self.store.task_messages(&task.id).await?;
-            let previous = self.previous_message(&task.scope, &ctx.conversation_id, &messages).await?;
-            let now = now_millis();
-            let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+            if task.memory_ids.is_empty() {
+                let ctx: AddContext = serde_json::from_value(task.payload.clone())
+                    .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
+                let messages = self.store.task_messages(&task.id).await?;
+                let previous = self.previous_message(&task.scope, &ctx.conversation_id, &messages).await?;
+                let now = now_millis();
+                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
+                task.update_time = now;
+                let ops = memories.iter().map(|m| IndexOp::Upsert(Box::new(m.clone()))).collect();
+                let batch = WriteBatch { upsert_memories: memories, task: Some(task.clone()), ..Default::default() };
+                self.commit(batch, ops).await?.await.map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+            }
             task.status = TaskStatus::Completed;
-            task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
-            task.update_time = now;
-            let ops = memories.iter().map(|m| IndexOp::Upsert(Box::new(m.clone()))).collect();
-            let wait = self
-                .commit(WriteBatch { upsert_memories: memories, task: Some(task.clone()), ..Default::default() }, ops)
-                .await?;
-            wait.await.map_err(|_| Error::Unavailable("index writer stopped".into()))?
+            task.update_time = now_millis();
+            drop(self.commit(WriteBatch { task: Some(task.clone()), ..Default::default() }, vec![]).await?);
+            Ok(())
         }
         .await;
         if let Err(e) = result {
@@ -522,5 +528,105 @@ async fn task_worker(svc: Weak<MemoryService>, mut rx: mpsc::UnboundedReceiver<T
     while let Some(task) = rx.recv().await {
         let Some(svc) = svc.upgrade() else { break };
         svc.process_task(task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::tests_support::{memory, message};
+
+    async fn wait_completed(svc: &MemoryService, task_id: &str) -> Task {
+        for _ in 0..200 {
+            let t = svc.task("p", task_id).await.unwrap();
+            if t.status != TaskStatus::Running {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("task {task_id} never finished");
+    }
+
+    fn running_task(scope: &Scope, memory_ids: Vec<String>) -> Task {
+        let ctx = AddContext { scope: scope.clone(), conversation_id: "c".into(), ..Default::default() };
+        Task {
+            id: "t".into(),
+            scope: scope.clone(),
+            status: TaskStatus::Running,
+            payload: serde_json::to_value(ctx).unwrap(),
+            memory_ids,
+            error: None,
+            create_time: 1,
+            update_time: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_finishes_accepted_tasks() {
+        // The state a crash leaves right after an async add was acknowledged.
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let scope = Scope::new("p", "u");
+        let batch = WriteBatch {
+            messages: vec![message(&scope, "c", "I keep bees on my roof.", 5)],
+            task: Some(running_task(&scope, vec![])),
+            ..Default::default()
+        };
+        store.write(batch).await.unwrap();
+        let svc = MemoryService::start(store, Bm25Index::open(None).unwrap(), Config::default()).await.unwrap();
+        let t = wait_completed(&svc, "t").await;
+        assert_eq!(t.status, TaskStatus::Completed);
+        assert_eq!(t.memory_ids.len(), 1);
+        let hits = svc.search("p", SearchInput { user_id: "u".into(), query: "bees".into(), ..Default::default() }).await.unwrap();
+        assert_eq!(hits[0].memory.id, t.memory_ids[0]);
+    }
+
+    #[tokio::test]
+    async fn a_restart_between_the_two_task_writes_makes_nothing_twice() {
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let scope = Scope::new("p", "u");
+        let m = memory("u", "c", "I keep bees on my roof.");
+        let batch = WriteBatch {
+            messages: vec![message(&scope, "c", "I keep bees on my roof.", 5)],
+            upsert_memories: vec![m.clone()],
+            task: Some(running_task(&scope, vec![m.id.clone()])),
+            ..Default::default()
+        };
+        store.write(batch).await.unwrap();
+        let svc = MemoryService::start(store.clone(), Bm25Index::open(None).unwrap(), Config::default()).await.unwrap();
+        let t = wait_completed(&svc, "t").await;
+        assert_eq!(t.memory_ids, vec![m.id.clone()]);
+        let all = store.list_memories(&scope, &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(all.total, 1, "the extraction did not run again");
+        let hits = svc.search("p", SearchInput { user_id: "u".into(), query: "bees".into(), ..Default::default() }).await.unwrap();
+        assert_eq!(hits.len(), 1, "the startup sync indexed the memory");
+    }
+
+    #[tokio::test]
+    async fn a_stale_index_is_rebuilt_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.data_dir = dir.path().to_path_buf();
+        {
+            let svc = MemoryService::open(cfg.clone()).await.unwrap();
+            let input = AddInput {
+                user_id: "u".into(),
+                conversation_id: "c".into(),
+                messages: vec![NewMessage { role: Role::User, content: "My cat is called Miso.".into(), chat_time: None, name: None, message_id: None }],
+                tags: vec![],
+                info: Map::new(),
+                agent_id: None,
+                app_id: None,
+                async_mode: false,
+            };
+            svc.add("p", input).await.unwrap();
+        }
+        // Lose the index entirely, as if the crash hit before its first commit.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+        let svc = MemoryService::open(cfg).await.unwrap();
+        let hits = svc.search("p", SearchInput { user_id: "u".into(), query: "cat Miso".into(), ..Default::default() }).await.unwrap();
+        assert_eq!(hits.len(), 1);
     }
 }

@@ -197,10 +197,12 @@ impl Bm25Index {
             jobs: std::sync::Mutex::new(tx),
             path: dir.map(Path::to_path_buf),
         });
-        let worker = inner.clone();
+        // The thread holds clones of the index and reader, not `inner`: it ends when the last
+        // handle drops the job sender, releasing tantivy's writer lock.
+        let (index, reader) = (inner.index.clone(), inner.reader.clone());
         std::thread::Builder::new()
             .name("memos-index-writer".into())
-            .spawn(move || writer_loop(&worker, writer, rx))
+            .spawn(move || writer_loop(&index, &reader, fields, writer, rx))
             .map_err(Error::index)?;
         Ok(Self { inner })
     }
@@ -429,8 +431,7 @@ fn document(f: &Fields, m: &Memory) -> TantivyDocument {
     d
 }
 
-fn writer_loop(inner: &Inner, mut writer: IndexWriter, jobs: mpsc::Receiver<Job>) {
-    let f = inner.fields;
+fn writer_loop(index: &Index, reader: &IndexReader, f: Fields, mut writer: IndexWriter, jobs: mpsc::Receiver<Job>) {
     // After a failed commit some changes are missing from the index. From then on the
     // recorded revision must stay behind the store's, so that the next start rebuilds.
     let mut poisoned = false;
@@ -469,11 +470,11 @@ fn writer_loop(inner: &Inner, mut writer: IndexWriter, jobs: mpsc::Receiver<Job>
             let mut commit = writer.prepare_commit()?;
             if let (Some(revision), false) = (revision, poisoned) {
                 commit.set_payload(&serde_json::to_string(&Payload { schema: SCHEMA_VERSION, revision }).expect("json"));
-            } else if let Some(old) = read_payload(&inner.index) {
+            } else if let Some(old) = read_payload(index) {
                 commit.set_payload(&serde_json::to_string(&old).expect("json"));
             }
             commit.commit()?;
-            inner.reader.reload()?;
+            reader.reload()?;
             Ok(())
         })();
         if let Err(e) = &result {

@@ -22,7 +22,8 @@ impl FromRequestParts<AppState> for Project {
         // MemOS clients send `Token <key>`; `Bearer <key>` is accepted for OpenAI-style clients.
         let secret = header.map(|h| {
             let h = h.trim();
-            h.strip_prefix("Token ").or_else(|| h.strip_prefix("Bearer ")).unwrap_or(h).trim()
+            let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+            if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") { rest.trim() } else { h }
         });
         let project = memos_core::auth::authenticate(state.service.store(), secret).await?;
         Ok(Project(project))
