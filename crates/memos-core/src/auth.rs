@@ -27,8 +27,17 @@ pub fn generate_secret() -> String {
 fn check_project(project_id: &str) -> Result<()> {
     let ok = !project_id.is_empty()
         && project_id.len() <= 64
-        && project_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(()) } else { Err(Error::invalid("project", "project names are 1-64 of A-Z a-z 0-9 - _ .")) }
+        && project_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "project",
+            "project names are 1-64 of A-Z a-z 0-9 - _ .",
+        ))
+    }
 }
 
 fn record(secret: &str, project_id: &str, label: &str) -> ApiKey {
@@ -44,7 +53,11 @@ fn record(secret: &str, project_id: &str, label: &str) -> ApiKey {
 }
 
 /// Creates a key for a project and returns its record and the secret (shown once).
-pub async fn create_key(store: &dyn MemoryStore, project_id: &str, label: &str) -> Result<(ApiKey, String)> {
+pub async fn create_key(
+    store: &dyn MemoryStore,
+    project_id: &str,
+    label: &str,
+) -> Result<(ApiKey, String)> {
     check_project(project_id)?;
     let secret = generate_secret();
     let key = record(&secret, project_id, label);
@@ -57,7 +70,9 @@ pub async fn create_key(store: &dyn MemoryStore, project_id: &str, label: &str) 
 pub async fn seed_key(store: &dyn MemoryStore, secret: &str, project_id: &str) -> Result<()> {
     check_project(project_id)?;
     if secret.trim().len() < 8 {
-        return Err(Error::Config("MEMOS_API_KEY must be at least 8 characters".into()));
+        return Err(Error::Config(
+            "MEMOS_API_KEY must be at least 8 characters".into(),
+        ));
     }
     match store.find_key(&hash_secret(secret)).await? {
         Some(k) if k.revoked_time.is_some() => {
@@ -65,13 +80,20 @@ pub async fn seed_key(store: &dyn MemoryStore, secret: &str, project_id: &str) -
             Ok(())
         }
         Some(_) => Ok(()),
-        None => store.insert_key(record(secret, project_id, "seeded from MEMOS_API_KEY")).await,
+        None => {
+            store
+                .insert_key(record(secret, project_id, "seeded from MEMOS_API_KEY"))
+                .await
+        }
     }
 }
 
 /// The project a presented secret grants, or why not.
 pub async fn authenticate(store: &dyn MemoryStore, secret: Option<&str>) -> Result<String> {
-    let secret = secret.map(str::trim).filter(|s| !s.is_empty()).ok_or(Error::MissingCredentials)?;
+    let secret = secret
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(Error::MissingCredentials)?;
     match store.find_key(&hash_secret(secret)).await? {
         Some(k) if k.revoked_time.is_none() => Ok(k.project_id),
         _ => Err(Error::InvalidCredentials),
@@ -90,19 +112,35 @@ mod tests {
         assert!(secret.starts_with(KEY_PREFIX) && secret.len() == 67);
         assert_ne!(key.hash, secret, "the secret itself is never stored");
         assert_eq!(authenticate(&store, Some(&secret)).await.unwrap(), "acme");
-        assert!(matches!(authenticate(&store, Some("mk_wrong")).await, Err(Error::InvalidCredentials)));
-        assert!(matches!(authenticate(&store, None).await, Err(Error::MissingCredentials)));
+        assert!(matches!(
+            authenticate(&store, Some("mk_wrong")).await,
+            Err(Error::InvalidCredentials)
+        ));
+        assert!(matches!(
+            authenticate(&store, None).await,
+            Err(Error::MissingCredentials)
+        ));
         store.revoke_key(&key.id, 1).await.unwrap();
-        assert!(matches!(authenticate(&store, Some(&secret)).await, Err(Error::InvalidCredentials)));
+        assert!(matches!(
+            authenticate(&store, Some(&secret)).await,
+            Err(Error::InvalidCredentials)
+        ));
     }
 
     #[tokio::test]
     async fn seeding_is_idempotent() {
         let store = InMemoryStore::new();
-        seed_key(&store, "local-dev-key", DEFAULT_PROJECT).await.unwrap();
-        seed_key(&store, "local-dev-key", DEFAULT_PROJECT).await.unwrap();
+        seed_key(&store, "local-dev-key", DEFAULT_PROJECT)
+            .await
+            .unwrap();
+        seed_key(&store, "local-dev-key", DEFAULT_PROJECT)
+            .await
+            .unwrap();
         assert_eq!(store.list_keys().await.unwrap().len(), 1);
-        assert_eq!(authenticate(&store, Some("local-dev-key")).await.unwrap(), DEFAULT_PROJECT);
+        assert_eq!(
+            authenticate(&store, Some("local-dev-key")).await.unwrap(),
+            DEFAULT_PROJECT
+        );
         assert!(create_key(&store, "bad project!", "").await.is_err());
     }
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     /// HTTP listener.
     pub server: ServerConfig,
@@ -78,35 +79,42 @@ pub struct LimitsConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8000, body_limit_bytes: 2 * 1024 * 1024 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            body_limit_bytes: 2 * 1024 * 1024,
+        }
     }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { backend: "embedded".into(), data_dir: PathBuf::from("./memos-data") }
+        Self {
+            backend: "embedded".into(),
+            data_dir: PathBuf::from("./memos-data"),
+        }
     }
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { default_limit: 6, max_limit: 25, conversation_boost: 1.3, working_memory_size: 20 }
+        Self {
+            default_limit: 6,
+            max_limit: 25,
+            conversation_boost: 1.3,
+            working_memory_size: 20,
+        }
     }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_id_chars: 100, max_messages: 500, max_add_chars: 80_000, max_query_chars: 16_000, max_tags: 32 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
         Self {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            search: SearchConfig::default(),
-            limits: LimitsConfig::default(),
+            max_id_chars: 100,
+            max_messages: 500,
+            max_add_chars: 80_000,
+            max_query_chars: 16_000,
+            max_tags: 32,
         }
     }
 }
@@ -117,7 +125,12 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match file {
-            Some(f) if !f.exists() => return Err(Error::Config(format!("config file {} does not exist", f.display()))),
+            Some(f) if !f.exists() => {
+                return Err(Error::Config(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
             Some(f) => fig = fig.merge(Toml::file(f)),
             None if Path::new("memos.toml").exists() => fig = fig.merge(Toml::file("memos.toml")),
             None => {}
@@ -140,7 +153,10 @@ impl Config {
         }
         let s = &self.search;
         if s.max_limit == 0 || s.default_limit == 0 || s.default_limit > s.max_limit {
-            return bad("search.default_limit", "must be between 1 and search.max_limit");
+            return bad(
+                "search.default_limit",
+                "must be between 1 and search.max_limit",
+            );
         }
         if !(1.0..=10.0).contains(&s.conversation_boost) {
             return bad("search.conversation_boost", "must be between 1.0 and 10.0");

@@ -95,13 +95,24 @@ impl Error {
     }
 
     /// An input error of the given kind.
-    pub fn input(field: impl Into<String>, message: impl Into<String>, kind: InputErrorKind) -> Self {
-        Self::InvalidInput { field: field.into(), message: message.into(), kind }
+    pub fn input(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        kind: InputErrorKind,
+    ) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+            kind,
+        }
     }
 
     /// A not-found error.
     pub fn not_found(what: impl Into<String>, kind: NotFoundKind) -> Self {
-        Self::NotFound { what: what.into(), kind }
+        Self::NotFound {
+            what: what.into(),
+            kind,
+        }
     }
 
     /// Wraps a storage failure.

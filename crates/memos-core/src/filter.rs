@@ -125,16 +125,29 @@ impl Filter {
         };
         let (logic, items): (Logic, Vec<(String, &Value)>) = match (obj.get("and"), obj.get("or")) {
             (Some(_), Some(_)) => {
-                return Err(Error::invalid(FIELD, "filter root may hold `and` or `or`, not both"));
+                return Err(Error::invalid(
+                    FIELD,
+                    "filter root may hold `and` or `or`, not both",
+                ));
             }
             (Some(list), None) | (None, Some(list)) => {
                 if obj.len() != 1 {
-                    return Err(Error::invalid(FIELD, "filter root with `and`/`or` may hold nothing else"));
+                    return Err(Error::invalid(
+                        FIELD,
+                        "filter root with `and`/`or` may hold nothing else",
+                    ));
                 }
-                let logic = if obj.contains_key("and") { Logic::And } else { Logic::Or };
+                let logic = if obj.contains_key("and") {
+                    Logic::And
+                } else {
+                    Logic::Or
+                };
                 let name = if logic == Logic::And { "and" } else { "or" };
                 let list = list.as_array().ok_or_else(|| {
-                    Error::invalid(format!("filter.{name}"), format!("filter.{name} must be a list of conditions"))
+                    Error::invalid(
+                        format!("filter.{name}"),
+                        format!("filter.{name} must be a list of conditions"),
+                    )
                 })?;
                 let mut items = Vec::new();
                 for (i, c) in list.iter().enumerate() {
@@ -150,13 +163,19 @@ impl Filter {
                 (logic, items)
             }
             // A bare object of conditions: all must hold.
-            (None, None) => (Logic::And, obj.iter().map(|(k, v)| (k.clone(), v)).collect()),
+            (None, None) => (
+                Logic::And,
+                obj.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            ),
         };
         if items.is_empty() {
             return Ok(None);
         }
         if items.len() > MAX_CONDITIONS {
-            return Err(Error::invalid(FIELD, format!("filter may hold at most {MAX_CONDITIONS} conditions")));
+            return Err(Error::invalid(
+                FIELD,
+                format!("filter may hold at most {MAX_CONDITIONS} conditions"),
+            ));
         }
         let mut conditions = Vec::with_capacity(items.len());
         for (key, value) in items {
@@ -183,9 +202,9 @@ impl Condition {
             Self::AppId(a) => m.app_id.as_deref() == Some(a),
             Self::TagContains(t) => m.tags.iter().any(|x| x.to_lowercase() == *t),
             Self::MemoryType(t) => m.memory_type == *t,
-            Self::Time { field, min, max } => field.of(m).is_some_and(|t| {
-                min.is_none_or(|lo| t >= lo) && max.is_none_or(|hi| t <= hi)
-            }),
+            Self::Time { field, min, max } => field
+                .of(m)
+                .is_some_and(|t| min.is_none_or(|lo| t >= lo) && max.is_none_or(|hi| t <= hi)),
             Self::Info { key, value } => {
                 m.info.get(key).and_then(canonical_info_value).as_deref() == Some(value.as_str())
             }
@@ -203,18 +222,31 @@ fn parse_condition(key: &str, v: &Value, out: &mut Vec<Condition>) -> Result<()>
                 Value::String(s) => s.clone(),
                 Value::Object(o) if o.len() == 1 && o.contains_key("contains") => {
                     o["contains"].as_str().map(str::to_string).ok_or_else(|| {
-                        Error::invalid(format!("{field}.contains"), format!("{field}.contains must be a string"))
+                        Error::invalid(
+                            format!("{field}.contains"),
+                            format!("{field}.contains must be a string"),
+                        )
                     })?
                 }
-                _ => return Err(Error::invalid(&field, format!("{field} must be {{\"contains\": \"tag\"}}"))),
+                _ => {
+                    return Err(Error::invalid(
+                        &field,
+                        format!("{field} must be {{\"contains\": \"tag\"}}"),
+                    ));
+                }
             };
             out.push(Condition::TagContains(tag.to_lowercase()));
         }
         "memory_type" => {
             let s = eq_string(&field, v)?;
-            let t = MemoryType::parse(&s).filter(|t| *t != MemoryType::WorkingMemory).ok_or_else(|| {
-                Error::invalid(&field, format!("{field} must be LongTermMemory or UserMemory, not `{s}`"))
-            })?;
+            let t = MemoryType::parse(&s)
+                .filter(|t| *t != MemoryType::WorkingMemory)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &field,
+                        format!("{field} must be LongTermMemory or UserMemory, not `{s}`"),
+                    )
+                })?;
             out.push(Condition::MemoryType(t));
         }
         "create_time" | "update_time" | "memory_time" => {
@@ -234,7 +266,10 @@ fn parse_condition(key: &str, v: &Value, out: &mut Vec<Condition>) -> Result<()>
             }
         }
         "user_id" => {
-            return Err(Error::invalid(&field, "user_id cannot be filtered on; it is a field of the request itself"));
+            return Err(Error::invalid(
+                &field,
+                "user_id cannot be filtered on; it is a field of the request itself",
+            ));
         }
         _ => {
             if let Some(k) = key.strip_prefix("info.") {
@@ -258,10 +293,14 @@ fn parse_condition(key: &str, v: &Value, out: &mut Vec<Condition>) -> Result<()>
 
 fn eq_string(field: &str, v: &Value) -> Result<String> {
     let v = match v {
-        Value::Object(o) if o.len() == 1 => o.get("eq").or_else(|| o.get("=")).unwrap_or(&Value::Null),
+        Value::Object(o) if o.len() == 1 => {
+            o.get("eq").or_else(|| o.get("=")).unwrap_or(&Value::Null)
+        }
         v => v,
     };
-    v.as_str().map(str::to_string).ok_or_else(|| Error::invalid(field, format!("{field} must be a string")))
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid(field, format!("{field} must be a string")))
 }
 
 fn info_condition(field: &str, key: &str, v: &Value) -> Result<Condition> {
@@ -269,24 +308,37 @@ fn info_condition(field: &str, key: &str, v: &Value) -> Result<Condition> {
         Value::Object(o) if o.len() == 1 && o.contains_key("eq") => &o["eq"],
         v => v,
     };
-    let value = canonical_info_value(v)
-        .ok_or_else(|| Error::invalid(field, format!("{field} must be a string, number or boolean")))?;
+    let value = canonical_info_value(v).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!("{field} must be a string, number or boolean"),
+        )
+    })?;
     if key.is_empty() {
         return Err(Error::invalid(field, "info key cannot be empty"));
     }
-    Ok(Condition::Info { key: key.to_string(), value })
+    Ok(Condition::Info {
+        key: key.to_string(),
+        value,
+    })
 }
 
 const DAY_MS: Millis = 86_400_000;
 
 fn parse_time(field: &str, tf: TimeField, v: &Value) -> Result<Condition> {
     let ops: &Map<String, Value> = v.as_object().filter(|o| !o.is_empty()).ok_or_else(|| {
-        Error::invalid(field, format!("{field} must be an object such as {{\"gte\": \"2025-01-01\"}}"))
+        Error::invalid(
+            field,
+            format!("{field} must be an object such as {{\"gte\": \"2025-01-01\"}}"),
+        )
     })?;
     let (mut min, mut max): (Option<Millis>, Option<Millis>) = (None, None);
     for (op, val) in ops {
         let at = time::parse_value(val).ok_or_else(|| {
-            Error::invalid(format!("{field}.{op}"), format!("{field}.{op} must be an ISO 8601 time or epoch milliseconds"))
+            Error::invalid(
+                format!("{field}.{op}"),
+                format!("{field}.{op} must be an ISO 8601 time or epoch milliseconds"),
+            )
         })?;
         // A bare date names a whole day: `lte 2025-12-31` includes that day's evening.
         let whole_day = val.as_str().is_some_and(|s| s.trim().len() == 10);
@@ -307,7 +359,11 @@ fn parse_time(field: &str, tf: TimeField, v: &Value) -> Result<Condition> {
         min = max_opt(min, lo);
         max = min_opt(max, hi);
     }
-    Ok(Condition::Time { field: tf, min, max })
+    Ok(Condition::Time {
+        field: tf,
+        min,
+        max,
+    })
 }
 
 fn max_opt(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
@@ -353,9 +409,19 @@ mod tests {
         assert_eq!(f.conditions[0], Condition::TagContains("reading".into()));
         assert_eq!(
             f.conditions[2],
-            Condition::Time { field: TimeField::CreateTime, min: None, max: Some(1_767_225_599_999) }
+            Condition::Time {
+                field: TimeField::CreateTime,
+                min: None,
+                max: Some(1_767_225_599_999)
+            }
         );
-        assert_eq!(f.conditions[3], Condition::Info { key: "scene".into(), value: "chat".into() });
+        assert_eq!(
+            f.conditions[3],
+            Condition::Info {
+                key: "scene".into(),
+                value: "chat".into()
+            }
+        );
     }
 
     #[test]
@@ -367,12 +433,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(err_field(json!({"and": [{"colour": "red"}]})), "filter.colour");
-        assert_eq!(err_field(json!({"and": [{"user_id": "u"}]})), "filter.user_id");
-        assert_eq!(err_field(json!({"and": [{"create_time": {"since": 1}}]})), "filter.create_time.since");
-        assert_eq!(err_field(json!({"and": [{"create_time": {"gte": "soon"}}]})), "filter.create_time.gte");
+        assert_eq!(
+            err_field(json!({"and": [{"colour": "red"}]})),
+            "filter.colour"
+        );
+        assert_eq!(
+            err_field(json!({"and": [{"user_id": "u"}]})),
+            "filter.user_id"
+        );
+        assert_eq!(
+            err_field(json!({"and": [{"create_time": {"since": 1}}]})),
+            "filter.create_time.since"
+        );
+        assert_eq!(
+            err_field(json!({"and": [{"create_time": {"gte": "soon"}}]})),
+            "filter.create_time.gte"
+        );
         assert_eq!(err_field(json!({"or": "x"})), "filter.or");
-        assert_eq!(err_field(json!({"and": [{"a": 1, "b": 2}]})), "filter.and[0]");
+        assert_eq!(
+            err_field(json!({"and": [{"a": 1, "b": 2}]})),
+            "filter.and[0]"
+        );
         assert_eq!(err_field(json!([1])), "filter");
     }
 
@@ -385,10 +466,12 @@ mod tests {
         assert!(parse(json!({"info": {"biz_id": 42}})).matches(&m));
         assert!(!parse(json!({"and": [{"agent_id": "a1"}, {"app_id": "x"}]})).matches(&m));
         assert!(parse(json!({"or": [{"agent_id": "zz"}, {"biz_id": 42}]})).matches(&m));
-        assert!(!parse(json!({"and": [{"memory_time": {"gte": 0}}]})).matches(&{
-            let mut m = m.clone();
-            m.memory_time = None;
-            m
-        }));
+        assert!(
+            !parse(json!({"and": [{"memory_time": {"gte": 0}}]})).matches(&{
+                let mut m = m.clone();
+                m.memory_time = None;
+                m
+            })
+        );
     }
 }

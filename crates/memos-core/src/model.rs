@@ -24,7 +24,10 @@ pub struct Scope {
 impl Scope {
     /// A scope for `user_id` inside `project_id`.
     pub fn new(project_id: impl Into<String>, user_id: impl Into<String>) -> Self {
-        Self { project_id: project_id.into(), user_id: user_id.into() }
+        Self {
+            project_id: project_id.into(),
+            user_id: user_id.into(),
+        }
     }
 
     /// One string that identifies the scope, for indexes that want a single key. The unit

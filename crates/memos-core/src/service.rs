@@ -128,7 +128,9 @@ pub struct MemoryService {
 
 impl std::fmt::Debug for MemoryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryService").field("index", &self.index.path()).finish()
+        f.debug_struct("MemoryService")
+            .field("index", &self.index.path())
+            .finish()
     }
 }
 
@@ -137,25 +139,42 @@ impl MemoryService {
     /// store and resumes unfinished add tasks. Must run inside a tokio runtime.
     pub async fn open(config: Config) -> Result<Arc<Self>> {
         config.validate()?;
-        let (store, index): (Arc<dyn MemoryStore>, Bm25Index) = match config.store.backend.as_str() {
+        let (store, index): (Arc<dyn MemoryStore>, Bm25Index) = match config.store.backend.as_str()
+        {
             "memory" => (Arc::new(InMemoryStore::new()), Bm25Index::open(None)?),
             _ => {
                 let dir = &config.store.data_dir;
-                (Arc::new(EmbeddedStore::open(dir)?), Bm25Index::open(Some(&dir.join("index")))?)
+                (
+                    Arc::new(EmbeddedStore::open(dir)?),
+                    Bm25Index::open(Some(&dir.join("index")))?,
+                )
             }
         };
         Self::start(store, index, config).await
     }
 
     /// Builds a service over given parts (tests, other backends).
-    pub async fn start(store: Arc<dyn MemoryStore>, index: Bm25Index, config: Config) -> Result<Arc<Self>> {
+    pub async fn start(
+        store: Arc<dyn MemoryStore>,
+        index: Bm25Index,
+        config: Config,
+    ) -> Result<Arc<Self>> {
         index.sync_with(store.as_ref()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let svc = Arc::new(Self { store, index, config, write_lock: Mutex::new(()), tasks: tx });
+        let svc = Arc::new(Self {
+            store,
+            index,
+            config,
+            write_lock: Mutex::new(()),
+            tasks: tx,
+        });
         tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
         let pending = svc.store.running_tasks().await?;
         if !pending.is_empty() {
-            tracing::info!(tasks = pending.len(), "resuming add tasks interrupted by the last shutdown");
+            tracing::info!(
+                tasks = pending.len(),
+                "resuming add tasks interrupted by the last shutdown"
+            );
         }
         for t in pending {
             let _ = svc.tasks.send(t);
@@ -175,7 +194,11 @@ impl MemoryService {
 
     /// Writes a batch and queues the matching index changes in revision order. The receiver
     /// reports when the changes are searchable.
-    async fn commit(&self, batch: WriteBatch, ops: Vec<IndexOp>) -> Result<oneshot::Receiver<Result<()>>> {
+    async fn commit(
+        &self,
+        batch: WriteBatch,
+        ops: Vec<IndexOp>,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
         let _order = self.write_lock.lock().await;
         let revision = self.store.write(batch).await?;
         self.index.enqueue(ops, revision)
@@ -187,10 +210,17 @@ impl MemoryService {
         }
         let max = self.config.limits.max_id_chars;
         if value.chars().count() > max {
-            return Err(Error::input(field, format!("{field} cannot exceed {max} characters"), kind));
+            return Err(Error::input(
+                field,
+                format!("{field} cannot exceed {max} characters"),
+                kind,
+            ));
         }
         if value.chars().any(char::is_control) {
-            return Err(Error::invalid(field, format!("{field} cannot contain control characters")));
+            return Err(Error::invalid(
+                field,
+                format!("{field} cannot contain control characters"),
+            ));
         }
         Ok(())
     }
@@ -209,18 +239,32 @@ impl MemoryService {
     /// Stores messages and turns them into memories.
     pub async fn add(&self, project_id: &str, input: AddInput) -> Result<AddOutcome> {
         self.check_user(&input.user_id)?;
-        self.check_id("conversation_id", &input.conversation_id, InputErrorKind::ConversationIdTooLong)?;
+        self.check_id(
+            "conversation_id",
+            &input.conversation_id,
+            InputErrorKind::ConversationIdTooLong,
+        )?;
         self.check_optional_id("agent_id", &input.agent_id)?;
         self.check_optional_id("app_id", &input.app_id)?;
         let limits = &self.config.limits;
         if input.messages.is_empty() {
-            return Err(Error::input("messages", "messages must hold at least one message", InputErrorKind::Empty));
+            return Err(Error::input(
+                "messages",
+                "messages must hold at least one message",
+                InputErrorKind::Empty,
+            ));
         }
         if input.messages.len() > limits.max_messages {
-            return Err(Error::invalid("messages", format!("at most {} messages per add", limits.max_messages)));
+            return Err(Error::invalid(
+                "messages",
+                format!("at most {} messages per add", limits.max_messages),
+            ));
         }
         if input.tags.len() > limits.max_tags {
-            return Err(Error::invalid("tags", format!("at most {} tags per add", limits.max_tags)));
+            return Err(Error::invalid(
+                "tags",
+                format!("at most {} tags per add", limits.max_tags),
+            ));
         }
         for (i, t) in input.tags.iter().enumerate() {
             self.check_id(&format!("tags[{i}]"), t, InputErrorKind::Invalid)?;
@@ -237,7 +281,10 @@ impl MemoryService {
         if total > limits.max_add_chars {
             return Err(Error::input(
                 "messages",
-                format!("messages hold {total} characters; one add may carry at most {}", limits.max_add_chars),
+                format!(
+                    "messages hold {total} characters; one add may carry at most {}",
+                    limits.max_add_chars
+                ),
                 InputErrorKind::TooLarge,
             ));
         }
@@ -286,33 +333,75 @@ impl MemoryService {
         if input.async_mode {
             // Durable first: once the client holds the task id, a crash cannot lose the
             // messages, and a restart finishes the task.
-            let wait = self.commit(WriteBatch { messages, task: Some(task.clone()), ..Default::default() }, vec![]).await?;
+            let wait = self
+                .commit(
+                    WriteBatch {
+                        messages,
+                        task: Some(task.clone()),
+                        ..Default::default()
+                    },
+                    vec![],
+                )
+                .await?;
             drop(wait);
-            self.tasks.send(task).map_err(|_| Error::Unavailable("task worker stopped".into()))?;
-            return Ok(AddOutcome { task_id, status: TaskStatus::Running, memory_ids: vec![] });
+            self.tasks
+                .send(task)
+                .map_err(|_| Error::Unavailable("task worker stopped".into()))?;
+            return Ok(AddOutcome {
+                task_id,
+                status: TaskStatus::Running,
+                memory_ids: vec![],
+            });
         }
 
-        let previous = self.previous_message(&scope, &input.conversation_id, &messages).await?;
+        let previous = self
+            .previous_message(&scope, &input.conversation_id, &messages)
+            .await?;
         let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
         task.status = TaskStatus::Completed;
         task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
-        let ops = memories.iter().map(|m| IndexOp::Upsert(Box::new(m.clone()))).collect();
+        let ops = memories
+            .iter()
+            .map(|m| IndexOp::Upsert(Box::new(m.clone())))
+            .collect();
         let wait = self
-            .commit(WriteBatch { messages, upsert_memories: memories, task: Some(task.clone()), ..Default::default() }, ops)
+            .commit(
+                WriteBatch {
+                    messages,
+                    upsert_memories: memories,
+                    task: Some(task.clone()),
+                    ..Default::default()
+                },
+                ops,
+            )
             .await?;
-        wait.await.map_err(|_| Error::Unavailable("index writer stopped".into()))??;
-        Ok(AddOutcome { task_id, status: TaskStatus::Completed, memory_ids: task.memory_ids })
+        wait.await
+            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        Ok(AddOutcome {
+            task_id,
+            status: TaskStatus::Completed,
+            memory_ids: task.memory_ids,
+        })
     }
 
     /// The conversation's last turn before `messages`, for short-reply context.
-    async fn previous_message(&self, scope: &Scope, conversation_id: &str, messages: &[Message]) -> Result<Option<Message>> {
-        let Some(first) = messages.first() else { return Ok(None) };
-        let recent = self.store.list_messages(scope, conversation_id, messages.len() + 4).await?;
+    async fn previous_message(
+        &self,
+        scope: &Scope,
+        conversation_id: &str,
+        messages: &[Message],
+    ) -> Result<Option<Message>> {
+        let Some(first) = messages.first() else {
+            return Ok(None);
+        };
+        let recent = self
+            .store
+            .list_messages(scope, conversation_id, messages.len() + 4)
+            .await?;
         Ok(recent
             .into_iter()
             .filter(|m| m.task_id != first.task_id && m.chat_time <= first.chat_time)
-            .filter(|m| matches!(m.role, Role::User | Role::Assistant))
-            .next_back())
+            .rfind(|m| matches!(m.role, Role::User | Role::Assistant)))
     }
 
     /// Finishes an async add. Two writes, so that `completed` always means searchable:
@@ -325,27 +414,58 @@ impl MemoryService {
                 let ctx: AddContext = serde_json::from_value(task.payload.clone())
                     .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
                 let messages = self.store.task_messages(&task.id).await?;
-                let previous = self.previous_message(&task.scope, &ctx.conversation_id, &messages).await?;
+                let previous = self
+                    .previous_message(&task.scope, &ctx.conversation_id, &messages)
+                    .await?;
                 let now = now_millis();
                 let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
                 task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
                 task.update_time = now;
-                let ops = memories.iter().map(|m| IndexOp::Upsert(Box::new(m.clone()))).collect();
-                let batch = WriteBatch { upsert_memories: memories, task: Some(task.clone()), ..Default::default() };
-                self.commit(batch, ops).await?.await.map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+                let ops = memories
+                    .iter()
+                    .map(|m| IndexOp::Upsert(Box::new(m.clone())))
+                    .collect();
+                let batch = WriteBatch {
+                    upsert_memories: memories,
+                    task: Some(task.clone()),
+                    ..Default::default()
+                };
+                self.commit(batch, ops)
+                    .await?
+                    .await
+                    .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
             }
             task.status = TaskStatus::Completed;
             task.update_time = now_millis();
-            drop(self.commit(WriteBatch { task: Some(task.clone()), ..Default::default() }, vec![]).await?);
+            drop(
+                self.commit(
+                    WriteBatch {
+                        task: Some(task.clone()),
+                        ..Default::default()
+                    },
+                    vec![],
+                )
+                .await?,
+            );
             Ok(())
         }
         .await;
         if let Err(e) = result {
             tracing::error!(task = %task.id, error = %e, "add task failed");
             task.status = TaskStatus::Failed;
-            task.error = Some("memory extraction failed; the messages are kept in the chat log".into());
+            task.error =
+                Some("memory extraction failed; the messages are kept in the chat log".into());
             task.update_time = now_millis();
-            if let Err(e) = self.commit(WriteBatch { task: Some(task), ..Default::default() }, vec![]).await {
+            if let Err(e) = self
+                .commit(
+                    WriteBatch {
+                        task: Some(task),
+                        ..Default::default()
+                    },
+                    vec![],
+                )
+                .await
+            {
                 tracing::error!(error = %e, "could not record the task failure");
             }
         }
@@ -375,23 +495,40 @@ impl MemoryService {
         if qlen > self.config.limits.max_query_chars {
             return Err(Error::input(
                 "query",
-                format!("query holds {qlen} characters; at most {} are allowed", self.config.limits.max_query_chars),
+                format!(
+                    "query holds {qlen} characters; at most {} are allowed",
+                    self.config.limits.max_query_chars
+                ),
                 InputErrorKind::TooLarge,
             ));
         }
         let s = &self.config.search;
         let limit = input.limit.unwrap_or(s.default_limit);
         if limit == 0 || limit > s.max_limit {
-            return Err(Error::invalid("memory_limit_number", format!("memory_limit_number must be between 1 and {}", s.max_limit)));
+            return Err(Error::invalid(
+                "memory_limit_number",
+                format!("memory_limit_number must be between 1 and {}", s.max_limit),
+            ));
         }
         let scope = Scope::new(project_id, input.user_id.clone());
         // Retrieve a deeper pool than asked so the conversation boost can lift items into it.
         let pool = (limit * 4).max(40);
-        let bm25 = self.index.search(&scope, &input.query, input.filter.as_ref(), input.query_time, pool)?;
+        let bm25 = self.index.search(
+            &scope,
+            &input.query,
+            input.filter.as_ref(),
+            input.query_time,
+            pool,
+        )?;
         let fused = fusion::fuse(&[(1.0, bm25)]);
         let ids: Vec<String> = fused.iter().map(|c| c.id.clone()).collect();
-        let mut by_id: HashMap<String, Memory> =
-            self.store.get_memories(project_id, &ids).await?.into_iter().map(|m| (m.id.clone(), m)).collect();
+        let mut by_id: HashMap<String, Memory> = self
+            .store
+            .get_memories(project_id, &ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id.clone(), m))
+            .collect();
         let mut ranked: Vec<(f32, Memory)> = fused
             .into_iter()
             .filter_map(|c| {
@@ -407,11 +544,17 @@ impl MemoryService {
         // Stable: equal keys (say, several clamped at 1.0) keep the retrievers' order.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
-        let working = self.working_set(&scope, input.conversation_id.as_deref()).await?;
+        let working = self
+            .working_set(&scope, input.conversation_id.as_deref())
+            .await?;
         Ok(ranked
             .into_iter()
             .map(|(score, m)| SearchHit {
-                memory_type: if working.contains(&m.id) { MemoryType::WorkingMemory } else { m.memory_type },
+                memory_type: if working.contains(&m.id) {
+                    MemoryType::WorkingMemory
+                } else {
+                    m.memory_type
+                },
                 relativity: score.clamp(0.0, 1.0),
                 memory: m,
             })
@@ -419,14 +562,31 @@ impl MemoryService {
     }
 
     /// Ids of the newest memories of a conversation: what shows as `WorkingMemory`.
-    async fn working_set(&self, scope: &Scope, conversation_id: Option<&str>) -> Result<HashSet<String>> {
-        let Some(conv) = conversation_id else { return Ok(HashSet::new()) };
+    async fn working_set(
+        &self,
+        scope: &Scope,
+        conversation_id: Option<&str>,
+    ) -> Result<HashSet<String>> {
+        let Some(conv) = conversation_id else {
+            return Ok(HashSet::new());
+        };
         let n = self.config.search.working_memory_size;
         if n == 0 {
             return Ok(HashSet::new());
         }
-        let q = ListQuery { conversation_id: Some(conv.to_string()), limit: n, ..Default::default() };
-        Ok(self.store.list_memories(scope, &q).await?.items.into_iter().map(|m| m.id).collect())
+        let q = ListQuery {
+            conversation_id: Some(conv.to_string()),
+            limit: n,
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .list_memories(scope, &q)
+            .await?
+            .items
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
     }
 
     /// A page of a user's memories, newest first.
@@ -436,7 +596,10 @@ impl MemoryService {
             return Err(Error::invalid("page", "page starts at 1"));
         }
         if input.size == 0 || input.size > MAX_PAGE_SIZE {
-            return Err(Error::invalid("size", format!("size must be between 1 and {MAX_PAGE_SIZE}")));
+            return Err(Error::invalid(
+                "size",
+                format!("size must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
         }
         let q = ListQuery {
             filter: input.filter,
@@ -444,7 +607,9 @@ impl MemoryService {
             offset: (input.page - 1).saturating_mul(input.size),
             limit: input.size,
         };
-        self.store.list_memories(&Scope::new(project_id, input.user_id), &q).await
+        self.store
+            .list_memories(&Scope::new(project_id, input.user_id), &q)
+            .await
     }
 
     /// One memory by id, anywhere in the project (or only the user's, when named).
@@ -461,30 +626,59 @@ impl MemoryService {
     }
 
     /// The newest `limit` messages of a conversation, in chat order.
-    pub async fn messages(&self, project_id: &str, user_id: &str, conversation_id: &str, limit: usize) -> Result<Vec<Message>> {
+    pub async fn messages(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         self.check_user(user_id)?;
-        self.check_id("conversation_id", conversation_id, InputErrorKind::ConversationIdTooLong)?;
+        self.check_id(
+            "conversation_id",
+            conversation_id,
+            InputErrorKind::ConversationIdTooLong,
+        )?;
         if limit == 0 || limit > MAX_MESSAGE_LIMIT {
             return Err(Error::invalid(
                 "message_limit_number",
                 format!("message_limit_number must be between 1 and {MAX_MESSAGE_LIMIT}"),
             ));
         }
-        self.store.list_messages(&Scope::new(project_id, user_id), conversation_id, limit).await
+        self.store
+            .list_messages(&Scope::new(project_id, user_id), conversation_id, limit)
+            .await
     }
 
     /// Deletes memories by id: all of them or, if any is unknown, none.
-    pub async fn delete(&self, project_id: &str, user_id: Option<&str>, ids: &[String]) -> Result<usize> {
+    pub async fn delete(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+        ids: &[String],
+    ) -> Result<usize> {
         if ids.is_empty() {
-            return Err(Error::input("memory_ids", "memory_ids must name at least one memory", InputErrorKind::Empty));
+            return Err(Error::input(
+                "memory_ids",
+                "memory_ids must name at least one memory",
+                InputErrorKind::Empty,
+            ));
         }
         if ids.len() > MAX_DELETE_IDS {
-            return Err(Error::invalid("memory_ids", format!("at most {MAX_DELETE_IDS} ids per delete")));
+            return Err(Error::invalid(
+                "memory_ids",
+                format!("at most {MAX_DELETE_IDS} ids per delete"),
+            ));
         }
         if let Some(u) = user_id {
             self.check_user(u)?;
         }
-        let unique: Vec<String> = ids.iter().cloned().collect::<HashSet<_>>().into_iter().collect();
+        let unique: Vec<String> = ids
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let found = self.store.get_memories(project_id, &unique).await?;
         let found: HashSet<&str> = found
             .iter()
@@ -492,11 +686,26 @@ impl MemoryService {
             .map(|m| m.id.as_str())
             .collect();
         if let Some(missing) = unique.iter().find(|id| !found.contains(id.as_str())) {
-            return Err(Error::not_found(format!("memory {missing}"), NotFoundKind::MemoryToDelete));
+            return Err(Error::not_found(
+                format!("memory {missing}"),
+                NotFoundKind::MemoryToDelete,
+            ));
         }
-        let ops = unique.iter().map(|id| IndexOp::Delete(id.clone())).collect();
-        let wait = self.commit(WriteBatch { delete_memories: unique.clone(), ..Default::default() }, ops).await?;
-        wait.await.map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        let ops = unique
+            .iter()
+            .map(|id| IndexOp::Delete(id.clone()))
+            .collect();
+        let wait = self
+            .commit(
+                WriteBatch {
+                    delete_memories: unique.clone(),
+                    ..Default::default()
+                },
+                ops,
+            )
+            .await?;
+        wait.await
+            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
         Ok(unique.len())
     }
 
@@ -505,14 +714,23 @@ impl MemoryService {
         self.check_user(user_id)?;
         let scope = Scope::new(project_id, user_id);
         if !self.store.user_exists(&scope).await? {
-            return Err(Error::not_found(format!("user {user_id}"), NotFoundKind::UserToDelete));
+            return Err(Error::not_found(
+                format!("user {user_id}"),
+                NotFoundKind::UserToDelete,
+            ));
         }
         let wait = {
             let _order = self.write_lock.lock().await;
             let (n, revision) = self.store.delete_user(&scope).await?;
-            (n, self.index.enqueue(vec![IndexOp::DeleteScope(scope)], revision)?)
+            (
+                n,
+                self.index
+                    .enqueue(vec![IndexOp::DeleteScope(scope)], revision)?,
+            )
         };
-        wait.1.await.map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        wait.1
+            .await
+            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
         Ok(wait.0)
     }
 
@@ -550,7 +768,11 @@ mod tests {
     }
 
     fn running_task(scope: &Scope, memory_ids: Vec<String>) -> Task {
-        let ctx = AddContext { scope: scope.clone(), conversation_id: "c".into(), ..Default::default() };
+        let ctx = AddContext {
+            scope: scope.clone(),
+            conversation_id: "c".into(),
+            ..Default::default()
+        };
         Task {
             id: "t".into(),
             scope: scope.clone(),
@@ -574,11 +796,23 @@ mod tests {
             ..Default::default()
         };
         store.write(batch).await.unwrap();
-        let svc = MemoryService::start(store, Bm25Index::open(None).unwrap(), Config::default()).await.unwrap();
+        let svc = MemoryService::start(store, Bm25Index::open(None).unwrap(), Config::default())
+            .await
+            .unwrap();
         let t = wait_completed(&svc, "t").await;
         assert_eq!(t.status, TaskStatus::Completed);
         assert_eq!(t.memory_ids.len(), 1);
-        let hits = svc.search("p", SearchInput { user_id: "u".into(), query: "bees".into(), ..Default::default() }).await.unwrap();
+        let hits = svc
+            .search(
+                "p",
+                SearchInput {
+                    user_id: "u".into(),
+                    query: "bees".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(hits[0].memory.id, t.memory_ids[0]);
     }
 
@@ -594,12 +828,37 @@ mod tests {
             ..Default::default()
         };
         store.write(batch).await.unwrap();
-        let svc = MemoryService::start(store.clone(), Bm25Index::open(None).unwrap(), Config::default()).await.unwrap();
+        let svc = MemoryService::start(
+            store.clone(),
+            Bm25Index::open(None).unwrap(),
+            Config::default(),
+        )
+        .await
+        .unwrap();
         let t = wait_completed(&svc, "t").await;
         assert_eq!(t.memory_ids, vec![m.id.clone()]);
-        let all = store.list_memories(&scope, &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+        let all = store
+            .list_memories(
+                &scope,
+                &ListQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(all.total, 1, "the extraction did not run again");
-        let hits = svc.search("p", SearchInput { user_id: "u".into(), query: "bees".into(), ..Default::default() }).await.unwrap();
+        let hits = svc
+            .search(
+                "p",
+                SearchInput {
+                    user_id: "u".into(),
+                    query: "bees".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(hits.len(), 1, "the startup sync indexed the memory");
     }
 
@@ -613,7 +872,13 @@ mod tests {
             let input = AddInput {
                 user_id: "u".into(),
                 conversation_id: "c".into(),
-                messages: vec![NewMessage { role: Role::User, content: "My cat is called Miso.".into(), chat_time: None, name: None, message_id: None }],
+                messages: vec![NewMessage {
+                    role: Role::User,
+                    content: "My cat is called Miso.".into(),
+                    chat_time: None,
+                    name: None,
+                    message_id: None,
+                }],
                 tags: vec![],
                 info: Map::new(),
                 agent_id: None,
@@ -626,7 +891,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         std::fs::remove_dir_all(dir.path().join("index")).unwrap();
         let svc = MemoryService::open(cfg).await.unwrap();
-        let hits = svc.search("p", SearchInput { user_id: "u".into(), query: "cat Miso".into(), ..Default::default() }).await.unwrap();
+        let hits = svc
+            .search(
+                "p",
+                SearchInput {
+                    user_id: "u".into(),
+                    query: "cat Miso".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(hits.len(), 1);
     }
 }

@@ -18,30 +18,187 @@ static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::
 
 /// English function words: they carry no topic and dilute BM25 on conversational text.
 const EN_STOP: &[&str] = &[
-    "a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at",
-    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can",
-    "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from",
-    "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him",
-    "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
-    "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only",
-    "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should",
-    "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then",
-    "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up",
-    "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why",
-    "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "im", "ive", "id",
-    "ill", "youre", "youve", "dont", "doesnt", "didnt", "isnt", "wasnt", "arent", "werent",
-    "cant", "couldnt", "wont", "wouldnt", "shouldnt", "thats", "theres", "its", "lets", "also",
-    "yeah", "yes", "oh", "ok", "okay", "really", "got", "get", "hey", "hi", "hello", "thanks",
-    "thank", "us", "may", "might", "must", "shall", "let", "like", "well", "much", "many", "go",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "all",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "im",
+    "ive",
+    "id",
+    "ill",
+    "youre",
+    "youve",
+    "dont",
+    "doesnt",
+    "didnt",
+    "isnt",
+    "wasnt",
+    "arent",
+    "werent",
+    "cant",
+    "couldnt",
+    "wont",
+    "wouldnt",
+    "shouldnt",
+    "thats",
+    "theres",
+    "its",
+    "lets",
+    "also",
+    "yeah",
+    "yes",
+    "oh",
+    "ok",
+    "okay",
+    "really",
+    "got",
+    "get",
+    "hey",
+    "hi",
+    "hello",
+    "thanks",
+    "thank",
+    "us",
+    "may",
+    "might",
+    "must",
+    "shall",
+    "let",
+    "like",
+    "well",
+    "much",
+    "many",
+    "go",
 ];
 
 /// Chinese particles and pronouns that jieba emits as words.
 const ZH_STOP: &[&str] = &[
     "的", "了", "是", "我", "你", "他", "她", "它", "我们", "你们", "他们", "在", "和", "与", "也",
     "都", "就", "吗", "呢", "吧", "啊", "呀", "哦", "嗯", "着", "过", "这", "那", "这个", "那个",
-    "有", "没", "不", "很", "还", "又", "把", "被", "给", "让", "对", "从", "到", "为", "以",
-    "而", "及", "或", "但", "但是", "因为", "所以", "如果", "可以", "会", "要", "能", "一个",
-    "什么", "怎么", "一下", "一些", "自己", "就是", "还是", "然后",
+    "有", "没", "不", "很", "还", "又", "把", "被", "给", "让", "对", "从", "到", "为", "以", "而",
+    "及", "或", "但", "但是", "因为", "所以", "如果", "可以", "会", "要", "能", "一个", "什么",
+    "怎么", "一下", "一些", "自己", "就是", "还是", "然后",
 ];
 
 static STOP: LazyLock<HashSet<&'static str>> =
@@ -103,7 +260,11 @@ pub fn words(text: &str) -> Vec<Word> {
                 if w.is_empty() || !w.chars().any(char::is_alphanumeric) {
                     continue;
                 }
-                out.push(Word { surface: w.to_string(), term: w.to_string(), stop: STOP.contains(w) });
+                out.push(Word {
+                    surface: w.to_string(),
+                    term: w.to_string(),
+                    stop: STOP.contains(w),
+                });
             }
             buf.clear();
         }
@@ -116,7 +277,12 @@ pub fn words(text: &str) -> Vec<Word> {
         } else if c.is_alphanumeric() {
             flush_cjk(&mut cjk, &mut out);
             latin.extend(c.to_lowercase());
-        } else if (c == '\'' || c == '’') && !latin.is_empty() && chars.peek().is_some_and(|n| n.is_alphanumeric() && !is_cjk(*n)) {
+        } else if (c == '\'' || c == '’')
+            && !latin.is_empty()
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() && !is_cjk(*n))
+        {
             // inside a word: drop the apostrophe, keep the word whole
         } else {
             flush_latin(&mut latin, &mut out);
@@ -138,12 +304,20 @@ fn push_latin(word: &str, out: &mut Vec<Word>) {
     } else {
         word.to_string()
     };
-    out.push(Word { surface: word.to_string(), term, stop });
+    out.push(Word {
+        surface: word.to_string(),
+        term,
+        stop,
+    });
 }
 
 /// The index terms of a text, in order, stop words removed.
 pub fn terms(text: &str) -> Vec<String> {
-    words(text).into_iter().filter(|w| !w.stop).map(|w| w.term).collect()
+    words(text)
+        .into_iter()
+        .filter(|w| !w.stop)
+        .map(|w| w.term)
+        .collect()
 }
 
 /// Whether the speaker talks about themself: first-person words in English or Chinese.
@@ -152,7 +326,9 @@ pub fn is_first_person(text: &str) -> bool {
     if text.contains('我') {
         return true;
     }
-    words(text).iter().any(|w| FIRST.contains(&w.surface.as_str()))
+    words(text)
+        .iter()
+        .any(|w| FIRST.contains(&w.surface.as_str()))
 }
 
 /// Up to `n` keywords of a text, in text order: content words, each stem once, chosen by
@@ -184,7 +360,10 @@ pub fn keywords(text: &str, n: usize) -> Vec<String> {
     // which make better tags, and drop the compound.
     let surfaces: Vec<String> = cands.iter().map(|c| c.2.clone()).collect();
     cands.retain(|c| {
-        !(c.2.chars().any(is_cjk) && surfaces.iter().any(|o| o != &c.2 && o.chars().count() >= 2 && c.2.contains(o.as_str())))
+        !(c.2.chars().any(is_cjk)
+            && surfaces
+                .iter()
+                .any(|o| o != &c.2 && o.chars().count() >= 2 && c.2.contains(o.as_str())))
     });
     cands.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     cands.truncate(n);
@@ -201,18 +380,27 @@ pub fn headline(text: &str, max_chars: usize) -> String {
         .find(|&(i, c)| {
             matches!(c, '。' | '！' | '？' | '\n')
                 || (matches!(c, '.' | '!' | '?')
-                    && text[i + c.len_utf8()..].chars().next().is_none_or(char::is_whitespace))
+                    && text[i + c.len_utf8()..]
+                        .chars()
+                        .next()
+                        .is_none_or(char::is_whitespace))
         })
-        .map_or(text.len(), |(i, c)| if matches!(c, '.' | '\n') { i } else { i + c.len_utf8() });
+        .map_or(text.len(), |(i, c)| {
+            if matches!(c, '.' | '\n') {
+                i
+            } else {
+                i + c.len_utf8()
+            }
+        });
     let first = text[..end].trim();
     if first.chars().count() <= max_chars {
         return first.to_string();
     }
     let mut cut: String = first.chars().take(max_chars).collect();
-    if !first.chars().take(max_chars).any(is_cjk) {
-        if let Some(space) = cut.rfind(' ') {
-            cut.truncate(space);
-        }
+    if !first.chars().take(max_chars).any(is_cjk)
+        && let Some(space) = cut.rfind(' ')
+    {
+        cut.truncate(space);
     }
     format!("{}…", cut.trim_end_matches([',', ';', ':', ' ', '，']))
 }
@@ -223,7 +411,10 @@ mod tests {
 
     #[test]
     fn english_terms_are_stemmed_and_stopped() {
-        assert_eq!(terms("I love spicy foods, but I don't like oily hotpot!"), ["love", "spici", "food", "oili", "hotpot"]);
+        assert_eq!(
+            terms("I love spicy foods, but I don't like oily hotpot!"),
+            ["love", "spici", "food", "oili", "hotpot"]
+        );
         assert_eq!(terms("The user's preferences"), ["user", "prefer"]);
     }
 
@@ -232,7 +423,11 @@ mod tests {
         let t = terms("我喜欢吃辣的，但不喜欢油腻的火锅。");
         assert!(t.contains(&"喜欢".to_string()), "{t:?}");
         assert!(t.contains(&"火锅".to_string()), "{t:?}");
-        assert!(t.iter().all(|w| !w.trim().is_empty() && w != "，" && w != "。"), "{t:?}");
+        assert!(
+            t.iter()
+                .all(|w| !w.trim().is_empty() && w != "，" && w != "。"),
+            "{t:?}"
+        );
         assert!(!t.contains(&"的".to_string()));
     }
 
@@ -253,18 +448,30 @@ mod tests {
 
     #[test]
     fn keywords_skip_stop_words_and_repeats() {
-        let k = keywords("I love spicy food, spicy food is the best food in Sichuan", 3);
+        let k = keywords(
+            "I love spicy food, spicy food is the best food in Sichuan",
+            3,
+        );
         assert_eq!(k, ["spicy", "food", "sichuan"]);
         let k = keywords("我喜欢吃辣的火锅", 3);
         assert!(k.contains(&"火锅".to_string()), "{k:?}");
-        assert_eq!(keywords("我下个月要去云南旅游", 5), ["下个月", "云南", "旅游"]);
+        assert_eq!(
+            keywords("我下个月要去云南旅游", 5),
+            ["下个月", "云南", "旅游"]
+        );
     }
 
     #[test]
     fn headline_takes_first_sentence() {
-        assert_eq!(headline("I moved to Berlin. It is cold.", 60), "I moved to Berlin");
+        assert_eq!(
+            headline("I moved to Berlin. It is cold.", 60),
+            "I moved to Berlin"
+        );
         assert_eq!(headline("我搬到了上海。那里很热。", 60), "我搬到了上海。");
-        let h = headline("one two three four five six seven eight nine ten eleven", 20);
+        let h = headline(
+            "one two three four five six seven eight nine ten eleven",
+            20,
+        );
         assert_eq!(h, "one two three four…");
         assert_eq!(headline("Version 2.5 is out", 60), "Version 2.5 is out");
     }

@@ -21,19 +21,31 @@ pub fn parse_str(s: &str) -> Option<Millis> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp_millis());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
             return Some(dt.timestamp_millis());
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&dt).timestamp_millis());
         }
     }
     for fmt in ["%Y-%m-%d", "%Y/%m/%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
-            return Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?).timestamp_millis());
+            return Some(
+                Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)
+                    .timestamp_millis(),
+            );
         }
     }
     None
@@ -87,7 +99,10 @@ mod tests {
         assert_eq!(parse_str("2023-05-08T21:56:00+08:00"), Some(expect));
         assert_eq!(parse_str("1683554160000"), Some(expect));
         assert_eq!(parse_str("1683554160"), Some(expect));
-        assert_eq!(parse_value(&serde_json::json!(1_683_554_160_000i64)), Some(expect));
+        assert_eq!(
+            parse_value(&serde_json::json!(1_683_554_160_000i64)),
+            Some(expect)
+        );
         assert_eq!(parse_str("2023-05-08"), Some(1_683_504_000_000));
     }
 

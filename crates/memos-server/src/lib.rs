@@ -16,6 +16,12 @@ use memos_core::MemoryService;
 use tokio::net::TcpListener;
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn run(listener: TcpListener, service: Arc<MemoryService>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app(service)).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    service: Arc<MemoryService>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(service))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -131,7 +131,8 @@ struct SearchArgs {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MEMOS_LOG").unwrap_or_else(|_| "info,tantivy=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("MEMOS_LOG")
+                .unwrap_or_else(|_| "info,tantivy=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -163,7 +164,10 @@ fn load_config(cli: &Cli) -> Result<Config> {
 async fn open(cfg: Config) -> Result<Arc<MemoryService>> {
     let dir = cfg.store.data_dir.clone();
     MemoryService::open(cfg).await.with_context(|| {
-        format!("cannot open the data directory {} (is a server already using it?)", dir.display())
+        format!(
+            "cannot open the data directory {} (is a server already using it?)",
+            dir.display()
+        )
     })
 }
 
@@ -197,12 +201,22 @@ async fn serve(cfg: Config) -> Result<()> {
             auth::seed_key(service.store(), k.trim(), auth::DEFAULT_PROJECT).await?;
         }
         _ => {
-            if service.store().list_keys().await?.iter().all(|k| k.revoked_time.is_some()) {
-                tracing::warn!("no API keys yet: create one with `memos keys create` or set MEMOS_API_KEY");
+            if service
+                .store()
+                .list_keys()
+                .await?
+                .iter()
+                .all(|k| k.revoked_time.is_some())
+            {
+                tracing::warn!(
+                    "no API keys yet: create one with `memos keys create` or set MEMOS_API_KEY"
+                );
             }
         }
     }
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     // Tests and scripts read this line to find a port chosen with --port 0.
     println!("memos listening on http://{local}");
@@ -236,21 +250,33 @@ async fn keys(cfg: Config, cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Create { project, label } => {
             let (key, secret) = auth::create_key(store, &project, &label).await?;
-            eprintln!("Created key {} for project `{}`. It is shown once; store it now:", key.id, key.project_id);
+            eprintln!(
+                "Created key {} for project `{}`. It is shown once; store it now:",
+                key.id, key.project_id
+            );
             println!("{secret}");
         }
         KeysCommand::List => {
-            println!("{:<14} {:<20} {:<12} {:<26} LABEL", "ID", "PROJECT", "PREFIX", "STATE");
+            println!(
+                "{:<14} {:<20} {:<12} {:<26} LABEL",
+                "ID", "PROJECT", "PREFIX", "STATE"
+            );
             for k in store.list_keys().await? {
                 let state = match k.revoked_time {
                     Some(t) => format!("revoked {}", time::to_date(t)),
                     None => format!("active since {}", time::to_date(k.create_time)),
                 };
-                println!("{:<14} {:<20} {:<12} {:<26} {}", k.id, k.project_id, k.prefix, state, k.label);
+                println!(
+                    "{:<14} {:<20} {:<12} {:<26} {}",
+                    k.id, k.project_id, k.prefix, state, k.label
+                );
             }
         }
         KeysCommand::Revoke { id } => {
-            if !store.revoke_key(&id, memos_core::model::now_millis()).await? {
+            if !store
+                .revoke_key(&id, memos_core::model::now_millis())
+                .await?
+            {
                 bail!("no key with id `{id}`");
             }
             eprintln!("Revoked key {id}.");
@@ -260,9 +286,13 @@ async fn keys(cfg: Config, cmd: KeysCommand) -> Result<()> {
 }
 
 async fn add(cfg: Config, args: AddArgs) -> Result<()> {
-    let role = Role::parse(&args.role).with_context(|| format!("--role must be user or assistant, not `{}`", args.role))?;
+    let role = Role::parse(&args.role)
+        .with_context(|| format!("--role must be user or assistant, not `{}`", args.role))?;
     let chat_time = match &args.time {
-        Some(t) => Some(time::parse_str(t).with_context(|| format!("--time `{t}` is not ISO 8601 or epoch ms"))?),
+        Some(t) => Some(
+            time::parse_str(t)
+                .with_context(|| format!("--time `{t}` is not ISO 8601 or epoch ms"))?,
+        ),
         None => None,
     };
     let service = open(cfg).await?;
@@ -272,7 +302,13 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
             AddInput {
                 user_id: args.user,
                 conversation_id: args.conversation,
-                messages: vec![NewMessage { role, content: args.text.join(" "), chat_time, name: args.name, message_id: None }],
+                messages: vec![NewMessage {
+                    role,
+                    content: args.text.join(" "),
+                    chat_time,
+                    name: args.name,
+                    message_id: None,
+                }],
                 tags: vec![],
                 info: Default::default(),
                 agent_id: None,
@@ -281,7 +317,10 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
             },
         )
         .await?;
-    println!("{}", serde_json::json!({"task_id": out.task_id, "memory_ids": out.memory_ids}));
+    println!(
+        "{}",
+        serde_json::json!({"task_id": out.task_id, "memory_ids": out.memory_ids})
+    );
     Ok(())
 }
 
@@ -291,7 +330,10 @@ async fn search(cfg: Config, args: SearchArgs) -> Result<()> {
         None => None,
     };
     let query_time = match &args.as_of {
-        Some(t) => Some(time::parse_str(t).with_context(|| format!("--as-of `{t}` is not ISO 8601 or epoch ms"))?),
+        Some(t) => Some(
+            time::parse_str(t)
+                .with_context(|| format!("--as-of `{t}` is not ISO 8601 or epoch ms"))?,
+        ),
         None => None,
     };
     let service = open(cfg).await?;

@@ -21,7 +21,12 @@ const KEYWORDS: usize = 5;
 
 /// Extracts memories from `messages` (in chat order). `previous` is the conversation's last
 /// stored message before them, used as context for a short first reply.
-pub fn extract(ctx: &AddContext, messages: &[Message], previous: Option<&Message>, now: Millis) -> Vec<Memory> {
+pub fn extract(
+    ctx: &AddContext,
+    messages: &[Message],
+    previous: Option<&Message>,
+    now: Millis,
+) -> Vec<Memory> {
     let mut out = Vec::new();
     let mut prev = previous;
     for m in messages {
@@ -73,8 +78,16 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
     let value = match context {
         None if zh => format!("[{date}] {who}：{content}"),
         None => format!("[{date}] {who}: {content}"),
-        Some(p) if zh => format!("[{date}] {who}（回复 {}：“{}”）：{content}", speaker(p), snippet(&p.content, CONTEXT_CHARS)),
-        Some(p) => format!("[{date}] {who} (replying to {}: \"{}\"): {content}", speaker(p), snippet(&p.content, CONTEXT_CHARS)),
+        Some(p) if zh => format!(
+            "[{date}] {who}（回复 {}：“{}”）：{content}",
+            speaker(p),
+            snippet(&p.content, CONTEXT_CHARS)
+        ),
+        Some(p) => format!(
+            "[{date}] {who} (replying to {}: \"{}\"): {content}",
+            speaker(p),
+            snippet(&p.content, CONTEXT_CHARS)
+        ),
     };
     let key = format!("{who}: {}", text::headline(content, HEADLINE_CHARS));
     let mut tags = text::keywords(content, KEYWORDS);
@@ -135,26 +148,52 @@ mod tests {
 
     #[test]
     fn user_self_statements_are_user_memories_with_speaker_and_date() {
-        let m = msg(Role::User, None, "I love spicy food but I don't like oily hotpot.", 1_683_554_160_000);
-        let out = extract(&ctx(), &[m.clone()], None, 5);
+        let m = msg(
+            Role::User,
+            None,
+            "I love spicy food but I don't like oily hotpot.",
+            1_683_554_160_000,
+        );
+        let out = extract(&ctx(), std::slice::from_ref(&m), None, 5);
         assert_eq!(out.len(), 1);
         let mem = &out[0];
         assert_eq!(mem.memory_type, MemoryType::UserMemory);
-        assert_eq!(mem.value, "[2023-05-08] User: I love spicy food but I don't like oily hotpot.");
-        assert_eq!(mem.key, "User: I love spicy food but I don't like oily hotpot");
-        assert!(mem.tags.contains(&"spicy".to_string()) && mem.tags.contains(&"trip".to_string()), "{:?}", mem.tags);
+        assert_eq!(
+            mem.value,
+            "[2023-05-08] User: I love spicy food but I don't like oily hotpot."
+        );
+        assert_eq!(
+            mem.key,
+            "User: I love spicy food but I don't like oily hotpot"
+        );
+        assert!(
+            mem.tags.contains(&"spicy".to_string()) && mem.tags.contains(&"trip".to_string()),
+            "{:?}",
+            mem.tags
+        );
         assert_eq!(mem.memory_time, Some(1_683_554_160_000));
         assert_eq!(mem.sources, vec![Source::from(&m)]);
     }
 
     #[test]
     fn short_replies_carry_the_turn_they_answer() {
-        let q = msg(Role::Assistant, None, "Do you go running every morning before work?", 1);
+        let q = msg(
+            Role::Assistant,
+            None,
+            "Do you go running every morning before work?",
+            1,
+        );
         let a = msg(Role::User, Some("Caroline"), "Yes, twice a week.", 2);
         let out = extract(&ctx(), &[q.clone(), a.clone()], None, 5);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].memory_type, MemoryType::LongTermMemory);
-        assert!(out[1].value.contains("Caroline (replying to Assistant: \"Do you go running"), "{}", out[1].value);
+        assert!(
+            out[1]
+                .value
+                .contains("Caroline (replying to Assistant: \"Do you go running"),
+            "{}",
+            out[1].value
+        );
         assert_eq!(out[1].sources, vec![Source::from(&q), Source::from(&a)]);
     }
 
@@ -163,21 +202,39 @@ mod tests {
         let q = msg(Role::Assistant, None, "你每天早上都跑步吗？", 1);
         let a = msg(Role::User, None, "是的。", 2);
         let out = extract(&ctx(), &[a], Some(&q), 5);
-        assert!(out[0].value.contains("（回复 Assistant：“你每天早上都跑步吗？”）："), "{}", out[0].value);
+        assert!(
+            out[0]
+                .value
+                .contains("（回复 Assistant：“你每天早上都跑步吗？”）："),
+            "{}",
+            out[0].value
+        );
     }
 
     #[test]
     fn chinese_first_person_is_user_memory() {
-        let out = extract(&ctx(), &[msg(Role::User, None, "我每天早上跑步，喜欢吃辣的。", 1)], None, 5);
+        let out = extract(
+            &ctx(),
+            &[msg(Role::User, None, "我每天早上跑步，喜欢吃辣的。", 1)],
+            None,
+            5,
+        );
         assert_eq!(out[0].memory_type, MemoryType::UserMemory);
-        assert!(out[0].value.contains("User：我每天早上跑步"), "{}", out[0].value);
+        assert!(
+            out[0].value.contains("User：我每天早上跑步"),
+            "{}",
+            out[0].value
+        );
     }
 
     #[test]
     fn system_and_tool_messages_make_no_memories() {
         let out = extract(
             &ctx(),
-            &[msg(Role::System, None, "You are helpful.", 1), msg(Role::Tool, None, "{\"ok\":true}", 2)],
+            &[
+                msg(Role::System, None, "You are helpful.", 1),
+                msg(Role::Tool, None, "{\"ok\":true}", 2),
+            ],
             None,
             5,
         );

@@ -19,12 +19,17 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery,
+};
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, NumericOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+    Field, INDEXED, IndexRecordOption, NumericOptions, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
 };
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
@@ -76,7 +81,9 @@ struct Fields {
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let text_opts = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
     );
     let time = || NumericOptions::default() | INDEXED;
     let fields = Fields {
@@ -117,7 +124,12 @@ impl Tokenizer for MemosTokenizer {
         let tokens = text::terms(text)
             .into_iter()
             .enumerate()
-            .map(|(position, text)| Token { position, text, position_length: 1, ..Token::default() })
+            .map(|(position, text)| Token {
+                position,
+                text,
+                position_length: 1,
+                ..Token::default()
+            })
             .collect();
         VecTokenStream { tokens, next: 0 }
     }
@@ -176,19 +188,39 @@ impl Bm25Index {
             Some(dir) => {
                 let usable = dir.join("meta.json").exists()
                     && Index::open_in_dir(dir).ok().is_some_and(|i| {
-                        i.schema() == schema && read_payload(&i).is_some_and(|p| p.schema == SCHEMA_VERSION)
+                        i.schema() == schema
+                            && read_payload(&i).is_some_and(|p| p.schema == SCHEMA_VERSION)
                     });
                 if !usable && dir.exists() {
                     tracing::warn!(path = %dir.display(), "discarding an index of another format; it will be rebuilt");
                     std::fs::remove_dir_all(dir).map_err(Error::index)?;
                 }
                 std::fs::create_dir_all(dir).map_err(Error::index)?;
-                if usable { Index::open_in_dir(dir)? } else { Index::create_in_dir(dir, schema.clone())? }
+                if usable {
+                    Index::open_in_dir(dir)?
+                } else {
+                    Index::create_in_dir(dir, schema.clone())?
+                }
             }
         };
         index.tokenizers().register(TOKENIZER, MemosTokenizer);
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        if read_payload(&index).is_none() {
+            // Stamp a new index with its format at once, so the next open keeps it.
+            let mut commit = writer.prepare_commit()?;
+            commit.set_payload(
+                &serde_json::to_string(&Payload {
+                    schema: SCHEMA_VERSION,
+                    revision: 0,
+                })
+                .expect("json"),
+            );
+            commit.commit()?;
+        }
         let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             index,
@@ -220,7 +252,11 @@ impl Bm25Index {
         if want == have {
             return Ok(());
         }
-        tracing::info!(index = have, store = want, "search index is stale; rebuilding it from the store");
+        tracing::info!(
+            index = have,
+            store = want,
+            "search index is stale; rebuilding it from the store"
+        );
         let started = std::time::Instant::now();
         let mut cursor = None;
         let mut count = 0usize;
@@ -232,30 +268,50 @@ impl Bm25Index {
                 break;
             }
             count += page.len();
-            self.apply(page.into_iter().map(|m| IndexOp::Upsert(Box::new(m))).collect(), 0).await?;
+            self.apply(
+                page.into_iter()
+                    .map(|m| IndexOp::Upsert(Box::new(m)))
+                    .collect(),
+                0,
+            )
+            .await?;
             cursor = next;
         }
         self.apply(vec![], want).await?;
-        tracing::info!(memories = count, elapsed_ms = started.elapsed().as_millis() as u64, "search index rebuilt");
+        tracing::info!(
+            memories = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "search index rebuilt"
+        );
         Ok(())
     }
 
     /// Applies changes and waits until they are committed and searchable. `revision` is the
     /// store revision they bring the index to; 0 leaves the recorded revision as it is.
     pub async fn apply(&self, ops: Vec<IndexOp>, revision: Revision) -> Result<()> {
-        self.enqueue(ops, revision)?.await.map_err(|_| Error::Unavailable("index writer stopped".into()))?
+        self.enqueue(ops, revision)?
+            .await
+            .map_err(|_| Error::Unavailable("index writer stopped".into()))?
     }
 
     /// Queues changes without waiting; the receiver reports when they are searchable.
     /// Callers that write the store under a lock enqueue under the same lock, so the index
     /// sees revisions in order.
-    pub fn enqueue(&self, ops: Vec<IndexOp>, revision: Revision) -> Result<oneshot::Receiver<Result<()>>> {
+    pub fn enqueue(
+        &self,
+        ops: Vec<IndexOp>,
+        revision: Revision,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
         let (done, wait) = oneshot::channel();
         self.inner
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Job { ops, revision, done: Some(done) })
+            .send(Job {
+                ops,
+                revision,
+                done: Some(done),
+            })
             .map_err(|_| Error::Unavailable("index writer stopped".into()))?;
         Ok(wait)
     }
@@ -287,12 +343,16 @@ impl Bm25Index {
         if terms.is_empty() || limit == 0 {
             return Ok(vec![]);
         }
-        let term_objs: Vec<Term> = terms.iter().map(|t| Term::from_field_text(f.text, t)).collect();
+        let term_objs: Vec<Term> = terms
+            .iter()
+            .map(|t| Term::from_field_text(f.text, t))
+            .collect();
         let text_query = BooleanQuery::new(
             term_objs
                 .iter()
                 .map(|t| {
-                    let q: Box<dyn Query> = Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs));
+                    let q: Box<dyn Query> =
+                        Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs));
                     (Occur::Should, q)
                 })
                 .collect(),
@@ -300,7 +360,10 @@ impl Bm25Index {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, Box::new(text_query)),
             (Occur::Must, silent(term_query(f.scope, &scope.key()))),
-            (Occur::Must, silent(term_query(f.status, MemoryStatus::Activated.as_str()))),
+            (
+                Occur::Must,
+                silent(term_query(f.status, MemoryStatus::Activated.as_str())),
+            ),
         ];
         if let Some(t) = as_of {
             clauses.push((Occur::Must, silent(range(f.effective_time, None, Some(t)))));
@@ -316,7 +379,11 @@ impl Bm25Index {
                 Ok(Candidate {
                     id: self.doc_id(&searcher, addr)?,
                     score,
-                    relativity: if idf_sum > 0.0 { (score / idf_sum).clamp(0.0, 1.0) } else { 0.0 },
+                    relativity: if idf_sum > 0.0 {
+                        (score / idf_sum).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
                 })
             })
             .collect()
@@ -327,12 +394,20 @@ impl Bm25Index {
         doc.get_first(self.inner.fields.id)
             .and_then(|v| v.as_str())
             .map(str::to_string)
-            .ok_or_else(|| Error::Index(Arc::new(std::io::Error::other("indexed document without id"))))
+            .ok_or_else(|| {
+                Error::Index(Arc::new(std::io::Error::other(
+                    "indexed document without id",
+                )))
+            })
     }
 
     fn filter_query(&self, filter: &Filter) -> Box<dyn Query> {
         let f = &self.inner.fields;
-        let occur = if filter.logic == Logic::And { Occur::Must } else { Occur::Should };
+        let occur = if filter.logic == Logic::And {
+            Occur::Must
+        } else {
+            Occur::Should
+        };
         let clauses = filter
             .conditions
             .iter()
@@ -370,16 +445,23 @@ fn silent(q: Box<dyn Query>) -> Box<dyn Query> {
 }
 
 fn term_query(field: Field, value: &str) -> Box<dyn Query> {
-    Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
 }
 
 fn range(field: Field, min: Option<Millis>, max: Option<Millis>) -> Box<dyn Query> {
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            return Box::new(EmptyQuery);
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        return Box::new(EmptyQuery);
     }
-    let bound = |v: Option<Millis>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(field, v)));
+    let bound = |v: Option<Millis>| {
+        v.map_or(Bound::Unbounded, |v| {
+            Bound::Included(Term::from_field_i64(field, v))
+        })
+    };
     Box::new(RangeQuery::new(bound(min), bound(max)))
 }
 
@@ -387,7 +469,11 @@ fn range(field: Field, min: Option<Millis>, max: Option<Millis>) -> Box<dyn Quer
 /// holds every term once at average length scores exactly this, so `score / idf_sum` reads
 /// as "how much of the query the memory covers", comparable from query to query.
 fn idf_sum(searcher: &Searcher, terms: &[Term]) -> Result<f32> {
-    let n: u64 = searcher.segment_readers().iter().map(|s| u64::from(s.max_doc())).sum();
+    let n: u64 = searcher
+        .segment_readers()
+        .iter()
+        .map(|s| u64::from(s.max_doc()))
+        .sum();
     let mut sum = 0.0f32;
     for t in terms {
         let df = searcher.doc_freq(t)?.min(n);
@@ -398,7 +484,11 @@ fn idf_sum(searcher: &Searcher, terms: &[Term]) -> Result<f32> {
 }
 
 fn read_payload(index: &Index) -> Option<Payload> {
-    index.load_metas().ok()?.payload.and_then(|p| serde_json::from_str(&p).ok())
+    index
+        .load_metas()
+        .ok()?
+        .payload
+        .and_then(|p| serde_json::from_str(&p).ok())
 }
 
 fn document(f: &Fields, m: &Memory) -> TantivyDocument {
@@ -431,7 +521,13 @@ fn document(f: &Fields, m: &Memory) -> TantivyDocument {
     d
 }
 
-fn writer_loop(index: &Index, reader: &IndexReader, f: Fields, mut writer: IndexWriter, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(
+    index: &Index,
+    reader: &IndexReader,
+    f: Fields,
+    mut writer: IndexWriter,
+    jobs: mpsc::Receiver<Job>,
+) {
     // After a failed commit some changes are missing from the index. From then on the
     // recorded revision must stay behind the store's, so that the next start rebuilds.
     let mut poisoned = false;
@@ -469,7 +565,13 @@ fn writer_loop(index: &Index, reader: &IndexReader, f: Fields, mut writer: Index
             }
             let mut commit = writer.prepare_commit()?;
             if let (Some(revision), false) = (revision, poisoned) {
-                commit.set_payload(&serde_json::to_string(&Payload { schema: SCHEMA_VERSION, revision }).expect("json"));
+                commit.set_payload(
+                    &serde_json::to_string(&Payload {
+                        schema: SCHEMA_VERSION,
+                        revision,
+                    })
+                    .expect("json"),
+                );
             } else if let Some(old) = read_payload(index) {
                 commit.set_payload(&serde_json::to_string(&old).expect("json"));
             }

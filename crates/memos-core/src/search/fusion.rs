@@ -29,7 +29,14 @@ pub fn fuse(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
                 }
                 None => {
                     order.push(c.id.clone());
-                    acc.insert(c.id.clone(), Candidate { id: c.id.clone(), score: add, relativity: c.relativity });
+                    acc.insert(
+                        c.id.clone(),
+                        Candidate {
+                            id: c.id.clone(),
+                            score: add,
+                            relativity: c.relativity,
+                        },
+                    );
                 }
             }
         }
@@ -44,7 +51,11 @@ mod tests {
     use super::*;
 
     fn c(id: &str, rel: f32) -> Candidate {
-        Candidate { id: id.into(), score: 0.0, relativity: rel }
+        Candidate {
+            id: id.into(),
+            score: 0.0,
+            relativity: rel,
+        }
     }
 
     #[test]

@@ -78,8 +78,17 @@ pub async fn write_and_read_back(store: &dyn MemoryStore) {
         })
         .await
         .unwrap();
-    assert_eq!(store.get_memories("p", std::slice::from_ref(&m.id)).await.unwrap(), vec![m.clone()]);
-    assert_eq!(store.list_messages(&scope, "c1", 10).await.unwrap(), vec![msg.clone()]);
+    assert_eq!(
+        store
+            .get_memories("p", std::slice::from_ref(&m.id))
+            .await
+            .unwrap(),
+        vec![m.clone()]
+    );
+    assert_eq!(
+        store.list_messages(&scope, "c1", 10).await.unwrap(),
+        vec![msg.clone()]
+    );
     assert_eq!(store.get_task("p", &t.id).await.unwrap(), Some(t.clone()));
     assert_eq!(store.task_messages("t").await.unwrap(), vec![msg]);
     assert!(store.user_exists(&scope).await.unwrap());
@@ -91,28 +100,73 @@ pub async fn scopes_are_isolated(store: &dyn MemoryStore) {
     let a = memory_in("p1", "alice", "c", "secret of project one");
     let b = memory_in("p2", "alice", "c", "secret of project two");
     let c = memory_in("p1", "bob", "c", "bob's note");
-    store.write(WriteBatch { upsert_memories: vec![a.clone(), b.clone(), c.clone()], ..Default::default() }).await.unwrap();
-    assert_eq!(store.get_memories("p2", std::slice::from_ref(&a.id)).await.unwrap(), vec![]);
-    let all = ListQuery { limit: 100, ..Default::default() };
-    let page = store.list_memories(&Scope::new("p1", "alice"), &all).await.unwrap();
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![a.clone(), b.clone(), c.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_memories("p2", std::slice::from_ref(&a.id))
+            .await
+            .unwrap(),
+        vec![]
+    );
+    let all = ListQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let page = store
+        .list_memories(&Scope::new("p1", "alice"), &all)
+        .await
+        .unwrap();
     assert_eq!(page.items, vec![a.clone()]);
-    let page = store.list_memories(&Scope::new("p2", "alice"), &all).await.unwrap();
+    let page = store
+        .list_memories(&Scope::new("p2", "alice"), &all)
+        .await
+        .unwrap();
     assert_eq!(page.items, vec![b]);
     let t = task(&Scope::new("p1", "alice"), TaskStatus::Running);
-    store.write(WriteBatch { task: Some(t.clone()), ..Default::default() }).await.unwrap();
+    store
+        .write(WriteBatch {
+            task: Some(t.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(store.get_task("p2", &t.id).await.unwrap(), None);
 }
 
 /// Upserting an existing id replaces the record and keeps its place.
 pub async fn upsert_replaces_in_place(store: &dyn MemoryStore) {
     let m = memory("u", "c", "first version");
-    store.write(WriteBatch { upsert_memories: vec![m.clone()], ..Default::default() }).await.unwrap();
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut m2 = m.clone();
     m2.value = "second version".into();
     m2.status = MemoryStatus::Archived;
     m2.update_time += 5;
-    store.write(WriteBatch { upsert_memories: vec![m2.clone()], ..Default::default() }).await.unwrap();
-    assert_eq!(store.get_memories("p", std::slice::from_ref(&m.id)).await.unwrap(), vec![m2]);
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m2.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_memories("p", std::slice::from_ref(&m.id))
+            .await
+            .unwrap(),
+        vec![m2]
+    );
     let (all, _) = store.scan_memories(None, 100).await.unwrap();
     assert_eq!(all.iter().filter(|x| x.id == m.id).count(), 1);
 }
@@ -120,12 +174,27 @@ pub async fn upsert_replaces_in_place(store: &dyn MemoryStore) {
 /// Deleted memories are gone; unknown ids are ignored.
 pub async fn deletes_remove(store: &dyn MemoryStore) {
     let (a, b) = (memory("u", "c", "keep me"), memory("u", "c", "drop me"));
-    store.write(WriteBatch { upsert_memories: vec![a.clone(), b.clone()], ..Default::default() }).await.unwrap();
     store
-        .write(WriteBatch { delete_memories: vec![b.id.clone(), "no-such-id".into()], ..Default::default() })
+        .write(WriteBatch {
+            upsert_memories: vec![a.clone(), b.clone()],
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(store.get_memories("p", &[a.id.clone(), b.id.clone()]).await.unwrap(), vec![a]);
+    store
+        .write(WriteBatch {
+            delete_memories: vec![b.id.clone(), "no-such-id".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_memories("p", &[a.id.clone(), b.id.clone()])
+            .await
+            .unwrap(),
+        vec![a]
+    );
 }
 
 /// Listing is newest first, paged, with the full total.
@@ -136,13 +205,33 @@ pub async fn list_is_newest_first_and_paged(store: &dyn MemoryStore) {
         m.create_time = 1_000 + i;
         ms.push(m);
     }
-    store.write(WriteBatch { upsert_memories: ms.clone(), ..Default::default() }).await.unwrap();
+    store
+        .write(WriteBatch {
+            upsert_memories: ms.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let scope = Scope::new("p", "u");
-    let page = store.list_memories(&scope, &ListQuery { offset: 2, limit: 3, ..Default::default() }).await.unwrap();
+    let page = store
+        .list_memories(
+            &scope,
+            &ListQuery {
+                offset: 2,
+                limit: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(page.total, 7);
     let got: Vec<i64> = page.items.iter().map(|m| m.create_time).collect();
     assert_eq!(got, [1_004, 1_003, 1_002]);
-    let q = ListQuery { conversation_id: Some("other".into()), limit: 10, ..Default::default() };
+    let q = ListQuery {
+        conversation_id: Some("other".into()),
+        limit: 10,
+        ..Default::default()
+    };
     assert_eq!(store.list_memories(&scope, &q).await.unwrap().total, 0);
 }
 
@@ -153,18 +242,35 @@ pub async fn filters_agree_with_reference(store: &dyn MemoryStore) {
         let mut m = memory("u", "c", &format!("item {i}"));
         m.agent_id = (i % 3 == 0).then(|| "a1".to_string());
         m.app_id = (i % 4 == 0).then(|| "app".to_string());
-        m.tags = if i % 2 == 0 { vec!["Food".into(), "旅行".into()] } else { vec!["work".into()] };
-        m.memory_type = if i % 5 == 0 { MemoryType::UserMemory } else { MemoryType::LongTermMemory };
+        m.tags = if i % 2 == 0 {
+            vec!["Food".into(), "旅行".into()]
+        } else {
+            vec!["work".into()]
+        };
+        m.memory_type = if i % 5 == 0 {
+            MemoryType::UserMemory
+        } else {
+            MemoryType::LongTermMemory
+        };
         m.create_time = 1_735_689_600_000 + i * 86_400_000; // from 2025-01-01, one a day
         m.update_time = m.create_time + 1;
         m.memory_time = (i % 6 != 0).then_some(m.create_time - 5);
-        m.info.insert("scene".into(), json!(if i % 2 == 0 { "chat" } else { "work" }));
+        m.info.insert(
+            "scene".into(),
+            json!(if i % 2 == 0 { "chat" } else { "work" }),
+        );
         m.info.insert("biz_id".into(), json!(i));
         m.info.insert("flag".into(), json!(i % 3 == 1));
         m.info.insert("ratio".into(), json!(i as f64 / 2.0));
         ms.push(m);
     }
-    store.write(WriteBatch { upsert_memories: ms.clone(), ..Default::default() }).await.unwrap();
+    store
+        .write(WriteBatch {
+            upsert_memories: ms.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let filters = [
         json!({"and": [{"agent_id": "a1"}]}),
         json!({"or": [{"agent_id": "a1"}, {"app_id": "app"}]}),
@@ -181,9 +287,24 @@ pub async fn filters_agree_with_reference(store: &dyn MemoryStore) {
     let scope = Scope::new("p", "u");
     for f in filters {
         let parsed = Filter::parse(&f).unwrap().unwrap();
-        let mut want: Vec<String> = ms.iter().filter(|m| parsed.matches(m)).map(|m| m.id.clone()).collect();
-        let q = ListQuery { filter: Some(parsed), limit: 100, ..Default::default() };
-        let mut got: Vec<String> = store.list_memories(&scope, &q).await.unwrap().items.into_iter().map(|m| m.id).collect();
+        let mut want: Vec<String> = ms
+            .iter()
+            .filter(|m| parsed.matches(m))
+            .map(|m| m.id.clone())
+            .collect();
+        let q = ListQuery {
+            filter: Some(parsed),
+            limit: 100,
+            ..Default::default()
+        };
+        let mut got: Vec<String> = store
+            .list_memories(&scope, &q)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         want.sort();
         got.sort();
         assert_eq!(got, want, "filter {f}");
@@ -195,22 +316,55 @@ pub async fn messages_are_in_chat_order(store: &dyn MemoryStore) {
     let scope = Scope::new("p", "u");
     // Imported out of order: times decide, not arrival.
     let times = [30, 10, 20, 40];
-    let msgs: Vec<Message> = times.iter().map(|t| message(&scope, "c", &format!("at {t}"), *t)).collect();
-    store.write(WriteBatch { messages: msgs, ..Default::default() }).await.unwrap();
-    let got: Vec<i64> = store.list_messages(&scope, "c", 3).await.unwrap().iter().map(|m| m.chat_time).collect();
+    let msgs: Vec<Message> = times
+        .iter()
+        .map(|t| message(&scope, "c", &format!("at {t}"), *t))
+        .collect();
+    store
+        .write(WriteBatch {
+            messages: msgs,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<i64> = store
+        .list_messages(&scope, "c", 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.chat_time)
+        .collect();
     assert_eq!(got, [20, 30, 40]);
-    assert!(store.list_messages(&Scope::new("p", "other"), "c", 3).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_messages(&Scope::new("p", "other"), "c", 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Running tasks are listed until they complete.
 pub async fn tasks_round_trip(store: &dyn MemoryStore) {
     let scope = Scope::new("p", "u");
     let mut t = task(&scope, TaskStatus::Running);
-    store.write(WriteBatch { task: Some(t.clone()), ..Default::default() }).await.unwrap();
+    store
+        .write(WriteBatch {
+            task: Some(t.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(store.running_tasks().await.unwrap(), vec![t.clone()]);
     t.status = TaskStatus::Completed;
     t.memory_ids = vec!["m1".into()];
-    store.write(WriteBatch { task: Some(t.clone()), ..Default::default() }).await.unwrap();
+    store
+        .write(WriteBatch {
+            task: Some(t.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(store.running_tasks().await.unwrap().is_empty());
     assert_eq!(store.get_task("p", &t.id).await.unwrap(), Some(t));
 }
@@ -218,7 +372,10 @@ pub async fn tasks_round_trip(store: &dyn MemoryStore) {
 /// Deleting a user removes their memories, messages and tasks, and nobody else's.
 pub async fn delete_user_is_confined(store: &dyn MemoryStore) {
     let alice = Scope::new("p", "alice");
-    let (a, b) = (memory("alice", "c", "alice one"), memory("bob", "c", "bob one"));
+    let (a, b) = (
+        memory("alice", "c", "alice one"),
+        memory("bob", "c", "bob one"),
+    );
     let other_project = memory_in("q", "alice", "c", "same user id, other project");
     store
         .write(WriteBatch {
@@ -233,8 +390,22 @@ pub async fn delete_user_is_confined(store: &dyn MemoryStore) {
     assert_eq!(n, 1);
     assert!(!store.user_exists(&alice).await.unwrap());
     assert!(store.running_tasks().await.unwrap().is_empty());
-    assert_eq!(store.get_memories("p", std::slice::from_ref(&b.id)).await.unwrap().len(), 1);
-    assert_eq!(store.get_memories("q", std::slice::from_ref(&other_project.id)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .get_memories("p", std::slice::from_ref(&b.id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .get_memories("q", std::slice::from_ref(&other_project.id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Keys are found by hash, unique, and revocation sticks.
@@ -249,19 +420,39 @@ pub async fn keys_round_trip(store: &dyn MemoryStore) {
         revoked_time: None,
     };
     store.insert_key(key.clone()).await.unwrap();
-    assert!(store.insert_key(ApiKey { id: "k2".into(), ..key.clone() }).await.is_err(), "duplicate hash");
+    assert!(
+        store
+            .insert_key(ApiKey {
+                id: "k2".into(),
+                ..key.clone()
+            })
+            .await
+            .is_err(),
+        "duplicate hash"
+    );
     assert_eq!(store.find_key("h1").await.unwrap(), Some(key.clone()));
     assert_eq!(store.find_key("nope").await.unwrap(), None);
     assert!(store.revoke_key("k1", 7).await.unwrap());
     assert!(!store.revoke_key("missing", 7).await.unwrap());
-    assert_eq!(store.find_key("h1").await.unwrap().unwrap().revoked_time, Some(7));
+    assert_eq!(
+        store.find_key("h1").await.unwrap().unwrap().revoked_time,
+        Some(7)
+    );
     assert_eq!(store.list_keys().await.unwrap().len(), 1);
 }
 
 /// Scanning pages through every memory exactly once.
 pub async fn scan_visits_everything_once(store: &dyn MemoryStore) {
-    let ms: Vec<Memory> = (0..25).map(|i| memory_in(&format!("p{}", i % 3), "u", "c", &format!("m {i}"))).collect();
-    store.write(WriteBatch { upsert_memories: ms.clone(), ..Default::default() }).await.unwrap();
+    let ms: Vec<Memory> = (0..25)
+        .map(|i| memory_in(&format!("p{}", i % 3), "u", "c", &format!("m {i}")))
+        .collect();
+    store
+        .write(WriteBatch {
+            upsert_memories: ms.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
@@ -296,6 +487,9 @@ mod in_memory {
 mod embedded {
     crate::store_conformance!({
         let dir = tempfile::tempdir().unwrap();
-        (std::sync::Arc::new(crate::store::EmbeddedStore::open(dir.path()).unwrap()), dir)
+        (
+            std::sync::Arc::new(crate::store::EmbeddedStore::open(dir.path()).unwrap()),
+            dir,
+        )
     });
 }

@@ -88,10 +88,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
      memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time";
 
-const MESSAGE_COLUMNS: &str =
-    "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
+const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
 
-const TASK_COLUMNS: &str = "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
+const TASK_COLUMNS: &str =
+    "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
 
 const KEY_COLUMNS: &str = "id, project_id, hash, prefix, label, create_time, revoked_time";
 
@@ -110,7 +110,9 @@ struct Inner {
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore").field("path", &self.inner.path).finish()
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -127,14 +129,24 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the database file `memos.db` inside `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Config(format!("cannot create data directory {}: {e}", dir.display()))
+            Error::Config(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let path = dir.join("memos.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
-        let readers = (0..READERS).map(|_| open_connection(&path).map(Mutex::new)).collect::<Result<_>>()?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(&path).map(Mutex::new))
+            .collect::<Result<_>>()?;
         Ok(Self {
-            inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -167,7 +179,9 @@ impl EmbeddedStore {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -175,7 +189,9 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn bad_enum(what: &str, v: &str) -> rusqlite::Error {
@@ -197,7 +213,8 @@ fn memory_from_row(r: &Row<'_>) -> rusqlite::Result<(u64, Memory)> {
             conversation_id: r.get(4)?,
             key: r.get(5)?,
             value: r.get(6)?,
-            memory_type: MemoryType::parse(&memory_type).ok_or_else(|| bad_enum("memory_type", &memory_type))?,
+            memory_type: MemoryType::parse(&memory_type)
+                .ok_or_else(|| bad_enum("memory_type", &memory_type))?,
             memory_time: r.get(8)?,
             status: MemoryStatus::parse(&status).ok_or_else(|| bad_enum("status", &status))?,
             confidence: r.get::<_, f64>(10)? as f32,
@@ -255,8 +272,11 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
 }
 
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<Revision> {
-    let rev: i64 =
-        tx.query_row("UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value", [], |r| r.get(0))?;
+    let rev: i64 = tx.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(rev as Revision)
 }
 
@@ -309,7 +329,11 @@ fn filter_sql(f: &Filter, params: &mut Vec<SqlValue>) -> String {
             }
         })
         .collect();
-    let join = if f.logic == Logic::And { " AND " } else { " OR " };
+    let join = if f.logic == Logic::And {
+        " AND "
+    } else {
+        " OR "
+    };
     format!("({})", parts.join(join))
 }
 
@@ -399,7 +423,11 @@ impl MemoryStore for EmbeddedStore {
 
     async fn revision(&self) -> Result<Revision> {
         self.with_reader(|c| {
-            Ok(c.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get::<_, i64>(0))? as Revision)
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                    r.get::<_, i64>(0)
+                })? as Revision,
+            )
         })
         .await
     }
@@ -407,11 +435,15 @@ impl MemoryStore for EmbeddedStore {
     async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>> {
         let (project_id, ids) = (project_id.to_string(), ids.to_vec());
         self.with_reader(move |c| {
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ? AND project_id = ?"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ? AND project_id = ?"
+            ))?;
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
-                if let Some((_, m)) = stmt.query_row(params![id, project_id], memory_from_row).optional()? {
+                if let Some((_, m)) = stmt
+                    .query_row(params![id, project_id], memory_from_row)
+                    .optional()?
+                {
                     out.push(m);
                 }
             }
@@ -452,7 +484,12 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn list_messages(&self, scope: &Scope, conversation_id: &str, limit: usize) -> Result<Vec<Message>> {
+    async fn list_messages(
+        &self,
+        scope: &Scope,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         let (scope, conv) = (scope.clone(), conversation_id.to_string());
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -471,9 +508,12 @@ impl MemoryStore for EmbeddedStore {
     async fn task_messages(&self, task_id: &str) -> Result<Vec<Message>> {
         let task_id = task_id.to_string();
         self.with_reader(move |c| {
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE task_id = ? ORDER BY seq"))?;
-            Ok(stmt.query_map([task_id], message_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE task_id = ? ORDER BY seq"
+            ))?;
+            Ok(stmt
+                .query_map([task_id], message_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -481,13 +521,12 @@ impl MemoryStore for EmbeddedStore {
     async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>> {
         let (project_id, task_id) = (project_id.to_string(), task_id.to_string());
         self.with_reader(move |c| {
-            Ok(c
-                .query_row(
-                    &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND project_id = ?"),
-                    params![task_id, project_id],
-                    task_from_row,
-                )
-                .optional()?)
+            Ok(c.query_row(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND project_id = ?"),
+                params![task_id, project_id],
+                task_from_row,
+            )
+            .optional()?)
         })
         .await
     }
@@ -507,8 +546,14 @@ impl MemoryStore for EmbeddedStore {
         self.with_writer(move |conn| {
             let tx = conn.transaction()?;
             let p = params![scope.project_id, scope.user_id];
-            let n = tx.execute("DELETE FROM memories WHERE project_id = ? AND user_id = ?", p)?;
-            tx.execute("DELETE FROM messages WHERE project_id = ? AND user_id = ?", p)?;
+            let n = tx.execute(
+                "DELETE FROM memories WHERE project_id = ? AND user_id = ?",
+                p,
+            )?;
+            tx.execute(
+                "DELETE FROM messages WHERE project_id = ? AND user_id = ?",
+                p,
+            )?;
             tx.execute("DELETE FROM tasks WHERE project_id = ? AND user_id = ?", p)?;
             let rev = bump_revision(&tx)?;
             tx.commit()?;
@@ -530,12 +575,20 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn scan_memories(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Memory>, Option<u64>)> {
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
         self.with_reader(move |c| {
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"
+            ))?;
             let rows = stmt
-                .query_map(params![after.map_or(-1, |a| a as i64), limit as i64], memory_from_row)?
+                .query_map(
+                    params![after.map_or(-1, |a| a as i64), limit as i64],
+                    memory_from_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let cursor = rows.last().map(|(s, _)| *s);
             Ok((rows.into_iter().map(|(_, m)| m).collect(), cursor))
@@ -547,12 +600,25 @@ impl MemoryStore for EmbeddedStore {
         self.with_writer(move |c| {
             let res = c.execute(
                 &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                params![key.id, key.project_id, key.hash, key.prefix, key.label, key.create_time, key.revoked_time],
+                params![
+                    key.id,
+                    key.project_id,
+                    key.hash,
+                    key.prefix,
+                    key.label,
+                    key.create_time,
+                    key.revoked_time
+                ],
             );
             match res {
                 Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    Err(Error::invalid("key", "an API key with this secret or id already exists"))
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(Error::invalid(
+                        "key",
+                        "an API key with this secret or id already exists",
+                    ))
                 }
                 Err(e) => Err(e.into()),
             }
@@ -563,17 +629,24 @@ impl MemoryStore for EmbeddedStore {
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
         let hash = hash.to_string();
         self.with_reader(move |c| {
-            Ok(c
-                .query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"), [hash], key_from_row)
-                .optional()?)
+            Ok(c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"),
+                [hash],
+                key_from_row,
+            )
+            .optional()?)
         })
         .await
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>> {
         self.with_reader(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, rowid"))?;
-            Ok(stmt.query_map([], key_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut stmt = c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, rowid"
+            ))?;
+            Ok(stmt
+                .query_map([], key_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

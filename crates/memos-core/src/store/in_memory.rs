@@ -95,16 +95,30 @@ impl MemoryStore for InMemoryStore {
             .values()
             .rev()
             .filter(|m| &m.scope == scope)
-            .filter(|m| q.conversation_id.as_ref().is_none_or(|c| &m.conversation_id == c))
+            .filter(|m| {
+                q.conversation_id
+                    .as_ref()
+                    .is_none_or(|c| &m.conversation_id == c)
+            })
             .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
             .collect();
         all.sort_by(|a, b| newest_first(a, b));
         let total = all.len();
-        let items = all.into_iter().skip(q.offset).take(q.limit).cloned().collect();
+        let items = all
+            .into_iter()
+            .skip(q.offset)
+            .take(q.limit)
+            .cloned()
+            .collect();
         Ok(Page { items, total })
     }
 
-    async fn list_messages(&self, scope: &Scope, conversation_id: &str, limit: usize) -> Result<Vec<Message>> {
+    async fn list_messages(
+        &self,
+        scope: &Scope,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
         let s = self.state();
         let mut msgs: Vec<(usize, &Message)> = s
             .messages
@@ -114,28 +128,52 @@ impl MemoryStore for InMemoryStore {
             .collect();
         msgs.sort_by_key(|(i, m)| (m.chat_time, *i));
         let skip = msgs.len().saturating_sub(limit);
-        Ok(msgs.into_iter().skip(skip).map(|(_, m)| m.clone()).collect())
+        Ok(msgs
+            .into_iter()
+            .skip(skip)
+            .map(|(_, m)| m.clone())
+            .collect())
     }
 
     async fn task_messages(&self, task_id: &str) -> Result<Vec<Message>> {
-        Ok(self.state().messages.iter().filter(|m| m.task_id == task_id).cloned().collect())
+        Ok(self
+            .state()
+            .messages
+            .iter()
+            .filter(|m| m.task_id == task_id)
+            .cloned()
+            .collect())
     }
 
     async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>> {
-        Ok(self.state().tasks.get(task_id).filter(|t| t.scope.project_id == project_id).cloned())
+        Ok(self
+            .state()
+            .tasks
+            .get(task_id)
+            .filter(|t| t.scope.project_id == project_id)
+            .cloned())
     }
 
     async fn running_tasks(&self) -> Result<Vec<Task>> {
-        let mut tasks: Vec<Task> =
-            self.state().tasks.values().filter(|t| t.status == TaskStatus::Running).cloned().collect();
+        let mut tasks: Vec<Task> = self
+            .state()
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::Running)
+            .cloned()
+            .collect();
         tasks.sort_by_key(|t| t.create_time);
         Ok(tasks)
     }
 
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
         let mut s = self.state();
-        let doomed: Vec<(u64, String)> =
-            s.memories.iter().filter(|(_, m)| &m.scope == scope).map(|(k, m)| (*k, m.id.clone())).collect();
+        let doomed: Vec<(u64, String)> = s
+            .memories
+            .iter()
+            .filter(|(_, m)| &m.scope == scope)
+            .map(|(k, m)| (*k, m.id.clone()))
+            .collect();
         for (seq, id) in &doomed {
             s.memories.remove(seq);
             s.seq_of.remove(id);
@@ -148,14 +186,23 @@ impl MemoryStore for InMemoryStore {
 
     async fn user_exists(&self, scope: &Scope) -> Result<bool> {
         let s = self.state();
-        Ok(s.memories.values().any(|m| &m.scope == scope) || s.messages.iter().any(|m| &m.scope == scope))
+        Ok(s.memories.values().any(|m| &m.scope == scope)
+            || s.messages.iter().any(|m| &m.scope == scope))
     }
 
-    async fn scan_memories(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Memory>, Option<u64>)> {
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
         let s = self.state();
         let start = after.map_or(0, |a| a + 1);
-        let page: Vec<(u64, Memory)> =
-            s.memories.range(start..).take(limit).map(|(k, m)| (*k, m.clone())).collect();
+        let page: Vec<(u64, Memory)> = s
+            .memories
+            .range(start..)
+            .take(limit)
+            .map(|(k, m)| (*k, m.clone()))
+            .collect();
         let cursor = page.last().map(|(k, _)| *k);
         Ok((page.into_iter().map(|(_, m)| m).collect(), cursor))
     }
@@ -163,7 +210,10 @@ impl MemoryStore for InMemoryStore {
     async fn insert_key(&self, key: ApiKey) -> Result<()> {
         let mut s = self.state();
         if s.keys.iter().any(|k| k.hash == key.hash || k.id == key.id) {
-            return Err(crate::Error::invalid("key", "an API key with this secret or id already exists"));
+            return Err(crate::Error::invalid(
+                "key",
+                "an API key with this secret or id already exists",
+            ));
         }
         s.keys.push(key);
         Ok(())

@@ -83,7 +83,12 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn list_memories(&self, scope: &Scope, query: &ListQuery) -> Result<Page<Memory>>;
 
     /// The newest `limit` messages of a conversation, returned oldest first (chat order).
-    async fn list_messages(&self, scope: &Scope, conversation_id: &str, limit: usize) -> Result<Vec<Message>>;
+    async fn list_messages(
+        &self,
+        scope: &Scope,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
 
     /// The messages an add task brought in, in the order they were sent.
     async fn task_messages(&self, task_id: &str) -> Result<Vec<Message>>;
@@ -103,7 +108,11 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Every memory of every scope in a stable order, `limit` at a time after the cursor
     /// that the previous page returned; `None` starts. Used to rebuild indexes.
-    async fn scan_memories(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Memory>, Option<u64>)>;
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)>;
 
     /// Stores a new API key.
     async fn insert_key(&self, key: ApiKey) -> Result<()>;

@@ -49,7 +49,10 @@ pub async fn search_memory(
     let query_time = match req.query_time {
         None | Some(Value::Null) => None,
         Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
-            Error::invalid("query_time", "query_time must be an ISO 8601 time or epoch milliseconds")
+            Error::invalid(
+                "query_time",
+                "query_time must be an ISO 8601 time or epoch milliseconds",
+            )
         })?),
     };
     let input = SearchInput {
@@ -77,7 +80,12 @@ pub async fn get_memory(
 ) -> ApiResult<Json<Value>> {
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
-    let input = ListInput { user_id: required(req.user_id, "user_id")?, page, size, filter: parse_filter(req.filter)? };
+    let input = ListInput {
+        user_id: required(req.user_id, "user_id")?,
+        page,
+        size,
+        filter: parse_filter(req.filter)?,
+    };
     let out = state.service.list(&project, input).await?;
     let list: Vec<MemoryDetail> = out.items.into_iter().map(MemoryDetail::from).collect();
     Ok(ok(json!({
@@ -109,7 +117,10 @@ pub async fn get_message(
     let user = required(req.user_id, "user_id")?;
     let conv = required(req.conversation_id, "conversation_id")?;
     let limit = req.message_limit_number.unwrap_or(DEFAULT_MESSAGE_LIMIT);
-    let msgs = state.service.messages(&project, &user, &conv, limit).await?;
+    let msgs = state
+        .service
+        .messages(&project, &user, &conv, limit)
+        .await?;
     let list: Vec<MessageDetail> = msgs.into_iter().map(MessageDetail::from).collect();
     Ok(ok(json!({"message_detail_list": list})))
 }
@@ -122,10 +133,20 @@ pub async fn delete_memory(
 ) -> ApiResult<Json<Value>> {
     let user = req.user_id.filter(|u| !u.is_empty());
     let deleted = match (req.memory_ids, user) {
-        (Some(ids), user) if !ids.is_empty() => state.service.delete(&project, user.as_deref(), &ids).await?,
+        (Some(ids), user) if !ids.is_empty() => {
+            state
+                .service
+                .delete(&project, user.as_deref(), &ids)
+                .await?
+        }
         (_, Some(user)) => state.service.delete_user(&project, &user).await?,
         (Some(_), None) => {
-            return Err(Error::input("memory_ids", "memory_ids is empty", memos_core::error::InputErrorKind::Empty).into());
+            return Err(Error::input(
+                "memory_ids",
+                "memory_ids is empty",
+                memos_core::error::InputErrorKind::Empty,
+            )
+            .into());
         }
         (None, None) => return Err(Error::required("memory_ids or user_id").into()),
     };
@@ -138,6 +159,9 @@ pub async fn get_status(
     Project(project): Project,
     Body(req): Body<GetStatusRequest>,
 ) -> ApiResult<Json<Value>> {
-    let task = state.service.task(&project, &required(req.task_id, "task_id")?).await?;
+    let task = state
+        .service
+        .task(&project, &required(req.task_id, "task_id")?)
+        .await?;
     Ok(ok(json!(TaskDetail::from(task))))
 }

@@ -22,7 +22,11 @@ pub struct ApiError {
 impl ApiError {
     /// A 40000 error for a malformed request (bad JSON, wrong types).
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: 40000, message: message.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 40000,
+            message: message.into(),
+        }
     }
 
     /// The request body is larger than the configured limit.
@@ -36,7 +40,11 @@ impl ApiError {
 
     /// No such route.
     pub fn no_route() -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: 40001, message: "no such endpoint".into() }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: 40001,
+            message: "no such endpoint".into(),
+        }
     }
 }
 
@@ -68,20 +76,36 @@ impl From<memos_core::Error> for ApiError {
             E::InvalidCredentials => (StatusCode::UNAUTHORIZED, 40132, err.to_string()),
             E::Unavailable(_) => {
                 tracing::error!(error = %err, "service unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, 50004, "memory service is temporarily unavailable".into())
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    50004,
+                    "memory service is temporarily unavailable".into(),
+                )
             }
             E::Backend(_) | E::Index(_) | E::Config(_) => {
                 tracing::error!(error = %err, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, 50000, "internal server error".into())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    50000,
+                    "internal server error".into(),
+                )
             }
         };
-        Self { status, code, message }
+        Self {
+            status,
+            code,
+            message,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"code": self.code, "message": self.message, "data": null}))).into_response()
+        (
+            self.status,
+            Json(json!({"code": self.code, "message": self.message, "data": null})),
+        )
+            .into_response()
     }
 }
 

@@ -17,13 +17,23 @@ pub struct Project(pub String);
 impl FromRequestParts<AppState> for Project {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         // MemOS clients send `Token <key>`; `Bearer <key>` is accepted for OpenAI-style clients.
         let secret = header.map(|h| {
             let h = h.trim();
             let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-            if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") { rest.trim() } else { h }
+            if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
+                rest.trim()
+            } else {
+                h
+            }
         });
         let project = memos_core::auth::authenticate(state.service.store(), secret).await?;
         Ok(Project(project))
@@ -46,7 +56,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("request body is empty; send a JSON object"));
+            return Err(ApiError::bad_request(
+                "request body is empty; send a JSON object",
+            ));
         }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {

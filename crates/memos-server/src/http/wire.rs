@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 /// Takes a required string field, or names it in a 40002 error.
 pub fn required(v: Option<String>, field: &str) -> Result<String, Error> {
-    v.filter(|s| !s.trim().is_empty()).ok_or_else(|| Error::required(field))
+    v.filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| Error::required(field))
 }
 
 /// `add/message` request.
@@ -93,7 +94,13 @@ impl AddMessageRequest {
             let field = |f: &str| format!("messages[{i}].{f}");
             let role = required(m.role, &field("role"))?;
             let role = Role::parse(&role).ok_or_else(|| {
-                Error::invalid(field("role"), format!("{} must be user, assistant, system or tool, not `{role}`", field("role")))
+                Error::invalid(
+                    field("role"),
+                    format!(
+                        "{} must be user, assistant, system or tool, not `{role}`",
+                        field("role")
+                    ),
+                )
             })?;
             let content = m.content.map(WireContent::flatten).unwrap_or_default();
             let chat_time = match m.chat_time {
@@ -101,11 +108,20 @@ impl AddMessageRequest {
                 Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
                     Error::invalid(
                         field("chat_time"),
-                        format!("{} must be an ISO 8601 time or epoch milliseconds", field("chat_time")),
+                        format!(
+                            "{} must be an ISO 8601 time or epoch milliseconds",
+                            field("chat_time")
+                        ),
                     )
                 })?),
             };
-            messages.push(NewMessage { role, content, chat_time, name: m.name, message_id: m.message_id });
+            messages.push(NewMessage {
+                role,
+                content,
+                chat_time,
+                name: m.name,
+                message_id: m.message_id,
+            });
         }
         Ok(AddInput {
             user_id,

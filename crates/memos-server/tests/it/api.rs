@@ -8,8 +8,19 @@ use serde_json::{Value, json};
 use crate::common::{TestServer, assert_error};
 
 const FIELDS: &[&str] = &[
-    "id", "memory_key", "memory_value", "memory_type", "memory_time", "conversation_id", "status", "confidence",
-    "tags", "create_time", "update_time", "relativity", "sources",
+    "id",
+    "memory_key",
+    "memory_value",
+    "memory_type",
+    "memory_time",
+    "conversation_id",
+    "status",
+    "confidence",
+    "tags",
+    "create_time",
+    "update_time",
+    "relativity",
+    "sources",
 ];
 
 fn food_conversation() -> Value {
@@ -23,8 +34,12 @@ fn food_conversation() -> Value {
 #[tokio::test]
 async fn health_needs_no_key() {
     let s = TestServer::new().await;
-    let req = axum::http::Request::get("/health").body(axum::body::Body::empty()).unwrap();
-    let resp = tower::ServiceExt::oneshot(s.app.clone(), req).await.unwrap();
+    let req = axum::http::Request::get("/health")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(s.app.clone(), req)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -33,12 +48,17 @@ async fn sync_add_is_searchable_with_every_field() {
     let s = TestServer::new().await;
     let ids = s.add("u1", "conv-1", food_conversation()).await;
     assert_eq!(ids.len(), 3);
-    let list = s.search(json!({"user_id": "u1", "query": "What spicy food does the user like?"})).await;
+    let list = s
+        .search(json!({"user_id": "u1", "query": "What spicy food does the user like?"}))
+        .await;
     let top = &list[0];
     for f in FIELDS {
         assert!(top.get(*f).is_some(), "missing {f} in {top}");
     }
-    assert!(top["memory_value"].as_str().unwrap().contains("spicy"), "{top}");
+    assert!(
+        top["memory_value"].as_str().unwrap().contains("spicy"),
+        "{top}"
+    );
     assert_eq!(top["memory_type"], "UserMemory");
     assert_eq!(top["memory_time"], "2025-09-12T10:00:00.000Z");
     assert_eq!(top["status"], "activated");
@@ -52,7 +72,12 @@ async fn sync_add_is_searchable_with_every_field() {
 #[tokio::test]
 async fn async_add_reports_its_task_and_keeps_ids() {
     let s = TestServer::new().await;
-    let (st, v) = s.post("add/message", json!({"user_id": "u", "conversation_id": "c", "messages": food_conversation()})).await;
+    let (st, v) = s
+        .post(
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": food_conversation()}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["status"], "running");
     let task_id = v["data"]["task_id"].as_str().unwrap().to_string();
@@ -65,13 +90,30 @@ async fn async_add_reports_its_task_and_keeps_ids() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let ids = done["data"]["memory_ids"].as_array().expect("task completed").clone();
+    let ids = done["data"]["memory_ids"]
+        .as_array()
+        .expect("task completed")
+        .clone();
     assert_eq!(ids.len(), 3);
-    let (st, m) = s.get(&format!("/api/openmem/v1/get/memory/{}", ids[0].as_str().unwrap())).await;
+    let (st, m) = s
+        .get(&format!(
+            "/api/openmem/v1/get/memory/{}",
+            ids[0].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(st, StatusCode::OK, "{m}");
     assert_eq!(m["data"]["id"], ids[0]);
-    assert!(!s.search(json!({"user_id": "u", "query": "Yunnan trip"})).await.is_empty());
-    assert_error(&s.post("get/status", json!({"task_id": "nope"})).await, StatusCode::NOT_FOUND, 50131, "task");
+    assert!(
+        !s.search(json!({"user_id": "u", "query": "Yunnan trip"}))
+            .await
+            .is_empty()
+    );
+    assert_error(
+        &s.post("get/status", json!({"task_id": "nope"})).await,
+        StatusCode::NOT_FOUND,
+        50131,
+        "task",
+    );
 }
 
 #[tokio::test]
@@ -83,14 +125,24 @@ async fn chat_times_accept_iso_and_epoch_and_the_log_is_in_chat_order() {
         {"role": "assistant", "content": "second message", "chat_time": "2023-11-14 22:15:00", "message_id": "m2"}
     ]))
     .await;
-    let (st, v) = s.post("get/message", json!({"user_id": "u", "conversation_id": "c", "message_limit_number": 2})).await;
+    let (st, v) = s
+        .post(
+            "get/message",
+            json!({"user_id": "u", "conversation_id": "c", "message_limit_number": 2}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let list = v["data"]["message_detail_list"].as_array().unwrap();
-    let ids: Vec<&str> = list.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["m2", "m3"], "newest two, newest last");
     assert_eq!(list[1]["name"], "Ann");
     assert_eq!(list[1]["chat_time"], "2023-11-14T22:18:20.000Z");
-    let hit = &s.search(json!({"user_id": "u", "query": "third message epoch"})).await[0];
+    let hit = &s
+        .search(json!({"user_id": "u", "query": "third message epoch"}))
+        .await[0];
     assert_eq!(hit["memory_time"], "2023-11-14T22:18:20.000Z");
     assert_eq!(hit["sources"][0]["message_id"], "m3");
     assert_eq!(hit["sources"][0]["name"], "Ann");
@@ -99,15 +151,32 @@ async fn chat_times_accept_iso_and_epoch_and_the_log_is_in_chat_order() {
 #[tokio::test]
 async fn conversation_boosts_but_never_filters() {
     let s = TestServer::new().await;
-    s.add("u", "old", json!([{"role": "user", "content": "My favourite tea is green tea from Yunnan."}])).await;
-    s.add("u", "now", json!([{"role": "user", "content": "My favourite tea is oolong tea."}])).await;
-    let plain = s.search(json!({"user_id": "u", "query": "favourite tea"})).await;
+    s.add(
+        "u",
+        "old",
+        json!([{"role": "user", "content": "My favourite tea is green tea from Yunnan."}]),
+    )
+    .await;
+    s.add(
+        "u",
+        "now",
+        json!([{"role": "user", "content": "My favourite tea is oolong tea."}]),
+    )
+    .await;
+    let plain = s
+        .search(json!({"user_id": "u", "query": "favourite tea"}))
+        .await;
     assert_eq!(plain.len(), 2);
     for conv in ["old", "now"] {
-        let list = s.search(json!({"user_id": "u", "query": "favourite tea", "conversation_id": conv})).await;
+        let list = s
+            .search(json!({"user_id": "u", "query": "favourite tea", "conversation_id": conv}))
+            .await;
         assert_eq!(list.len(), 2, "the other conversation is still returned");
         assert_eq!(list[0]["conversation_id"], conv);
-        assert_eq!(list[0]["memory_type"], "WorkingMemory", "newest items of the current conversation");
+        assert_eq!(
+            list[0]["memory_type"], "WorkingMemory",
+            "newest items of the current conversation"
+        );
         assert_ne!(list[1]["memory_type"], "WorkingMemory");
     }
 }
@@ -117,7 +186,11 @@ async fn filters_apply_inside_the_search() {
     let s = TestServer::new().await;
     // 30 memories about coffee; only every third one carries the tag.
     for i in 0..30 {
-        let tags = if i % 3 == 0 { json!(["work"]) } else { json!(["home"]) };
+        let tags = if i % 3 == 0 {
+            json!(["work"])
+        } else {
+            json!(["home"])
+        };
         let (st, v) = s
             .post("add/message", json!({
                 "user_id": "u", "conversation_id": format!("c{i}"), "async_mode": false, "tags": tags,
@@ -129,16 +202,23 @@ async fn filters_apply_inside_the_search() {
     }
     let list = s.search(json!({"user_id": "u", "query": "coffee", "filter": {"and": [{"tags": {"contains": "work"}}]}})).await;
     assert_eq!(list.len(), 6, "a filtered search still fills the limit");
-    assert!(list.iter().all(|m| m["tags"].as_array().unwrap().contains(&json!("work"))));
+    assert!(
+        list.iter()
+            .all(|m| m["tags"].as_array().unwrap().contains(&json!("work")))
+    );
     let list = s
-        .search(json!({"user_id": "u", "query": "coffee", "memory_limit_number": 25,
-            "filter": {"and": [{"agent_id": "even"}, {"scene": "s0"}]}}))
+        .search(
+            json!({"user_id": "u", "query": "coffee", "memory_limit_number": 25,
+            "filter": {"and": [{"agent_id": "even"}, {"scene": "s0"}]}}),
+        )
         .await;
     // i in 0..30 with i even and i % 5 == 0: 0, 10, 20.
     assert_eq!(list.len(), 3, "{list:?}");
     let list = s
-        .search(json!({"user_id": "u", "query": "coffee", "memory_limit_number": 25,
-            "filter": {"or": [{"info.scene": "s1"}, {"info.scene": "s2"}]}}))
+        .search(
+            json!({"user_id": "u", "query": "coffee", "memory_limit_number": 25,
+            "filter": {"or": [{"info.scene": "s1"}, {"info.scene": "s2"}]}}),
+        )
         .await;
     assert_eq!(list.len(), 12);
 }
@@ -151,23 +231,41 @@ async fn query_time_hides_later_memories() {
         {"role": "user", "content": "I moved to Shanghai, I live there now.", "chat_time": "2024-01-01T00:00:00Z"}
     ]))
     .await;
-    let now = s.search(json!({"user_id": "u", "query": "where do I live"})).await;
+    let now = s
+        .search(json!({"user_id": "u", "query": "where do I live"}))
+        .await;
     assert_eq!(now.len(), 2);
-    let then = s.search(json!({"user_id": "u", "query": "where do I live", "query_time": "2021-06-01"})).await;
+    let then = s
+        .search(json!({"user_id": "u", "query": "where do I live", "query_time": "2021-06-01"}))
+        .await;
     assert_eq!(then.len(), 1);
-    assert!(then[0]["memory_value"].as_str().unwrap().contains("Beijing"));
+    assert!(
+        then[0]["memory_value"]
+            .as_str()
+            .unwrap()
+            .contains("Beijing")
+    );
 }
 
 #[tokio::test]
 async fn chinese_is_searchable() {
     let s = TestServer::new().await;
-    s.add("u", "c", json!([
-        {"role": "user", "content": "我喜欢吃辣的，但不喜欢油腻的火锅。"},
-        {"role": "user", "content": "我每天早上跑步五公里。"}
-    ]))
+    s.add(
+        "u",
+        "c",
+        json!([
+            {"role": "user", "content": "我喜欢吃辣的，但不喜欢油腻的火锅。"},
+            {"role": "user", "content": "我每天早上跑步五公里。"}
+        ]),
+    )
     .await;
-    let list = s.search(json!({"user_id": "u", "query": "我的运动习惯是什么？跑步"})).await;
-    assert!(list[0]["memory_value"].as_str().unwrap().contains("跑步"), "{list:?}");
+    let list = s
+        .search(json!({"user_id": "u", "query": "我的运动习惯是什么？跑步"}))
+        .await;
+    assert!(
+        list[0]["memory_value"].as_str().unwrap().contains("跑步"),
+        "{list:?}"
+    );
     let list = s.search(json!({"user_id": "u", "query": "火锅"})).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["memory_type"], "UserMemory");
@@ -176,90 +274,214 @@ async fn chinese_is_searchable() {
 #[tokio::test]
 async fn relativity_is_calibrated_across_queries() {
     let s = TestServer::new().await;
-    s.add("u", "c", json!([
-        {"role": "user", "content": "My sister Alice plays the violin in an orchestra."},
-        {"role": "user", "content": "I bought a new bicycle last weekend."},
-        {"role": "user", "content": "The weather was rainy all week."}
-    ]))
+    s.add(
+        "u",
+        "c",
+        json!([
+            {"role": "user", "content": "My sister Alice plays the violin in an orchestra."},
+            {"role": "user", "content": "I bought a new bicycle last weekend."},
+            {"role": "user", "content": "The weather was rainy all week."}
+        ]),
+    )
     .await;
-    let full = s.search(json!({"user_id": "u", "query": "sister violin orchestra"})).await;
-    let partial = s.search(json!({"user_id": "u", "query": "sister cooking recipes garden"})).await;
-    let (f, p) = (full[0]["relativity"].as_f64().unwrap(), partial[0]["relativity"].as_f64().unwrap());
-    assert!(f > 0.7, "a memory covering the whole query scores high: {f}");
-    assert!(p < 0.5, "a memory covering a quarter of the query scores low: {p}");
-    assert!(s.search(json!({"user_id": "u", "query": "quantum chromodynamics"})).await.is_empty());
+    let full = s
+        .search(json!({"user_id": "u", "query": "sister violin orchestra"}))
+        .await;
+    let partial = s
+        .search(json!({"user_id": "u", "query": "sister cooking recipes garden"}))
+        .await;
+    let (f, p) = (
+        full[0]["relativity"].as_f64().unwrap(),
+        partial[0]["relativity"].as_f64().unwrap(),
+    );
+    assert!(
+        f > 0.7,
+        "a memory covering the whole query scores high: {f}"
+    );
+    assert!(
+        p < 0.5,
+        "a memory covering a quarter of the query scores low: {p}"
+    );
+    assert!(
+        s.search(json!({"user_id": "u", "query": "quantum chromodynamics"}))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn projects_never_see_each_other() {
     let s = TestServer::new().await;
-    let ids = s.add("shared-user", "c", json!([{"role": "user", "content": "My bank PIN hint is the cat's name."}])).await;
+    let ids = s
+        .add(
+            "shared-user",
+            "c",
+            json!([{"role": "user", "content": "My bank PIN hint is the cat's name."}]),
+        )
+        .await;
     let other = |path: &'static str, body: Value| {
         let s = &s;
         async move { s.post_as(&s.other_key, path, body).await }
     };
-    let (_, v) = other("search/memory", json!({"user_id": "shared-user", "query": "bank PIN hint cat"})).await;
+    let (_, v) = other(
+        "search/memory",
+        json!({"user_id": "shared-user", "query": "bank PIN hint cat"}),
+    )
+    .await;
     assert_eq!(v["data"]["memory_detail_list"], json!([]));
     let (_, v) = other("get/memory", json!({"user_id": "shared-user"})).await;
     assert_eq!(v["data"]["total"], 0);
-    let (_, v) = other("get/message", json!({"user_id": "shared-user", "conversation_id": "c"})).await;
+    let (_, v) = other(
+        "get/message",
+        json!({"user_id": "shared-user", "conversation_id": "c"}),
+    )
+    .await;
     assert_eq!(v["data"]["message_detail_list"], json!([]));
-    assert_error(&other("delete/memory", json!({"memory_ids": ids})).await, StatusCode::NOT_FOUND, 40307, "memory");
-    assert_error(&other("delete/memory", json!({"user_id": "shared-user"})).await, StatusCode::NOT_FOUND, 40308, "user");
+    assert_error(
+        &other("delete/memory", json!({"memory_ids": ids})).await,
+        StatusCode::NOT_FOUND,
+        40307,
+        "memory",
+    );
+    assert_error(
+        &other("delete/memory", json!({"user_id": "shared-user"})).await,
+        StatusCode::NOT_FOUND,
+        40308,
+        "user",
+    );
     let req = axum::http::Request::get(format!("/api/openmem/v1/get/memory/{}", ids[0]))
         .header("authorization", format!("Token {}", s.other_key))
         .body(axum::body::Body::empty())
         .unwrap();
-    let resp = tower::ServiceExt::oneshot(s.app.clone(), req).await.unwrap();
+    let resp = tower::ServiceExt::oneshot(s.app.clone(), req)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     // And the owner still has it all.
-    assert_eq!(s.search(json!({"user_id": "shared-user", "query": "bank PIN"})).await.len(), 1);
+    assert_eq!(
+        s.search(json!({"user_id": "shared-user", "query": "bank PIN"}))
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn auth_errors_reveal_nothing() {
     let s = TestServer::new().await;
     let body = json!({"user_id": "u", "query": "x"}).to_string();
-    assert_error(&s.raw("search/memory", None, body.clone()).await, StatusCode::UNAUTHORIZED, 40100, "API key");
-    assert_error(&s.raw("search/memory", Some("Token wrong"), body.clone()).await, StatusCode::UNAUTHORIZED, 40132, "invalid");
-    assert_error(&s.raw("search/memory", Some("Token "), body.clone()).await, StatusCode::UNAUTHORIZED, 40100, "API key");
+    assert_error(
+        &s.raw("search/memory", None, body.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        40100,
+        "API key",
+    );
+    assert_error(
+        &s.raw("search/memory", Some("Token wrong"), body.clone())
+            .await,
+        StatusCode::UNAUTHORIZED,
+        40132,
+        "invalid",
+    );
+    assert_error(
+        &s.raw("search/memory", Some("Token "), body.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        40100,
+        "API key",
+    );
     // Auth is checked before the body is read: a bad body with a bad key is still 401.
-    assert_error(&s.raw("add/message", Some("Token wrong"), "{not json").await, StatusCode::UNAUTHORIZED, 40132, "invalid");
+    assert_error(
+        &s.raw("add/message", Some("Token wrong"), "{not json").await,
+        StatusCode::UNAUTHORIZED,
+        40132,
+        "invalid",
+    );
     let keys = s.service.store().list_keys().await.unwrap();
     let alpha = keys.iter().find(|k| k.project_id == "alpha").unwrap();
     s.service.store().revoke_key(&alpha.id, 1).await.unwrap();
-    assert_error(&s.post("search/memory", json!({"user_id": "u", "query": "x"})).await, StatusCode::UNAUTHORIZED, 40132, "invalid");
+    assert_error(
+        &s.post("search/memory", json!({"user_id": "u", "query": "x"}))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        40132,
+        "invalid",
+    );
     // Bearer works too, for OpenAI-style clients.
-    let (st, _) = s.raw("search/memory", Some(&format!("Bearer {}", s.other_key)), body).await;
+    let (st, _) = s
+        .raw(
+            "search/memory",
+            Some(&format!("Bearer {}", s.other_key)),
+            body,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn deletes_are_all_or_nothing_and_users_can_be_erased() {
     let s = TestServer::new().await;
-    let ids = s.add("u", "c", json!([
-        {"role": "user", "content": "I have a peanut allergy."},
-        {"role": "user", "content": "I own a red bicycle."}
-    ]))
-    .await;
+    let ids = s
+        .add(
+            "u",
+            "c",
+            json!([
+                {"role": "user", "content": "I have a peanut allergy."},
+                {"role": "user", "content": "I own a red bicycle."}
+            ]),
+        )
+        .await;
     assert_error(
-        &s.post("delete/memory", json!({"memory_ids": [ids[0], "missing-id"]})).await,
+        &s.post(
+            "delete/memory",
+            json!({"memory_ids": [ids[0], "missing-id"]}),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         40307,
         "missing-id",
     );
-    assert_eq!(s.search(json!({"user_id": "u", "query": "peanut allergy"})).await.len(), 1, "nothing deleted");
-    let (st, v) = s.post("delete/memory", json!({"memory_ids": [ids[0]]})).await;
+    assert_eq!(
+        s.search(json!({"user_id": "u", "query": "peanut allergy"}))
+            .await
+            .len(),
+        1,
+        "nothing deleted"
+    );
+    let (st, v) = s
+        .post("delete/memory", json!({"memory_ids": [ids[0]]}))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["deleted_count"], 1);
-    assert!(s.search(json!({"user_id": "u", "query": "peanut allergy"})).await.is_empty());
+    assert!(
+        s.search(json!({"user_id": "u", "query": "peanut allergy"}))
+            .await
+            .is_empty()
+    );
     let (st, v) = s.post("delete/memory", json!({"user_id": "u"})).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["deleted_count"], 1);
-    assert!(s.search(json!({"user_id": "u", "query": "bicycle"})).await.is_empty());
-    let (_, v) = s.post("get/message", json!({"user_id": "u", "conversation_id": "c"})).await;
-    assert_eq!(v["data"]["message_detail_list"], json!([]), "the chat log goes too");
-    assert_error(&s.post("delete/memory", json!({"user_id": "u"})).await, StatusCode::NOT_FOUND, 40308, "user");
+    assert!(
+        s.search(json!({"user_id": "u", "query": "bicycle"}))
+            .await
+            .is_empty()
+    );
+    let (_, v) = s
+        .post(
+            "get/message",
+            json!({"user_id": "u", "conversation_id": "c"}),
+        )
+        .await;
+    assert_eq!(
+        v["data"]["message_detail_list"],
+        json!([]),
+        "the chat log goes too"
+    );
+    assert_error(
+        &s.post("delete/memory", json!({"user_id": "u"})).await,
+        StatusCode::NOT_FOUND,
+        40308,
+        "user",
+    );
 }
 
 #[tokio::test]
@@ -268,10 +490,19 @@ async fn get_memory_pages_and_filters() {
     for i in 0..7 {
         s.add("u", "c", json!([{"role": "user", "content": format!("note number {i}"), "chat_time": 1_700_000_000_000i64 + i}])).await;
     }
-    let (st, v) = s.post("get/memory", json!({"user_id": "u", "page": 2, "size": 3})).await;
+    let (st, v) = s
+        .post("get/memory", json!({"user_id": "u", "page": 2, "size": 3}))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let d = &v["data"];
-    assert_eq!((d["total"].as_u64(), d["pages"].as_u64(), d["current"].as_u64()), (Some(7), Some(3), Some(2)));
+    assert_eq!(
+        (
+            d["total"].as_u64(),
+            d["pages"].as_u64(),
+            d["current"].as_u64()
+        ),
+        (Some(7), Some(3), Some(2))
+    );
     assert_eq!(d["memory_detail_list"].as_array().unwrap().len(), 3);
     assert!(d["memory_detail_list"][0].get("relativity").is_none());
     let (_, v) = s
@@ -283,5 +514,10 @@ async fn get_memory_pages_and_filters() {
 #[tokio::test]
 async fn unknown_routes_answer_in_the_envelope() {
     let s = TestServer::new().await;
-    assert_error(&s.post("no/such/thing", json!({})).await, StatusCode::NOT_FOUND, 40001, "endpoint");
+    assert_error(
+        &s.post("no/such/thing", json!({})).await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "endpoint",
+    );
 }

@@ -32,21 +32,43 @@ impl TestServer {
         cfg.store.data_dir = dir.path().to_path_buf();
         tweak(&mut cfg);
         let service = MemoryService::open(cfg).await.unwrap();
-        let (_, key) = auth::create_key(service.store(), "alpha", "test").await.unwrap();
-        let (_, other_key) = auth::create_key(service.store(), "beta", "test").await.unwrap();
-        Self { app: memos_server::app(service.clone()), service, key, other_key, _dir: dir }
+        let (_, key) = auth::create_key(service.store(), "alpha", "test")
+            .await
+            .unwrap();
+        let (_, other_key) = auth::create_key(service.store(), "beta", "test")
+            .await
+            .unwrap();
+        Self {
+            app: memos_server::app(service.clone()),
+            service,
+            key,
+            other_key,
+            _dir: dir,
+        }
     }
 
     /// POSTs raw bytes with an optional `Authorization` header value.
-    pub async fn raw(&self, path: &str, auth: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value) {
-        let mut req = Request::post(format!("/api/openmem/v1/{path}")).header("content-type", "application/json");
+    pub async fn raw(
+        &self,
+        path: &str,
+        auth: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post(format!("/api/openmem/v1/{path}"))
+            .header("content-type", "application/json");
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
-        let resp = self.app.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
         (status, v)
     }
 
@@ -57,12 +79,16 @@ impl TestServer {
 
     /// POSTs JSON with a given key.
     pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.raw(path, Some(&format!("Token {key}")), body.to_string()).await
+        self.raw(path, Some(&format!("Token {key}")), body.to_string())
+            .await
     }
 
     /// GETs a path with this server's key.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let req = Request::get(path).header("authorization", format!("Token {}", self.key)).body(Body::empty()).unwrap();
+        let req = Request::get(path)
+            .header("authorization", format!("Token {}", self.key))
+            .body(Body::empty())
+            .unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -76,7 +102,10 @@ impl TestServer {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["data"]["status"], "completed", "{v}");
-        v["data"]["memory_ids"].as_array().map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        v["data"]["memory_ids"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// Searches and returns `memory_detail_list`.
@@ -95,5 +124,8 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: u64, ne
     assert_eq!(v["code"], code, "{v}");
     assert!(v["data"].is_null(), "{v}");
     let msg = v["message"].as_str().unwrap_or_default();
-    assert!(msg.contains(needle), "message `{msg}` should mention `{needle}`");
+    assert!(
+        msg.contains(needle),
+        "message `{msg}` should mention `{needle}`"
+    );
 }

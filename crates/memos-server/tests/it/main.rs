@@ -1,6 +1,8 @@
 //! HTTP tests of the MemOS API through the router (no socket): every endpoint, auth,
 //! project isolation and bad input, over the real embedded store in a temp directory.
 
-mod common;
+#![allow(unreachable_pub, missing_docs)] // test helpers are shared between test modules only
+
 mod api;
 mod bad_input;
+mod common;

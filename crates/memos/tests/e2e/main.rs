@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `memos` binary on a real socket, driven over HTTP, by the
+//! seed's Python client, and killed with SIGKILL.
+
+#![allow(unreachable_pub, missing_docs)] // test helpers are shared between test modules only
+
+mod common;
+mod crash;
+mod seed;
