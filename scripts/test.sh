@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need that cargo
+# does not (the Python client the end-to-end test drives), then builds once and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The seed example is a Python script using `requests`.
+if ! python3 -c "import requests" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "requests==2.32.3"
+fi
+
+# The seed examples live in ../shared next to the repository (read, never copied).
+export MEMOS_SHARED_DIR="${MEMOS_SHARED_DIR:-$(cd .. && pwd)/shared}"
+
+cargo test --workspace --locked "$@"
