@@ -23,6 +23,24 @@ pub struct Config {
     pub search: SearchConfig,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// The embedding model of the dense retriever.
+    pub embed: EmbedConfig,
+}
+
+/// Embedding model settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Directory of the model (see `scripts/fetch-models.sh`); empty disables dense search.
+    pub model_dir: PathBuf,
+    /// Fail at start when the model cannot be loaded, instead of serving lexical search only.
+    pub required: bool,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self { model_dir: PathBuf::from("models/multilingual-e5-small-q4"), required: false }
+    }
 }
 
 /// HTTP listener settings.
@@ -59,6 +77,10 @@ pub struct SearchConfig {
     pub conversation_boost: f32,
     /// How many of a conversation's newest memories show as `WorkingMemory`.
     pub working_memory_size: usize,
+    /// Weight of the lexical (BM25) list in rank fusion.
+    pub lexical_weight: f32,
+    /// Weight of the dense (embedding) list in rank fusion.
+    pub dense_weight: f32,
 }
 
 /// Input limits; MemOS's where it has them.
@@ -103,6 +125,8 @@ impl Default for SearchConfig {
             max_limit: 25,
             conversation_boost: 1.3,
             working_memory_size: 20,
+            lexical_weight: 1.0,
+            dense_weight: 1.0,
         }
     }
 }
@@ -160,6 +184,9 @@ impl Config {
         }
         if !(1.0..=10.0).contains(&s.conversation_boost) {
             return bad("search.conversation_boost", "must be between 1.0 and 10.0");
+        }
+        if !(0.0..=10.0).contains(&s.lexical_weight) || !(0.0..=10.0).contains(&s.dense_weight) {
+            return bad("search.lexical_weight", "fusion weights must be between 0 and 10");
         }
         let l = &self.limits;
         for (k, v) in [

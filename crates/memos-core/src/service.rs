@@ -13,13 +13,15 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::config::Config;
+use crate::embed::Embedder;
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
 use crate::filter::Filter;
 use crate::ingest::{AddContext, fast};
 use crate::model::*;
 use crate::search::bm25::{Bm25Index, IndexOp};
-use crate::search::fusion;
-use crate::store::{EmbeddedStore, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch};
+use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
+use crate::search::{Candidate, fusion};
+use crate::store::{EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch};
 
 /// A message as a client sends it, already typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,8 +83,22 @@ pub struct SearchInput {
     pub limit: Option<usize>,
     /// Restricts the candidates before ranking.
     pub filter: Option<Filter>,
-    /// Search as of this moment: later memories are invisible.
+        /// Search as of this moment: later memories are invisible.
     pub query_time: Option<Millis>,
+    /// Which retrievers to use.
+    pub mode: SearchMode,
+}
+
+/// Which retrievers a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    /// BM25 and dense, fused (dense only when a model is loaded).
+    #[default]
+    Hybrid,
+    /// BM25 only: the baseline.
+    Lexical,
+    /// Embeddings only.
+    Dense,
 }
 
 /// One search result.
@@ -116,11 +132,18 @@ pub const MAX_PAGE_SIZE: usize = 50;
 pub const MAX_MESSAGE_LIMIT: usize = 50;
 /// Most ids one delete may name.
 pub const MAX_DELETE_IDS: usize = 1_000;
+/// Query vectors kept for repeated queries; the cache is cleared when it fills.
+const QUERY_CACHE: usize = 4_096;
+/// Memories embedded per step when catching up on missing vectors.
+const BACKFILL_BATCH: usize = 256;
 
 /// The memory service.
 pub struct MemoryService {
     store: Arc<dyn MemoryStore>,
     index: Bm25Index,
+    embedder: Option<Arc<dyn Embedder>>,
+    vectors: VectorIndex,
+    query_cache: std::sync::Mutex<HashMap<String, Arc<Vec<f32>>>>,
     config: Config,
     write_lock: Mutex<()>,
     tasks: mpsc::UnboundedSender<Task>,
@@ -138,7 +161,8 @@ impl MemoryService {
     /// Opens the backend the configuration names, brings the index up to date with the
     /// store and resumes unfinished add tasks. Must run inside a tokio runtime.
     pub async fn open(config: Config) -> Result<Arc<Self>> {
-        config.validate()?;
+                config.validate()?;
+        let embedder = load_embedder(&config)?;
         let (store, index): (Arc<dyn MemoryStore>, Bm25Index) = match config.store.backend.as_str()
         {
             "memory" => (Arc::new(InMemoryStore::new()), Bm25Index::open(None)?),
@@ -150,25 +174,32 @@ impl MemoryService {
                 )
             }
         };
-        Self::start(store, index, config).await
+                Self::start(store, index, embedder, config).await
     }
 
     /// Builds a service over given parts (tests, other backends).
     pub async fn start(
         store: Arc<dyn MemoryStore>,
-        index: Bm25Index,
+                index: Bm25Index,
+        embedder: Option<Arc<dyn Embedder>>,
         config: Config,
     ) -> Result<Arc<Self>> {
         index.sync_with(store.as_ref()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let svc = Arc::new(Self {
+                let svc = Arc::new(Self {
             store,
             index,
+            embedder,
+            vectors: VectorIndex::new(),
+            query_cache: Default::default(),
             config,
             write_lock: Mutex::new(()),
             tasks: tx,
         });
         tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
+        if svc.embedder.is_some() {
+            tokio::spawn(backfill_worker(Arc::downgrade(&svc)));
+        }
         let pending = svc.store.running_tasks().await?;
         if !pending.is_empty() {
             tracing::info!(
@@ -194,14 +225,118 @@ impl MemoryService {
 
     /// Writes a batch and queues the matching index changes in revision order. The receiver
     /// reports when the changes are searchable.
-    async fn commit(
+        async fn commit(&self, batch: WriteBatch, ops: Vec<IndexOp>) -> Result<oneshot::Receiver<Result<()>>> {
+        self.commit_with(batch, ops, vec![]).await
+    }
+
+    /// [`Self::commit`] with vector changes the batch alone does not imply (deletes by id,
+    /// whose scopes the caller knows).
+    async fn commit_with(
         &self,
         batch: WriteBatch,
         ops: Vec<IndexOp>,
+        extra: Vec<VectorOp>,
     ) -> Result<oneshot::Receiver<Result<()>>> {
+        let mut vector_ops = vector_ops(&batch);
+        vector_ops.extend(extra);
         let _order = self.write_lock.lock().await;
         let revision = self.store.write(batch).await?;
+        self.vectors.apply(&vector_ops);
         self.index.enqueue(ops, revision)
+    }
+
+    /// The embedding model in use, if any.
+    pub fn embedder(&self) -> Option<&dyn Embedder> {
+        self.embedder.as_deref()
+    }
+
+    /// Vectors for new memories, computed off the async executor.
+    async fn embed_memories(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
+        let Some(embedder) = self.embedder.clone() else { return Ok(vec![]) };
+        if memories.is_empty() {
+            return Ok(vec![]);
+        }
+        let model = embedder.model_id().to_string();
+        let texts: Vec<String> = memories.iter().map(embedding_text).collect();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed_documents(&refs)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+        Ok(memories
+            .iter()
+            .zip(vectors)
+            .map(|(m, vector)| Embedding { memory_id: m.id.clone(), scope: m.scope.clone(), model: model.clone(), vector })
+            .collect())
+    }
+
+    /// The query's vector, from the cache when the same query came before.
+    async fn query_vector(&self, embedder: &Arc<dyn Embedder>, query: &str) -> Result<Arc<Vec<f32>>> {
+        if let Some(v) = self.query_cache.lock().unwrap_or_else(|e| e.into_inner()).get(query) {
+            return Ok(v.clone());
+        }
+        let (e, q) = (embedder.clone(), query.to_string());
+        let v = tokio::task::spawn_blocking(move || e.embed_query(&q))
+            .await
+            .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+        let v = Arc::new(v);
+        let mut cache = self.query_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= QUERY_CACHE {
+            cache.clear();
+        }
+        cache.insert(query.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// A scope's vectors, loaded from the store on first use.
+    async fn user_vectors(&self, scope: &Scope, model: &str) -> Result<Arc<std::sync::RwLock<UserVectors>>> {
+        if let Some(u) = self.vectors.get(scope) {
+            return Ok(u);
+        }
+        // Under the write lock no write can land between the load and the install.
+        let _order = self.write_lock.lock().await;
+        if let Some(u) = self.vectors.get(scope) {
+            return Ok(u);
+        }
+        let rows = self.store.embeddings(scope, model).await?;
+        Ok(self.vectors.install(scope.clone(), rows))
+    }
+
+    /// Dense candidates: exact cosine over the user's vectors, filters applied inside.
+    async fn dense_candidates(&self, scope: &Scope, input: &SearchInput, pool: usize) -> Result<Vec<Candidate>> {
+        let Some(embedder) = &self.embedder else { return Ok(vec![]) };
+        let query = self.query_vector(embedder, &input.query).await?;
+        let users = self.user_vectors(scope, embedder.model_id()).await?;
+        let allowed = match &input.filter {
+            Some(f) => Some(self.index.matching_ids(scope, f, input.query_time)?),
+            None => None,
+        };
+        let hits = users.read().unwrap_or_else(|e| e.into_inner()).search(&query, pool, input.query_time, allowed.as_ref());
+        Ok(hits
+            .into_iter()
+            .map(|(id, cos)| Candidate { id, score: cos, relativity: embedder.calibrate(cos) })
+            .collect())
+    }
+
+    /// Embeds stored memories that have no vector under the current model (data from before
+    /// the model was configured, or from another model), a batch at a time.
+    async fn backfill(&self) -> Result<usize> {
+        let Some(embedder) = &self.embedder else { return Ok(0) };
+        let mut done = 0;
+        loop {
+            let missing = self.store.missing_embeddings(embedder.model_id(), BACKFILL_BATCH).await?;
+            if missing.is_empty() {
+                break;
+            }
+            let embeddings = self.embed_memories(&missing).await?;
+            done += embeddings.len();
+            drop(self.commit(WriteBatch { embeddings, ..Default::default() }, vec![]).await?);
+        }
+        if done > 0 {
+            tracing::info!(memories = done, model = embedder.model_id(), "embedded memories that had no vector");
+        }
+        Ok(done)
     }
 
     fn check_id(&self, field: &str, value: &str, kind: InputErrorKind) -> Result<()> {
@@ -357,7 +492,8 @@ impl MemoryService {
         let previous = self
             .previous_message(&scope, &input.conversation_id, &messages)
             .await?;
-        let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+        let embeddings = self.embed_memories(&memories).await?;
         task.status = TaskStatus::Completed;
         task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
         let ops = memories
@@ -365,11 +501,12 @@ impl MemoryService {
             .map(|m| IndexOp::Upsert(Box::new(m.clone())))
             .collect();
         let wait = self
-            .commit(
+                        .commit(
                 WriteBatch {
                     messages,
                     upsert_memories: memories,
                     task: Some(task.clone()),
+                    embeddings,
                     ..Default::default()
                 },
                 ops,
@@ -418,7 +555,8 @@ impl MemoryService {
                     .previous_message(&task.scope, &ctx.conversation_id, &messages)
                     .await?;
                 let now = now_millis();
-                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                let embeddings = self.embed_memories(&memories).await?;
                 task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
                 task.update_time = now;
                 let ops = memories
@@ -426,8 +564,9 @@ impl MemoryService {
                     .map(|m| IndexOp::Upsert(Box::new(m.clone())))
                     .collect();
                 let batch = WriteBatch {
-                    upsert_memories: memories,
+                                        upsert_memories: memories,
                     task: Some(task.clone()),
+                    embeddings,
                     ..Default::default()
                 };
                 self.commit(batch, ops)
@@ -512,15 +651,16 @@ impl MemoryService {
         }
         let scope = Scope::new(project_id, input.user_id.clone());
         // Retrieve a deeper pool than asked so the conversation boost can lift items into it.
-        let pool = (limit * 4).max(40);
-        let bm25 = self.index.search(
-            &scope,
-            &input.query,
-            input.filter.as_ref(),
-            input.query_time,
-            pool,
-        )?;
-        let fused = fusion::fuse(&[(1.0, bm25)]);
+                let pool = (limit * 4).max(40);
+        let mut lists = Vec::new();
+        if input.mode != SearchMode::Dense {
+            let bm25 = self.index.search(&scope, &input.query, input.filter.as_ref(), input.query_time, pool)?;
+            lists.push((s.lexical_weight, bm25));
+        }
+        if input.mode != SearchMode::Lexical && self.embedder.is_some() {
+            lists.push((s.dense_weight, self.dense_candidates(&scope, &input, pool).await?));
+        }
+        let fused = fusion::fuse(&lists);
         let ids: Vec<String> = fused.iter().map(|c| c.id.clone()).collect();
         let mut by_id: HashMap<String, Memory> = self
             .store
@@ -529,7 +669,7 @@ impl MemoryService {
             .into_iter()
             .map(|m| (m.id.clone(), m))
             .collect();
-        let mut ranked: Vec<(f32, Memory)> = fused
+        let mut ranked: Vec<(f32, f32, Memory)> = fused
             .into_iter()
             .filter_map(|c| {
                 // The index is derived data: trust only what the store confirms for this user.
@@ -538,10 +678,10 @@ impl MemoryService {
                     Some(conv) if *conv == m.conversation_id => s.conversation_boost,
                     _ => 1.0,
                 };
-                Some((c.relativity * boost, m))
+                                Some((c.score * boost, (c.relativity * boost).clamp(0.0, 1.0), m))
             })
             .collect();
-        // Stable: equal keys (say, several clamped at 1.0) keep the retrievers' order.
+                // Stable: equal keys keep the fused order.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
         let working = self
@@ -549,13 +689,13 @@ impl MemoryService {
             .await?;
         Ok(ranked
             .into_iter()
-            .map(|(score, m)| SearchHit {
+                        .map(|(_, relativity, m)| SearchHit {
                 memory_type: if working.contains(&m.id) {
                     MemoryType::WorkingMemory
                 } else {
                     m.memory_type
                 },
-                relativity: score.clamp(0.0, 1.0),
+                                relativity,
                 memory: m,
             })
             .collect())
@@ -679,8 +819,8 @@ impl MemoryService {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let found = self.store.get_memories(project_id, &unique).await?;
-        let found: HashSet<&str> = found
+                let found_memories = self.store.get_memories(project_id, &unique).await?;
+        let found: HashSet<&str> = found_memories
             .iter()
             .filter(|m| user_id.is_none_or(|u| m.scope.user_id == u))
             .map(|m| m.id.as_str())
@@ -695,15 +835,12 @@ impl MemoryService {
             .iter()
             .map(|id| IndexOp::Delete(id.clone()))
             .collect();
-        let wait = self
-            .commit(
-                WriteBatch {
-                    delete_memories: unique.clone(),
-                    ..Default::default()
-                },
-                ops,
-            )
-            .await?;
+                let vector_ops = found_memories
+            .iter()
+            .map(|m| VectorOp::Delete { scope: m.scope.clone(), id: m.id.clone() })
+            .collect();
+        let batch = WriteBatch { delete_memories: unique.clone(), ..Default::default() };
+        let wait = self.commit_with(batch, ops, vector_ops).await?;
         wait.await
             .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
         Ok(unique.len())
@@ -721,7 +858,8 @@ impl MemoryService {
         }
         let wait = {
             let _order = self.write_lock.lock().await;
-            let (n, revision) = self.store.delete_user(&scope).await?;
+                        let (n, revision) = self.store.delete_user(&scope).await?;
+            self.vectors.apply(&[VectorOp::DropScope(scope.clone())]);
             (
                 n,
                 self.index
@@ -739,6 +877,67 @@ impl MemoryService {
         let mut config = Config::default();
         config.store.data_dir = dir.to_path_buf();
         Self::open(config).await
+    }
+}
+
+/// What the embedding model reads of a memory: the text without the date prefix, which
+/// only adds noise to a vector.
+fn embedding_text(m: &Memory) -> String {
+    let v = m.value.as_str();
+    v.strip_prefix('[').and_then(|r| r.split_once("] ")).map_or(v, |(_, rest)| rest).to_string()
+}
+
+/// The vector changes a batch implies, known before it is written.
+fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
+    let written: HashMap<&str, &Memory> = batch.upsert_memories.iter().map(|m| (m.id.as_str(), m)).collect();
+    let mut ops: Vec<VectorOp> = batch
+        .upsert_memories
+        .iter()
+        .filter(|m| m.status != MemoryStatus::Activated)
+        .map(|m| VectorOp::Delete { scope: m.scope.clone(), id: m.id.clone() })
+        .collect();
+    for e in &batch.embeddings {
+        match written.get(e.memory_id.as_str()) {
+            Some(m) if m.status != MemoryStatus::Activated => {}
+            Some(m) => ops.push(VectorOp::Upsert {
+                scope: e.scope.clone(),
+                id: e.memory_id.clone(),
+                time: m.memory_time.unwrap_or(m.create_time),
+                vector: e.vector.clone(),
+            }),
+            // A backfilled vector of a memory written earlier: drop the cached scope so the
+            // next search reloads it with the memory's time and status from the store.
+            None => ops.push(VectorOp::DropScope(e.scope.clone())),
+        }
+    }
+    ops
+}
+
+/// Loads the configured embedding model, or explains why dense search is off.
+fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
+    let dir = &config.embed.model_dir;
+    if dir.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    match crate::embed::load(dir) {
+        Ok(e) => {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(model = e.model_id(), dim = e.dim(), ms, "embedding model loaded");
+            Ok(Some(Arc::from(e)))
+        }
+        Err(e) if config.embed.required => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "no embedding model: serving lexical (BM25) search only");
+            Ok(None)
+        }
+    }
+}
+
+async fn backfill_worker(svc: Weak<MemoryService>) {
+    let Some(svc) = svc.upgrade() else { return };
+    if let Err(e) = svc.backfill().await {
+        tracing::error!(error = %e, "embedding backfill failed; it resumes at the next start");
     }
 }
 
@@ -796,7 +995,7 @@ mod tests {
             ..Default::default()
         };
         store.write(batch).await.unwrap();
-        let svc = MemoryService::start(store, Bm25Index::open(None).unwrap(), Config::default())
+        let svc = MemoryService::start(store, Bm25Index::open(None).unwrap(), None, Config::default())
             .await
             .unwrap();
         let t = wait_completed(&svc, "t").await;
@@ -831,6 +1030,7 @@ mod tests {
         let svc = MemoryService::start(
             store.clone(),
             Bm25Index::open(None).unwrap(),
+            None,
             Config::default(),
         )
         .await
@@ -903,5 +1103,78 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(hits.len(), 1);
+    }
+
+    fn add_input(user: &str, texts: &[&str], tags: &[&str]) -> AddInput {
+        AddInput {
+            user_id: user.into(),
+            conversation_id: "c".into(),
+            messages: texts
+                .iter()
+                .map(|t| NewMessage { role: Role::User, content: t.to_string(), chat_time: None, name: None, message_id: None })
+                .collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            info: Map::new(),
+            agent_id: None,
+            app_id: None,
+            async_mode: false,
+        }
+    }
+
+    async fn fake_service(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
+        let embedder: Arc<dyn Embedder> = Arc::new(crate::embed::FakeEmbedder::new(64));
+        MemoryService::start(store, Bm25Index::open(None).unwrap(), Some(embedder), Config::default()).await.unwrap()
+    }
+
+    fn dense(query: &str) -> SearchInput {
+        SearchInput { user_id: "u".into(), query: query.into(), mode: SearchMode::Dense, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn dense_search_applies_filters_deletes_and_time_inside() {
+        let svc = fake_service(Arc::new(InMemoryStore::new())).await;
+        let a = svc.add("p", add_input("u", &["green tea in the morning"], &["drinks"])).await.unwrap();
+        svc.add("p", add_input("u", &["green tea with lunch"], &["food"])).await.unwrap();
+        svc.add("p", add_input("other", &["green tea for someone else"], &[])).await.unwrap();
+        let hits = svc.search("p", dense("green tea")).await.unwrap();
+        assert_eq!(hits.len(), 2, "only the user's own memories");
+        let filter = Filter::parse(&serde_json::json!({"and": [{"tags": {"contains": "drinks"}}]})).unwrap();
+        let hits = svc.search("p", SearchInput { filter, ..dense("green tea") }).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].memory.id, a.memory_ids[0]);
+        let hits = svc.search("p", SearchInput { query_time: Some(1), ..dense("green tea") }).await.unwrap();
+        assert!(hits.is_empty(), "nothing existed at t=1");
+        svc.delete("p", None, &a.memory_ids).await.unwrap();
+        let hits = svc.search("p", dense("green tea")).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        svc.delete_user("p", "u").await.unwrap();
+        assert!(svc.search("p", dense("green tea")).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn memories_stored_before_a_model_get_vectors_at_start() {
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let lexical =
+            MemoryService::start(store.clone(), Bm25Index::open(None).unwrap(), None, Config::default()).await.unwrap();
+        lexical.add("p", add_input("u", &["my bicycle is red", "the cat sleeps all day"], &[])).await.unwrap();
+        drop(lexical);
+        let svc = fake_service(store.clone()).await;
+        for _ in 0..200 {
+            if store.missing_embeddings("fake-hashed-bow", 10).await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let hits = svc.search("p", dense("red bicycle")).await.unwrap();
+        assert!(hits[0].memory.value.contains("bicycle"), "{hits:?}");
+    }
+
+    #[test]
+    fn embedding_text_drops_the_date() {
+        let mut m = memory("u", "c", "x");
+        m.value = "[2023-05-08] Caroline: I went home.".into();
+        assert_eq!(embedding_text(&m), "Caroline: I went home.");
+        m.value = "no date".into();
+        assert_eq!(embedding_text(&m), "no date");
     }
 }

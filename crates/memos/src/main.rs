@@ -2,6 +2,8 @@
 //! call into `memos-core` or `memos-server`; this file only parses flags, layers them over
 //! the configuration and turns errors into exit codes.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -41,8 +43,18 @@ enum Command {
     Keys(KeysCommand),
     /// Add one message to a user's memory, straight into the data directory.
     Add(AddArgs),
-    /// Search a user's memories in the data directory and print them as JSON.
+        /// Search a user's memories in the data directory and print them as JSON.
     Search(SearchArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Retrieval quality on a memret/1 file (LoCoMo): recall and nDCG at message and session
+    /// level, BM25 baseline beside the hybrid retriever, plus ingest and search timings.
+    Retrieval(bench::RetrievalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -120,12 +132,36 @@ struct SearchArgs {
     /// Search as of this time (ISO 8601 or epoch ms).
     #[arg(long)]
     as_of: Option<String>,
-    /// The project (default: `default`).
+        /// The project (default: `default`).
     #[arg(long, default_value = auth::DEFAULT_PROJECT)]
     project: String,
+    /// Retrievers to use.
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    mode: ModeArg,
     /// The query.
     #[arg(required = true)]
     query: Vec<String>,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    /// BM25 and embeddings, fused.
+    Hybrid,
+    /// BM25 only.
+    Lexical,
+    /// Embeddings only.
+    Dense,
+}
+
+impl From<ModeArg> for memos_core::service::SearchMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Hybrid => Self::Hybrid,
+            ModeArg::Lexical => Self::Lexical,
+            ModeArg::Dense => Self::Dense,
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -189,7 +225,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys(cmd) => keys(cfg, cmd).await,
         Command::Add(args) => add(cfg, args).await,
-        Command::Search(args) => search(cfg, args).await,
+                Command::Search(args) => search(cfg, args).await,
+        Command::Bench(BenchCommand::Retrieval(args)) => bench::retrieval(cfg, args).await,
     }
 }
 
@@ -345,8 +382,9 @@ async fn search(cfg: Config, args: SearchArgs) -> Result<()> {
                 query: args.query.join(" "),
                 conversation_id: args.conversation,
                 limit: args.limit,
-                filter,
+                                filter,
                 query_time,
+                mode: args.mode.into(),
             },
         )
         .await?;

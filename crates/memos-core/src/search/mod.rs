@@ -7,6 +7,7 @@
 
 pub mod bm25;
 pub mod fusion;
+pub mod vector;
 
 /// One retrieved memory, before hydration.
 #[derive(Debug, Clone, PartialEq)]

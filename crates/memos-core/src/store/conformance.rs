@@ -11,7 +11,7 @@
 use serde_json::json;
 
 use super::tests_support::{memory, memory_in, message};
-use super::{ListQuery, MemoryStore, WriteBatch};
+use super::{Embedding, ListQuery, MemoryStore, WriteBatch};
 use crate::filter::Filter;
 use crate::model::*;
 
@@ -25,7 +25,7 @@ macro_rules! store_conformance {
             write_and_read_back, scopes_are_isolated, upsert_replaces_in_place, deletes_remove,
             list_is_newest_first_and_paged, filters_agree_with_reference, messages_are_in_chat_order,
             tasks_round_trip, delete_user_is_confined, keys_round_trip, scan_visits_everything_once,
-            revision_grows_with_every_write);
+            revision_grows_with_every_write, embeddings_follow_their_memories);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -476,6 +476,45 @@ pub async fn revision_grows_with_every_write(store: &dyn MemoryStore) {
     let (_, r2) = store.delete_user(&Scope::new("p", "nobody")).await.unwrap();
     assert!(r0 < r1 && r1 < r2, "{r0} {r1} {r2}");
     assert_eq!(store.revision().await.unwrap(), r2);
+}
+
+/// Vectors round-trip exactly, stay in their scope and model, and go with their memory.
+pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
+    let alice = Scope::new("p", "alice");
+    let (a, b) = (memory("alice", "c", "one"), memory("alice", "c", "two"));
+    let other = memory_in("q", "alice", "c", "other project");
+    let emb = |m: &Memory, model: &str, v: Vec<f32>| Embedding {
+        memory_id: m.id.clone(),
+        scope: m.scope.clone(),
+        model: model.into(),
+        vector: v,
+    };
+    let va = vec![0.25, -1.5, 3.0e-8, f32::MIN_POSITIVE];
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![a.clone(), b.clone(), other.clone()],
+            embeddings: vec![emb(&a, "m1", va.clone()), emb(&other, "m1", vec![1.0; 4]), emb(&a, "m2", vec![0.0; 4])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let time = a.memory_time.unwrap();
+    assert_eq!(store.embeddings(&alice, "m1").await.unwrap(), vec![(a.id.clone(), time, va)]);
+    let missing: Vec<String> = store.missing_embeddings("m1", 10).await.unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(missing, vec![b.id.clone()]);
+    assert_eq!(store.missing_embeddings("m3", 2).await.unwrap().len(), 2, "the limit holds");
+    let mut archived = b.clone();
+    archived.status = MemoryStatus::Archived;
+    store
+        .write(WriteBatch { upsert_memories: vec![archived], embeddings: vec![emb(&b, "m1", vec![2.0; 4])], ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(store.embeddings(&alice, "m1").await.unwrap().len(), 1, "archived memories' vectors are not served");
+    store.write(WriteBatch { delete_memories: vec![a.id.clone()], ..Default::default() }).await.unwrap();
+    assert!(store.embeddings(&alice, "m1").await.unwrap().is_empty());
+    assert!(store.embeddings(&alice, "m2").await.unwrap().is_empty());
+    store.delete_user(&Scope::new("q", "alice")).await.unwrap();
+    assert!(store.embeddings(&Scope::new("q", "alice"), "m1").await.unwrap().is_empty());
 }
 
 #[cfg(test)]

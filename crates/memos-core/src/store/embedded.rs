@@ -74,6 +74,15 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, create_time);
 CREATE INDEX IF NOT EXISTS tasks_scope ON tasks (project_id, user_id);
+CREATE TABLE IF NOT EXISTS embeddings (
+    memory_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (memory_id, model)
+);
+CREATE INDEX IF NOT EXISTS embeddings_scope ON embeddings (project_id, user_id, model);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL,
@@ -271,6 +280,15 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
+/// Vectors are stored as little-endian f32s: compact, and readable by any language.
+fn vector_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+}
+
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<Revision> {
     let rev: i64 = tx.query_row(
         "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
@@ -394,8 +412,16 @@ impl MemoryStore for EmbeddedStore {
                     ])?;
                 }
                 let mut del = tx.prepare_cached("DELETE FROM memories WHERE id = ?")?;
+                let mut del_vec = tx.prepare_cached("DELETE FROM embeddings WHERE memory_id = ?")?;
                 for id in &batch.delete_memories {
                     del.execute([id])?;
+                    del_vec.execute([id])?;
+                }
+                let mut vec = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO embeddings (memory_id, model, project_id, user_id, vector) VALUES (?, ?, ?, ?, ?)",
+                )?;
+                for e in &batch.embeddings {
+                    vec.execute(params![e.memory_id, e.model, e.scope.project_id, e.scope.user_id, vector_bytes(&e.vector)])?;
                 }
                 if let Some(t) = &batch.task {
                     tx.execute(
@@ -555,6 +581,7 @@ impl MemoryStore for EmbeddedStore {
                 p,
             )?;
             tx.execute("DELETE FROM tasks WHERE project_id = ? AND user_id = ?", p)?;
+            tx.execute("DELETE FROM embeddings WHERE project_id = ? AND user_id = ?", p)?;
             let rev = bump_revision(&tx)?;
             tx.commit()?;
             Ok((n, rev))
@@ -592,6 +619,40 @@ impl MemoryStore for EmbeddedStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let cursor = rows.last().map(|(s, _)| *s);
             Ok((rows.into_iter().map(|(_, m)| m).collect(), cursor))
+        })
+        .await
+    }
+
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+        let (scope, model) = (scope.clone(), model.to_string());
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.memory_id, coalesce(m.memory_time, m.create_time), e.vector FROM embeddings e \
+                 JOIN memories m ON m.id = e.memory_id \
+                 WHERE e.project_id = ? AND e.user_id = ? AND e.model = ? AND m.status = 'activated'",
+            )?;
+            let rows = stmt
+                .query_map(params![scope.project_id, scope.user_id, model], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, vector_from_bytes(&r.get::<_, Vec<u8>>(2)?)))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>> {
+        let model = model.to_string();
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE NOT EXISTS \
+                 (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = ?) ORDER BY seq LIMIT ?"
+            ))?;
+            let rows = stmt
+                .query_map(params![model, limit as i64], memory_from_row)?
+                .map(|r| r.map(|(_, m)| m))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }

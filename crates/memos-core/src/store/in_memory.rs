@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Embedding, ListQuery, MemoryStore, Page, Revision, WriteBatch};
 use crate::error::Result;
-use crate::model::{ApiKey, Memory, Message, Millis, Scope, Task, TaskStatus};
+use crate::model::{ApiKey, Memory, MemoryStatus, Message, Millis, Scope, Task, TaskStatus};
 
 /// A store that lives in memory only.
 #[derive(Debug, Default)]
@@ -26,6 +26,8 @@ struct State {
     messages: Vec<Message>,
     tasks: BTreeMap<String, Task>,
     keys: Vec<ApiKey>,
+    /// (memory id, model) → embedding.
+    embeddings: BTreeMap<(String, String), Embedding>,
 }
 
 impl InMemoryStore {
@@ -66,6 +68,10 @@ impl MemoryStore for InMemoryStore {
             if let Some(seq) = s.seq_of.remove(&id) {
                 s.memories.remove(&seq);
             }
+            s.embeddings.retain(|(m, _), _| *m != id);
+        }
+        for e in batch.embeddings {
+            s.embeddings.insert((e.memory_id.clone(), e.model.clone()), e);
         }
         if let Some(t) = batch.task {
             s.tasks.insert(t.id.clone(), t);
@@ -180,6 +186,7 @@ impl MemoryStore for InMemoryStore {
         }
         s.messages.retain(|m| &m.scope != scope);
         s.tasks.retain(|_, t| &t.scope != scope);
+        s.embeddings.retain(|_, e| &e.scope != scope);
         s.revision += 1;
         Ok((doomed.len(), s.revision))
     }
@@ -205,6 +212,29 @@ impl MemoryStore for InMemoryStore {
             .collect();
         let cursor = page.last().map(|(k, _)| *k);
         Ok((page.into_iter().map(|(_, m)| m).collect(), cursor))
+    }
+
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+        let s = self.state();
+        Ok(s.embeddings
+            .values()
+            .filter(|e| &e.scope == scope && e.model == model)
+            .filter_map(|e| {
+                let m = s.seq_of.get(&e.memory_id).and_then(|seq| s.memories.get(seq))?;
+                (m.status == MemoryStatus::Activated)
+                    .then(|| (e.memory_id.clone(), m.memory_time.unwrap_or(m.create_time), e.vector.clone()))
+            })
+            .collect())
+    }
+
+    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>> {
+        let s = self.state();
+        Ok(s.memories
+            .values()
+            .filter(|m| !s.embeddings.contains_key(&(m.id.clone(), model.to_string())))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn insert_key(&self, key: ApiKey) -> Result<()> {

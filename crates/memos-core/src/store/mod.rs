@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::filter::Filter;
-use crate::model::{ApiKey, Memory, Message, Scope, Task};
+use crate::model::{ApiKey, Memory, Message, Millis, Scope, Task};
 
 mod embedded;
 mod in_memory;
@@ -34,10 +34,26 @@ pub struct WriteBatch {
     pub messages: Vec<Message>,
     /// Memories to insert, or replace whole when the id exists.
     pub upsert_memories: Vec<Memory>,
-    /// Ids of memories to remove. Unknown ids are ignored; callers check scope beforehand.
+    /// Ids of memories to remove, with their vectors. Unknown ids are ignored; callers
+    /// check scope beforehand.
     pub delete_memories: Vec<String>,
     /// A task to insert or replace.
     pub task: Option<Task>,
+    /// Vectors to store (or replace) for memories, written or already stored.
+    pub embeddings: Vec<Embedding>,
+}
+
+/// A memory's vector under one embedding model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// The memory it belongs to.
+    pub memory_id: String,
+    /// The memory's partition, so a user's vectors load without touching memories.
+    pub scope: Scope,
+    /// The embedder's `model_id`; vectors of different models never mix.
+    pub model: String,
+    /// The unit vector.
+    pub vector: Vec<f32>,
 }
 
 /// How to page through memories.
@@ -99,7 +115,7 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Every task still running, oldest first: the work a restart must finish.
     async fn running_tasks(&self) -> Result<Vec<Task>>;
 
-    /// Removes a user's memories, messages and tasks; returns how many memories went and the
+    /// Removes a user's memories (with their vectors), messages and tasks; returns how many memories went and the
     /// revision it produced.
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)>;
 
@@ -113,6 +129,14 @@ pub trait MemoryStore: Send + Sync + 'static {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)>;
+
+    /// Every vector of a scope's activated memories under a model, with the memory's id and
+    /// its `memory_time` (or `create_time` when it has none).
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<(String, Millis, Vec<f32>)>>;
+
+    /// Up to `limit` memories (any scope) that have no vector under `model` yet: the work a
+    /// new or changed embedding model must catch up on.
+    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>>;
 
     /// Stores a new API key.
     async fn insert_key(&self, key: ApiKey) -> Result<()>;

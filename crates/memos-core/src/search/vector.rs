@@ -1,0 +1,256 @@
+//! [`VectorIndex`]: the dense retriever. Each user's vectors live in one contiguous matrix in
+//! RAM, loaded from the store on the user's first search and kept current by the service's
+//! writes, and are scanned exactly.
+//!
+//! Exact scan rather than HNSW: per-user partitions are small (a 20k-memory user scans in
+//! about 2.5 ms, 100k in about 10 ms on one core here), results are exact and reproducible,
+//! deletes are trivial, and there is no index build, which takes minutes on 2 cores for
+//! graph indexes at 100k.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::embed::dot;
+use crate::model::{Millis, Scope};
+
+/// One user's vectors.
+#[derive(Debug, Default)]
+pub struct UserVectors {
+    ids: Vec<String>,
+    /// `ids.len() × dim` values, row-major.
+    data: Vec<f32>,
+    /// Per row: `memory_time`, or `create_time` when there is none.
+    times: Vec<Millis>,
+    row: HashMap<String, usize>,
+    dim: usize,
+}
+
+impl UserVectors {
+    fn upsert(&mut self, id: &str, time: Millis, v: &[f32]) {
+        if self.dim == 0 {
+            self.dim = v.len();
+        }
+        if v.len() != self.dim {
+            tracing::warn!(id, "vector of another length ignored");
+            return;
+        }
+        match self.row.get(id) {
+            Some(&r) => {
+                self.data[r * self.dim..(r + 1) * self.dim].copy_from_slice(v);
+                self.times[r] = time;
+            }
+            None => {
+                self.row.insert(id.to_string(), self.ids.len());
+                self.ids.push(id.to_string());
+                self.data.extend_from_slice(v);
+                self.times.push(time);
+            }
+        }
+    }
+
+    fn delete(&mut self, id: &str) {
+        let Some(r) = self.row.remove(id) else { return };
+        // Swap-remove keeps the matrix dense; the moved row gets its new index.
+        let last = self.ids.len() - 1;
+        if r != last {
+            let (d, moved) = (self.dim, self.ids[last].clone());
+            self.data.copy_within(last * d..(last + 1) * d, r * d);
+            self.ids.swap(r, last);
+            self.times.swap(r, last);
+            self.row.insert(moved, r);
+        }
+        self.ids.pop();
+        self.times.pop();
+        self.data.truncate(last * self.dim);
+    }
+
+    /// How many vectors the user has.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the user has none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The `k` rows most similar to `query`, best first, as (memory id, cosine). Rows after
+    /// `as_of` and rows outside `allowed` (when given) are skipped.
+    pub fn search(&self, query: &[f32], k: usize, as_of: Option<Millis>, allowed: Option<&HashSet<String>>) -> Vec<(String, f32)> {
+        if self.dim == 0 || query.len() != self.dim || k == 0 {
+            return vec![];
+        }
+        let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        for (r, row) in self.data.chunks_exact(self.dim).enumerate() {
+            if as_of.is_some_and(|t| self.times[r] > t) || allowed.is_some_and(|a| !a.contains(&self.ids[r])) {
+                continue;
+            }
+            let s = dot(query, row);
+            if heap.len() < k {
+                heap.push(Scored(s, r));
+            } else if heap.peek().is_some_and(|w| s > w.0) {
+                heap.pop();
+                heap.push(Scored(s, r));
+            }
+        }
+        let mut out: Vec<Scored> = heap.into_vec();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out.into_iter().map(|Scored(s, r)| (self.ids[r].clone(), s)).collect()
+    }
+}
+
+/// Min-heap entry: the worst of the current top k sits on top.
+struct Scored(f32, usize);
+
+impl PartialEq for Scored {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.0.total_cmp(&self.0).then(self.1.cmp(&o.1))
+    }
+}
+
+/// A change to the vectors, applied after the store committed it.
+#[derive(Debug, Clone)]
+pub enum VectorOp {
+    /// Add or replace a memory's vector.
+    Upsert {
+        /// The memory's scope.
+        scope: Scope,
+        /// The memory.
+        id: String,
+        /// Its `memory_time` or `create_time`.
+        time: Millis,
+        /// Its vector.
+        vector: Vec<f32>,
+    },
+    /// Remove a memory's vector.
+    Delete {
+        /// The memory's scope.
+        scope: Scope,
+        /// The memory.
+        id: String,
+    },
+    /// Forget a whole scope.
+    DropScope(Scope),
+}
+
+/// Vectors of the users searched so far, by scope.
+#[derive(Debug, Default)]
+pub struct VectorIndex {
+    users: Mutex<HashMap<Scope, Arc<RwLock<UserVectors>>>>,
+}
+
+impl VectorIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The loaded vectors of a scope, if loaded.
+    pub fn get(&self, scope: &Scope) -> Option<Arc<RwLock<UserVectors>>> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).get(scope).cloned()
+    }
+
+    /// Installs a scope's vectors loaded from the store. The caller holds the service's
+    /// write lock, so no write slips between the load and the install.
+    pub fn install(&self, scope: Scope, rows: Vec<(String, Millis, Vec<f32>)>) -> Arc<RwLock<UserVectors>> {
+        let mut u = UserVectors::default();
+        for (id, t, v) in rows {
+            u.upsert(&id, t, &v);
+        }
+        let u = Arc::new(RwLock::new(u));
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).insert(scope, u.clone());
+        u
+    }
+
+    /// Applies changes to loaded scopes; scopes not loaded will read the store when needed.
+    pub fn apply(&self, ops: &[VectorOp]) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        for op in ops {
+            match op {
+                VectorOp::Upsert { scope, id, time, vector } => {
+                    if let Some(u) = users.get(scope) {
+                        u.write().unwrap_or_else(|e| e.into_inner()).upsert(id, *time, vector);
+                    }
+                }
+                VectorOp::Delete { scope, id } => {
+                    if let Some(u) = users.get(scope) {
+                        u.write().unwrap_or_else(|e| e.into_inner()).delete(id);
+                    }
+                }
+                VectorOp::DropScope(scope) => {
+                    users.remove(scope);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let mut v = v.to_vec();
+        crate::embed::normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn exact_top_k_with_time_and_allow_list() {
+        let mut u = UserVectors::default();
+        u.upsert("a", 10, &unit(&[1.0, 0.0, 0.0]));
+        u.upsert("b", 20, &unit(&[0.9, 0.1, 0.0]));
+        u.upsert("c", 30, &unit(&[0.0, 1.0, 0.0]));
+        let q = unit(&[1.0, 0.0, 0.0]);
+        let ids: Vec<String> = u.search(&q, 2, None, None).into_iter().map(|x| x.0).collect();
+        assert_eq!(ids, ["a", "b"]);
+        let ids: Vec<String> = u.search(&q, 5, Some(15), None).into_iter().map(|x| x.0).collect();
+        assert_eq!(ids, ["a"]);
+        let allowed: HashSet<String> = ["c".to_string()].into();
+        let ids: Vec<String> = u.search(&q, 5, None, Some(&allowed)).into_iter().map(|x| x.0).collect();
+        assert_eq!(ids, ["c"]);
+    }
+
+    #[test]
+    fn delete_keeps_rows_consistent() {
+        let mut u = UserVectors::default();
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            let mut v = vec![0.0; 4];
+            v[i] = 1.0;
+            u.upsert(id, 0, &v);
+        }
+        u.delete("b");
+        u.delete("zz");
+        assert_eq!(u.len(), 3);
+        let q = [0.0, 0.0, 0.0, 1.0];
+        assert_eq!(u.search(&q, 1, None, None)[0], ("d".to_string(), 1.0));
+        u.upsert("d", 0, &[0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(u.search(&q, 3, None, None)[0].1, 0.0);
+        assert_eq!(u.len(), 3);
+    }
+
+    #[test]
+    fn ops_touch_only_loaded_scopes() {
+        let idx = VectorIndex::new();
+        let s = Scope::new("p", "u");
+        idx.apply(&[VectorOp::Upsert { scope: s.clone(), id: "x".into(), time: 0, vector: vec![1.0] }]);
+        assert!(idx.get(&s).is_none());
+        idx.install(s.clone(), vec![]);
+        idx.apply(&[VectorOp::Upsert { scope: s.clone(), id: "x".into(), time: 0, vector: vec![1.0] }]);
+        assert_eq!(idx.get(&s).unwrap().read().unwrap().len(), 1);
+        idx.apply(&[VectorOp::DropScope(s.clone())]);
+        assert!(idx.get(&s).is_none());
+    }
+}

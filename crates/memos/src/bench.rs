@@ -1,0 +1,279 @@
+//! `memos bench retrieval`: ingests a memret/1 benchmark file (LoCoMo and others) through
+//! the service's add path and scores every answerable question's ranked sources against
+//! its gold messages and sessions, for BM25 alone and for the hybrid retriever.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use memos_core::model::Role;
+use memos_core::service::{AddInput, NewMessage, SearchInput, SearchMode};
+use memos_core::{Config, MemoryService, time};
+use serde::Deserialize;
+
+const PROJECT: &str = "bench";
+const KS: [usize; 4] = [1, 5, 10, 25];
+
+/// Arguments of `memos bench retrieval`.
+#[derive(Debug, Args)]
+pub(crate) struct RetrievalArgs {
+    /// A memret/1 JSON Lines file, e.g. ../shared/bench/locomo.jsonl.
+    #[arg(long)]
+    data: PathBuf,
+    /// Only the first N cases (a quick slice).
+    #[arg(long)]
+    cases: Option<usize>,
+    /// Only the first N scored questions of each case.
+    #[arg(long)]
+    questions: Option<usize>,
+    /// Embedding model directory (default: the configured one). `none` runs BM25 only.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Keep the ingested data here instead of a temporary directory.
+    #[arg(long)]
+    keep_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    user_id: String,
+    sessions: Vec<Session>,
+    questions: Vec<Question>,
+}
+
+#[derive(Deserialize)]
+struct Session {
+    session_id: String,
+    timestamp: Option<String>,
+    messages: Vec<BenchMessage>,
+}
+
+#[derive(Deserialize)]
+struct BenchMessage {
+    message_id: String,
+    role: String,
+    content: String,
+    speaker: Option<String>,
+    timestamp: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+}
+
+#[derive(Deserialize)]
+struct Attachment {
+    caption: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Question {
+    query: String,
+    query_time: Option<String>,
+    category: String,
+    answerable: bool,
+    gold_message_ids: Vec<String>,
+    gold_session_ids: Vec<String>,
+}
+
+/// Recall and nDCG sums for one group of questions.
+#[derive(Default, Clone)]
+struct Scores {
+    n: usize,
+    any: [f64; 4],
+    all: [f64; 4],
+    ndcg: [f64; 4],
+}
+
+impl Scores {
+    fn add(&mut self, ranked: &[String], gold: &HashSet<String>) {
+        if gold.is_empty() {
+            return;
+        }
+        self.n += 1;
+        for (i, &k) in KS.iter().enumerate() {
+            let top = &ranked[..ranked.len().min(k)];
+            let hits = top.iter().filter(|id| gold.contains(*id)).count();
+            self.any[i] += f64::from(u8::from(hits > 0));
+            self.all[i] += f64::from(u8::from(hits == gold.len()));
+            let dcg: f64 = top
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| gold.contains(*id))
+                .map(|(r, _)| 1.0 / (r as f64 + 2.0).log2())
+                .sum();
+            let ideal: f64 = (0..gold.len().min(k)).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum();
+            self.ndcg[i] += dcg / ideal;
+        }
+    }
+
+    fn row(&self, label: &str) -> String {
+        let f = |v: &[f64; 4]| v.iter().map(|x| format!("{:.3}", x / self.n.max(1) as f64)).collect::<Vec<_>>().join(" ");
+        format!("{label:<28} {:>5}  any@1,5,10,25 {}  all {}  ndcg {}", self.n, f(&self.any), f(&self.all), f(&self.ndcg))
+    }
+}
+
+/// Message- and session-level scores, overall and by category.
+#[derive(Default)]
+struct Report {
+    message: BTreeMap<String, Scores>,
+    session: BTreeMap<String, Scores>,
+    latencies_ms: Vec<f64>,
+}
+
+fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    ids.filter(|i| seen.insert(i.clone())).collect()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs the retrieval benchmark and prints its figures.
+pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.data).with_context(|| format!("cannot read {}", args.data.display()))?;
+    let mut cases: Vec<Case> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("not a memret/1 file")?;
+    if let Some(n) = args.cases {
+        cases.truncate(n);
+    }
+    let tmp = tempfile::tempdir()?;
+    config.store.data_dir = args.keep_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    match args.model_dir.as_deref() {
+        Some(d) if d.as_os_str() == "none" => config.embed.model_dir = PathBuf::new(),
+        Some(d) => config.embed.model_dir = d.to_path_buf(),
+        None => {}
+    }
+    config.embed.required = !config.embed.model_dir.as_os_str().is_empty();
+    let service = MemoryService::open(config).await?;
+    let model = service.embedder().map_or("none".to_string(), |e| e.model_id().to_string());
+
+    let started = Instant::now();
+    let mut n_messages = 0usize;
+    for case in &cases {
+        n_messages += ingest(&service, case).await?;
+    }
+    let ingest_s = started.elapsed().as_secs_f64();
+    println!("memos bench retrieval: {} cases, {n_messages} messages, embedding model {model}", cases.len());
+    println!("ingest: {ingest_s:.1} s, {:.0} messages/s (sync adds, one per session, embeddings included)", n_messages as f64 / ingest_s);
+
+    let mut modes = vec![("bm25", SearchMode::Lexical)];
+    if service.embedder().is_some() {
+        modes.push(("dense", SearchMode::Dense));
+        modes.push(("hybrid", SearchMode::Hybrid));
+    }
+    for (name, mode) in modes {
+        let r = score(&service, &cases, mode, args.questions).await?;
+        println!("\n== {name}: answerable questions with gold (LoCoMo categories 1-4)");
+        for (level, table) in [("message", &r.message), ("session", &r.session)] {
+            for (cat, s) in table {
+                println!("{}", s.row(&format!("{level}/{cat}")));
+            }
+        }
+        let mut l = r.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        println!(
+            "search latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}  ({} searches, limit 25)",
+            pct(&l, 0.5),
+            pct(&l, 0.95),
+            pct(&l, 0.99),
+            pct(&l, 1.0),
+            l.len()
+        );
+    }
+    Ok(())
+}
+
+async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
+    let mut n = 0;
+    for s in &case.sessions {
+        let session_time = s.timestamp.as_deref().and_then(time::parse_str);
+        let messages: Vec<NewMessage> = s
+            .messages
+            .iter()
+            .map(|m| {
+                let mut content = m.content.clone();
+                for a in &m.attachments {
+                    if let Some(c) = &a.caption {
+                        content.push_str(&format!(" [image: {c}]"));
+                    }
+                }
+                NewMessage {
+                    role: if m.role == "assistant" { Role::Assistant } else { Role::User },
+                    content,
+                    chat_time: m.timestamp.as_deref().and_then(time::parse_str).or(session_time),
+                    name: m.speaker.clone(),
+                    message_id: Some(m.message_id.clone()),
+                }
+            })
+            .filter(|m| !m.content.trim().is_empty())
+            .collect();
+        if messages.is_empty() {
+            continue;
+        }
+        n += messages.len();
+        let input = AddInput {
+            user_id: case.user_id.clone(),
+            conversation_id: s.session_id.clone(),
+            messages,
+            tags: vec![],
+            info: Default::default(),
+            agent_id: None,
+            app_id: None,
+            async_mode: false,
+        };
+        service.add(PROJECT, input).await.with_context(|| format!("ingesting {} {}", case.user_id, s.session_id))?;
+    }
+    Ok(n)
+}
+
+async fn score(service: &Arc<MemoryService>, cases: &[Case], mode: SearchMode, per_case: Option<usize>) -> Result<Report> {
+    let mut r = Report::default();
+    for case in cases {
+        let session_of: HashMap<&str, &str> = case
+            .sessions
+            .iter()
+            .flat_map(|s| s.messages.iter().map(move |m| (m.message_id.as_str(), s.session_id.as_str())))
+            .collect();
+        let questions = case
+            .questions
+            .iter()
+            .filter(|q| q.answerable && !(q.gold_message_ids.is_empty() && q.gold_session_ids.is_empty()))
+            .take(per_case.unwrap_or(usize::MAX));
+        for q in questions {
+            let t = Instant::now();
+            let hits = service
+                .search(
+                    PROJECT,
+                    SearchInput {
+                        user_id: case.user_id.clone(),
+                        query: q.query.clone(),
+                        limit: Some(25),
+                        query_time: q.query_time.as_deref().and_then(time::parse_str),
+                        mode,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            r.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let messages = dedup(hits.iter().flat_map(|h| h.memory.sources.iter().map(|s| s.message_id.clone())));
+            let sessions = dedup(messages.iter().filter_map(|m| session_of.get(m.as_str()).map(|s| s.to_string())));
+            let gold_m: HashSet<String> = q.gold_message_ids.iter().cloned().collect();
+            let gold_s: HashSet<String> = q.gold_session_ids.iter().cloned().collect();
+            for cat in ["all", q.category.as_str()] {
+                r.message.entry(cat.to_string()).or_default().add(&messages, &gold_m);
+                r.session.entry(cat.to_string()).or_default().add(&sessions, &gold_s);
+            }
+        }
+    }
+    Ok(r)
+}
