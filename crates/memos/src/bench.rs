@@ -32,7 +32,8 @@ pub(crate) struct RetrievalArgs {
     /// Embedding model directory (default: the configured one). `none` runs BM25 only.
     #[arg(long)]
     model_dir: Option<PathBuf>,
-    /// Keep the ingested data here instead of a temporary directory.
+    /// Keep the ingested data here instead of a temporary directory; when it already holds
+    /// an ingested run, reuse it and only score (to compare search settings quickly).
     #[arg(long)]
     keep_dir: Option<PathBuf>,
 }
@@ -103,14 +104,27 @@ impl Scores {
                 .filter(|(_, id)| gold.contains(*id))
                 .map(|(r, _)| 1.0 / (r as f64 + 2.0).log2())
                 .sum();
-            let ideal: f64 = (0..gold.len().min(k)).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum();
+            let ideal: f64 = (0..gold.len().min(k))
+                .map(|r| 1.0 / (r as f64 + 2.0).log2())
+                .sum();
             self.ndcg[i] += dcg / ideal;
         }
     }
 
     fn row(&self, label: &str) -> String {
-        let f = |v: &[f64; 4]| v.iter().map(|x| format!("{:.3}", x / self.n.max(1) as f64)).collect::<Vec<_>>().join(" ");
-        format!("{label:<28} {:>5}  any@1,5,10,25 {}  all {}  ndcg {}", self.n, f(&self.any), f(&self.all), f(&self.ndcg))
+        let f = |v: &[f64; 4]| {
+            v.iter()
+                .map(|x| format!("{:.3}", x / self.n.max(1) as f64))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        format!(
+            "{label:<28} {:>5}  any@1,5,10,25 {}  all {}  ndcg {}",
+            self.n,
+            f(&self.any),
+            f(&self.all),
+            f(&self.ndcg)
+        )
     }
 }
 
@@ -136,7 +150,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs the retrieval benchmark and prints its figures.
 pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.data).with_context(|| format!("cannot read {}", args.data.display()))?;
+    let text = std::fs::read_to_string(&args.data)
+        .with_context(|| format!("cannot read {}", args.data.display()))?;
     let mut cases: Vec<Case> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -147,7 +162,12 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
         cases.truncate(n);
     }
     let tmp = tempfile::tempdir()?;
-    config.store.data_dir = args.keep_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    config.store.data_dir = args
+        .keep_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let config_dir = config.store.data_dir.clone();
+    let reuse = args.keep_dir.is_some() && config_dir.join("memos.db").is_file();
     match args.model_dir.as_deref() {
         Some(d) if d.as_os_str() == "none" => config.embed.model_dir = PathBuf::new(),
         Some(d) => config.embed.model_dir = d.to_path_buf(),
@@ -155,16 +175,31 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
     }
     config.embed.required = !config.embed.model_dir.as_os_str().is_empty();
     let service = MemoryService::open(config).await?;
-    let model = service.embedder().map_or("none".to_string(), |e| e.model_id().to_string());
+    let model = service
+        .embedder()
+        .map_or("none".to_string(), |e| e.model_id().to_string());
 
     let started = Instant::now();
     let mut n_messages = 0usize;
-    for case in &cases {
-        n_messages += ingest(&service, case).await?;
+    if reuse {
+        println!(
+            "reusing the data ingested earlier in {}",
+            config_dir.display()
+        );
+    } else {
+        for case in &cases {
+            n_messages += ingest(&service, case).await?;
+        }
     }
     let ingest_s = started.elapsed().as_secs_f64();
-    println!("memos bench retrieval: {} cases, {n_messages} messages, embedding model {model}", cases.len());
-    println!("ingest: {ingest_s:.1} s, {:.0} messages/s (sync adds, one per session, embeddings included)", n_messages as f64 / ingest_s);
+    println!(
+        "memos bench retrieval: {} cases, {n_messages} messages, embedding model {model}",
+        cases.len()
+    );
+    println!(
+        "ingest: {ingest_s:.1} s, {:.0} messages/s (sync adds, one per session, embeddings included)",
+        n_messages as f64 / ingest_s
+    );
 
     let mut modes = vec![("bm25", SearchMode::Lexical)];
     if service.embedder().is_some() {
@@ -208,9 +243,17 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
                     }
                 }
                 NewMessage {
-                    role: if m.role == "assistant" { Role::Assistant } else { Role::User },
+                    role: if m.role == "assistant" {
+                        Role::Assistant
+                    } else {
+                        Role::User
+                    },
                     content,
-                    chat_time: m.timestamp.as_deref().and_then(time::parse_str).or(session_time),
+                    chat_time: m
+                        .timestamp
+                        .as_deref()
+                        .and_then(time::parse_str)
+                        .or(session_time),
                     name: m.speaker.clone(),
                     message_id: Some(m.message_id.clone()),
                 }
@@ -231,23 +274,37 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
             app_id: None,
             async_mode: false,
         };
-        service.add(PROJECT, input).await.with_context(|| format!("ingesting {} {}", case.user_id, s.session_id))?;
+        service
+            .add(PROJECT, input)
+            .await
+            .with_context(|| format!("ingesting {} {}", case.user_id, s.session_id))?;
     }
     Ok(n)
 }
 
-async fn score(service: &Arc<MemoryService>, cases: &[Case], mode: SearchMode, per_case: Option<usize>) -> Result<Report> {
+async fn score(
+    service: &Arc<MemoryService>,
+    cases: &[Case],
+    mode: SearchMode,
+    per_case: Option<usize>,
+) -> Result<Report> {
     let mut r = Report::default();
     for case in cases {
         let session_of: HashMap<&str, &str> = case
             .sessions
             .iter()
-            .flat_map(|s| s.messages.iter().map(move |m| (m.message_id.as_str(), s.session_id.as_str())))
+            .flat_map(|s| {
+                s.messages
+                    .iter()
+                    .map(move |m| (m.message_id.as_str(), s.session_id.as_str()))
+            })
             .collect();
         let questions = case
             .questions
             .iter()
-            .filter(|q| q.answerable && !(q.gold_message_ids.is_empty() && q.gold_session_ids.is_empty()))
+            .filter(|q| {
+                q.answerable && !(q.gold_message_ids.is_empty() && q.gold_session_ids.is_empty())
+            })
             .take(per_case.unwrap_or(usize::MAX));
         for q in questions {
             let t = Instant::now();
@@ -265,13 +322,26 @@ async fn score(service: &Arc<MemoryService>, cases: &[Case], mode: SearchMode, p
                 )
                 .await?;
             r.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            let messages = dedup(hits.iter().flat_map(|h| h.memory.sources.iter().map(|s| s.message_id.clone())));
-            let sessions = dedup(messages.iter().filter_map(|m| session_of.get(m.as_str()).map(|s| s.to_string())));
+            let messages = dedup(
+                hits.iter()
+                    .flat_map(|h| h.memory.sources.iter().map(|s| s.message_id.clone())),
+            );
+            let sessions = dedup(
+                messages
+                    .iter()
+                    .filter_map(|m| session_of.get(m.as_str()).map(|s| s.to_string())),
+            );
             let gold_m: HashSet<String> = q.gold_message_ids.iter().cloned().collect();
             let gold_s: HashSet<String> = q.gold_session_ids.iter().cloned().collect();
             for cat in ["all", q.category.as_str()] {
-                r.message.entry(cat.to_string()).or_default().add(&messages, &gold_m);
-                r.session.entry(cat.to_string()).or_default().add(&sessions, &gold_s);
+                r.message
+                    .entry(cat.to_string())
+                    .or_default()
+                    .add(&messages, &gold_m);
+                r.session
+                    .entry(cat.to_string())
+                    .or_default()
+                    .add(&sessions, &gold_s);
             }
         }
     }

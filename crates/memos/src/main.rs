@@ -43,7 +43,7 @@ enum Command {
     Keys(KeysCommand),
     /// Add one message to a user's memory, straight into the data directory.
     Add(AddArgs),
-        /// Search a user's memories in the data directory and print them as JSON.
+    /// Search a user's memories in the data directory and print them as JSON.
     Search(SearchArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
@@ -132,7 +132,7 @@ struct SearchArgs {
     /// Search as of this time (ISO 8601 or epoch ms).
     #[arg(long)]
     as_of: Option<String>,
-        /// The project (default: `default`).
+    /// The project (default: `default`).
     #[arg(long, default_value = auth::DEFAULT_PROJECT)]
     project: String,
     /// Retrievers to use.
@@ -225,7 +225,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys(cmd) => keys(cfg, cmd).await,
         Command::Add(args) => add(cfg, args).await,
-                Command::Search(args) => search(cfg, args).await,
+        Command::Search(args) => search(cfg, args).await,
         Command::Bench(BenchCommand::Retrieval(args)) => bench::retrieval(cfg, args).await,
     }
 }
@@ -382,7 +382,7 @@ async fn search(cfg: Config, args: SearchArgs) -> Result<()> {
                 query: args.query.join(" "),
                 conversation_id: args.conversation,
                 limit: args.limit,
-                                filter,
+                filter,
                 query_time,
                 mode: args.mode.into(),
             },

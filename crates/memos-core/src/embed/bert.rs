@@ -34,7 +34,10 @@ pub struct BertEmbedder {
 
 impl std::fmt::Debug for BertEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BertEmbedder").field("model_id", &self.model_id).field("dim", &self.dim).finish()
+        f.debug_struct("BertEmbedder")
+            .field("model_id", &self.model_id)
+            .field("dim", &self.dim)
+            .finish()
     }
 }
 
@@ -62,7 +65,10 @@ impl BertEmbedder {
         let mut tokenizer = Tokenizer::from_file(need("tokenizer.json")?).map_err(model_err)?;
         tokenizer.with_padding(Some(PaddingParams::default()));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
             .map_err(model_err)?;
         let q4 = dir.join("e5-small-q4.bin");
         let (model, config, model_id, e5) = if q4.is_file() {
@@ -77,17 +83,26 @@ impl BertEmbedder {
             let raw: serde_json::Value = serde_json::from_str(&text).map_err(model_err)?;
             let weights = need("model.safetensors")?;
             // SAFETY: the file is mapped read-only and not modified while the model lives.
-            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }.map_err(model_err)?;
+            let vb =
+                unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
+                    .map_err(model_err)?;
             let model = BertModel::load(vb, &config).map_err(model_err)?;
-            let name = raw["_name_or_path"].as_str().map(str::to_string).unwrap_or_else(|| {
-                dir.file_name().map_or("bert".into(), |n| n.to_string_lossy().into_owned())
-            });
+            let name = raw["_name_or_path"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    dir.file_name()
+                        .map_or("bert".into(), |n| n.to_string_lossy().into_owned())
+                });
             let e5 = name.contains("e5");
             let id = name.rsplit('/').next().unwrap_or(&name).to_string();
             (model, config, id, e5)
         };
-        let (query_prefix, document_prefix, calibration) =
-            if e5 { ("query: ", "passage: ", (0.74, 0.90)) } else { ("", "", (0.15, 0.70)) };
+        let (query_prefix, document_prefix, calibration) = if e5 {
+            ("query: ", "passage: ", (0.74, 0.90))
+        } else {
+            ("", "", (0.15, 0.70))
+        };
         Ok(Self {
             model,
             tokenizer,
@@ -101,10 +116,16 @@ impl BertEmbedder {
     }
 
     fn forward(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(model_err)?;
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(model_err)?;
         let (n, len) = (enc.len(), enc.first().map_or(0, |e| e.get_ids().len()));
         let ids: Vec<u32> = enc.iter().flat_map(|e| e.get_ids().to_vec()).collect();
-        let mask: Vec<u32> = enc.iter().flat_map(|e| e.get_attention_mask().to_vec()).collect();
+        let mask: Vec<u32> = enc
+            .iter()
+            .flat_map(|e| e.get_attention_mask().to_vec())
+            .collect();
         let device = &self.model.device;
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (n, len), device)?;
@@ -128,7 +149,10 @@ impl BertEmbedder {
         order.sort_by_key(|&i| texts[i].len());
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(BATCH) {
-            let batch: Vec<String> = chunk.iter().map(|&i| format!("{prefix}{}", texts[i])).collect();
+            let batch: Vec<String> = chunk
+                .iter()
+                .map(|&i| format!("{prefix}{}", texts[i]))
+                .collect();
             for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
                 out[i] = v;
             }
@@ -151,7 +175,10 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(self.embed(self.query_prefix, &[text])?.pop().unwrap_or_default())
+        Ok(self
+            .embed(self.query_prefix, &[text])?
+            .pop()
+            .unwrap_or_default())
     }
 
     fn calibrate(&self, cosine: f32) -> f32 {

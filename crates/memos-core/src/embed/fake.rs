@@ -21,7 +21,9 @@ impl FakeEmbedder {
         let mut v = vec![0.0; self.dim];
         for term in text::terms(t) {
             // FNV-1a: stable across runs and platforms.
-            let h = term.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            let h = term.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
             v[(h % self.dim as u64) as usize] += 1.0;
         }
         normalize(&mut v);

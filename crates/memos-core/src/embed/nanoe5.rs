@@ -20,25 +20,36 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let s = self.b.get(self.p..self.p + n).ok_or_else(|| bad("truncated file"))?;
+        let s = self
+            .b
+            .get(self.p..self.p + n)
+            .ok_or_else(|| bad("truncated file"))?;
         self.p += n;
         Ok(s)
     }
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn i32(&mut self) -> Result<usize> {
         let v = i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
         usize::try_from(v).map_err(|_| bad("negative size"))
     }
     fn f32(&mut self) -> Result<f32> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -47,7 +58,7 @@ fn bad(why: &str) -> Error {
 }
 
 fn dequantize(bytes: &[u8], n: usize) -> Result<Vec<f32>> {
-    if n % QK != 0 || bytes.len() != n / QK * BLOCK_BYTES {
+    if !n.is_multiple_of(QK) || bytes.len() != n / QK * BLOCK_BYTES {
         return Err(bad("Q4 tensor size mismatch"));
     }
     let mut out = Vec::with_capacity(n);
@@ -71,7 +82,15 @@ pub(super) fn read(bytes: &[u8], device: &Device) -> Result<(Config, HashMap<Str
     }
     let mut c = Cursor { b: bytes, p: 4 };
     c.u32()?; // version
-    let (h, nl, nh, ff, voc, maxp, tvs) = (c.i32()?, c.i32()?, c.i32()?, c.i32()?, c.i32()?, c.i32()?, c.i32()?);
+    let (h, nl, nh, ff, voc, maxp, tvs) = (
+        c.i32()?,
+        c.i32()?,
+        c.i32()?,
+        c.i32()?,
+        c.i32()?,
+        c.i32()?,
+        c.i32()?,
+    );
     let eps = c.f32()?;
     c.i32()?; // quantization block size, always 32
     // The embedded tokenizer: skipped, tokenizer.json is used instead.
@@ -94,17 +113,27 @@ pub(super) fn read(bytes: &[u8], device: &Device) -> Result<(Config, HashMap<Str
         raw.insert(name, (dtype, n, off));
     }
     let tensor = |name: &str, shape: &[usize]| -> Result<Tensor> {
-        let &(dtype, n, off) = raw.get(name).ok_or_else(|| bad(&format!("tensor {name} missing")))?;
+        let &(dtype, n, off) = raw
+            .get(name)
+            .ok_or_else(|| bad(&format!("tensor {name} missing")))?;
         if n != shape.iter().product::<usize>() {
-            return Err(bad(&format!("tensor {name} has {n} values, expected {shape:?}")));
+            return Err(bad(&format!(
+                "tensor {name} has {n} values, expected {shape:?}"
+            )));
         }
         let values = match dtype {
             0 => {
-                let b = bytes.get(off..off + n * 4).ok_or_else(|| bad("truncated tensor"))?;
-                b.chunks_exact(4).map(|x| f32::from_le_bytes(x.try_into().expect("4 bytes"))).collect()
+                let b = bytes
+                    .get(off..off + n * 4)
+                    .ok_or_else(|| bad("truncated tensor"))?;
+                b.chunks_exact(4)
+                    .map(|x| f32::from_le_bytes(x.try_into().expect("4 bytes")))
+                    .collect()
             }
             1 => {
-                let b = bytes.get(off..off + n / QK * BLOCK_BYTES).ok_or_else(|| bad("truncated tensor"))?;
+                let b = bytes
+                    .get(off..off + n / QK * BLOCK_BYTES)
+                    .ok_or_else(|| bad("truncated tensor"))?;
                 dequantize(b, n)?
             }
             _ => return Err(bad(&format!("tensor {name} has unknown dtype {dtype}"))),
@@ -113,9 +142,18 @@ pub(super) fn read(bytes: &[u8], device: &Device) -> Result<(Config, HashMap<Str
     };
     let mut t = HashMap::new();
     let e = "embeddings";
-    t.insert(format!("{e}.word_embeddings.weight"), tensor("emb.word", &[voc, h])?);
-    t.insert(format!("{e}.position_embeddings.weight"), tensor("emb.pos", &[maxp, h])?);
-    t.insert(format!("{e}.token_type_embeddings.weight"), tensor("emb.type", &[tvs, h])?);
+    t.insert(
+        format!("{e}.word_embeddings.weight"),
+        tensor("emb.word", &[voc, h])?,
+    );
+    t.insert(
+        format!("{e}.position_embeddings.weight"),
+        tensor("emb.pos", &[maxp, h])?,
+    );
+    t.insert(
+        format!("{e}.token_type_embeddings.weight"),
+        tensor("emb.type", &[tvs, h])?,
+    );
     t.insert(format!("{e}.LayerNorm.weight"), tensor("emb.ln.w", &[h])?);
     t.insert(format!("{e}.LayerNorm.bias"), tensor("emb.ln.b", &[h])?);
     for l in 0..nl {
@@ -129,12 +167,27 @@ pub(super) fn read(bytes: &[u8], device: &Device) -> Result<(Config, HashMap<Str
             ("fo", "output.dense", [h, ff]),
         ];
         for (short, long, shape) in pairs {
-            t.insert(format!("{p}.{long}.weight"), tensor(&format!("l{l}.{short}.w"), &shape)?);
-            t.insert(format!("{p}.{long}.bias"), tensor(&format!("l{l}.{short}.b"), &[shape[0]])?);
+            t.insert(
+                format!("{p}.{long}.weight"),
+                tensor(&format!("l{l}.{short}.w"), &shape)?,
+            );
+            t.insert(
+                format!("{p}.{long}.bias"),
+                tensor(&format!("l{l}.{short}.b"), &[shape[0]])?,
+            );
         }
-        for (short, long) in [("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")] {
-            t.insert(format!("{p}.{long}.weight"), tensor(&format!("l{l}.{short}.w"), &[h])?);
-            t.insert(format!("{p}.{long}.bias"), tensor(&format!("l{l}.{short}.b"), &[h])?);
+        for (short, long) in [
+            ("aln", "attention.output.LayerNorm"),
+            ("oln", "output.LayerNorm"),
+        ] {
+            t.insert(
+                format!("{p}.{long}.weight"),
+                tensor(&format!("l{l}.{short}.w"), &[h])?,
+            );
+            t.insert(
+                format!("{p}.{long}.bias"),
+                tensor(&format!("l{l}.{short}.b"), &[h])?,
+            );
         }
     }
     let config = Config {

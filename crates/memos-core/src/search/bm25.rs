@@ -391,19 +391,32 @@ impl Bm25Index {
 
     /// Ids of every active memory of `scope` that passes `filter` (and `as_of`): the
     /// allow-list that makes the dense retriever apply filters inside its search too.
-    pub fn matching_ids(&self, scope: &Scope, filter: &Filter, as_of: Option<Millis>) -> Result<HashSet<String>> {
+    pub fn matching_ids(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        as_of: Option<Millis>,
+    ) -> Result<HashSet<String>> {
         let f = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, term_query(f.scope, &scope.key())),
-            (Occur::Must, term_query(f.status, MemoryStatus::Activated.as_str())),
+            (
+                Occur::Must,
+                term_query(f.status, MemoryStatus::Activated.as_str()),
+            ),
             (Occur::Must, self.filter_query(filter)),
         ];
         if let Some(t) = as_of {
             clauses.push((Occur::Must, range(f.effective_time, None, Some(t))));
         }
-        let docs = searcher.search(&BooleanQuery::new(clauses), &tantivy::collector::DocSetCollector)?;
-        docs.into_iter().map(|addr| self.doc_id(&searcher, addr)).collect()
+        let docs = searcher.search(
+            &BooleanQuery::new(clauses),
+            &tantivy::collector::DocSetCollector,
+        )?;
+        docs.into_iter()
+            .map(|addr| self.doc_id(&searcher, addr))
+            .collect()
     }
 
     fn doc_id(&self, searcher: &Searcher, addr: DocAddress) -> Result<String> {

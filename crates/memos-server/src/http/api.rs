@@ -61,7 +61,7 @@ pub async fn search_memory(
         conversation_id: req.conversation_id.filter(|c| !c.is_empty()),
         limit: req.memory_limit_number,
         filter: parse_filter(req.filter)?,
-                query_time,
+        query_time,
         mode: SearchMode::Hybrid,
     };
     let hits = state.service.search(&project, input).await?;

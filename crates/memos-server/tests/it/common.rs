@@ -30,6 +30,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::default();
         cfg.store.data_dir = dir.path().to_path_buf();
+        // Lexical only: these tests pin API behaviour; the model's own tests live in
+        // memos-core and the end-to-end tests run with it.
+        cfg.embed.model_dir = Default::default();
         tweak(&mut cfg);
         let service = MemoryService::open(cfg).await.unwrap();
         let (_, key) = auth::create_key(service.store(), "alpha", "test")

@@ -24,6 +24,7 @@ impl Server {
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .env("MEMOS_API_KEY", key)
+            .env("MEMOS__EMBED__MODEL_DIR", e5_dir())
             .env("MEMOS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -109,6 +110,22 @@ pub fn memos(args: &[&str], data_dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// The default embedding model, fetched by scripts/fetch-models.sh (empty: BM25 only).
+pub fn e5_dir() -> PathBuf {
+    let models = std::env::var_os("MEMOS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    let dir = models.join("multilingual-e5-small-q4");
+    if dir.is_dir() {
+        return dir;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must fetch the models first (scripts/fetch-models.sh)"
+    );
+    PathBuf::new()
 }
 
 /// `../shared` next to the repository, where the seed examples live.

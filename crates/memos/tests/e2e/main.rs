@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub, missing_docs)] // test helpers are shared between test modules only
 
+mod bench;
 mod common;
 mod crash;
 mod seed;
