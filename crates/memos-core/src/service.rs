@@ -256,6 +256,15 @@ impl MemoryService {
         self.embedder.as_deref()
     }
 
+    /// Forgets cached query vectors, so the next searches pay for their embeddings again
+    /// (benchmarks measure cold queries).
+    pub fn clear_query_cache(&self) {
+        self.query_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Vectors for new memories, computed off the async executor.
     async fn embed_memories(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
         let Some(embedder) = self.embedder.clone() else {
@@ -729,7 +738,11 @@ impl MemoryService {
                 self.dense_candidates(&scope, &input, pool).await?,
             ));
         }
-        let fused = fusion::fuse(&lists);
+        let fused = if s.fusion == "rrf" {
+            fusion::fuse(&lists)
+        } else {
+            fusion::fuse_scores(&lists)
+        };
         let ids: Vec<String> = fused.iter().map(|c| c.id.clone()).collect();
         let mut by_id: HashMap<String, Memory> = self
             .store

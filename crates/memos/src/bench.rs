@@ -207,6 +207,8 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
         modes.push(("hybrid", SearchMode::Hybrid));
     }
     for (name, mode) in modes {
+        // Every mode pays for its own query embeddings.
+        service.clear_query_cache();
         let r = score(&service, &cases, mode, args.questions).await?;
         println!("\n== {name}: answerable questions with gold (LoCoMo categories 1-4)");
         for (level, table) in [("message", &r.message), ("session", &r.session)] {

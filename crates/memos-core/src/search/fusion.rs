@@ -1,8 +1,13 @@
-//! Merging candidate lists from several retrievers.
+//! Merging candidate lists from several retrievers, two ways:
 //!
-//! Reciprocal-rank fusion needs no score calibration between retrievers, which BM25 and
-//! cosine scores lack. Each candidate's `relativity` is the best calibrated relevance any
-//! retriever gave it, so fusion never invents confidence.
+//! - [`fuse`], reciprocal-rank fusion: needs no calibration between retrievers and only
+//!   looks at ranks.
+//! - [`fuse_scores`], a weighted sum of each retriever's calibrated `relativity`: keeps how
+//!   sure each retriever is, so a strong lexical match is not outvoted by a middling
+//!   semantic one.
+//!
+//! Either way a candidate's `relativity` is the best calibrated relevance any retriever gave
+//! it, so fusion never invents confidence.
 
 use std::collections::HashMap;
 
@@ -22,6 +27,42 @@ pub fn fuse(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
     for (weight, list) in lists {
         for (rank, c) in list.iter().enumerate() {
             let add = weight / (RRF_K + rank as f32 + 1.0);
+            match acc.get_mut(&c.id) {
+                Some(e) => {
+                    e.score += add;
+                    e.relativity = e.relativity.max(c.relativity);
+                }
+                None => {
+                    order.push(c.id.clone());
+                    acc.insert(
+                        c.id.clone(),
+                        Candidate {
+                            id: c.id.clone(),
+                            score: add,
+                            relativity: c.relativity,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    let mut out: Vec<Candidate> = order.into_iter().filter_map(|id| acc.remove(&id)).collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// Fuses weighted lists by the weighted sum of their calibrated relevances (a candidate
+/// missing from a list gets 0 there). `score` of the result is that sum over the total weight.
+pub fn fuse_scores(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
+    if let [(_, only)] = lists {
+        return only.clone();
+    }
+    let total: f32 = lists.iter().map(|(w, _)| w).sum::<f32>().max(f32::EPSILON);
+    let mut order: Vec<String> = Vec::new();
+    let mut acc: HashMap<String, Candidate> = HashMap::new();
+    for (weight, list) in lists {
+        for c in list {
+            let add = weight * c.relativity / total;
             match acc.get_mut(&c.id) {
                 Some(e) => {
                     e.score += add;
@@ -72,6 +113,21 @@ mod tests {
         assert_eq!(fused[0].id, "both");
         assert_eq!(fused[0].relativity, 0.7);
         assert_eq!(fused.len(), 3);
+    }
+
+    #[test]
+    fn score_fusion_keeps_confidence() {
+        // A sure lexical hit beats a candidate both retrievers find only weakly.
+        let bm25 = vec![c("sure", 0.95), c("weak", 0.2)];
+        let dense = vec![c("weak", 0.3), c("other", 0.25)];
+        let fused = fuse_scores(&[(1.0, bm25.clone()), (1.0, dense.clone())]);
+        assert_eq!(fused[0].id, "sure");
+        assert!((fused[0].score - 0.475).abs() < 1e-6);
+        assert_eq!(
+            fuse(&[(1.0, bm25), (1.0, dense)])[0].id,
+            "weak",
+            "rank fusion prefers agreement"
+        );
     }
 
     #[test]
