@@ -1,20 +1,18 @@
 //! The fast path: every user or assistant turn becomes one memory that stands on its own.
 //!
 //! A turn keeps its speaker and date in the text, so an LLM reading it later can resolve
-//! "yesterday". A short reply ("Yes, twice a week") is meaningless alone, so it carries the
-//! turn it answers, and that turn is listed among its sources. System and tool messages stay
-//! in the chat log only.
+//! "yesterday". A reply carries the other speaker's turn it answers (quoted, cut to 160
+//! characters): "Yes, twice a week" is meaningless alone, and questions are often phrased
+//! like the turn that prompted the answer. On LoCoMo this lifts message-level recall@10 from
+//! 0.70 to 0.75 (BM25, README). The reply is its memory's first source, the quoted turn its
+//! second. System and tool messages stay in the chat log only.
 
 use crate::ingest::AddContext;
 use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
 use crate::text;
 use crate::time;
 
-/// A turn with fewer content words than this gets the turn it replies to as context.
-const SHORT_WORDS: usize = 6;
-/// The same for mostly-CJK turns, in characters.
-const SHORT_CJK_CHARS: usize = 10;
-/// How much of the replied-to turn is quoted.
+/// How much of the replied-to turn is quoted; 100 measured worse on LoCoMo.
 const CONTEXT_CHARS: usize = 160;
 const HEADLINE_CHARS: usize = 48;
 const KEYWORDS: usize = 5;
@@ -31,7 +29,7 @@ pub fn extract(
     let mut prev = previous;
     for m in messages {
         if matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty() {
-            let context = prev.filter(|p| is_short(&m.content) && speaker(p) != speaker(m));
+            let context = prev.filter(|p| speaker(p) != speaker(m));
             out.push(turn_memory(ctx, m, context, now));
         }
         if matches!(m.role, Role::User | Role::Assistant) {
@@ -50,14 +48,6 @@ fn speaker(m: &Message) -> String {
             Role::System => "System".into(),
             Role::Tool => "Tool".into(),
         },
-    }
-}
-
-fn is_short(content: &str) -> bool {
-    if text::is_mostly_cjk(content) {
-        content.chars().filter(|c| text::is_cjk(*c)).count() < SHORT_CJK_CHARS
-    } else {
-        text::words(content).len() < SHORT_WORDS
     }
 }
 
@@ -101,8 +91,9 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
     } else {
         MemoryType::LongTermMemory
     };
-    let mut sources: Vec<Source> = context.map(Source::from).into_iter().collect();
-    sources.push(Source::from(m));
+    // The turn itself first: it is what the memory is about.
+    let mut sources = vec![Source::from(m)];
+    sources.extend(context.map(Source::from));
     Memory {
         id: uuid::Uuid::new_v4().to_string(),
         scope: ctx.scope.clone(),
@@ -176,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn short_replies_carry_the_turn_they_answer() {
+    fn replies_carry_the_turn_they_answer() {
         let q = msg(
             Role::Assistant,
             None,
@@ -194,7 +185,19 @@ mod tests {
             "{}",
             out[1].value
         );
-        assert_eq!(out[1].sources, vec![Source::from(&q), Source::from(&a)]);
+        assert_eq!(out[1].sources, vec![Source::from(&a), Source::from(&q)]);
+        // The same speaker going on needs no quote of themself.
+        let more = msg(
+            Role::User,
+            Some("Caroline"),
+            "And I swim on Sundays when the pool is open.",
+            3,
+        );
+        let out = extract(&ctx(), &[q, a, more], None, 5);
+        assert_eq!(
+            out[2].value,
+            "[1970-01-01] Caroline: And I swim on Sundays when the pool is open."
+        );
     }
 
     #[test]

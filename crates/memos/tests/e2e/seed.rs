@@ -88,9 +88,15 @@ async fn the_seed_python_example_works_by_changing_only_base_url_and_key() {
     assert_eq!(result["code"], 0, "{result}");
     assert_eq!(result["message"], "ok");
     let list = result["data"]["memory_detail_list"].as_array().unwrap();
+    // The user's own statement (the assistant's reply quotes it too, as context).
     let spicy = list
         .iter()
-        .find(|m| m["memory_value"].as_str().unwrap().contains("spicy food"))
+        .find(|m| {
+            m["memory_key"]
+                .as_str()
+                .unwrap()
+                .starts_with("User: I love spicy food")
+        })
         .unwrap_or_else(|| panic!("the spicy-food memory is missing from {list:?}"));
     for field in [
         "id",
