@@ -19,6 +19,24 @@ pub const RRF_K: f32 = 60.0;
 /// Fuses weighted ranked lists into one ranked list. `score` of the result is the fused
 /// RRF score; ties keep the order of first appearance.
 pub fn fuse(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
+    merge(lists, |weight, rank, _| {
+        weight / (RRF_K + rank as f32 + 1.0)
+    })
+}
+
+/// Fuses weighted lists by the weighted sum of their calibrated relevances (a candidate
+/// missing from a list gets 0 there). `score` of the result is that sum over the total weight.
+pub fn fuse_scores(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
+    let total: f32 = lists.iter().map(|(w, _)| w).sum::<f32>().max(f32::EPSILON);
+    merge(lists, |weight, _, c| weight * c.relativity / total)
+}
+
+/// Sums each candidate's `contribution(weight, rank, candidate)` over the lists and sorts by
+/// the sum; a single list passes through unchanged.
+fn merge(
+    lists: &[(f32, Vec<Candidate>)],
+    contribution: impl Fn(f32, usize, &Candidate) -> f32,
+) -> Vec<Candidate> {
     if let [(_, only)] = lists {
         return only.clone();
     }
@@ -26,43 +44,7 @@ pub fn fuse(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
     let mut acc: HashMap<String, Candidate> = HashMap::new();
     for (weight, list) in lists {
         for (rank, c) in list.iter().enumerate() {
-            let add = weight / (RRF_K + rank as f32 + 1.0);
-            match acc.get_mut(&c.id) {
-                Some(e) => {
-                    e.score += add;
-                    e.relativity = e.relativity.max(c.relativity);
-                }
-                None => {
-                    order.push(c.id.clone());
-                    acc.insert(
-                        c.id.clone(),
-                        Candidate {
-                            id: c.id.clone(),
-                            score: add,
-                            relativity: c.relativity,
-                        },
-                    );
-                }
-            }
-        }
-    }
-    let mut out: Vec<Candidate> = order.into_iter().filter_map(|id| acc.remove(&id)).collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    out
-}
-
-/// Fuses weighted lists by the weighted sum of their calibrated relevances (a candidate
-/// missing from a list gets 0 there). `score` of the result is that sum over the total weight.
-pub fn fuse_scores(lists: &[(f32, Vec<Candidate>)]) -> Vec<Candidate> {
-    if let [(_, only)] = lists {
-        return only.clone();
-    }
-    let total: f32 = lists.iter().map(|(w, _)| w).sum::<f32>().max(f32::EPSILON);
-    let mut order: Vec<String> = Vec::new();
-    let mut acc: HashMap<String, Candidate> = HashMap::new();
-    for (weight, list) in lists {
-        for c in list {
-            let add = weight * c.relativity / total;
+            let add = contribution(*weight, rank, c);
             match acc.get_mut(&c.id) {
                 Some(e) => {
                     e.score += add;
