@@ -56,7 +56,10 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "store": cfg.store.backend,
-        "search": ["bm25"],
+                "search": {
+            "lexical": "bm25",
+            "dense": state.service.embedder().map_or("off: no embedding model loaded".to_string(), |e| e.model_id().to_string()),
+        },
         "extraction": {"fast": true, "llm": "not configured: fast extraction only"},
     }))
 }

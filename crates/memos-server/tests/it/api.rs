@@ -41,6 +41,23 @@ async fn health_needs_no_key() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["search"]["lexical"], "bm25");
+    assert!(
+        v["search"]["dense"].as_str().unwrap().starts_with("off"),
+        "these tests run without a model: {v}"
+    );
+    assert!(
+        v["extraction"]["llm"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
 }
 
 #[tokio::test]
