@@ -6,7 +6,6 @@
 //! recorded revision is always a prefix of the store's history.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
@@ -959,13 +958,6 @@ impl MemoryService {
             .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
         Ok(wait.0)
     }
-
-    /// Opens a data directory's service for a one-off command (CLI).
-    pub async fn open_dir(dir: &Path) -> Result<Arc<Self>> {
-        let mut config = Config::default();
-        config.store.data_dir = dir.to_path_buf();
-        Self::open(config).await
-    }
 }
 
 /// What the embedding model reads of a memory: the text without the date prefix, which
@@ -1069,6 +1061,25 @@ mod tests {
         panic!("task {task_id} never finished");
     }
 
+    async fn start_lexical(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
+        MemoryService::start(
+            store,
+            Bm25Index::open(None).unwrap(),
+            None,
+            Config::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn lexical(query: &str) -> SearchInput {
+        SearchInput {
+            user_id: "u".into(),
+            query: query.into(),
+            ..Default::default()
+        }
+    }
+
     fn running_task(scope: &Scope, memory_ids: Vec<String>) -> Task {
         let ctx = AddContext {
             scope: scope.clone(),
@@ -1098,28 +1109,11 @@ mod tests {
             ..Default::default()
         };
         store.write(batch).await.unwrap();
-        let svc = MemoryService::start(
-            store,
-            Bm25Index::open(None).unwrap(),
-            None,
-            Config::default(),
-        )
-        .await
-        .unwrap();
+        let svc = start_lexical(store).await;
         let t = wait_completed(&svc, "t").await;
         assert_eq!(t.status, TaskStatus::Completed);
         assert_eq!(t.memory_ids.len(), 1);
-        let hits = svc
-            .search(
-                "p",
-                SearchInput {
-                    user_id: "u".into(),
-                    query: "bees".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let hits = svc.search("p", lexical("bees")).await.unwrap();
         assert_eq!(hits[0].memory.id, t.memory_ids[0]);
     }
 
@@ -1135,14 +1129,7 @@ mod tests {
             ..Default::default()
         };
         store.write(batch).await.unwrap();
-        let svc = MemoryService::start(
-            store.clone(),
-            Bm25Index::open(None).unwrap(),
-            None,
-            Config::default(),
-        )
-        .await
-        .unwrap();
+        let svc = start_lexical(store.clone()).await;
         let t = wait_completed(&svc, "t").await;
         assert_eq!(t.memory_ids, vec![m.id.clone()]);
         let all = store
@@ -1156,17 +1143,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(all.total, 1, "the extraction did not run again");
-        let hits = svc
-            .search(
-                "p",
-                SearchInput {
-                    user_id: "u".into(),
-                    query: "bees".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let hits = svc.search("p", lexical("bees")).await.unwrap();
         assert_eq!(hits.len(), 1, "the startup sync indexed the memory");
     }
 
@@ -1178,39 +1155,15 @@ mod tests {
         cfg.embed.model_dir = Default::default();
         {
             let svc = MemoryService::open(cfg.clone()).await.unwrap();
-            let input = AddInput {
-                user_id: "u".into(),
-                conversation_id: "c".into(),
-                messages: vec![NewMessage {
-                    role: Role::User,
-                    content: "My cat is called Miso.".into(),
-                    chat_time: None,
-                    name: None,
-                    message_id: None,
-                }],
-                tags: vec![],
-                info: Map::new(),
-                agent_id: None,
-                app_id: None,
-                async_mode: false,
-            };
-            svc.add("p", input).await.unwrap();
+            svc.add("p", add_input("u", &["My cat is called Miso."], &[]))
+                .await
+                .unwrap();
         }
         // Lose the index entirely, as if the crash hit before its first commit.
         tokio::time::sleep(Duration::from_millis(100)).await;
         std::fs::remove_dir_all(dir.path().join("index")).unwrap();
         let svc = MemoryService::open(cfg).await.unwrap();
-        let hits = svc
-            .search(
-                "p",
-                SearchInput {
-                    user_id: "u".into(),
-                    query: "cat Miso".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let hits = svc.search("p", lexical("cat Miso")).await.unwrap();
         assert_eq!(hits.len(), 1);
     }
 
@@ -1318,14 +1271,7 @@ mod tests {
     #[tokio::test]
     async fn memories_stored_before_a_model_get_vectors_at_start() {
         let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
-        let lexical = MemoryService::start(
-            store.clone(),
-            Bm25Index::open(None).unwrap(),
-            None,
-            Config::default(),
-        )
-        .await
-        .unwrap();
+        let lexical = start_lexical(store.clone()).await;
         lexical
             .add(
                 "p",
