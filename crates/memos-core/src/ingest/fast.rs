@@ -29,7 +29,7 @@ pub fn extract(
     let mut prev = previous;
     for m in messages {
         if matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty() {
-            let context = prev.filter(|p| speaker(p) != speaker(m));
+            let context = prev.filter(|p| speaker(p, false) != speaker(m, false));
             out.push(turn_memory(ctx, m, context, now));
         }
         if matches!(m.role, Role::User | Role::Assistant) {
@@ -39,14 +39,17 @@ pub fn extract(
     out
 }
 
-fn speaker(m: &Message) -> String {
+/// Who said a message: the name the client gave, or the role in the memory's language.
+fn speaker(m: &Message, zh: bool) -> String {
     match &m.name {
         Some(n) if !n.trim().is_empty() => n.trim().to_string(),
-        _ => match m.role {
-            Role::User => "User".into(),
-            Role::Assistant => "Assistant".into(),
-            Role::System => "System".into(),
-            Role::Tool => "Tool".into(),
+        _ => match (m.role, zh) {
+            (Role::User, false) => "User".into(),
+            (Role::User, true) => "用户".into(),
+            (Role::Assistant, false) => "Assistant".into(),
+            (Role::Assistant, true) => "助手".into(),
+            (Role::System, _) => "System".into(),
+            (Role::Tool, _) => "Tool".into(),
         },
     }
 }
@@ -61,21 +64,21 @@ fn snippet(s: &str, max: usize) -> String {
 }
 
 fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Millis) -> Memory {
-    let who = speaker(m);
     let content = m.content.trim();
     let zh = text::is_mostly_cjk(content);
+    let who = speaker(m, zh);
     let date = time::to_date(m.chat_time);
     let value = match context {
         None if zh => format!("[{date}] {who}：{content}"),
         None => format!("[{date}] {who}: {content}"),
         Some(p) if zh => format!(
             "[{date}] {who}（回复 {}：“{}”）：{content}",
-            speaker(p),
+            speaker(p, zh),
             snippet(&p.content, CONTEXT_CHARS)
         ),
         Some(p) => format!(
             "[{date}] {who} (replying to {}: \"{}\"): {content}",
-            speaker(p),
+            speaker(p, zh),
             snippet(&p.content, CONTEXT_CHARS)
         ),
     };
@@ -208,7 +211,7 @@ mod tests {
         assert!(
             out[0]
                 .value
-                .contains("（回复 Assistant：“你每天早上都跑步吗？”）："),
+                .contains("用户（回复 助手：“你每天早上都跑步吗？”）："),
             "{}",
             out[0].value
         );
@@ -224,7 +227,7 @@ mod tests {
         );
         assert_eq!(out[0].memory_type, MemoryType::UserMemory);
         assert!(
-            out[0].value.contains("User：我每天早上跑步"),
+            out[0].value.contains("用户：我每天早上跑步"),
             "{}",
             out[0].value
         );
