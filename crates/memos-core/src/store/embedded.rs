@@ -685,10 +685,7 @@ impl MemoryStore for EmbeddedStore {
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    Err(Error::invalid(
-                        "key",
-                        "an API key with this secret or id already exists",
-                    ))
+                    Err(super::duplicate_key())
                 }
                 Err(e) => Err(e.into()),
             }

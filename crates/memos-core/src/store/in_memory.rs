@@ -256,10 +256,7 @@ impl MemoryStore for InMemoryStore {
     async fn insert_key(&self, key: ApiKey) -> Result<()> {
         let mut s = self.state();
         if s.keys.iter().any(|k| k.hash == key.hash || k.id == key.id) {
-            return Err(crate::Error::invalid(
-                "key",
-                "an API key with this secret or id already exists",
-            ));
+            return Err(super::duplicate_key());
         }
         s.keys.push(key);
         Ok(())

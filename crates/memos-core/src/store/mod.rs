@@ -155,6 +155,11 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn revoke_key(&self, id: &str, at: crate::model::Millis) -> Result<bool>;
 }
 
+/// The error every backend returns for an API key whose secret or id is taken.
+pub(crate) fn duplicate_key() -> crate::Error {
+    crate::Error::invalid("key", "an API key with this secret or id already exists")
+}
+
 /// Builders for tests, shared by unit tests, the conformance suite and other crates' tests.
 #[cfg(any(test, feature = "testing"))]
 pub mod tests_support {
