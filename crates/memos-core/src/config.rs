@@ -35,6 +35,10 @@ pub struct EmbedConfig {
     pub model_dir: PathBuf,
     /// Fail at start when the model cannot be loaded, instead of serving lexical search only.
     pub required: bool,
+    /// Embed new memories before an add returns. Off by default: adds return once the
+    /// memories are stored and lexically searchable, and a background worker adds their
+    /// vectors moments later (an add is then ~100x faster on a CPU).
+    pub inline: bool,
 }
 
 impl Default for EmbedConfig {
@@ -42,6 +46,7 @@ impl Default for EmbedConfig {
         Self {
             model_dir: PathBuf::from("models/multilingual-e5-small-q4"),
             required: false,
+            inline: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::config::Config;
 use crate::embed::Embedder;
@@ -136,7 +136,7 @@ pub const MAX_DELETE_IDS: usize = 1_000;
 /// Query vectors kept for repeated queries; the cache is cleared when it fills.
 const QUERY_CACHE: usize = 4_096;
 /// Memories embedded per step when catching up on missing vectors.
-const BACKFILL_BATCH: usize = 256;
+const EMBED_BATCH: usize = 256;
 
 /// The memory service.
 pub struct MemoryService {
@@ -148,6 +148,10 @@ pub struct MemoryService {
     config: Config,
     write_lock: Mutex<()>,
     tasks: mpsc::UnboundedSender<Task>,
+    /// Wakes the background embedder after memories were stored without vectors.
+    embed_wake: Arc<Notify>,
+    /// One embedding pass at a time: the worker, or a caller of [`Self::embed_pending`].
+    embed_turn: Mutex<()>,
 }
 
 impl std::fmt::Debug for MemoryService {
@@ -155,6 +159,13 @@ impl std::fmt::Debug for MemoryService {
         f.debug_struct("MemoryService")
             .field("index", &self.index.path())
             .finish()
+    }
+}
+
+impl Drop for MemoryService {
+    fn drop(&mut self) {
+        // Lets the background embedder see the service is gone and end.
+        self.embed_wake.notify_one();
     }
 }
 
@@ -196,10 +207,12 @@ impl MemoryService {
             config,
             write_lock: Mutex::new(()),
             tasks: tx,
+            embed_wake: Arc::new(Notify::new()),
+            embed_turn: Mutex::new(()),
         });
         tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
         if svc.embedder.is_some() {
-            tokio::spawn(backfill_worker(Arc::downgrade(&svc)));
+            tokio::spawn(embed_worker(Arc::downgrade(&svc), svc.embed_wake.clone()));
         }
         let pending = svc.store.running_tasks().await?;
         if !pending.is_empty() {
@@ -245,6 +258,16 @@ impl MemoryService {
         let mut vector_ops = vector_ops(&batch);
         vector_ops.extend(extra);
         let _order = self.write_lock.lock().await;
+        self.write_locked(batch, ops, vector_ops).await
+    }
+
+    /// The body of [`Self::commit_with`], for callers already holding the write lock.
+    async fn write_locked(
+        &self,
+        batch: WriteBatch,
+        ops: Vec<IndexOp>,
+        vector_ops: Vec<VectorOp>,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
         let revision = self.store.write(batch).await?;
         self.vectors.apply(&vector_ops);
         self.index.enqueue(ops, revision)
@@ -264,7 +287,17 @@ impl MemoryService {
             .clear();
     }
 
-    /// Vectors for new memories, computed off the async executor.
+    /// Vectors for new memories when the configuration wants them before the add returns;
+    /// otherwise none, and the background embedder is woken after the commit.
+    async fn inline_embeddings(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
+        if self.config.embed.inline {
+            self.embed_memories(memories).await
+        } else {
+            Ok(vec![])
+        }
+    }
+
+    /// Vectors for memories, computed off the async executor.
     async fn embed_memories(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
         let Some(embedder) = self.embedder.clone() else {
             return Ok(vec![]);
@@ -369,42 +402,88 @@ impl MemoryService {
             .collect())
     }
 
-    /// Embeds stored memories that have no vector under the current model (data from before
-    /// the model was configured, or from another model), a batch at a time.
-    async fn backfill(&self) -> Result<usize> {
+    /// Embeds every stored memory that has no vector under the current model: memories
+    /// added since the last pass (adds do not wait for vectors unless `embed.inline`), and
+    /// data from before the model was configured. Returns how many got one.
+    ///
+    /// The bench and tests call this to wait until dense search sees everything added.
+    pub async fn embed_pending(&self) -> Result<usize> {
         let Some(embedder) = &self.embedder else {
             return Ok(0);
         };
+        let _turn = self.embed_turn.lock().await;
         let mut done = 0;
         loop {
             let missing = self
                 .store
-                .missing_embeddings(embedder.model_id(), BACKFILL_BATCH)
+                .missing_embeddings(embedder.model_id(), EMBED_BATCH)
                 .await?;
             if missing.is_empty() {
                 break;
             }
             let embeddings = self.embed_memories(&missing).await?;
-            done += embeddings.len();
+            done += self.commit_embeddings(&missing, embeddings).await?;
+        }
+        Ok(done)
+    }
+
+    /// Stores vectors computed outside the write lock, skipping memories that were deleted
+    /// or changed meanwhile (a changed one is picked up again by the next pass).
+    async fn commit_embeddings(
+        &self,
+        embedded: &[Memory],
+        embeddings: Vec<Embedding>,
+    ) -> Result<usize> {
+        let _order = self.write_lock.lock().await;
+        let mut by_project: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in embedded {
+            by_project
+                .entry(m.scope.project_id.as_str())
+                .or_default()
+                .push(m.id.clone());
+        }
+        let mut live: HashMap<String, Memory> = HashMap::new();
+        for (project, ids) in by_project {
+            for m in self.store.get_memories(project, &ids).await? {
+                live.insert(m.id.clone(), m);
+            }
+        }
+        let mut ops = Vec::new();
+        let keep: Vec<Embedding> = embeddings
+            .into_iter()
+            .zip(embedded)
+            .filter(|(_, then)| {
+                live.get(&then.id).is_some_and(|now| {
+                    now.value == then.value && now.update_time == then.update_time
+                })
+            })
+            .map(|(e, m)| {
+                if m.status == MemoryStatus::Activated {
+                    ops.push(VectorOp::Upsert {
+                        scope: e.scope.clone(),
+                        id: e.memory_id.clone(),
+                        time: m.memory_time.unwrap_or(m.create_time),
+                        vector: e.vector.clone(),
+                    });
+                }
+                e
+            })
+            .collect();
+        let n = keep.len();
+        if n > 0 {
             drop(
-                self.commit(
+                self.write_locked(
                     WriteBatch {
-                        embeddings,
+                        embeddings: keep,
                         ..Default::default()
                     },
                     vec![],
+                    ops,
                 )
                 .await?,
             );
         }
-        if done > 0 {
-            tracing::info!(
-                memories = done,
-                model = embedder.model_id(),
-                "embedded memories that had no vector"
-            );
-        }
-        Ok(done)
+        Ok(n)
     }
 
     fn check_id(&self, field: &str, value: &str, kind: InputErrorKind) -> Result<()> {
@@ -561,7 +640,7 @@ impl MemoryService {
             .previous_message(&scope, &input.conversation_id, &messages)
             .await?;
         let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
-        let embeddings = self.embed_memories(&memories).await?;
+        let embeddings = self.inline_embeddings(&memories).await?;
         task.status = TaskStatus::Completed;
         task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
         let ops = memories
@@ -582,6 +661,7 @@ impl MemoryService {
             .await?;
         wait.await
             .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        self.embed_wake.notify_one();
         Ok(AddOutcome {
             task_id,
             status: TaskStatus::Completed,
@@ -624,7 +704,7 @@ impl MemoryService {
                     .await?;
                 let now = now_millis();
                 let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
-                let embeddings = self.embed_memories(&memories).await?;
+                let embeddings = self.inline_embeddings(&memories).await?;
                 task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
                 task.update_time = now;
                 let ops = memories
@@ -641,6 +721,7 @@ impl MemoryService {
                     .await?
                     .await
                     .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+                self.embed_wake.notify_one();
             }
             task.status = TaskStatus::Completed;
             task.update_time = now_millis();
@@ -995,9 +1076,8 @@ fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
                 time: m.memory_time.unwrap_or(m.create_time),
                 vector: e.vector.clone(),
             }),
-            // A backfilled vector of a memory written earlier: drop the cached scope so the
-            // next search reloads it with the memory's time and status from the store.
-            None => ops.push(VectorOp::DropScope(e.scope.clone())),
+            // A vector of a memory written earlier: the caller supplies its op.
+            None => {}
         }
     }
     ops
@@ -1029,10 +1109,21 @@ fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
     }
 }
 
-async fn backfill_worker(svc: Weak<MemoryService>) {
-    let Some(svc) = svc.upgrade() else { return };
-    if let Err(e) = svc.backfill().await {
-        tracing::error!(error = %e, "embedding backfill failed; it resumes at the next start");
+/// Embeds memories stored without vectors: once at start (data from before the model), then
+/// each time an add wakes it. A failure is logged and retried on the next wake. Holds the
+/// service only while working, and ends when the service is dropped (which wakes it).
+async fn embed_worker(svc: Weak<MemoryService>, wake: Arc<Notify>) {
+    loop {
+        let Some(strong) = svc.upgrade() else { return };
+        match strong.embed_pending().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(memories = n, "embedded new memories"),
+            Err(e) => {
+                tracing::error!(error = %e, "background embedding failed; retried on the next add")
+            }
+        }
+        drop(strong);
+        wake.notified().await;
     }
 }
 
@@ -1211,6 +1302,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn vectors_follow_adds_in_the_background_and_skip_deleted_memories() {
+        let store = Arc::new(InMemoryStore::new());
+        let svc = fake_service(store.clone()).await;
+        let kept = svc
+            .add("p", add_input("u", &["green tea in the morning"], &[]))
+            .await
+            .unwrap();
+        // Lexically searchable as soon as the add returns, vectors or not.
+        assert_eq!(
+            svc.search("p", lexical("green tea")).await.unwrap().len(),
+            1
+        );
+        // A memory deleted before its vector lands gets none, and no orphan row.
+        let gone = svc
+            .add("p", add_input("u", &["black coffee at night"], &[]))
+            .await
+            .unwrap();
+        let vector = svc
+            .embed_memories(&store.get_memories("p", &gone.memory_ids).await.unwrap())
+            .await
+            .unwrap();
+        let stale = store.get_memories("p", &gone.memory_ids).await.unwrap();
+        svc.delete("p", Some("u"), &gone.memory_ids).await.unwrap();
+        assert_eq!(svc.commit_embeddings(&stale, vector).await.unwrap(), 0);
+        svc.embed_pending().await.unwrap();
+        let scope = Scope::new("p", "u");
+        let stored = store.embeddings(&scope, "fake-hashed-bow").await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].0, kept.memory_ids[0]);
+        let hits = svc.search("p", dense("green tea")).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].memory.id, kept.memory_ids[0]);
+    }
+
+    #[tokio::test]
     async fn dense_search_applies_filters_deletes_and_time_inside() {
         let svc = fake_service(Arc::new(InMemoryStore::new())).await;
         let a = svc
@@ -1229,6 +1355,7 @@ mod tests {
         )
         .await
         .unwrap();
+        svc.embed_pending().await.unwrap();
         let hits = svc.search("p", dense("green tea")).await.unwrap();
         assert_eq!(hits.len(), 2, "only the user's own memories");
         let filter =

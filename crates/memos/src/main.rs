@@ -54,7 +54,9 @@ enum Command {
 enum BenchCommand {
     /// Retrieval quality on a memret/1 file (LoCoMo): recall and nDCG at message and session
     /// level, BM25 baseline beside the hybrid retriever, plus ingest and search timings.
-    Retrieval(bench::RetrievalArgs),
+    Retrieval(bench::retrieval::RetrievalArgs),
+    /// Embedding speed: query latency one at a time, document throughput in batches.
+    Embed(bench::embed::EmbedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -226,7 +228,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => keys(cfg, cmd).await,
         Command::Add(args) => add(cfg, args).await,
         Command::Search(args) => search(cfg, args).await,
-        Command::Bench(BenchCommand::Retrieval(args)) => bench::retrieval(cfg, args).await,
+        Command::Bench(BenchCommand::Retrieval(args)) => {
+            bench::retrieval::retrieval(cfg, args).await
+        }
+        Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
     }
 }
 

@@ -2,6 +2,10 @@
 //! RAM, loaded from the store on the user's first search and kept current by the service's
 //! writes, and are scanned exactly.
 //!
+//! Rows are stored as int8 with one scale per row (384 bytes for a 384-dimension model
+//! instead of 1,536): a quarter of the memory, a faster scan, and cosines within about 0.003
+//! of the float ones, far below the gaps that decide a ranking. The store keeps the floats.
+//!
 //! Exact scan rather than HNSW: per-user partitions are small (a 20k-memory user scans in
 //! about 2.5 ms, 100k in about 10 ms on one core here), results are exact and reproducible,
 //! deletes are trivial, and there is no index build, which takes minutes on 2 cores for
@@ -11,19 +15,53 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::embed::dot;
 use crate::model::{Millis, Scope};
 
 /// One user's vectors.
 #[derive(Debug, Default)]
 pub struct UserVectors {
-    ids: Vec<String>,
-    /// `ids.len() × dim` values, row-major.
-    data: Vec<f32>,
+    /// Shared with `row`, so each id is allocated once.
+    ids: Vec<Arc<str>>,
+    /// `ids.len() × dim` int8 values, row-major.
+    data: Vec<i8>,
+    /// Per row: the factor that turns the row's int8 values back into its floats.
+    scales: Vec<f32>,
     /// Per row: `memory_time`, or `create_time` when there is none.
     times: Vec<Millis>,
-    row: HashMap<String, usize>,
+    row: HashMap<Arc<str>, usize>,
     dim: usize,
+}
+
+/// Symmetric int8 quantization: the largest magnitude maps to 127. Returns the scale.
+fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        out.fill(0);
+        return 0.0;
+    }
+    let k = 127.0 / max;
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = (x * k).round() as i8;
+    }
+    max / 127.0
+}
+
+/// Integer dot product; 32 lanes at a time so the compiler emits multiply-add instructions.
+#[inline]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 32];
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..32 {
+            acc[i] += x[i] as i32 * y[i] as i32;
+        }
+    }
+    let mut s: i32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += *x as i32 * *y as i32;
+    }
+    s
 }
 
 impl UserVectors {
@@ -35,18 +73,23 @@ impl UserVectors {
             tracing::warn!(id, "vector of another length ignored");
             return;
         }
-        match self.row.get(id) {
+        let r = match self.row.get(id) {
             Some(&r) => {
-                self.data[r * self.dim..(r + 1) * self.dim].copy_from_slice(v);
                 self.times[r] = time;
+                r
             }
             None => {
-                self.row.insert(id.to_string(), self.ids.len());
-                self.ids.push(id.to_string());
-                self.data.extend_from_slice(v);
+                let id: Arc<str> = Arc::from(id);
+                let r = self.ids.len();
+                self.row.insert(id.clone(), r);
+                self.ids.push(id);
+                self.data.resize((r + 1) * self.dim, 0);
+                self.scales.push(0.0);
                 self.times.push(time);
+                r
             }
-        }
+        };
+        self.scales[r] = quantize(v, &mut self.data[r * self.dim..(r + 1) * self.dim]);
     }
 
     fn delete(&mut self, id: &str) {
@@ -58,11 +101,24 @@ impl UserVectors {
             self.data.copy_within(last * d..(last + 1) * d, r * d);
             self.ids.swap(r, last);
             self.times.swap(r, last);
+            self.scales.swap(r, last);
             self.row.insert(moved, r);
         }
         self.ids.pop();
         self.times.pop();
+        self.scales.pop();
         self.data.truncate(last * self.dim);
+    }
+
+    /// Bytes held, roughly: what `memos bench load` divides by the memory count.
+    pub fn heap_bytes(&self) -> usize {
+        let per_id: usize = self.ids.iter().map(|i| i.len() + 16).sum();
+        self.data.capacity()
+            + self.scales.capacity() * 4
+            + self.times.capacity() * 8
+            + self.ids.capacity() * 16
+            + self.row.capacity() * 24
+            + per_id
     }
 
     /// How many vectors the user has.
@@ -87,14 +143,16 @@ impl UserVectors {
         if self.dim == 0 || query.len() != self.dim || k == 0 {
             return vec![];
         }
+        let mut q = vec![0i8; self.dim];
+        let qscale = quantize(query, &mut q);
         let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
         for (r, row) in self.data.chunks_exact(self.dim).enumerate() {
             if as_of.is_some_and(|t| self.times[r] > t)
-                || allowed.is_some_and(|a| !a.contains(&self.ids[r]))
+                || allowed.is_some_and(|a| !a.contains(&*self.ids[r]))
             {
                 continue;
             }
-            let s = dot(query, row);
+            let s = dot_i8(&q, row) as f32 * qscale * self.scales[r];
             if heap.len() < k {
                 heap.push(Scored(s, r));
             } else if heap.peek().is_some_and(|w| s > w.0) {
@@ -105,7 +163,7 @@ impl UserVectors {
         let mut out: Vec<Scored> = heap.into_vec();
         out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         out.into_iter()
-            .map(|Scored(s, r)| (self.ids[r].clone(), s))
+            .map(|Scored(s, r)| (self.ids[r].to_string(), s))
             .collect()
     }
 }
@@ -275,10 +333,36 @@ mod tests {
         u.delete("zz");
         assert_eq!(u.len(), 3);
         let q = [0.0, 0.0, 0.0, 1.0];
-        assert_eq!(u.search(&q, 1, None, None)[0], ("d".to_string(), 1.0));
+        let top = &u.search(&q, 1, None, None)[0];
+        assert_eq!(top.0, "d");
+        assert!((top.1 - 1.0).abs() < 1e-4);
         u.upsert("d", 0, &[0.0, 0.0, 1.0, 0.0]);
         assert_eq!(u.search(&q, 3, None, None)[0].1, 0.0);
         assert_eq!(u.len(), 3);
+    }
+
+    #[test]
+    fn int8_cosines_stay_close_to_float_ones() {
+        // Pseudo-random unit vectors of the real model's size.
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let rows: Vec<Vec<f32>> = (0..50)
+            .map(|_| unit(&(0..384).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
+        let mut u = UserVectors::default();
+        for (i, r) in rows.iter().enumerate() {
+            u.upsert(&i.to_string(), 0, r);
+        }
+        let q = unit(&(0..384).map(|_| next()).collect::<Vec<_>>());
+        for (id, s) in u.search(&q, 50, None, None) {
+            let exact = crate::embed::dot(&q, &rows[id.parse::<usize>().unwrap()]);
+            assert!((s - exact).abs() < 0.005, "{s} vs {exact}");
+        }
     }
 
     #[test]

@@ -188,6 +188,7 @@ async fn dense_retrieval_finds_what_words_miss() {
         async_mode: false,
     };
     svc.add("p", input).await.unwrap();
+    svc.embed_pending().await.unwrap();
     let search = |q: &str, mode| {
         let svc = svc.clone();
         let q = q.to_string();

@@ -1,0 +1,86 @@
+//! `memos bench embed`: how fast the configured embedding model turns a query into a vector
+//! (one at a time, as a search does) and memories into vectors (batched, as an add does).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use memos_core::Config;
+use memos_core::embed;
+
+use super::latency_line;
+
+/// Arguments of `memos bench embed`.
+#[derive(Debug, Args)]
+pub(crate) struct EmbedArgs {
+    /// Embedding model directory (default: the configured one).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Queries to time.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Memories to embed in batches.
+    #[arg(long, default_value_t = 512)]
+    documents: usize,
+}
+
+const QUERIES: [&str; 8] = [
+    "When did Caroline go to the LGBTQ support group?",
+    "What does Melanie like to paint?",
+    "what food do I like",
+    "Where did we decide to travel next summer, and who is coming along?",
+    "我喜欢吃什么",
+    "上周我们讨论了哪些旅行计划？",
+    "How many children does the user have?",
+    "Which book did Jon recommend after the conference in May?",
+];
+
+const DOCUMENTS: [&str; 4] = [
+    "[2023-05-08] Caroline: I went to a LGBTQ support group yesterday and it was so powerful.",
+    "[2023-05-08] Melanie: That's great to hear! I've been painting a lot lately, mostly sunsets by the lake with my kids.",
+    "[2024-01-02] 用户：我每天早上跑步，周末喜欢去爬山。",
+    "[2023-07-14] Jon: Thanks! The conference was a blast, I met so many people who work on dance studios.",
+];
+
+/// Runs the embedding benchmark and prints its figures.
+pub(crate) fn embed(config: Config, args: EmbedArgs) -> Result<()> {
+    let dir = args.model_dir.unwrap_or(config.embed.model_dir);
+    if dir.as_os_str().is_empty() {
+        bail!("no embedding model configured; pass --model-dir");
+    }
+    let started = Instant::now();
+    let model = embed::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    println!(
+        "memos bench embed: model {} (dim {}), loaded in {:.2} s",
+        model.model_id(),
+        model.dim(),
+        started.elapsed().as_secs_f64()
+    );
+    // Warm up: first calls allocate and fault the weights in.
+    for q in QUERIES {
+        model.embed_query(q)?;
+    }
+    let mut ms = Vec::with_capacity(args.queries);
+    for i in 0..args.queries {
+        // A varying suffix keeps every query distinct, as a cache would see them.
+        let q = format!("{} #{i}", QUERIES[i % QUERIES.len()]);
+        let t = Instant::now();
+        model.embed_query(&q)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("{}", latency_line("query embedding", &mut ms));
+    let docs: Vec<String> = (0..args.documents)
+        .map(|i| format!("{} ({i})", DOCUMENTS[i % DOCUMENTS.len()]))
+        .collect();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    model.embed_documents(&refs)?;
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "document embedding: {} memories in {s:.2} s, {:.0} memories/s",
+        docs.len(),
+        docs.len() as f64 / s
+    );
+    Ok(())
+}
