@@ -92,6 +92,12 @@ pub struct SearchConfig {
     /// How the lists are merged: `score` (weighted sum of calibrated relevance) or `rrf`
     /// (reciprocal rank).
     pub fusion: String,
+    /// Weight of the second pass inside a date the query names ("last week", "上个月");
+    /// 0 turns date awareness off.
+    pub date_weight: f32,
+    /// Near-duplicate suppression: a result this similar (cosine of the vectors, or word
+    /// overlap without them) to a better one is moved below the others; above 1 turns it off.
+    pub duplicate_similarity: f32,
 }
 
 /// Input limits; MemOS's where it has them.
@@ -141,6 +147,8 @@ impl Default for SearchConfig {
             // pulls good lexical hits down; at half weight it adds recall at depth.
             dense_weight: 0.5,
             fusion: "score".into(),
+            date_weight: 1.0,
+            duplicate_similarity: 0.95,
         }
     }
 }
@@ -204,6 +212,12 @@ impl Config {
                 "search.lexical_weight",
                 "fusion weights must be between 0 and 10",
             );
+        }
+        if !(s.date_weight >= 0.0) {
+            return bad("search.date_weight", "must be 0 or more");
+        }
+        if !(s.duplicate_similarity > 0.0) {
+            return bad("search.duplicate_similarity", "must be above 0");
         }
         if !matches!(s.fusion.as_str(), "score" | "rrf") {
             return bad("search.fusion", "must be `score` or `rrf`");

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dates;
 pub mod embed;
 pub mod error;
 pub mod filter;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::config::Config;
+use crate::dates;
 use crate::embed::Embedder;
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
 use crate::filter::Filter;
@@ -19,7 +20,7 @@ use crate::ingest::{AddContext, fast};
 use crate::model::*;
 use crate::search::bm25::{Bm25Index, IndexOp};
 use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
-use crate::search::{Candidate, fusion};
+use crate::search::{Candidate, TimeRange, fusion};
 use crate::store::{
     EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch,
 };
@@ -375,6 +376,7 @@ impl MemoryService {
         &self,
         scope: &Scope,
         input: &SearchInput,
+        time: TimeRange,
         pool: usize,
     ) -> Result<Vec<Candidate>> {
         let Some(embedder) = &self.embedder else {
@@ -383,13 +385,13 @@ impl MemoryService {
         let query = self.query_vector(embedder, &input.query).await?;
         let users = self.user_vectors(scope, embedder.model_id()).await?;
         let allowed = match &input.filter {
-            Some(f) => Some(self.index.matching_ids(scope, f, input.query_time)?),
+            Some(f) => Some(self.index.matching_ids(scope, f, time)?),
             None => None,
         };
         let hits = users.read().unwrap_or_else(|e| e.into_inner()).search(
             &query,
             pool,
-            input.query_time,
+            time,
             allowed.as_ref(),
         );
         Ok(hits
@@ -801,22 +803,31 @@ impl MemoryService {
         let scope = Scope::new(project_id, input.user_id.clone());
         // Retrieve a deeper pool than asked so the conversation boost can lift items into it.
         let pool = (limit * 4).max(40);
-        let mut lists = Vec::new();
-        if input.mode != SearchMode::Dense {
-            let bm25 = self.index.search(
-                &scope,
-                &input.query,
-                input.filter.as_ref(),
-                input.query_time,
-                pool,
-            )?;
-            lists.push((s.lexical_weight, bm25));
+        let reference = input.query_time.unwrap_or_else(now_millis);
+        let time = TimeRange::until(input.query_time);
+        // "last week", "in May", "上个月": the retrievers run once more inside that window, so
+        // memories from then both enter the pool and, found twice, rank higher.
+        let window = if s.date_weight > 0.0 {
+            dates::find(&input.query, reference)
+        } else {
+            None
+        };
+        let mut ranges = vec![(1.0, time)];
+        if let Some(w) = &window {
+            ranges.push((s.date_weight, time.within(w.start, w.end)));
         }
-        if input.mode != SearchMode::Lexical && self.embedder.is_some() {
-            lists.push((
-                s.dense_weight,
-                self.dense_candidates(&scope, &input, pool).await?,
-            ));
+        let mut lists = Vec::new();
+        for (weight, range) in ranges {
+            if input.mode != SearchMode::Dense {
+                let bm25 =
+                    self.index
+                        .search(&scope, &input.query, input.filter.as_ref(), range, pool)?;
+                lists.push((weight * s.lexical_weight, bm25));
+            }
+            if input.mode != SearchMode::Lexical && self.embedder.is_some() {
+                let dense = self.dense_candidates(&scope, &input, range, pool).await?;
+                lists.push((weight * s.dense_weight, dense));
+            }
         }
         let fused = if s.fusion == "rrf" {
             fusion::fuse(&lists)
@@ -845,7 +856,7 @@ impl MemoryService {
             .collect();
         // Stable: equal keys keep the fused order.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-        ranked.truncate(limit);
+        let ranked = self.suppress_duplicates(&scope, ranked, limit);
         let working = self
             .working_set(&scope, input.conversation_id.as_deref())
             .await?;
@@ -861,6 +872,58 @@ impl MemoryService {
                 memory: m,
             })
             .collect())
+    }
+
+    /// Keeps the top `limit` of `ranked`, moving any item nearly identical to a better one
+    /// below the rest (maximal marginal relevance with a similarity floor: only near-copies
+    /// pay, so ordinary results keep their order). Similarity is the cosine of the stored
+    /// vectors when the user's are loaded, else the overlap of the word sets.
+    fn suppress_duplicates(
+        &self,
+        scope: &Scope,
+        ranked: Vec<(f32, f32, Memory)>,
+        limit: usize,
+    ) -> Vec<(f32, f32, Memory)> {
+        let threshold = self.config.search.duplicate_similarity;
+        if threshold > 1.0 || ranked.len() <= 1 {
+            return ranked.into_iter().take(limit).collect();
+        }
+        let vectors = self.vectors.get(scope);
+        let vectors = vectors
+            .as_ref()
+            .map(|u| u.read().unwrap_or_else(|e| e.into_inner()));
+        enum Sig {
+            Vector(Vec<f32>),
+            Words(HashSet<String>),
+        }
+        let signature = |m: &Memory| match vectors.as_ref().and_then(|u| u.vector(&m.id)) {
+            Some(v) => Sig::Vector(v),
+            None => Sig::Words(crate::text::terms(&embedding_text(m)).into_iter().collect()),
+        };
+        let similarity = |a: &Sig, b: &Sig| match (a, b) {
+            (Sig::Vector(a), Sig::Vector(b)) => crate::embed::dot(a, b),
+            (Sig::Words(a), Sig::Words(b)) if !a.is_empty() || !b.is_empty() => {
+                a.intersection(b).count() as f32 / a.union(b).count() as f32
+            }
+            _ => 0.0,
+        };
+        let mut kept: Vec<((f32, f32, Memory), Sig)> = Vec::with_capacity(limit);
+        let mut copies = Vec::new();
+        for item in ranked {
+            if kept.len() == limit {
+                break;
+            }
+            let sig = signature(&item.2);
+            if kept.iter().any(|(_, k)| similarity(k, &sig) >= threshold) {
+                copies.push(item);
+            } else {
+                kept.push((item, sig));
+            }
+        }
+        let mut out: Vec<(f32, f32, Memory)> = kept.into_iter().map(|(i, _)| i).collect();
+        let room = limit - out.len();
+        out.extend(copies.into_iter().take(room));
+        out
     }
 
     /// Ids of the newest memories of a conversation: what shows as `WorkingMemory`.
@@ -1277,6 +1340,99 @@ mod tests {
             agent_id: None,
             app_id: None,
             async_mode: false,
+        }
+    }
+
+    fn said_at(user: &str, text: &str, at: &str) -> AddInput {
+        let mut input = add_input(user, &[text], &[]);
+        input.messages[0].chat_time = crate::time::parse_str(at);
+        input
+    }
+
+    #[tokio::test]
+    async fn a_date_in_the_query_favours_memories_from_then() {
+        let svc = start_lexical(Arc::new(InMemoryStore::new())).await;
+        let old = svc
+            .add(
+                "p",
+                said_at(
+                    "u",
+                    "We had dinner at the Thai place.",
+                    "2023-03-02T19:00:00Z",
+                ),
+            )
+            .await
+            .unwrap();
+        let recent = svc
+            .add(
+                "p",
+                said_at(
+                    "u",
+                    "We had dinner at the new Thai place downtown, great curry.",
+                    "2023-05-03T19:00:00Z",
+                ),
+            )
+            .await
+            .unwrap();
+        // Monday 2023-05-08: "last week" is May 1-7.
+        let asked = |q: &str| SearchInput {
+            query_time: crate::time::parse_str("2023-05-08T09:00:00Z"),
+            ..lexical(q)
+        };
+        let hits = svc
+            .search("p", asked("dinner at the Thai place"))
+            .await
+            .unwrap();
+        assert_eq!(
+            hits[0].memory.id, old.memory_ids[0],
+            "the closer wording wins without a date"
+        );
+        let hits = svc
+            .search("p", asked("dinner at the Thai place last week"))
+            .await
+            .unwrap();
+        assert_eq!(hits[0].memory.id, recent.memory_ids[0]);
+        let hits = svc
+            .search("p", asked("Thai dinner in March"))
+            .await
+            .unwrap();
+        assert_eq!(hits[0].memory.id, old.memory_ids[0]);
+        let hits = svc
+            .search("p", asked("上周的泰国菜 dinner Thai"))
+            .await
+            .unwrap();
+        assert_eq!(hits[0].memory.id, recent.memory_ids[0], "Chinese dates too");
+    }
+
+    #[tokio::test]
+    async fn near_copies_make_room_for_other_results() {
+        for svc in [
+            start_lexical(Arc::new(InMemoryStore::new())).await,
+            fake_service(Arc::new(InMemoryStore::new())).await,
+        ] {
+            let text = "I keep bees on my roof and sell the honey.";
+            let a = svc.add("p", add_input("u", &[text], &[])).await.unwrap();
+            let b = svc.add("p", add_input("u", &[text], &[])).await.unwrap();
+            let other = svc
+                .add("p", add_input("u", &["My neighbour also keeps bees."], &[]))
+                .await
+                .unwrap();
+            svc.embed_pending().await.unwrap();
+            let ids = |hits: Vec<SearchHit>| -> Vec<String> {
+                hits.into_iter().map(|h| h.memory.id).collect()
+            };
+            let input = |limit| SearchInput {
+                limit: Some(limit),
+                ..lexical("bees on my roof honey")
+            };
+            let top = ids(svc.search("p", input(2)).await.unwrap());
+            assert_eq!(top.len(), 2);
+            assert!(top[0] == a.memory_ids[0] || top[0] == b.memory_ids[0]);
+            assert_eq!(top[1], other.memory_ids[0], "the copy steps aside");
+            // With room for all, the copy still comes back, last.
+            let all = ids(svc.search("p", input(3)).await.unwrap());
+            assert_eq!(all.len(), 3);
+            assert_eq!(all[1], other.memory_ids[0]);
         }
     }
 

@@ -57,6 +57,9 @@ enum BenchCommand {
     Retrieval(bench::retrieval::RetrievalArgs),
     /// Embedding speed: query latency one at a time, document throughput in batches.
     Embed(bench::embed::EmbedArgs),
+    /// Load: synthetic users at 1k/100k/1M memories, concurrent clients over real HTTP;
+    /// latency percentiles, throughput, ingest speed and peak RSS.
+    Load(bench::load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +235,7 @@ async fn run(cli: Cli) -> Result<()> {
             bench::retrieval::retrieval(cfg, args).await
         }
         Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
+        Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -14,8 +16,9 @@ use crate::error::{Error, Result};
 
 /// Longest input in tokens. Memory turns are short; longer ones keep their start.
 const MAX_TOKENS: usize = 256;
-/// Texts per forward pass: enough to amortise overhead, small enough for short padding.
-const BATCH: usize = 32;
+/// Texts per forward pass: enough to amortise overhead, small enough for short padding and
+/// for a waiting query to get its turn within a fraction of a second.
+const BATCH: usize = 8;
 
 /// A BERT sentence embedder.
 pub struct BertEmbedder {
@@ -24,6 +27,9 @@ pub struct BertEmbedder {
     /// candle's CPU kernels are re-entrant, but one forward already uses every core, so
     /// concurrent calls only thrash: they take turns.
     turn: Mutex<()>,
+    /// Queries waiting for a turn. A search waits on its query vector, while memories are
+    /// embedded in the background, so document batches step aside while this is non-zero.
+    queries_waiting: AtomicUsize,
     model_id: String,
     dim: usize,
     query_prefix: &'static str,
@@ -107,6 +113,7 @@ impl BertEmbedder {
             model,
             tokenizer,
             turn: Mutex::new(()),
+            queries_waiting: AtomicUsize::new(0),
             model_id,
             dim: config.hidden_size,
             query_prefix,
@@ -142,8 +149,7 @@ impl BertEmbedder {
         run().map_err(|e| Error::Config(format!("embedding failed: {e}")))
     }
 
-    fn embed(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+    fn embed(&self, prefix: &str, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>> {
         // Sort by length so each batch pads to similar lengths, then restore the order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
@@ -153,6 +159,17 @@ impl BertEmbedder {
                 .iter()
                 .map(|&i| format!("{prefix}{}", texts[i]))
                 .collect();
+            let _turn = if query {
+                self.queries_waiting.fetch_add(1, Ordering::SeqCst);
+                let t = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+                self.queries_waiting.fetch_sub(1, Ordering::SeqCst);
+                t
+            } else {
+                while self.queries_waiting.load(Ordering::SeqCst) > 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                self.turn.lock().unwrap_or_else(|e| e.into_inner())
+            };
             for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
                 out[i] = v;
             }
@@ -171,12 +188,12 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.embed(self.document_prefix, texts)
+        self.embed(self.document_prefix, texts, false)
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self
-            .embed(self.query_prefix, &[text])?
+            .embed(self.query_prefix, &[text], true)?
             .pop()
             .unwrap_or_default())
     }

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic, TimeField};
 use crate::model::{Memory, MemoryStatus, Millis, Scope};
-use crate::search::Candidate;
+use crate::search::{Candidate, TimeRange};
 use crate::store::{MemoryStore, Revision};
 use crate::text;
 
@@ -317,13 +317,13 @@ impl Bm25Index {
     }
 
     /// The best `limit` memories of `scope` for `query`, with filters applied inside the
-    /// search. Archived memories are left out; `as_of` leaves out memories from after it.
+    /// search. Archived memories are left out, and so are memories outside `time`.
     pub fn search(
         &self,
         scope: &Scope,
         query: &str,
         filter: Option<&Filter>,
-        as_of: Option<Millis>,
+        time: TimeRange,
         limit: usize,
     ) -> Result<Vec<Candidate>> {
         let f = &self.inner.fields;
@@ -365,8 +365,11 @@ impl Bm25Index {
                 silent(term_query(f.status, MemoryStatus::Activated.as_str())),
             ),
         ];
-        if let Some(t) = as_of {
-            clauses.push((Occur::Must, silent(range(f.effective_time, None, Some(t)))));
+        if !time.is_all() {
+            clauses.push((
+                Occur::Must,
+                silent(range(f.effective_time, time.from, time.to)),
+            ));
         }
         if let Some(filter) = filter {
             clauses.push((Occur::Must, silent(self.filter_query(filter))));
@@ -389,13 +392,13 @@ impl Bm25Index {
             .collect()
     }
 
-    /// Ids of every active memory of `scope` that passes `filter` (and `as_of`): the
+    /// Ids of every active memory of `scope` that passes `filter` (and `time`): the
     /// allow-list that makes the dense retriever apply filters inside its search too.
     pub fn matching_ids(
         &self,
         scope: &Scope,
         filter: &Filter,
-        as_of: Option<Millis>,
+        time: TimeRange,
     ) -> Result<HashSet<String>> {
         let f = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
@@ -407,8 +410,8 @@ impl Bm25Index {
             ),
             (Occur::Must, self.filter_query(filter)),
         ];
-        if let Some(t) = as_of {
-            clauses.push((Occur::Must, range(f.effective_time, None, Some(t))));
+        if !time.is_all() {
+            clauses.push((Occur::Must, range(f.effective_time, time.from, time.to)));
         }
         let docs = searcher.search(
             &BooleanQuery::new(clauses),

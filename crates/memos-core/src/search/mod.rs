@@ -1,13 +1,49 @@
 //! Retrieval: retrievers produce ranked [`Candidate`] lists, [`fusion`] merges them, and the
 //! service ([`crate::service`]) hydrates, boosts and cuts the result.
 //!
-//! Today there is one retriever, BM25 ([`bm25`]). A dense retriever slots in beside it: it
-//! returns its own candidate list with a calibrated `relativity`, and [`fusion::fuse`]
-//! merges the lists by reciprocal rank.
+//! Two retrievers: BM25 over tantivy ([`bm25`]) and exact dense scan ([`vector`]). Each
+//! returns its own candidate list with a calibrated `relativity`; [`fusion`] merges them.
 
 pub mod bm25;
 pub mod fusion;
 pub mod vector;
+
+use crate::model::Millis;
+
+/// An inclusive range over a memory's effective time (`memory_time`, else `create_time`).
+/// Retrievers apply it inside the search, like filters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Earliest time allowed.
+    pub from: Option<Millis>,
+    /// Latest time allowed.
+    pub to: Option<Millis>,
+}
+
+impl TimeRange {
+    /// Everything up to `t` (a search's `query_time`), or everything.
+    pub fn until(t: Option<Millis>) -> Self {
+        Self { from: None, to: t }
+    }
+
+    /// This range narrowed to `[start, end)`.
+    pub fn within(self, start: Millis, end: Millis) -> Self {
+        Self {
+            from: Some(self.from.map_or(start, |f| f.max(start))),
+            to: Some(self.to.map_or(end - 1, |t| t.min(end - 1))),
+        }
+    }
+
+    /// Whether `t` is inside.
+    pub fn contains(&self, t: Millis) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|u| t <= u)
+    }
+
+    /// Whether it allows everything.
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+}
 
 /// One retrieved memory, before hydration.
 #[derive(Debug, Clone, PartialEq)]

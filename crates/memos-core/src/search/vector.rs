@@ -15,6 +15,7 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::TimeRange;
 use crate::model::{Millis, Scope};
 
 /// One user's vectors.
@@ -110,6 +111,18 @@ impl UserVectors {
         self.data.truncate(last * self.dim);
     }
 
+    /// A row's vector, back in floats (to within the int8 rounding).
+    pub fn vector(&self, id: &str) -> Option<Vec<f32>> {
+        let &r = self.row.get(id)?;
+        let scale = self.scales[r];
+        Some(
+            self.data[r * self.dim..(r + 1) * self.dim]
+                .iter()
+                .map(|&x| x as f32 * scale)
+                .collect(),
+        )
+    }
+
     /// Bytes held, roughly: what `memos bench load` divides by the memory count.
     pub fn heap_bytes(&self) -> usize {
         let per_id: usize = self.ids.iter().map(|i| i.len() + 16).sum();
@@ -132,12 +145,12 @@ impl UserVectors {
     }
 
     /// The `k` rows most similar to `query`, best first, as (memory id, cosine). Rows after
-    /// `as_of` and rows outside `allowed` (when given) are skipped.
+    /// outside `time` and rows outside `allowed` (when given) are skipped.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
-        as_of: Option<Millis>,
+        time: TimeRange,
         allowed: Option<&HashSet<String>>,
     ) -> Vec<(String, f32)> {
         if self.dim == 0 || query.len() != self.dim || k == 0 {
@@ -147,8 +160,7 @@ impl UserVectors {
         let qscale = quantize(query, &mut q);
         let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
         for (r, row) in self.data.chunks_exact(self.dim).enumerate() {
-            if as_of.is_some_and(|t| self.times[r] > t)
-                || allowed.is_some_and(|a| !a.contains(&*self.ids[r]))
+            if !time.contains(self.times[r]) || allowed.is_some_and(|a| !a.contains(&*self.ids[r]))
             {
                 continue;
             }
@@ -301,20 +313,20 @@ mod tests {
         u.upsert("c", 30, &unit(&[0.0, 1.0, 0.0]));
         let q = unit(&[1.0, 0.0, 0.0]);
         let ids: Vec<String> = u
-            .search(&q, 2, None, None)
+            .search(&q, 2, TimeRange::default(), None)
             .into_iter()
             .map(|x| x.0)
             .collect();
         assert_eq!(ids, ["a", "b"]);
         let ids: Vec<String> = u
-            .search(&q, 5, Some(15), None)
+            .search(&q, 5, TimeRange::until(Some(15)), None)
             .into_iter()
             .map(|x| x.0)
             .collect();
         assert_eq!(ids, ["a"]);
         let allowed: HashSet<String> = ["c".to_string()].into();
         let ids: Vec<String> = u
-            .search(&q, 5, None, Some(&allowed))
+            .search(&q, 5, TimeRange::default(), Some(&allowed))
             .into_iter()
             .map(|x| x.0)
             .collect();
@@ -333,11 +345,11 @@ mod tests {
         u.delete("zz");
         assert_eq!(u.len(), 3);
         let q = [0.0, 0.0, 0.0, 1.0];
-        let top = &u.search(&q, 1, None, None)[0];
+        let top = &u.search(&q, 1, TimeRange::default(), None)[0];
         assert_eq!(top.0, "d");
         assert!((top.1 - 1.0).abs() < 1e-4);
         u.upsert("d", 0, &[0.0, 0.0, 1.0, 0.0]);
-        assert_eq!(u.search(&q, 3, None, None)[0].1, 0.0);
+        assert_eq!(u.search(&q, 3, TimeRange::default(), None)[0].1, 0.0);
         assert_eq!(u.len(), 3);
     }
 
@@ -359,7 +371,7 @@ mod tests {
             u.upsert(&i.to_string(), 0, r);
         }
         let q = unit(&(0..384).map(|_| next()).collect::<Vec<_>>());
-        for (id, s) in u.search(&q, 50, None, None) {
+        for (id, s) in u.search(&q, 50, TimeRange::default(), None) {
             let exact = crate::embed::dot(&q, &rows[id.parse::<usize>().unwrap()]);
             assert!((s - exact).abs() < 0.005, "{s} vs {exact}");
         }
