@@ -95,8 +95,8 @@ pub struct SearchConfig {
     /// Weight of the second pass inside a date the query names ("last week", "上个月");
     /// 0 turns date awareness off.
     pub date_weight: f32,
-    /// Near-duplicate suppression: a result this similar (cosine of the vectors, or word
-    /// overlap without them) to a better one is moved below the others; above 1 turns it off.
+    /// Near-duplicate suppression: a result whose word set overlaps a better one's this much
+    /// (Jaccard) is moved below the others; above 1 turns it off.
     pub duplicate_similarity: f32,
 }
 
@@ -148,7 +148,7 @@ impl Default for SearchConfig {
             dense_weight: 0.5,
             fusion: "score".into(),
             date_weight: 1.0,
-            duplicate_similarity: 0.95,
+            duplicate_similarity: 0.9,
         }
     }
 }

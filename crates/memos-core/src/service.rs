@@ -856,7 +856,7 @@ impl MemoryService {
             .collect();
         // Stable: equal keys keep the fused order.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let ranked = self.suppress_duplicates(&scope, ranked, limit);
+        let ranked = self.suppress_duplicates(ranked, limit);
         let working = self
             .working_set(&scope, input.conversation_id.as_deref())
             .await?;
@@ -876,11 +876,11 @@ impl MemoryService {
 
     /// Keeps the top `limit` of `ranked`, moving any item nearly identical to a better one
     /// below the rest (maximal marginal relevance with a similarity floor: only near-copies
-    /// pay, so ordinary results keep their order). Similarity is the cosine of the stored
-    /// vectors when the user's are loaded, else the overlap of the word sets.
+    /// pay, so ordinary results keep their order). Similarity is the overlap of the word
+    /// sets: vector cosines cannot tell a copy from a paraphrase (e5 puts most related
+    /// sentences above 0.9), and suppressing paraphrases cost recall on LoCoMo.
     fn suppress_duplicates(
         &self,
-        scope: &Scope,
         ranked: Vec<(f32, f32, Memory)>,
         limit: usize,
     ) -> Vec<(f32, f32, Memory)> {
@@ -888,36 +888,28 @@ impl MemoryService {
         if threshold > 1.0 || ranked.len() <= 1 {
             return ranked.into_iter().take(limit).collect();
         }
-        let vectors = self.vectors.get(scope);
-        let vectors = vectors
-            .as_ref()
-            .map(|u| u.read().unwrap_or_else(|e| e.into_inner()));
-        enum Sig {
-            Vector(Vec<f32>),
-            Words(HashSet<String>),
-        }
-        let signature = |m: &Memory| match vectors.as_ref().and_then(|u| u.vector(&m.id)) {
-            Some(v) => Sig::Vector(v),
-            None => Sig::Words(crate::text::terms(&embedding_text(m)).into_iter().collect()),
+        let words = |m: &Memory| -> HashSet<String> {
+            crate::text::terms(&embedding_text(m)).into_iter().collect()
         };
-        let similarity = |a: &Sig, b: &Sig| match (a, b) {
-            (Sig::Vector(a), Sig::Vector(b)) => crate::embed::dot(a, b),
-            (Sig::Words(a), Sig::Words(b)) if !a.is_empty() || !b.is_empty() => {
-                a.intersection(b).count() as f32 / a.union(b).count() as f32
+        let similarity = |a: &HashSet<String>, b: &HashSet<String>| {
+            let union = a.union(b).count();
+            if union == 0 {
+                1.0
+            } else {
+                a.intersection(b).count() as f32 / union as f32
             }
-            _ => 0.0,
         };
-        let mut kept: Vec<((f32, f32, Memory), Sig)> = Vec::with_capacity(limit);
+        let mut kept: Vec<((f32, f32, Memory), HashSet<String>)> = Vec::with_capacity(limit);
         let mut copies = Vec::new();
         for item in ranked {
             if kept.len() == limit {
                 break;
             }
-            let sig = signature(&item.2);
-            if kept.iter().any(|(_, k)| similarity(k, &sig) >= threshold) {
+            let w = words(&item.2);
+            if kept.iter().any(|(_, k)| similarity(k, &w) >= threshold) {
                 copies.push(item);
             } else {
-                kept.push((item, sig));
+                kept.push((item, w));
             }
         }
         let mut out: Vec<(f32, f32, Memory)> = kept.into_iter().map(|(i, _)| i).collect();

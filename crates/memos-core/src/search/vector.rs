@@ -111,18 +111,6 @@ impl UserVectors {
         self.data.truncate(last * self.dim);
     }
 
-    /// A row's vector, back in floats (to within the int8 rounding).
-    pub fn vector(&self, id: &str) -> Option<Vec<f32>> {
-        let &r = self.row.get(id)?;
-        let scale = self.scales[r];
-        Some(
-            self.data[r * self.dim..(r + 1) * self.dim]
-                .iter()
-                .map(|&x| x as f32 * scale)
-                .collect(),
-        )
-    }
-
     /// Bytes held, roughly: what `memos bench load` divides by the memory count.
     pub fn heap_bytes(&self) -> usize {
         let per_id: usize = self.ids.iter().map(|i| i.len() + 16).sum();

@@ -38,6 +38,9 @@ pub(crate) struct RetrievalArgs {
     /// an ingested run, reuse it and only score (to compare search settings quickly).
     #[arg(long)]
     keep_dir: Option<PathBuf>,
+    /// Score only these retrievers (bm25, dense, hybrid; default all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +213,7 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
         modes.push(("dense", SearchMode::Dense));
         modes.push(("hybrid", SearchMode::Hybrid));
     }
+    modes.retain(|(name, _)| args.only.is_empty() || args.only.iter().any(|o| o == name));
     for (name, mode) in modes {
         // Every mode pays for its own query embeddings.
         service.clear_query_cache();

@@ -35,3 +35,75 @@ fn bench_retrieval_runs_on_a_slice_of_locomo() {
         assert!(text.contains("== hybrid"), "{text}");
     }
 }
+
+#[test]
+fn bench_load_runs_small() {
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "load",
+            "--memories",
+            "300",
+            "--user-size",
+            "100",
+            "--big-user",
+            "100",
+            "--seconds",
+            "2",
+            "--clients",
+            "2",
+            "--model-dir",
+        ])
+        .arg(e5_or_none())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for figure in [
+        "search, user of 100: p50",
+        "search, users of 100: p50",
+        "add (10 messages, sync): p50",
+        "messages/s",
+        "server RSS: peak",
+    ] {
+        assert!(text.contains(figure), "no {figure:?} in\n{text}");
+    }
+}
+
+#[test]
+fn bench_embed_runs() {
+    if e5_dir().as_os_str().is_empty() {
+        return;
+    }
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "embed",
+            "--queries",
+            "5",
+            "--documents",
+            "8",
+            "--model-dir",
+        ])
+        .arg(e5_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("query embedding: p50"), "{text}");
+    assert!(text.contains("memories/s"), "{text}");
+}
+
+/// The e5 directory, or `none` (BM25 only) when the models were not fetched.
+fn e5_or_none() -> std::path::PathBuf {
+    let d = e5_dir();
+    if d.as_os_str().is_empty() {
+        "none".into()
+    } else {
+        d
+    }
+}
