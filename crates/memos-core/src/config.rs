@@ -213,10 +213,10 @@ impl Config {
                 "fusion weights must be between 0 and 10",
             );
         }
-        if !(s.date_weight >= 0.0) {
+        if s.date_weight.is_nan() || s.date_weight < 0.0 {
             return bad("search.date_weight", "must be 0 or more");
         }
-        if !(s.duplicate_similarity > 0.0) {
+        if s.duplicate_similarity.is_nan() || s.duplicate_similarity <= 0.0 {
             return bad("search.duplicate_similarity", "must be above 0");
         }
         if !matches!(s.fusion.as_str(), "score" | "rrf") {

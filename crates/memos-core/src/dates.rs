@@ -78,6 +78,7 @@ static EN: LazyLock<Regex> = LazyLock::new(|| {
         | (?P<tomorrow>tomorrow)
         | (?P<ago_n>{num})\s+(?P<ago_u>day|week|month|year)s?\s+ago
         | (?P<rel>last|this|next|past)\s+(?P<rel_u>week|weekend|month|year)
+        | (?P<every>every|each)\s+(?:{weekday})
         | (?:(?P<wd_rel>last|this|next|on)\s+)?(?P<wd>{weekday})
         | (?:in|during|since|of|last|this)?\s*(?P<mon>{month})(?:\s+(?P<mon_y>\d{{4}}))?
         | (?:in|during|since)\s+(?P<year>(?:19|20)\d{{2}})
@@ -101,11 +102,13 @@ static ZH: LazyLock<Regex> = LazyLock::new(|| {
         | (?P<tomorrow>明天)
         | (?P<after_tomorrow>后天)
         | (?P<ago_n>{ZH_NUM})(?P<ago_u>天|周|个星期|星期|个礼拜|个月|年)(?:以)?前
+        | (?P<every>每个?(?:周|星期|礼拜)[一二三四五六日天末]?)
+        | (?P<wkend_rel>上|这|本|下)(?:个)?周末
         | (?P<wk_rel>上|这|本|下)(?:个)?(?:周|星期|礼拜)(?P<wk_d>[一二三四五六日天])?
         | (?P<mon_rel>上|这|本|下)个?月
         | (?P<yr_rel>去年|今年|明年|前年)(?:(?P<yr_m>{ZH_NUM})月)?
         | (?:周|星期|礼拜)(?P<wd>[一二三四五六日天])
-        | (?P<mon>{ZH_NUM})月(?:份)?
+        | (?P<mon>{ZH_NUM})月(?:份|初|底|中旬|里|[，。、！,.!]|$)
         "
     ))
     .expect("valid regex")
@@ -216,7 +219,7 @@ fn month_index(name: &str) -> Option<u32> {
 fn weekday_of(name: &str) -> Option<Weekday> {
     let name = name.to_ascii_lowercase();
     let i = WEEKDAYS.iter().position(|w| *w == name)?;
-    Some(Weekday::try_from(i as u8).ok()?)
+    Weekday::try_from(i as u8).ok()
 }
 
 fn zh_weekday(c: &str) -> Option<u32> {
@@ -314,6 +317,10 @@ fn english(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
             _ => year_window(today.year() + shift, phrase)?,
         });
     }
+    if g("every").is_some() {
+        // "every Tuesday" recurs: no one date.
+        return None;
+    }
     if let Some(w) = g("wd") {
         let w = weekday_of(w)?;
         let back = |d: NaiveDate| -> NaiveDate {
@@ -409,6 +416,21 @@ fn chinese(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
             "年" => year_window(today.year() - n as i32, phrase)?,
             _ => days(monday_of(today - Duration::weeks(n)), 7, phrase),
         });
+    }
+    if g("every").is_some() {
+        return None;
+    }
+    if let Some(r) = g("wkend_rel") {
+        let shift = match r {
+            "上" => -1,
+            "下" => 1,
+            _ => 0,
+        };
+        return Some(days(
+            monday_of(today) + Duration::weeks(shift) + Duration::days(5),
+            2,
+            phrase,
+        ));
     }
     if let Some(r) = g("wk_rel") {
         let shift = match r {
@@ -542,6 +564,8 @@ mod tests {
         is("5月1日", "2023-05-01", "2023-05-02");
         is("十二月", "2022-12-01", "2023-01-01");
         is("星期三", "2023-05-03", "2023-05-04");
+        is("我们三月份买了房子", "2023-03-01", "2023-04-01");
+        is("上周末买了自行车", "2023-05-06", "2023-05-08");
     }
 
     #[test]
@@ -549,6 +573,9 @@ mod tests {
         assert_eq!(window("I may go hiking"), None);
         assert_eq!(window("What does Melanie like to paint?"), None);
         assert_eq!(window("我喜欢吃辣的"), None);
+        assert_eq!(window("我最喜欢的乐队是五月天"), None);
+        assert_eq!(window("I play tennis every Tuesday"), None);
+        assert_eq!(window("我每周二打网球"), None);
         assert_eq!(window("Mark said hi"), None);
     }
 

@@ -60,6 +60,8 @@ enum BenchCommand {
     /// Load: synthetic users at 1k/100k/1M memories, concurrent clients over real HTTP;
     /// latency percentiles, throughput, ingest speed and peak RSS.
     Load(bench::load::LoadArgs),
+    /// Extraction quality: precision and recall of the fast path on labelled sentences.
+    Extract(bench::extract::ExtractArgs),
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +238,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
         Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
+        Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args),
     }
 }
 

@@ -1,4 +1,7 @@
-//! The fast path: every user or assistant turn becomes one memory that stands on its own.
+//! The fast path: every user or assistant turn becomes one memory that stands on its own,
+//! and each fact a user states about themself becomes a profile item (`UserMemory`) of its
+//! own: third person, a topic headline, tagged as a preference when it is one, and dated by
+//! what it talks about ([`super::facts`]).
 //!
 //! A turn keeps its speaker and date in the text, so an LLM reading it later can resolve
 //! "yesterday". A reply carries the other speaker's turn it answers (quoted, cut to 160
@@ -7,7 +10,7 @@
 //! 0.70 to 0.75 (BM25, README). The reply is its memory's first source, the quoted turn its
 //! second. System and tool messages stay in the chat log only.
 
-use crate::ingest::AddContext;
+use crate::ingest::{AddContext, facts};
 use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
 use crate::text;
 use crate::time;
@@ -31,6 +34,9 @@ pub fn extract(
         if matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty() {
             let context = prev.filter(|p| speaker(p, false) != speaker(m, false));
             out.push(turn_memory(ctx, m, context, now));
+            if m.role == Role::User {
+                out.extend(fact_memories(ctx, m, now));
+            }
         }
         if matches!(m.role, Role::User | Role::Assistant) {
             prev = Some(m);
@@ -89,11 +95,8 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
             tags.push(t.clone());
         }
     }
-    let memory_type = if m.role == Role::User && text::is_first_person(content) {
-        MemoryType::UserMemory
-    } else {
-        MemoryType::LongTermMemory
-    };
+    // The profile is the fact items; the verbatim turn is the record of the conversation.
+    let memory_type = MemoryType::LongTermMemory;
     // The turn itself first: it is what the memory is about.
     let mut sources = vec![Source::from(m)];
     sources.extend(context.map(Source::from));
@@ -116,6 +119,56 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
         create_time: now,
         update_time: now,
     }
+}
+
+/// Tag on every profile item that states an explicit preference; search lists these under
+/// `preference_detail_list`.
+pub const PREFERENCE_TAG: &str = "preference";
+
+/// One profile item per fact the user states about themself in `m`.
+fn fact_memories(ctx: &AddContext, m: &Message, now: Millis) -> Vec<Memory> {
+    facts::user_facts(&m.content, m.chat_time, m.name.as_deref())
+        .into_iter()
+        .map(|f| {
+            let mut tags = vec![f.key().trim_start_matches("User's ").to_string()];
+            if f.zh {
+                tags[0] = f.topic.labels().1.to_string();
+            }
+            if let Some(p) = f.preference {
+                tags.push(PREFERENCE_TAG.to_string());
+                tags.push(p.as_str().to_string());
+            }
+            for k in text::keywords(&f.sentence, KEYWORDS) {
+                if !tags.iter().any(|t| t.eq_ignore_ascii_case(&k)) {
+                    tags.push(k);
+                }
+            }
+            for t in &ctx.tags {
+                if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+                    tags.push(t.clone());
+                }
+            }
+            Memory {
+                id: uuid::Uuid::new_v4().to_string(),
+                scope: ctx.scope.clone(),
+                conversation_id: m.conversation_id.clone(),
+                key: f.key(),
+                value: f.value.clone(),
+                memory_type: MemoryType::UserMemory,
+                memory_time: Some(f.when.as_ref().map_or(m.chat_time, |w| w.day())),
+                status: MemoryStatus::Activated,
+                // A rule's rewrite of what was said: very likely right, not verbatim.
+                confidence: 0.9,
+                tags,
+                info: ctx.info.clone(),
+                agent_id: ctx.agent_id.clone(),
+                app_id: ctx.app_id.clone(),
+                sources: vec![Source::from(m)],
+                create_time: now,
+                update_time: now,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -141,32 +194,85 @@ mod tests {
     }
 
     #[test]
-    fn user_self_statements_are_user_memories_with_speaker_and_date() {
+    fn a_user_turn_is_kept_verbatim_and_its_facts_become_profile_items() {
         let m = msg(
             Role::User,
             None,
-            "I love spicy food but I don't like oily hotpot.",
-            1_683_554_160_000,
+            "I love spicy food but I don't like oily hotpot. Yesterday I adopted a cat!",
+            1_683_554_160_000, // 2023-05-08T13:56Z
         );
         let out = extract(&ctx(), std::slice::from_ref(&m), None, 5);
-        assert_eq!(out.len(), 1);
-        let mem = &out[0];
-        assert_eq!(mem.memory_type, MemoryType::UserMemory);
+        assert_eq!(out.len(), 3);
+        let turn = &out[0];
+        assert_eq!(turn.memory_type, MemoryType::LongTermMemory);
         assert_eq!(
-            mem.value,
-            "[2023-05-08] User: I love spicy food but I don't like oily hotpot."
+            turn.value,
+            "[2023-05-08] User: I love spicy food but I don't like oily hotpot. Yesterday I adopted a cat!"
         );
+        assert!(turn.key.starts_with("User: I love spicy food"));
+        assert!(
+            turn.tags.contains(&"spicy".to_string()) && turn.tags.contains(&"trip".to_string()),
+            "{:?}",
+            turn.tags
+        );
+        assert_eq!(turn.memory_time, Some(1_683_554_160_000));
+        assert_eq!(turn.sources, vec![Source::from(&m)]);
+
+        let food = &out[1];
+        assert_eq!(food.memory_type, MemoryType::UserMemory);
+        assert_eq!(food.key, "User's food preferences");
         assert_eq!(
-            mem.key,
-            "User: I love spicy food but I don't like oily hotpot"
+            food.value,
+            "[user viewpoint] The user loves spicy food but the user does not like oily hotpot."
         );
         assert!(
-            mem.tags.contains(&"spicy".to_string()) && mem.tags.contains(&"trip".to_string()),
+            food.tags.contains(&PREFERENCE_TAG.to_string()),
             "{:?}",
-            mem.tags
+            food.tags
         );
-        assert_eq!(mem.memory_time, Some(1_683_554_160_000));
-        assert_eq!(mem.sources, vec![Source::from(&m)]);
+        assert_eq!(food.sources, vec![Source::from(&m)]);
+        assert_eq!(food.memory_time, Some(1_683_554_160_000));
+
+        let cat = &out[2];
+        assert_eq!(cat.key, "User's pets");
+        assert!(!cat.tags.contains(&PREFERENCE_TAG.to_string()));
+        // Dated by what it tells: the day before it was said.
+        assert_eq!(
+            cat.memory_time.map(time::to_date).as_deref(),
+            Some("2023-05-07")
+        );
+    }
+
+    #[test]
+    fn facts_of_a_named_speaker_use_the_name_and_assistants_state_none() {
+        let out = extract(
+            &ctx(),
+            &[
+                msg(
+                    Role::User,
+                    Some("Caroline"),
+                    "I went to a support group yesterday.",
+                    1_683_554_160_000,
+                ),
+                msg(
+                    Role::Assistant,
+                    None,
+                    "I love that you went!",
+                    1_683_554_170_000,
+                ),
+            ],
+            None,
+            5,
+        );
+        let facts: Vec<&Memory> = out
+            .iter()
+            .filter(|m| m.memory_type == MemoryType::UserMemory)
+            .collect();
+        assert_eq!(facts.len(), 1);
+        assert_eq!(
+            facts[0].value,
+            "[user viewpoint] Caroline went to a support group yesterday."
+        );
     }
 
     #[test]
@@ -218,19 +324,24 @@ mod tests {
     }
 
     #[test]
-    fn chinese_first_person_is_user_memory() {
+    fn chinese_facts_are_profile_items_in_chinese() {
         let out = extract(
             &ctx(),
-            &[msg(Role::User, None, "我每天早上跑步，喜欢吃辣的。", 1)],
+            &[msg(Role::User, None, "我每天早上跑步，我喜欢吃辣的。", 1)],
             None,
             5,
         );
-        assert_eq!(out[0].memory_type, MemoryType::UserMemory);
         assert!(
             out[0].value.contains("用户：我每天早上跑步"),
             "{}",
             out[0].value
         );
+        assert_eq!(out[1].memory_type, MemoryType::UserMemory);
+        assert_eq!(
+            out[1].value,
+            "[用户观点] 用户每天早上跑步，用户喜欢吃辣的。"
+        );
+        assert_eq!(out[1].key, "用户的饮食偏好");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! [`fast`] needs no LLM and runs inline with the add call. An LLM extractor (the "fine"
 //! path) will sit beside it behind the same inputs: an [`AddContext`] and the messages.
 
+pub mod eval;
+pub mod facts;
 pub mod fast;
 
 use serde::{Deserialize, Serialize};

@@ -64,7 +64,11 @@ async fn health_needs_no_key() {
 async fn sync_add_is_searchable_with_every_field() {
     let s = TestServer::new().await;
     let ids = s.add("u1", "conv-1", food_conversation()).await;
-    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        ids.len(),
+        5,
+        "three turns and the two facts the user states"
+    );
     let list = s
         .search(json!({"user_id": "u1", "query": "What spicy food does the user like?"}))
         .await;
@@ -111,7 +115,7 @@ async fn async_add_reports_its_task_and_keeps_ids() {
         .as_array()
         .expect("task completed")
         .clone();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.len(), 5);
     let (st, m) = s
         .get(&format!(
             "/api/openmem/v1/get/memory/{}",
@@ -183,18 +187,24 @@ async fn conversation_boosts_but_never_filters() {
     let plain = s
         .search(json!({"user_id": "u", "query": "favourite tea"}))
         .await;
-    assert_eq!(plain.len(), 2);
+    assert_eq!(plain.len(), 4, "each turn and its profile item");
     for conv in ["old", "now"] {
         let list = s
             .search(json!({"user_id": "u", "query": "favourite tea", "conversation_id": conv}))
             .await;
-        assert_eq!(list.len(), 2, "the other conversation is still returned");
-        assert_eq!(list[0]["conversation_id"], conv);
+        assert_eq!(list.len(), 4, "the other conversation is still returned");
         assert_eq!(
-            list[0]["memory_type"], "WorkingMemory",
-            "newest items of the current conversation"
+            list[0]["conversation_id"], conv,
+            "the boost lifts it to the top"
         );
-        assert_ne!(list[1]["memory_type"], "WorkingMemory");
+        for item in &list {
+            // The newest items of the current conversation show as working memory.
+            assert_eq!(
+                item["memory_type"] == "WorkingMemory",
+                item["conversation_id"] == conv,
+                "{item}"
+            );
+        }
     }
 }
 
@@ -212,7 +222,7 @@ async fn filters_apply_inside_the_search() {
             .post("add/message", json!({
                 "user_id": "u", "conversation_id": format!("c{i}"), "async_mode": false, "tags": tags,
                 "agent_id": if i % 2 == 0 { "even" } else { "odd" }, "info": {"scene": format!("s{}", i % 5)},
-                "messages": [{"role": "user", "content": format!("I drink coffee number {i} every morning")}]
+                "messages": [{"role": "user", "content": format!("Coffee number {i} is served every morning")}]
             }))
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
@@ -251,13 +261,13 @@ async fn query_time_hides_later_memories() {
     let now = s
         .search(json!({"user_id": "u", "query": "where do I live"}))
         .await;
-    assert_eq!(now.len(), 2);
+    assert_eq!(now.len(), 4);
     let then = s
         .search(json!({"user_id": "u", "query": "where do I live", "query_time": "2021-06-01"}))
         .await;
-    assert_eq!(then.len(), 1);
+    assert_eq!(then.len(), 2);
     assert!(
-        then[0]["memory_value"]
+        then[1]["memory_value"]
             .as_str()
             .unwrap()
             .contains("Beijing")
@@ -284,8 +294,19 @@ async fn chinese_is_searchable() {
         "{list:?}"
     );
     let list = s.search(json!({"user_id": "u", "query": "火锅"})).await;
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["memory_type"], "UserMemory");
+    assert_eq!(list.len(), 2, "the turn and its profile item");
+    let profile = list
+        .iter()
+        .find(|m| m["memory_type"] == "UserMemory")
+        .unwrap();
+    assert_eq!(profile["memory_key"], "用户的饮食偏好");
+    assert!(
+        profile["memory_value"]
+            .as_str()
+            .unwrap()
+            .starts_with("[用户观点] 用户喜欢吃辣的"),
+        "{profile}"
+    );
 }
 
 #[tokio::test]
@@ -379,7 +400,7 @@ async fn projects_never_see_each_other() {
         s.search(json!({"user_id": "shared-user", "query": "bank PIN"}))
             .await
             .len(),
-        1
+        2
     );
 }
 
@@ -461,14 +482,15 @@ async fn deletes_are_all_or_nothing_and_users_can_be_erased() {
         s.search(json!({"user_id": "u", "query": "peanut allergy"}))
             .await
             .len(),
-        1,
+        2,
         "nothing deleted"
     );
+    // The turn and the profile item made from it.
     let (st, v) = s
-        .post("delete/memory", json!({"memory_ids": [ids[0]]}))
+        .post("delete/memory", json!({"memory_ids": [ids[0], ids[1]]}))
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v["data"]["deleted_count"], 1);
+    assert_eq!(v["data"]["deleted_count"], 2);
     assert!(
         s.search(json!({"user_id": "u", "query": "peanut allergy"}))
             .await
@@ -476,7 +498,7 @@ async fn deletes_are_all_or_nothing_and_users_can_be_erased() {
     );
     let (st, v) = s.post("delete/memory", json!({"user_id": "u"})).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v["data"]["deleted_count"], 1);
+    assert_eq!(v["data"]["deleted_count"], 2);
     assert!(
         s.search(json!({"user_id": "u", "query": "bicycle"}))
             .await

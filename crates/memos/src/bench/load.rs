@@ -284,6 +284,12 @@ async fn run(
         "warm-up (one search per user): {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let warm_rss = server.rss_kib("VmRSS");
+    println!(
+        "server RSS after warm-up (every user's vectors loaded): {:.1} MiB, {:.0} bytes per memory above the idle server",
+        warm_rss as f64 / 1024.0,
+        (warm_rss.saturating_sub(base_rss) * 1024) as f64 / total as f64
+    );
 
     // Mixed traffic.
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
@@ -329,6 +335,7 @@ async fn run(
         adds.extend(a);
     }
     let requests = big.len() + small.len() + adds.len();
+    let added = adds.len() * 10;
     println!(
         "mixed traffic: {requests} requests in {:.0} s, {:.0} requests/s",
         args.seconds,
@@ -380,11 +387,12 @@ async fn run(
     );
     let peak = server.rss_kib("VmHWM");
     let now = server.rss_kib("VmRSS");
+    let memories = total + added + sent;
     println!(
-        "server RSS: peak {:.1} MiB, now {:.1} MiB; above the idle server: {:.0} bytes per memory",
+        "server RSS: peak {:.1} MiB, now {:.1} MiB, with about {memories} memories stored: {:.0} bytes per memory above the idle server",
         peak as f64 / 1024.0,
         now as f64 / 1024.0,
-        (peak.saturating_sub(base_rss) * 1024) as f64 / total as f64
+        (peak.saturating_sub(base_rss) * 1024) as f64 / memories as f64
     );
     Ok(())
 }

@@ -2,9 +2,11 @@
 //!
 //! - [`retrieval`]: recall and nDCG on a memret/1 file (LoCoMo).
 //! - [`embed`]: the embedding model's query latency and document throughput.
+//! - [`extract`]: precision and recall of the fast extractor on the labelled sentences.
 //! - [`load`]: synthetic users, concurrent clients over real HTTP, latency and RSS.
 
 pub(crate) mod embed;
+pub(crate) mod extract;
 pub(crate) mod load;
 pub(crate) mod retrieval;
 

@@ -88,16 +88,18 @@ async fn the_seed_python_example_works_by_changing_only_base_url_and_key() {
     assert_eq!(result["code"], 0, "{result}");
     assert_eq!(result["message"], "ok");
     let list = result["data"]["memory_detail_list"].as_array().unwrap();
-    // The user's own statement (the assistant's reply quotes it too, as context).
+    // The user's statement comes back as a profile item shaped like the seed's own answer.
     let spicy = list
         .iter()
-        .find(|m| {
-            m["memory_key"]
-                .as_str()
-                .unwrap()
-                .starts_with("User: I love spicy food")
-        })
-        .unwrap_or_else(|| panic!("the spicy-food memory is missing from {list:?}"));
+        .find(|m| m["memory_key"] == "User's food preferences")
+        .unwrap_or_else(|| panic!("the food-preference memory is missing from {list:?}"));
+    assert!(
+        spicy["memory_value"]
+            .as_str()
+            .unwrap()
+            .starts_with("[user viewpoint] The user loves spicy food"),
+        "{spicy}"
+    );
     for field in [
         "id",
         "memory_key",
