@@ -138,6 +138,8 @@ pub const MAX_DELETE_IDS: usize = 1_000;
 const QUERY_CACHE: usize = 4_096;
 /// Memories embedded per step when catching up on missing vectors.
 const EMBED_BATCH: usize = 256;
+/// Pages of [`MAX_PAGE_SIZE`] a profile reads at most (2,500 items).
+const PROFILE_PAGES: usize = 50;
 
 /// The memory service.
 pub struct MemoryService {
@@ -916,6 +918,85 @@ impl MemoryService {
         let room = limit - out.len();
         out.extend(copies.into_iter().take(room));
         out
+    }
+
+    /// The user's stated preferences most relevant to a query (profile items tagged
+    /// [`fast::PREFERENCE_TAG`]), ranked like [`Self::search`], with the same filter and
+    /// `query_time`.
+    pub async fn search_preferences(
+        &self,
+        project_id: &str,
+        input: &SearchInput,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let only = Filter::parse(
+            &serde_json::json!({"and": [{"tags": {"contains": fast::PREFERENCE_TAG}}]}),
+        )?
+        .expect("a non-empty filter");
+        let filter = match &input.filter {
+            None => only,
+            Some(f) if f.logic == crate::filter::Logic::And => {
+                let mut f = f.clone();
+                f.conditions.extend(only.conditions);
+                f
+            }
+            // An `or` filter cannot take one more `and` condition: search with it and
+            // keep the preferences.
+            Some(f) => f.clone(),
+        };
+        let hits = self
+            .search(
+                project_id,
+                SearchInput {
+                    filter: Some(filter),
+                    limit: Some(limit.clamp(1, self.config.search.max_limit)),
+                    ..input.clone()
+                },
+            )
+            .await?;
+        Ok(hits
+            .into_iter()
+            .filter(|h| h.memory.tags.iter().any(|t| t == fast::PREFERENCE_TAG))
+            .collect())
+    }
+
+    /// A user's profile: every active `UserMemory` item, grouped by headline (topic), the
+    /// biggest group first, newest items first within a group.
+    pub async fn profile(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<(String, Vec<Memory>)>> {
+        self.check_user(user_id)?;
+        let scope = Scope::new(project_id, user_id);
+        let filter = Filter::parse(&serde_json::json!({"and": [{"memory_type": "UserMemory"}]}))?;
+        let mut groups: Vec<(String, Vec<Memory>)> = Vec::new();
+        let mut page = 0;
+        loop {
+            let q = ListQuery {
+                filter: filter.clone(),
+                limit: MAX_PAGE_SIZE,
+                offset: page * MAX_PAGE_SIZE,
+                ..Default::default()
+            };
+            let items = self.store.list_memories(&scope, &q).await?.items;
+            let done = items.len() < MAX_PAGE_SIZE || page >= PROFILE_PAGES;
+            for m in items {
+                if m.status != MemoryStatus::Activated {
+                    continue;
+                }
+                match groups.iter_mut().find(|(k, _)| *k == m.key) {
+                    Some((_, g)) => g.push(m),
+                    None => groups.push((m.key.clone(), vec![m])),
+                }
+            }
+            if done {
+                break;
+            }
+            page += 1;
+        }
+        groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        Ok(groups)
     }
 
     /// Ids of the newest memories of a conversation: what shows as `WorkingMemory`.

@@ -17,6 +17,8 @@ use super::wire::*;
 const DEFAULT_MESSAGE_LIMIT: usize = 6;
 /// Page size of `get/memory` by default (MemOS's default).
 const DEFAULT_PAGE_SIZE: usize = 10;
+/// MemOS's default `preference_limit_number`.
+const DEFAULT_PREFERENCES: usize = 6;
 
 fn ok(data: Value) -> Json<Value> {
     Json(json!({"code": 0, "message": "ok", "data": data}))
@@ -64,13 +66,57 @@ pub async fn search_memory(
         query_time,
         mode: SearchMode::Hybrid,
     };
-    let hits = state.service.search(&project, input).await?;
+    let preference_limit = req.preference_limit_number.unwrap_or(DEFAULT_PREFERENCES);
+    if preference_limit > state.service.config().search.max_limit {
+        return Err(Error::invalid(
+            "preference_limit_number",
+            format!(
+                "preference_limit_number must be at most {}",
+                state.service.config().search.max_limit
+            ),
+        )
+        .into());
+    }
+    let hits = state.service.search(&project, input.clone()).await?;
+    let preferences: Vec<PreferenceDetail> =
+        if req.include_preference.unwrap_or(true) && preference_limit > 0 {
+            state
+                .service
+                .search_preferences(&project, &input, preference_limit)
+                .await?
+                .into_iter()
+                .map(PreferenceDetail::from)
+                .collect()
+        } else {
+            vec![]
+        };
     let list: Vec<MemoryDetail> = hits.into_iter().map(MemoryDetail::from).collect();
     Ok(ok(json!({
         "memory_detail_list": list,
-        "preference_detail_list": [],
-        "preference_note": "",
+        "preference_note": preference_note(&preferences),
+        "preference_detail_list": preferences,
     })))
+}
+
+/// `POST get/profile`: the user's profile items grouped by topic.
+pub async fn get_profile(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<GetProfileRequest>,
+) -> ApiResult<Json<Value>> {
+    let user_id = required(req.user_id, "user_id")?;
+    let groups = state.service.profile(&project, &user_id).await?;
+    let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
+    let topics: Vec<Value> = groups
+        .into_iter()
+        .map(|(key, items)| {
+            let items: Vec<MemoryDetail> = items.into_iter().map(MemoryDetail::from).collect();
+            json!({"memory_key": key, "memory_detail_list": items})
+        })
+        .collect();
+    Ok(ok(
+        json!({"user_id": user_id, "total": total, "profile": topics}),
+    ))
 }
 
 /// `POST get/memory`

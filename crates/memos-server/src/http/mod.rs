@@ -39,7 +39,8 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
         .route("/get/message", post(api::get_message))
         .route("/delete/memory", post(api::delete_memory))
-        .route("/get/status", post(api::get_status));
+        .route("/get/status", post(api::get_status))
+        .route("/get/profile", post(api::get_profile));
     Router::new()
         .route("/health", get(health))
         .nest(API_PREFIX, api)

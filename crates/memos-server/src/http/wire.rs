@@ -137,7 +137,7 @@ impl AddMessageRequest {
 }
 
 /// `search/memory` request. MemOS fields this server does not use yet
-/// (`include_preference`, `knowledgebase_ids`, ...) are accepted and ignored.
+/// (`knowledgebase_ids`, `include_tool_memory`, ...) are accepted and ignored.
 #[derive(Debug, Deserialize)]
 pub struct SearchMemoryRequest {
     /// The end user.
@@ -156,6 +156,83 @@ pub struct SearchMemoryRequest {
     /// Search as of this time (ISO 8601 or epoch ms).
     #[serde(default)]
     pub query_time: Option<Value>,
+    /// Also return the user's stated preferences relevant to the query (default true).
+    #[serde(default)]
+    pub include_preference: Option<bool>,
+    /// How many preferences (default 6).
+    #[serde(default)]
+    pub preference_limit_number: Option<usize>,
+}
+
+/// `get/profile` request.
+#[derive(Debug, Deserialize)]
+pub struct GetProfileRequest {
+    /// The end user.
+    pub user_id: Option<String>,
+}
+
+/// One entry of `preference_detail_list`, as MemOS shapes it.
+#[derive(Debug, Serialize)]
+pub struct PreferenceDetail {
+    id: String,
+    /// The preference in the third person, without the viewpoint prefix.
+    preference: String,
+    /// `explicit_preference`: the user said it in so many words.
+    preference_type: &'static str,
+    /// Why it is believed: the user said so, and when.
+    reasoning: String,
+    /// `like` or `dislike`.
+    polarity: &'static str,
+    memory_key: String,
+    conversation_id: String,
+    status: &'static str,
+    create_time: i64,
+    update_time: i64,
+    relativity: f32,
+}
+
+impl From<SearchHit> for PreferenceDetail {
+    fn from(h: SearchHit) -> Self {
+        let m = h.memory;
+        let preference = m
+            .value
+            .split_once("] ")
+            .filter(|_| m.value.starts_with('['))
+            .map_or(m.value.as_str(), |(_, rest)| rest)
+            .to_string();
+        let said = m.sources.first().map(|s| time::to_date(s.chat_time));
+        Self {
+            id: m.id,
+            preference,
+            preference_type: "explicit_preference",
+            reasoning: said.map_or_else(String::new, |day| {
+                format!("Stated by the user in their own words on {day}.")
+            }),
+            polarity: if m.tags.iter().any(|t| t == "dislike") {
+                "dislike"
+            } else {
+                "like"
+            },
+            memory_key: m.key,
+            conversation_id: m.conversation_id,
+            status: m.status.as_str(),
+            create_time: m.create_time,
+            update_time: m.update_time,
+            relativity: h.relativity,
+        }
+    }
+}
+
+/// `preference_note`: the preferences as one instruction an LLM prompt can include.
+pub fn preference_note(list: &[PreferenceDetail]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = list.iter().map(|p| p.preference.clone()).collect();
+    format!(
+        "The user has stated these preferences; respect them unless the user says otherwise: {}",
+        items.join(" ")
+    )
 }
 
 /// `get/memory` request.

@@ -560,3 +560,92 @@ async fn unknown_routes_answer_in_the_envelope() {
         "endpoint",
     );
 }
+
+#[tokio::test]
+async fn stated_preferences_come_back_with_the_search_and_the_profile_groups_facts() {
+    let s = TestServer::new().await;
+    s.add(
+        "u",
+        "c",
+        json!([
+            {"role": "user", "content": "I love spicy food but I don't like oily hotpot. I hate cilantro.", "chat_time": "2025-09-12T10:00:00Z"},
+            {"role": "assistant", "content": "Noted, no cilantro then!", "chat_time": "2025-09-12T10:00:30Z"},
+            {"role": "user", "content": "I adopted a puppy yesterday.", "chat_time": "2025-09-12T10:01:00Z"},
+            {"role": "user", "content": "我不喜欢香菜。", "chat_time": "2025-09-12T10:02:00Z"}
+        ]),
+    )
+    .await;
+    let (st, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "spicy food or cilantro? 香菜 puppy"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let prefs = v["data"]["preference_detail_list"].as_array().unwrap();
+    let texts: Vec<&str> = prefs
+        .iter()
+        .map(|p| p["preference"].as_str().unwrap())
+        .collect();
+    assert_eq!(prefs.len(), 3, "{texts:?}");
+    assert!(texts.contains(&"The user loves spicy food but the user does not like oily hotpot."));
+    assert!(texts.contains(&"The user hates cilantro."));
+    assert!(texts.contains(&"用户不喜欢香菜。"));
+    assert!(
+        !texts.iter().any(|t| t.contains("puppy")),
+        "not a preference"
+    );
+    for p in prefs {
+        assert_eq!(p["preference_type"], "explicit_preference");
+        assert_eq!(p["conversation_id"], "c");
+        assert!(p["reasoning"].as_str().unwrap().contains("2025-09-12"));
+    }
+    let cilantro = prefs
+        .iter()
+        .find(|p| p["preference"] == "The user hates cilantro.")
+        .unwrap();
+    assert_eq!(cilantro["polarity"], "dislike");
+    assert!(
+        v["data"]["preference_note"]
+            .as_str()
+            .unwrap()
+            .contains("The user hates cilantro."),
+        "{v}"
+    );
+    // Asked not to, or asked for too many.
+    let (_, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "cilantro", "include_preference": false}),
+        )
+        .await;
+    assert_eq!(v["data"]["preference_detail_list"], json!([]));
+    assert_eq!(v["data"]["preference_note"], "");
+    let (st, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "cilantro", "preference_limit_number": 99}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+
+    // The profile: every fact, grouped by topic, biggest group first.
+    let (st, v) = s.post("get/profile", json!({"user_id": "u"})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["total"], 4);
+    let groups = v["data"]["profile"].as_array().unwrap();
+    let keys: Vec<&str> = groups
+        .iter()
+        .map(|g| g["memory_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys[0], "User's food preferences");
+    assert_eq!(groups[0]["memory_detail_list"].as_array().unwrap().len(), 2);
+    assert!(
+        keys.contains(&"User's pets") && keys.contains(&"用户的饮食偏好"),
+        "{keys:?}"
+    );
+    let (_, v) = s
+        .post_as(&s.other_key, "get/profile", json!({"user_id": "u"}))
+        .await;
+    assert_eq!(v["data"]["total"], 0, "another project sees no profile");
+}
