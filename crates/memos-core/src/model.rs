@@ -77,6 +77,8 @@ pub enum MemoryStatus {
     Activated,
     /// Superseded by a newer memory; kept for history and time-travel queries.
     Archived,
+    /// Soft-deleted: kept for history, never returned. A hard delete removes it.
+    Deleted,
 }
 
 impl MemoryStatus {
@@ -85,6 +87,7 @@ impl MemoryStatus {
         match self {
             Self::Activated => "activated",
             Self::Archived => "archived",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -93,6 +96,7 @@ impl MemoryStatus {
         match s {
             "activated" => Some(Self::Activated),
             "archived" => Some(Self::Archived),
+            "deleted" => Some(Self::Deleted),
             _ => None,
         }
     }
@@ -236,6 +240,66 @@ impl Memory {
         }
         text
     }
+}
+
+/// What happened to a memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// A repeat of it was said again: `update_time` moved and its sources grew.
+    Merged,
+    /// A newer memory contradicts it: it was archived, the newer one is `related_id`.
+    Superseded,
+    /// It replaces an older memory it contradicts (`related_id`), which was archived.
+    Supersedes,
+    /// Its text, key, tags or status were edited (`update/memory`, feedback).
+    Updated,
+    /// It was soft-deleted: kept, but never returned.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// Wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merged => "merged",
+            Self::Superseded => "superseded",
+            Self::Supersedes => "supersedes",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "merged" => Self::Merged,
+            "superseded" => Self::Superseded,
+            "supersedes" => Self::Supersedes,
+            "updated" => Self::Updated,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of a memory's history. Creation is not recorded: it is the memory's
+/// `create_time`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryChange {
+    /// The memory it happened to.
+    pub memory_id: String,
+    /// Its partition.
+    pub scope: Scope,
+    /// When.
+    pub time: Millis,
+    /// What.
+    pub kind: ChangeKind,
+    /// The other memory involved (a merge's, a supersession's), if any.
+    pub related_id: Option<String>,
+    /// The memory's text before the change, when the text changed or was archived.
+    pub before: Option<String>,
+    /// Why, in words (the feedback text, the repeated sentence).
+    pub note: String,
 }
 
 /// State of an add task.

@@ -16,6 +16,7 @@ use crate::dates;
 use crate::embed::Embedder;
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
 use crate::filter::Filter;
+use crate::ingest::reconcile::{self, Relation};
 use crate::ingest::{AddContext, fast};
 use crate::model::*;
 use crate::search::bm25::{Bm25Index, IndexOp};
@@ -24,6 +25,74 @@ use crate::search::{Candidate, TimeRange, fusion};
 use crate::store::{
     EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch,
 };
+
+/// An edit of one memory (`update/memory`); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateInput {
+    /// The owner, when the caller names one (a memory of another user is not found).
+    pub user_id: Option<String>,
+    /// The memory.
+    pub memory_id: String,
+    /// New text.
+    pub value: Option<String>,
+    /// New headline.
+    pub key: Option<String>,
+    /// New tags (replacing the old ones).
+    pub tags: Option<Vec<String>>,
+    /// New status: `activated` or `archived`.
+    pub status: Option<MemoryStatus>,
+    /// Why, for the history (default: which fields changed).
+    pub note: Option<String>,
+}
+
+/// Feedback on what memos remembers (`add/feedback`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedbackInput {
+    /// The end user.
+    pub user_id: String,
+    /// The conversation it came up in.
+    pub conversation_id: String,
+    /// What the user said, in their words.
+    pub content: String,
+    /// When (default now).
+    pub time: Option<Millis>,
+    /// The agent, if any.
+    pub agent_id: Option<String>,
+    /// The app, if any.
+    pub app_id: Option<String>,
+}
+
+/// Correction words at the start of feedback, which are not part of the fact.
+static CORRECTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^\s*(?:(?:no|nope|wrong|not true|that's wrong|that is wrong|that's not (?:right|true)|that is not (?:right|true)|actually|correction|不对|错了|不是的|不是这样|其实|纠正一下)[\s,，.。!！:：;；]*)+",
+    )
+    .expect("valid regex")
+});
+
+fn strip_correction(text: &str) -> &str {
+    CORRECTION.find(text).map_or(text, |m| &text[m.end()..])
+}
+
+/// What an add writes once its facts are related to the stored ones.
+#[derive(Debug, Default)]
+struct Reconciled {
+    /// New memories, and older ones that were merged into or archived.
+    memories: Vec<Memory>,
+    /// The ids the add reports: new memories, and the older ones repeats merged into.
+    ids: Vec<String>,
+    /// History entries of the merges and supersessions.
+    history: Vec<MemoryChange>,
+}
+
+impl Reconciled {
+    fn upsert(&mut self, m: Memory) {
+        match self.memories.iter_mut().find(|o| o.id == m.id) {
+            Some(o) => *o = m,
+            None => self.memories.push(m),
+        }
+    }
+}
 
 /// A message as a client sends it, already typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +207,10 @@ pub const MAX_DELETE_IDS: usize = 1_000;
 const QUERY_CACHE: usize = 4_096;
 /// Memories embedded per step when catching up on missing vectors.
 const EMBED_BATCH: usize = 256;
+/// Stored facts a new fact is compared with.
+const RECONCILE_CANDIDATES: usize = 8;
+/// Longest `memory_key` an edit may set.
+const MAX_KEY_CHARS: usize = 200;
 /// Pages of [`MAX_PAGE_SIZE`] a profile reads at most (2,500 items).
 const PROFILE_PAGES: usize = 50;
 
@@ -643,10 +716,15 @@ impl MemoryService {
         let previous = self
             .previous_message(&scope, &input.conversation_id, &messages)
             .await?;
-        let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+        let extracted = fast::extract(&ctx, &messages, previous.as_ref(), now);
+        let Reconciled {
+            memories,
+            ids,
+            history,
+        } = self.reconcile(&scope, extracted, now).await?;
         let embeddings = self.inline_embeddings(&memories).await?;
         task.status = TaskStatus::Completed;
-        task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
+        task.memory_ids = ids;
         let ops = memories
             .iter()
             .map(|m| IndexOp::Upsert(Box::new(m.clone())))
@@ -658,6 +736,7 @@ impl MemoryService {
                     upsert_memories: memories,
                     task: Some(task.clone()),
                     embeddings,
+                    history,
                     ..Default::default()
                 },
                 ops,
@@ -671,6 +750,123 @@ impl MemoryService {
             status: TaskStatus::Completed,
             memory_ids: task.memory_ids,
         })
+    }
+
+    /// Relates each new profile fact to what the user said before ([`reconcile::relate`]):
+    /// a repeat merges into the older item (its id survives and is the one reported, its
+    /// `update_time` moves, its sources grow); a contradiction archives the older item and
+    /// links the two in their histories. Other memories pass through.
+    async fn reconcile(
+        &self,
+        scope: &Scope,
+        extracted: Vec<Memory>,
+        now: Millis,
+    ) -> Result<Reconciled> {
+        let mut out = Reconciled::default();
+        if !extracted
+            .iter()
+            .any(|m| m.memory_type == MemoryType::UserMemory)
+        {
+            out.ids = extracted.iter().map(|m| m.id.clone()).collect();
+            out.memories = extracted;
+            return Ok(out);
+        }
+        let profile = Filter::parse(&serde_json::json!({"and": [{"memory_type": "UserMemory"}]}))?;
+        for new in extracted {
+            if new.memory_type != MemoryType::UserMemory {
+                out.ids.push(new.id.clone());
+                out.memories.push(new);
+                continue;
+            }
+            // Earlier facts of this same add first, then the closest stored ones.
+            let mut candidates: Vec<Memory> = out
+                .memories
+                .iter()
+                .filter(|m| {
+                    m.memory_type == MemoryType::UserMemory && m.status == MemoryStatus::Activated
+                })
+                .cloned()
+                .collect();
+            let hits = self.index.search(
+                scope,
+                &new.value,
+                profile.as_ref(),
+                TimeRange::default(),
+                RECONCILE_CANDIDATES,
+            )?;
+            let ids: Vec<String> = hits.into_iter().map(|c| c.id).collect();
+            let stored = self.store.get_memories(&scope.project_id, &ids).await?;
+            candidates.extend(stored.into_iter().filter(|m| {
+                m.scope == *scope
+                    && m.status == MemoryStatus::Activated
+                    && !out.memories.iter().any(|o| o.id == m.id)
+            }));
+            let relation = |r| {
+                candidates
+                    .iter()
+                    .find(|old| reconcile::relate(&new, old) == r)
+            };
+            if let Some(old) = relation(Relation::Repeat) {
+                let mut old = out
+                    .memories
+                    .iter()
+                    .find(|m| m.id == old.id)
+                    .cloned()
+                    .unwrap_or_else(|| old.clone());
+                for src in &new.sources {
+                    if !old.sources.iter().any(|s| s.message_id == src.message_id) {
+                        old.sources.push(src.clone());
+                    }
+                }
+                for t in &new.tags {
+                    if !old.tags.contains(t) {
+                        old.tags.push(t.clone());
+                    }
+                }
+                old.update_time = now;
+                out.history.push(MemoryChange {
+                    memory_id: old.id.clone(),
+                    scope: scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Merged,
+                    related_id: None,
+                    before: None,
+                    note: new.value.clone(),
+                });
+                if !out.ids.contains(&old.id) {
+                    out.ids.push(old.id.clone());
+                }
+                out.upsert(old);
+                continue;
+            }
+            if let Some(old) = relation(Relation::Contradicts) {
+                let mut old = old.clone();
+                out.history.push(MemoryChange {
+                    memory_id: old.id.clone(),
+                    scope: scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Superseded,
+                    related_id: Some(new.id.clone()),
+                    before: Some(old.value.clone()),
+                    note: new.value.clone(),
+                });
+                out.history.push(MemoryChange {
+                    memory_id: new.id.clone(),
+                    scope: scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Supersedes,
+                    related_id: Some(old.id.clone()),
+                    before: None,
+                    note: old.value.clone(),
+                });
+                old.status = MemoryStatus::Archived;
+                old.update_time = now;
+                out.upsert(old);
+            }
+            out.ids.push(new.id.clone());
+            out.memories.push(new);
+        }
+        Ok(out)
     }
 
     /// The conversation's last turn before `messages`, for short-reply context.
@@ -707,9 +903,14 @@ impl MemoryService {
                     .previous_message(&task.scope, &ctx.conversation_id, &messages)
                     .await?;
                 let now = now_millis();
-                let memories = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                let extracted = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                let Reconciled {
+                    memories,
+                    ids,
+                    history,
+                } = self.reconcile(&task.scope, extracted, now).await?;
                 let embeddings = self.inline_embeddings(&memories).await?;
-                task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
+                task.memory_ids = ids;
                 task.update_time = now;
                 let ops = memories
                     .iter()
@@ -719,6 +920,7 @@ impl MemoryService {
                     upsert_memories: memories,
                     task: Some(task.clone()),
                     embeddings,
+                    history,
                     ..Default::default()
                 };
                 self.commit(batch, ops)
@@ -1055,12 +1257,44 @@ impl MemoryService {
         if id.trim().is_empty() {
             return Err(Error::required("memory_id"));
         }
-        self.store
+        self.get_any(project_id, user_id, id)
+            .await?
+            .filter(|m| m.status != MemoryStatus::Deleted)
+            .ok_or_else(|| Error::not_found(format!("memory {id}"), NotFoundKind::Record))
+    }
+
+    /// A memory whatever its status, soft-deleted ones included.
+    async fn get_any(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+        id: &str,
+    ) -> Result<Option<Memory>> {
+        if id.trim().is_empty() {
+            return Err(Error::required("memory_id"));
+        }
+        Ok(self
+            .store
             .get_memories(project_id, &[id.to_string()])
             .await?
             .into_iter()
-            .find(|m| user_id.is_none_or(|u| m.scope.user_id == u))
-            .ok_or_else(|| Error::not_found(format!("memory {id}"), NotFoundKind::Record))
+            .find(|m| user_id.is_none_or(|u| m.scope.user_id == u)))
+    }
+
+    /// A memory and its history, oldest change first.
+    pub async fn history(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+        id: &str,
+    ) -> Result<(Memory, Vec<MemoryChange>)> {
+        // A soft-deleted memory's history stays readable: it is the audit trail.
+        let m = self
+            .get_any(project_id, user_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("memory {id}"), NotFoundKind::Record))?;
+        let h = self.store.history(project_id, id).await?;
+        Ok((m, h))
     }
 
     /// The newest `limit` messages of a conversation, in chat order.
@@ -1088,12 +1322,16 @@ impl MemoryService {
             .await
     }
 
-    /// Deletes memories by id: all of them or, if any is unknown, none.
+    /// Deletes memories by id, all or nothing: one unknown id (or one of another user, when
+    /// `user_id` is given) deletes none. Soft by default: the memory is marked `deleted`, kept
+    /// with its history and never returned again. `hard` removes it, its vector and its
+    /// history for good (privacy requests).
     pub async fn delete(
         &self,
         project_id: &str,
         user_id: Option<&str>,
         ids: &[String],
+        hard: bool,
     ) -> Result<usize> {
         if ids.is_empty() {
             return Err(Error::input(
@@ -1117,22 +1355,22 @@ impl MemoryService {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let found_memories = self.store.get_memories(project_id, &unique).await?;
-        let found: HashSet<&str> = found_memories
-            .iter()
+        let found_memories: Vec<Memory> = self
+            .store
+            .get_memories(project_id, &unique)
+            .await?
+            .into_iter()
             .filter(|m| user_id.is_none_or(|u| m.scope.user_id == u))
-            .map(|m| m.id.as_str())
+            // A soft-deleted memory is gone for clients, but a hard delete still erases it.
+            .filter(|m| hard || m.status != MemoryStatus::Deleted)
             .collect();
+        let found: HashSet<&str> = found_memories.iter().map(|m| m.id.as_str()).collect();
         if let Some(missing) = unique.iter().find(|id| !found.contains(id.as_str())) {
             return Err(Error::not_found(
                 format!("memory {missing}"),
                 NotFoundKind::MemoryToDelete,
             ));
         }
-        let ops = unique
-            .iter()
-            .map(|id| IndexOp::Delete(id.clone()))
-            .collect();
         let vector_ops = found_memories
             .iter()
             .map(|m| VectorOp::Delete {
@@ -1140,14 +1378,206 @@ impl MemoryService {
                 id: m.id.clone(),
             })
             .collect();
-        let batch = WriteBatch {
-            delete_memories: unique.clone(),
-            ..Default::default()
+        let (batch, ops) = if hard {
+            let ops = unique
+                .iter()
+                .map(|id| IndexOp::Delete(id.clone()))
+                .collect();
+            let batch = WriteBatch {
+                delete_memories: unique.clone(),
+                ..Default::default()
+            };
+            (batch, ops)
+        } else {
+            let now = now_millis();
+            let mut batch = WriteBatch::default();
+            let mut ops = Vec::new();
+            for mut m in found_memories {
+                batch.history.push(MemoryChange {
+                    memory_id: m.id.clone(),
+                    scope: m.scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Deleted,
+                    related_id: None,
+                    before: None,
+                    note: format!("was {}", m.status.as_str()),
+                });
+                m.status = MemoryStatus::Deleted;
+                m.update_time = now;
+                ops.push(IndexOp::Upsert(Box::new(m.clone())));
+                batch.upsert_memories.push(m);
+            }
+            (batch, ops)
         };
         let wait = self.commit_with(batch, ops, vector_ops).await?;
         wait.await
             .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
         Ok(unique.len())
+    }
+
+    /// Deletes every memory of a user that matches `filter` (soft or hard, as
+    /// [`Self::delete`]). Returns how many; none matching is not an error.
+    pub async fn delete_matching(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        filter: &Filter,
+        hard: bool,
+    ) -> Result<usize> {
+        self.check_user(user_id)?;
+        let scope = Scope::new(project_id, user_id);
+        let mut ids = Vec::new();
+        loop {
+            let page = self
+                .store
+                .list_memories(
+                    &scope,
+                    &ListQuery {
+                        filter: Some(filter.clone()),
+                        limit: MAX_DELETE_IDS,
+                        offset: ids.len(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let n = page.items.len();
+            ids.extend(page.items.into_iter().map(|m| m.id));
+            if n < MAX_DELETE_IDS {
+                break;
+            }
+        }
+        let mut done = 0;
+        for chunk in ids.chunks(MAX_DELETE_IDS) {
+            done += self.delete(project_id, Some(user_id), chunk, hard).await?;
+        }
+        Ok(done)
+    }
+
+    /// Edits a memory (`update/memory`): its text, headline, tags or status. The change is
+    /// recorded in its history with the text before; a new text gets a new vector.
+    pub async fn update(&self, project_id: &str, input: UpdateInput) -> Result<Memory> {
+        let mut m = self
+            .get(project_id, input.user_id.as_deref(), &input.memory_id)
+            .await?;
+        let mut changed = Vec::new();
+        let before = m.value.clone();
+        if let Some(v) = input.value {
+            let v = v.trim().to_string();
+            if v.is_empty() {
+                return Err(Error::required("memory_value"));
+            }
+            if v.chars().count() > self.config.limits.max_add_chars {
+                return Err(Error::input(
+                    "memory_value",
+                    "memory_value is too long",
+                    InputErrorKind::TooLarge,
+                ));
+            }
+            if v != m.value {
+                m.value = v;
+                changed.push("value");
+            }
+        }
+        if let Some(k) = input.key {
+            if k.chars().count() > MAX_KEY_CHARS {
+                return Err(Error::invalid(
+                    "memory_key",
+                    format!("memory_key holds at most {MAX_KEY_CHARS} characters"),
+                ));
+            }
+            if k != m.key {
+                m.key = k;
+                changed.push("key");
+            }
+        }
+        if let Some(tags) = input.tags {
+            if tags.len() > self.config.limits.max_tags {
+                return Err(Error::invalid("tags", "too many tags"));
+            }
+            if tags != m.tags {
+                m.tags = tags;
+                changed.push("tags");
+            }
+        }
+        if let Some(status) = input.status {
+            if status == MemoryStatus::Deleted {
+                return Err(Error::invalid(
+                    "status",
+                    "status must be activated or archived; use delete/memory to delete",
+                ));
+            }
+            if status != m.status {
+                m.status = status;
+                changed.push("status");
+            }
+        }
+        if changed.is_empty() {
+            return Ok(m);
+        }
+        let now = now_millis();
+        m.update_time = now;
+        let history = vec![MemoryChange {
+            memory_id: m.id.clone(),
+            scope: m.scope.clone(),
+            time: now,
+            kind: ChangeKind::Updated,
+            related_id: None,
+            before: changed.contains(&"value").then_some(before),
+            note: input
+                .note
+                .unwrap_or_else(|| format!("edited: {}", changed.join(", "))),
+        }];
+        // The old vector described the old text; the background embedder makes a new one.
+        let extra = if changed.contains(&"value") {
+            vec![VectorOp::Delete {
+                scope: m.scope.clone(),
+                id: m.id.clone(),
+            }]
+        } else {
+            vec![]
+        };
+        let batch = WriteBatch {
+            upsert_memories: vec![m.clone()],
+            history,
+            ..Default::default()
+        };
+        let ops = vec![IndexOp::Upsert(Box::new(m.clone()))];
+        self.commit_with(batch, ops, extra)
+            .await?
+            .await
+            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        self.embed_wake.notify_one();
+        Ok(m)
+    }
+
+    /// Natural-language feedback on what memos remembers ("that's wrong, I'm vegetarian
+    /// now"): kept in the chat log as the user's message, then its facts go through the same
+    /// merge and supersede logic as any add, with the correction words stripped.
+    pub async fn feedback(&self, project_id: &str, input: FeedbackInput) -> Result<AddOutcome> {
+        let content = strip_correction(&input.content);
+        if content.trim().is_empty() {
+            return Err(Error::required("feedback_content"));
+        }
+        self.add(
+            project_id,
+            AddInput {
+                user_id: input.user_id,
+                conversation_id: input.conversation_id,
+                messages: vec![NewMessage {
+                    role: Role::User,
+                    content: content.to_string(),
+                    chat_time: input.time,
+                    name: None,
+                    message_id: None,
+                }],
+                tags: vec!["feedback".into()],
+                info: Map::new(),
+                agent_id: input.agent_id,
+                app_id: input.app_id,
+                async_mode: false,
+            },
+        )
+        .await
     }
 
     /// Deletes everything of a user: memories, messages and tasks.
@@ -1505,6 +1935,103 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_repeated_fact_merges_into_the_first_and_keeps_its_id() {
+        let svc = start_lexical(Arc::new(InMemoryStore::new())).await;
+        let first = svc
+            .add(
+                "p",
+                said_at("u", "I love spicy food.", "2023-05-01T10:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let again = svc
+            .add(
+                "p",
+                said_at(
+                    "u",
+                    "Honestly, I really love spicy food!",
+                    "2023-05-08T10:00:00Z",
+                ),
+            )
+            .await
+            .unwrap();
+        // [turn, fact] each time; the second fact is the first one, merged.
+        assert_eq!(first.memory_ids.len(), 2);
+        assert_eq!(again.memory_ids.len(), 2);
+        assert_eq!(again.memory_ids[1], first.memory_ids[1]);
+        let (fact, history) = svc
+            .history("p", Some("u"), &first.memory_ids[1])
+            .await
+            .unwrap();
+        assert_eq!(fact.sources.len(), 2, "sources grow");
+        assert!(fact.update_time >= fact.create_time);
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].kind, ChangeKind::Merged);
+        let profile = svc.profile("p", "u").await.unwrap();
+        assert_eq!(profile.len(), 1);
+        assert_eq!(profile[0].1.len(), 1, "one fact, not two");
+    }
+
+    #[tokio::test]
+    async fn a_change_archives_the_old_fact_and_time_travel_still_finds_it() {
+        let svc = start_lexical(Arc::new(InMemoryStore::new())).await;
+        let before = svc
+            .add(
+                "p",
+                said_at("u", "I live in Beijing.", "2020-01-01T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let after = svc
+            .add(
+                "p",
+                said_at(
+                    "u",
+                    "I moved from Beijing to Shanghai.",
+                    "2024-01-01T00:00:00Z",
+                ),
+            )
+            .await
+            .unwrap();
+        let (old_id, new_id) = (&before.memory_ids[1], &after.memory_ids[1]);
+        let (old, history) = svc.history("p", Some("u"), old_id).await.unwrap();
+        assert_eq!(
+            old.status,
+            MemoryStatus::Archived,
+            "archived, never deleted"
+        );
+        assert_eq!(history[0].kind, ChangeKind::Superseded);
+        assert_eq!(history[0].related_id.as_ref(), Some(new_id));
+        assert_eq!(history[0].before.as_deref(), Some(old.value.as_str()));
+        let (_, history) = svc.history("p", Some("u"), new_id).await.unwrap();
+        assert_eq!(history[0].kind, ChangeKind::Supersedes);
+        assert_eq!(history[0].related_id.as_ref(), Some(old_id));
+
+        let profile_hits = |hits: Vec<SearchHit>| -> Vec<String> {
+            hits.into_iter()
+                .filter(|h| h.memory.memory_type == MemoryType::UserMemory)
+                .map(|h| h.memory.id)
+                .collect()
+        };
+        let now = svc
+            .search("p", lexical("where does the user live Beijing Shanghai"))
+            .await
+            .unwrap();
+        assert_eq!(profile_hits(now), vec![new_id.clone()]);
+        let then = svc
+            .search(
+                "p",
+                SearchInput {
+                    query_time: crate::time::parse_str("2022-06-01"),
+                    ..lexical("where does the user live Beijing Shanghai")
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(profile_hits(then), vec![old_id.clone()]);
+    }
+
     async fn fake_service(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
         let embedder: Arc<dyn Embedder> = Arc::new(crate::embed::FakeEmbedder::new(64));
         MemoryService::start(
@@ -1549,7 +2076,9 @@ mod tests {
             .await
             .unwrap();
         let stale = store.get_memories("p", &gone.memory_ids).await.unwrap();
-        svc.delete("p", Some("u"), &gone.memory_ids).await.unwrap();
+        svc.delete("p", Some("u"), &gone.memory_ids, false)
+            .await
+            .unwrap();
         assert_eq!(svc.commit_embeddings(&stale, vector).await.unwrap(), 0);
         svc.embed_pending().await.unwrap();
         let scope = Scope::new("p", "u");
@@ -1608,7 +2137,7 @@ mod tests {
             .await
             .unwrap();
         assert!(hits.is_empty(), "nothing existed at t=1");
-        svc.delete("p", None, &a.memory_ids).await.unwrap();
+        svc.delete("p", None, &a.memory_ids, false).await.unwrap();
         let hits = svc.search("p", dense("green tea")).await.unwrap();
         assert_eq!(hits.len(), 1);
         svc.delete_user("p", "u").await.unwrap();

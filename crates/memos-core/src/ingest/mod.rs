@@ -6,6 +6,7 @@
 pub mod eval;
 pub mod facts;
 pub mod fast;
+pub mod reconcile;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

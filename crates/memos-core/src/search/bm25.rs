@@ -360,10 +360,7 @@ impl Bm25Index {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, Box::new(text_query)),
             (Occur::Must, silent(term_query(f.scope, &scope.key()))),
-            (
-                Occur::Must,
-                silent(term_query(f.status, MemoryStatus::Activated.as_str())),
-            ),
+            (Occur::Must, silent(self.current_at(time.to))),
         ];
         if !time.is_all() {
             clauses.push((
@@ -390,6 +387,28 @@ impl Bm25Index {
                 })
             })
             .collect()
+    }
+
+    /// Memories current at `t`: active ones, plus those archived (superseded) after `t`,
+    /// which were still current then. Without `t`, active ones only.
+    fn current_at(&self, t: Option<Millis>) -> Box<dyn Query> {
+        let f = &self.inner.fields;
+        let active = term_query(f.status, MemoryStatus::Activated.as_str());
+        let Some(t) = t else { return active };
+        let archived_later: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                term_query(f.status, MemoryStatus::Archived.as_str()),
+            ),
+            (
+                Occur::Must,
+                range(f.update_time, Some(t.saturating_add(1)), None),
+            ),
+        ]));
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Should, active),
+            (Occur::Should, archived_later),
+        ]))
     }
 
     /// Ids of every active memory of `scope` that passes `filter` (and `time`): the

@@ -25,7 +25,9 @@ macro_rules! store_conformance {
             write_and_read_back, scopes_are_isolated, upsert_replaces_in_place, deletes_remove,
             list_is_newest_first_and_paged, filters_agree_with_reference, messages_are_in_chat_order,
             tasks_round_trip, delete_user_is_confined, keys_round_trip, scan_visits_everything_once,
-            revision_grows_with_every_write, embeddings_follow_their_memories);
+            revision_grows_with_every_write, embeddings_follow_their_memories,
+            history_is_kept_in_order_and_goes_with_its_memory, a_new_text_drops_the_old_vector,
+            soft_deleted_memories_are_kept_but_not_listed);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -568,4 +570,110 @@ mod embedded {
             dir,
         )
     });
+}
+
+/// History entries come back oldest first, only to their project, and a hard delete (of the
+/// memory or of the user) removes them.
+pub async fn history_is_kept_in_order_and_goes_with_its_memory(store: &dyn MemoryStore) {
+    let a = memory("alice", "c", "I live in Beijing.");
+    let b = memory("alice", "c", "I moved to Shanghai.");
+    let change = |m: &Memory, kind, related: &Memory, t| MemoryChange {
+        memory_id: m.id.clone(),
+        scope: m.scope.clone(),
+        time: t,
+        kind,
+        related_id: Some(related.id.clone()),
+        before: Some(m.value.clone()),
+        note: "moved".into(),
+    };
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![a.clone(), b.clone()],
+            history: vec![
+                change(&a, ChangeKind::Superseded, &b, 10),
+                change(&b, ChangeKind::Supersedes, &a, 10),
+                change(&a, ChangeKind::Updated, &a, 20),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let h = store.history("p", &a.id).await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0], change(&a, ChangeKind::Superseded, &b, 10));
+    assert_eq!(h[1].kind, ChangeKind::Updated);
+    assert!(store.history("other", &a.id).await.unwrap().is_empty());
+    store
+        .write(WriteBatch {
+            delete_memories: vec![a.id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.history("p", &a.id).await.unwrap().is_empty());
+    assert_eq!(store.history("p", &b.id).await.unwrap().len(), 1);
+    store.delete_user(&b.scope).await.unwrap();
+    assert!(store.history("p", &b.id).await.unwrap().is_empty());
+}
+
+/// Rewriting a memory's text drops its vector (it described the old text); other changes
+/// keep it.
+pub async fn a_new_text_drops_the_old_vector(store: &dyn MemoryStore) {
+    let mut m = memory("alice", "c", "I live in Beijing.");
+    let vector = |m: &Memory| Embedding {
+        memory_id: m.id.clone(),
+        scope: m.scope.clone(),
+        model: "m".into(),
+        vector: vec![1.0, 0.0],
+    };
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m.clone()],
+            embeddings: vec![vector(&m)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    m.tags.push("home".into());
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.embeddings(&m.scope, "m").await.unwrap().len(), 1);
+    m.value = "I live in Shanghai.".into();
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.embeddings(&m.scope, "m").await.unwrap().is_empty());
+    assert_eq!(store.missing_embeddings("m", 10).await.unwrap().len(), 1);
+}
+
+/// A soft-deleted memory stays readable by id (for its history) but is never listed.
+pub async fn soft_deleted_memories_are_kept_but_not_listed(store: &dyn MemoryStore) {
+    let kept = memory("alice", "c", "kept");
+    let mut gone = memory("alice", "c", "gone");
+    gone.status = MemoryStatus::Deleted;
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![kept.clone(), gone.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let q = ListQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let page = store.list_memories(&kept.scope, &q).await.unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].id, kept.id);
+    let got = store.get_memories("p", &[gone.id.clone()]).await.unwrap();
+    assert_eq!(got[0].status, MemoryStatus::Deleted);
 }

@@ -83,6 +83,19 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (memory_id, model)
 );
 CREATE INDEX IF NOT EXISTS embeddings_scope ON embeddings (project_id, user_id, model);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    related_id TEXT,
+    before TEXT,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
+CREATE INDEX IF NOT EXISTS history_scope ON history (project_id, user_id);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL,
@@ -392,7 +405,14 @@ impl MemoryStore for EmbeddedStore {
                      info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
                      sources = excluded.sources, update_time = excluded.update_time",
                 )?;
+                // A vector describes a text: when the text changes, the vector goes (the
+                // background embedder makes a new one).
+                let mut stale = tx.prepare_cached(
+                    "DELETE FROM embeddings WHERE memory_id = ?1 AND EXISTS \
+                     (SELECT 1 FROM memories WHERE id = ?1 AND memory_value != ?2)",
+                )?;
                 for m in &batch.upsert_memories {
+                    stale.execute(params![m.id, m.value])?;
                     up.execute(params![
                         m.id,
                         m.scope.project_id,
@@ -415,9 +435,27 @@ impl MemoryStore for EmbeddedStore {
                 }
                 let mut del = tx.prepare_cached("DELETE FROM memories WHERE id = ?")?;
                 let mut del_vec = tx.prepare_cached("DELETE FROM embeddings WHERE memory_id = ?")?;
+                let mut del_hist = tx.prepare_cached("DELETE FROM history WHERE memory_id = ?")?;
                 for id in &batch.delete_memories {
                     del.execute([id])?;
                     del_vec.execute([id])?;
+                    del_hist.execute([id])?;
+                }
+                let mut hist = tx.prepare_cached(
+                    "INSERT INTO history (memory_id, project_id, user_id, time, kind, related_id, before, note) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )?;
+                for h in &batch.history {
+                    hist.execute(params![
+                        h.memory_id,
+                        h.scope.project_id,
+                        h.scope.user_id,
+                        h.time,
+                        h.kind.as_str(),
+                        h.related_id,
+                        h.before,
+                        h.note
+                    ])?;
                 }
                 let mut vec = tx.prepare_cached(
                     "INSERT OR REPLACE INTO embeddings (memory_id, model, project_id, user_id, vector) VALUES (?, ?, ?, ?, ?)",
@@ -484,7 +522,8 @@ impl MemoryStore for EmbeddedStore {
         let (scope, q) = (scope.clone(), q.clone());
         self.with_reader(move |c| {
             let mut params: Vec<SqlValue> = vec![scope.project_id.into(), scope.user_id.into()];
-            let mut cond = "project_id = ? AND user_id = ?".to_string();
+            // Soft-deleted memories are kept for their history but never listed.
+            let mut cond = "project_id = ? AND user_id = ? AND status != 'deleted'".to_string();
             if let Some(conv) = q.conversation_id {
                 cond.push_str(" AND conversation_id = ?");
                 params.push(conv.into());
@@ -574,7 +613,13 @@ impl MemoryStore for EmbeddedStore {
         self.with_writer(move |conn| {
             let tx = conn.transaction()?;
             let p = params![scope.project_id, scope.user_id];
-            let n = tx.execute(
+            // Counted as the client saw them: soft-deleted ones were already gone.
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM memories WHERE project_id = ? AND user_id = ? AND status != 'deleted'",
+                p,
+                |r| r.get(0),
+            )?;
+            tx.execute(
                 "DELETE FROM memories WHERE project_id = ? AND user_id = ?",
                 p,
             )?;
@@ -587,9 +632,13 @@ impl MemoryStore for EmbeddedStore {
                 "DELETE FROM embeddings WHERE project_id = ? AND user_id = ?",
                 p,
             )?;
+            tx.execute(
+                "DELETE FROM history WHERE project_id = ? AND user_id = ?",
+                p,
+            )?;
             let rev = bump_revision(&tx)?;
             tx.commit()?;
-            Ok((n, rev))
+            Ok((n as usize, rev))
         })
         .await
     }
@@ -654,12 +703,39 @@ impl MemoryStore for EmbeddedStore {
         let model = model.to_string();
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE NOT EXISTS \
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE status = 'activated' AND NOT EXISTS \
                  (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = ?) ORDER BY seq LIMIT ?"
             ))?;
             let rows = stmt
                 .query_map(params![model, limit as i64], memory_from_row)?
                 .map(|r| r.map(|(_, m)| m))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>> {
+        let (project_id, memory_id) = (project_id.to_string(), memory_id.to_string());
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT memory_id, project_id, user_id, time, kind, related_id, before, note \
+                 FROM history WHERE memory_id = ? AND project_id = ? ORDER BY seq",
+            )?;
+            let rows = stmt
+                .query_map(params![memory_id, project_id], |r| {
+                    let kind: String = r.get(4)?;
+                    Ok(MemoryChange {
+                        memory_id: r.get(0)?,
+                        scope: Scope::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                        time: r.get(3)?,
+                        kind: ChangeKind::parse(&kind)
+                            .ok_or_else(|| bad_enum("change kind", &kind))?,
+                        related_id: r.get(5)?,
+                        before: r.get(6)?,
+                        note: r.get(7)?,
+                    })
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })

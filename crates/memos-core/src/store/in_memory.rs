@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 use super::{Embedding, ListQuery, MemoryStore, Page, Revision, WriteBatch};
 use crate::error::Result;
-use crate::model::{ApiKey, Memory, MemoryStatus, Message, Millis, Scope, Task, TaskStatus};
+use crate::model::{
+    ApiKey, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task, TaskStatus,
+};
 
 /// A store that lives in memory only.
 #[derive(Debug, Default)]
@@ -28,6 +30,8 @@ struct State {
     keys: Vec<ApiKey>,
     /// (memory id, model) → embedding.
     embeddings: BTreeMap<(String, String), Embedding>,
+    /// In write order.
+    history: Vec<MemoryChange>,
 }
 
 impl InMemoryStore {
@@ -54,6 +58,10 @@ impl MemoryStore for InMemoryStore {
         for m in batch.upsert_memories {
             match s.seq_of.get(&m.id) {
                 Some(&seq) => {
+                    // A vector describes a text: when the text changes, the vector goes.
+                    if s.memories.get(&seq).is_some_and(|old| old.value != m.value) {
+                        s.embeddings.retain(|(id, _), _| *id != m.id);
+                    }
                     s.memories.insert(seq, m);
                 }
                 None => {
@@ -69,7 +77,9 @@ impl MemoryStore for InMemoryStore {
                 s.memories.remove(&seq);
             }
             s.embeddings.retain(|(m, _), _| *m != id);
+            s.history.retain(|h| h.memory_id != id);
         }
+        s.history.extend(batch.history);
         for e in batch.embeddings {
             s.embeddings
                 .insert((e.memory_id.clone(), e.model.clone()), e);
@@ -101,7 +111,7 @@ impl MemoryStore for InMemoryStore {
             .memories
             .values()
             .rev()
-            .filter(|m| &m.scope == scope)
+            .filter(|m| &m.scope == scope && m.status != MemoryStatus::Deleted)
             .filter(|m| {
                 q.conversation_id
                     .as_ref()
@@ -181,6 +191,11 @@ impl MemoryStore for InMemoryStore {
             .filter(|(_, m)| &m.scope == scope)
             .map(|(k, m)| (*k, m.id.clone()))
             .collect();
+        // Counted as the client saw them: soft-deleted ones were already gone.
+        let visible = doomed
+            .iter()
+            .filter(|(seq, _)| s.memories[seq].status != MemoryStatus::Deleted)
+            .count();
         for (seq, id) in &doomed {
             s.memories.remove(seq);
             s.seq_of.remove(id);
@@ -188,8 +203,9 @@ impl MemoryStore for InMemoryStore {
         s.messages.retain(|m| &m.scope != scope);
         s.tasks.retain(|_, t| &t.scope != scope);
         s.embeddings.retain(|_, e| &e.scope != scope);
+        s.history.retain(|h| &h.scope != scope);
         s.revision += 1;
-        Ok((doomed.len(), s.revision))
+        Ok((visible, s.revision))
     }
 
     async fn user_exists(&self, scope: &Scope) -> Result<bool> {
@@ -240,13 +256,25 @@ impl MemoryStore for InMemoryStore {
             .collect())
     }
 
+    async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>> {
+        Ok(self
+            .state()
+            .history
+            .iter()
+            .filter(|h| h.memory_id == memory_id && h.scope.project_id == project_id)
+            .cloned()
+            .collect())
+    }
+
     async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>> {
         let s = self.state();
         Ok(s.memories
             .values()
             .filter(|m| {
-                !s.embeddings
-                    .contains_key(&(m.id.clone(), model.to_string()))
+                m.status == MemoryStatus::Activated
+                    && !s
+                        .embeddings
+                        .contains_key(&(m.id.clone(), model.to_string()))
             })
             .take(limit)
             .cloned()

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::filter::Filter;
-use crate::model::{ApiKey, Memory, Message, Millis, Scope, Task};
+use crate::model::{ApiKey, Memory, MemoryChange, Message, Millis, Scope, Task};
 
 mod embedded;
 mod in_memory;
@@ -32,7 +32,8 @@ pub type Revision = u64;
 pub struct WriteBatch {
     /// Chat-log messages to append. Ids must be new.
     pub messages: Vec<Message>,
-    /// Memories to insert, or replace whole when the id exists.
+    /// Memories to insert, or replace whole when the id exists. Replacing a memory's text
+    /// drops its stored vectors (unless this batch brings new ones).
     pub upsert_memories: Vec<Memory>,
     /// Ids of memories to remove, with their vectors. Unknown ids are ignored; callers
     /// check scope beforehand.
@@ -41,6 +42,8 @@ pub struct WriteBatch {
     pub task: Option<Task>,
     /// Vectors to store (or replace) for memories, written or already stored.
     pub embeddings: Vec<Embedding>,
+    /// History entries to append.
+    pub history: Vec<MemoryChange>,
 }
 
 /// A memory's vector under one embedding model.
@@ -96,6 +99,7 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>>;
 
     /// A scope's memories, newest first, filtered and paged.
+    /// Never lists soft-deleted memories (status `deleted`).
     async fn list_memories(&self, scope: &Scope, query: &ListQuery) -> Result<Page<Memory>>;
 
     /// The newest `limit` messages of a conversation, returned oldest first (chat order).
@@ -115,8 +119,9 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Every task still running, oldest first: the work a restart must finish.
     async fn running_tasks(&self) -> Result<Vec<Task>>;
 
-    /// Removes a user's memories (with their vectors), messages and tasks; returns how many memories went and the
-    /// revision it produced.
+    /// Removes a user's memories (with their vectors and history), messages and tasks;
+    /// returns how many memories the client could still see (soft-deleted ones not
+    /// counted) and the revision it produced.
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)>;
 
     /// Whether a scope holds anything at all (memories or messages).
@@ -138,9 +143,14 @@ pub trait MemoryStore: Send + Sync + 'static {
         model: &str,
     ) -> Result<Vec<(String, Millis, Vec<f32>)>>;
 
-    /// Up to `limit` memories (any scope) that have no vector under `model` yet: the work a
-    /// new or changed embedding model must catch up on.
+    /// Up to `limit` active memories (any scope) that have no vector under `model` yet: the
+    /// work the background embedder catches up on. Archived and deleted ones are never
+    /// searched by vector, so they need none.
     async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>>;
+
+    /// A memory's history, oldest first (empty for an unknown id or another project's).
+    /// Removed with the memory by a (hard) delete.
+    async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>>;
 
     /// Stores a new API key.
     async fn insert_key(&self, key: ApiKey) -> Result<()>;

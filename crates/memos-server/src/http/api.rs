@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use memos_core::filter::Filter;
-use memos_core::service::{ListInput, SearchInput, SearchMode};
+use memos_core::model::MemoryStatus;
+use memos_core::service::{FeedbackInput, ListInput, SearchInput, SearchMode, UpdateInput};
 use memos_core::{Error, time};
 use serde_json::{Value, json};
 
@@ -172,22 +173,35 @@ pub async fn get_message(
     Ok(ok(json!({"message_detail_list": list})))
 }
 
-/// `POST delete/memory`
+/// `POST delete/memory`: by ids, by filter (with `user_id`), or a whole user (erased).
 pub async fn delete_memory(
     State(state): State<AppState>,
     Project(project): Project,
     Body(req): Body<DeleteMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
     let user = req.user_id.filter(|u| !u.is_empty());
-    let deleted = match (req.memory_ids, user) {
-        (Some(ids), user) if !ids.is_empty() => {
+    let hard = req.hard.unwrap_or(false);
+    let filter = parse_filter(req.filter)?;
+    let deleted = match (req.memory_ids, user, filter) {
+        (Some(ids), user, None) if !ids.is_empty() => {
             state
                 .service
-                .delete(&project, user.as_deref(), &ids)
+                .delete(&project, user.as_deref(), &ids, hard)
                 .await?
         }
-        (_, Some(user)) => state.service.delete_user(&project, &user).await?,
-        (Some(_), None) => {
+        (None, Some(user), Some(filter)) => {
+            state
+                .service
+                .delete_matching(&project, &user, &filter, hard)
+                .await?
+        }
+        (Some(ids), _, Some(_)) if !ids.is_empty() => {
+            return Err(Error::invalid("filter", "give memory_ids or a filter, not both").into());
+        }
+        (None, None, Some(_)) => return Err(Error::required("user_id").into()),
+        // A whole user is the privacy path: always erased, chat log and history included.
+        (None, Some(user), None) => state.service.delete_user(&project, &user).await?,
+        (Some(_), _, _) => {
             return Err(Error::input(
                 "memory_ids",
                 "memory_ids is empty",
@@ -195,9 +209,89 @@ pub async fn delete_memory(
             )
             .into());
         }
-        (None, None) => return Err(Error::required("memory_ids or user_id").into()),
+        (None, None, None) => return Err(Error::required("memory_ids or user_id").into()),
     };
-    Ok(ok(json!({"success": true, "deleted_count": deleted})))
+    Ok(ok(
+        json!({"success": true, "deleted_count": deleted, "hard": hard}),
+    ))
+}
+
+/// `POST update/memory`: edit a memory's text, headline, tags or status.
+pub async fn update_memory(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<UpdateMemoryRequest>,
+) -> ApiResult<Json<Value>> {
+    let status = match req.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            MemoryStatus::parse(s)
+                .ok_or_else(|| Error::invalid("status", "status must be activated or archived"))?,
+        ),
+    };
+    let input = UpdateInput {
+        user_id: req.user_id.filter(|u| !u.is_empty()),
+        memory_id: required(req.memory_id, "memory_id")?,
+        value: req.memory_value,
+        key: req.memory_key,
+        tags: req.tags,
+        status,
+        note: None,
+    };
+    let m = state.service.update(&project, input).await?;
+    Ok(ok(
+        json!({"success": true, "memory": MemoryDetail::from(m)}),
+    ))
+}
+
+/// `POST add/feedback`: a correction in the user's words, applied like an add.
+pub async fn add_feedback(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<AddFeedbackRequest>,
+) -> ApiResult<Json<Value>> {
+    let time = match req.feedback_time {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
+            Error::invalid(
+                "feedback_time",
+                "feedback_time must be an ISO 8601 time or epoch milliseconds",
+            )
+        })?),
+    };
+    let input = FeedbackInput {
+        user_id: required(req.user_id, "user_id")?,
+        conversation_id: required(req.conversation_id, "conversation_id")?,
+        content: required(req.feedback_content, "feedback_content")?,
+        time,
+        agent_id: req.agent_id,
+        app_id: req.app_id,
+    };
+    let out = state.service.feedback(&project, input).await?;
+    Ok(ok(json!({
+        "success": true,
+        "task_id": out.task_id,
+        "status": out.status.as_str(),
+        "memory_ids": out.memory_ids,
+    })))
+}
+
+/// `POST get/history`: a memory and every change it went through, oldest first.
+pub async fn get_history(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<GetHistoryRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = required(req.memory_id, "memory_id")?;
+    let user = req.user_id.filter(|u| !u.is_empty());
+    let (m, history) = state
+        .service
+        .history(&project, user.as_deref(), &id)
+        .await?;
+    let history: Vec<ChangeDetail> = history.into_iter().map(ChangeDetail::from).collect();
+    Ok(ok(
+        json!({"memory": MemoryDetail::from(m), "history": history}),
+    ))
 }
 
 /// `POST get/status`

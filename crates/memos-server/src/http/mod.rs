@@ -40,7 +40,10 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/message", post(api::get_message))
         .route("/delete/memory", post(api::delete_memory))
         .route("/get/status", post(api::get_status))
-        .route("/get/profile", post(api::get_profile));
+        .route("/get/profile", post(api::get_profile))
+        .route("/get/history", post(api::get_history))
+        .route("/update/memory", post(api::update_memory))
+        .route("/add/feedback", post(api::add_feedback));
     Router::new()
         .route("/health", get(health))
         .nest(API_PREFIX, api)

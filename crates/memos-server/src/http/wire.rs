@@ -3,7 +3,7 @@
 //! MemOS's 40002 code with the field's name rather than a serde message.
 
 use memos_core::Error;
-use memos_core::model::{Memory, Message, Role, Source, Task};
+use memos_core::model::{Memory, MemoryChange, Message, Role, Source, Task};
 use memos_core::service::{AddInput, NewMessage, SearchHit};
 use memos_core::time;
 use serde::{Deserialize, Serialize};
@@ -269,9 +269,92 @@ pub struct DeleteMemoryRequest {
     /// Memories to delete.
     #[serde(default)]
     pub memory_ids: Option<Vec<String>>,
-    /// With ids: only this user's; alone: every memory of this user.
+    /// With ids: only this user's; with a filter: the user whose matching memories go;
+    /// alone: erase everything of this user.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// Delete the user's memories that match this MemOS filter.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Remove for good, history included (privacy requests). Default: soft delete.
+    #[serde(default)]
+    pub hard: Option<bool>,
+}
+
+/// `update/memory` request. `content` / `title` are the MemOS SDK's names.
+#[derive(Debug, Deserialize)]
+pub struct UpdateMemoryRequest {
+    /// The memory.
+    pub memory_id: Option<String>,
+    /// Only if it is this user's.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// New text.
+    #[serde(default, alias = "content")]
+    pub memory_value: Option<String>,
+    /// New headline.
+    #[serde(default, alias = "title")]
+    pub memory_key: Option<String>,
+    /// New tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// `activated` or `archived`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `add/feedback` request.
+#[derive(Debug, Deserialize)]
+pub struct AddFeedbackRequest {
+    /// The end user.
+    pub user_id: Option<String>,
+    /// The conversation.
+    pub conversation_id: Option<String>,
+    /// The user's correction, in their words.
+    pub feedback_content: Option<String>,
+    /// When (ISO 8601 or epoch ms; default now).
+    #[serde(default)]
+    pub feedback_time: Option<Value>,
+    /// The agent.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// The app.
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+/// `get/history` request.
+#[derive(Debug, Deserialize)]
+pub struct GetHistoryRequest {
+    /// The memory.
+    pub memory_id: Option<String>,
+    /// Only if it is this user's.
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+/// One history entry on the wire.
+#[derive(Debug, Serialize)]
+pub struct ChangeDetail {
+    /// ISO 8601.
+    time: String,
+    /// merged, superseded, supersedes, updated, deleted.
+    kind: &'static str,
+    related_id: Option<String>,
+    before: Option<String>,
+    note: String,
+}
+
+impl From<MemoryChange> for ChangeDetail {
+    fn from(c: MemoryChange) -> Self {
+        Self {
+            time: time::to_iso(c.time),
+            kind: c.kind.as_str(),
+            related_id: c.related_id,
+            before: c.before,
+            note: c.note,
+        }
+    }
 }
 
 /// `get/status` request.

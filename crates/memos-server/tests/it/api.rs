@@ -258,19 +258,42 @@ async fn query_time_hides_later_memories() {
         {"role": "user", "content": "I moved to Shanghai, I live there now.", "chat_time": "2024-01-01T00:00:00Z"}
     ]))
     .await;
+    let values = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|m| m["memory_value"].as_str().unwrap().to_string())
+            .collect()
+    };
     let now = s
         .search(json!({"user_id": "u", "query": "where do I live"}))
         .await;
-    assert_eq!(now.len(), 4);
+    // Both turns, and the current profile item: the move archived the Beijing one.
+    assert_eq!(now.len(), 3, "{:?}", values(&now));
+    assert!(
+        !values(&now)
+            .iter()
+            .any(|v| v.starts_with("[user viewpoint] The user lives in Beijing"))
+    );
     let then = s
         .search(json!({"user_id": "u", "query": "where do I live", "query_time": "2021-06-01"}))
         .await;
-    assert_eq!(then.len(), 2);
+    // Back then: the Beijing turn and the profile item that was current.
+    assert_eq!(then.len(), 2, "{:?}", values(&then));
+    assert!(values(&then).iter().all(|v| v.contains("Beijing")));
+    let archived = then
+        .iter()
+        .find(|m| m["memory_type"] == "UserMemory")
+        .unwrap();
+    assert_eq!(archived["status"], "archived");
+    let (st, v) = s
+        .post("get/history", json!({"memory_id": archived["id"]}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["history"][0]["kind"], "superseded");
     assert!(
-        then[1]["memory_value"]
+        v["data"]["history"][0]["note"]
             .as_str()
             .unwrap()
-            .contains("Beijing")
+            .contains("Shanghai")
     );
 }
 
@@ -648,4 +671,107 @@ async fn stated_preferences_come_back_with_the_search_and_the_profile_groups_fac
         .post_as(&s.other_key, "get/profile", json!({"user_id": "u"}))
         .await;
     assert_eq!(v["data"]["total"], 0, "another project sees no profile");
+}
+
+#[tokio::test]
+async fn edits_feedback_and_soft_or_hard_deletes_keep_a_history() {
+    let s = TestServer::new().await;
+    let ids = s
+        .add(
+            "u",
+            "c",
+            json!([{"role": "user", "content": "I like coffee.", "chat_time": "2025-01-01T08:00:00Z"}]),
+        )
+        .await;
+    let fact = ids[1].clone();
+
+    // update/memory, with the SDK's field names.
+    let (st, v) = s
+        .post(
+            "update/memory",
+            json!({"memory_id": fact, "content": "[user viewpoint] The user likes strong coffee.", "title": "User's coffee"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["memory"]["memory_key"], "User's coffee");
+    let hits = s
+        .search(json!({"user_id": "u", "query": "strong coffee"}))
+        .await;
+    assert_eq!(hits[0]["id"], fact.as_str());
+    let (st, v) = s
+        .post(
+            "update/memory",
+            json!({"memory_id": fact, "status": "gone"}),
+        )
+        .await;
+    assert_error(&(st, v), StatusCode::BAD_REQUEST, 40000, "status");
+    let (st, v) = s
+        .post(
+            "update/memory",
+            json!({"memory_id": "nope", "content": "x"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+
+    // Feedback: the correction words go, the fact supersedes the old one.
+    let (st, v) = s
+        .post(
+            "add/feedback",
+            json!({"user_id": "u", "conversation_id": "c", "feedback_content": "That's wrong, I don't like coffee anymore.", "feedback_time": "2025-06-01T08:00:00Z"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["status"], "completed");
+    let (_, v) = s.post("get/history", json!({"memory_id": fact})).await;
+    let kinds: Vec<&str> = v["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["updated", "superseded"], "{v}");
+    assert_eq!(
+        v["data"]["history"][0]["before"],
+        "[user viewpoint] The user likes coffee."
+    );
+    assert_eq!(v["data"]["memory"]["status"], "archived");
+    let profile = s.post("get/profile", json!({"user_id": "u"})).await.1;
+    let current: Vec<&str> = profile["data"]["profile"][0]["memory_detail_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["memory_value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        current,
+        ["[user viewpoint] The user does not like coffee anymore."]
+    );
+
+    // Soft delete by filter: gone from search and lists, history still readable.
+    let (st, v) = s
+        .post(
+            "delete/memory",
+            json!({"user_id": "u", "filter": {"and": [{"memory_type": "UserMemory"}]}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["deleted_count"], 2);
+    assert_eq!(
+        s.post("get/profile", json!({"user_id": "u"})).await.1["data"]["total"],
+        0
+    );
+    let (st, v) = s.get(&format!("/api/openmem/v1/get/memory/{fact}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (_, v) = s.post("get/history", json!({"memory_id": fact})).await;
+    assert_eq!(
+        v["data"]["history"].as_array().unwrap().last().unwrap()["kind"],
+        "deleted"
+    );
+    // Hard delete (privacy): the history goes too.
+    let (st, v) = s
+        .post("delete/memory", json!({"memory_ids": [fact], "hard": true}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _) = s.post("get/history", json!({"memory_id": fact})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }

@@ -1,0 +1,169 @@
+//! How a new profile fact relates to one the user stated before: the same thing said
+//! again (merge into the old item, keeping its id), a change that contradicts it ("I moved
+//! from Beijing to Shanghai": archive the old item, never delete it), or unrelated.
+//!
+//! Rules, no LLM, and deliberately cautious: a wrong merge or archive hides a true fact,
+//! while a missed one only leaves two items side by side.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::fast::PREFERENCE_TAG;
+use crate::model::{Memory, MemoryType};
+use crate::text;
+
+/// Word overlap (Jaccard) at and above which two facts say the same thing.
+const REPEAT: f32 = 0.75;
+
+/// How a new fact relates to an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// The same fact again.
+    Repeat,
+    /// The new fact replaces the old one.
+    Contradicts,
+    /// Nothing to do.
+    Unrelated,
+}
+
+/// Words that signal a change of state: "now", "moved", "no longer", "现在", "搬到".
+static CHANGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:now|moved|move|no\s+longer|any\s*more|switched|changed|became|become|quit|left|instead|these\s+days|nowadays)\b|现在|搬到|搬去|搬家|不再|改成|换成|已经不|辞职|如今|目前",
+    )
+    .expect("valid regex")
+});
+
+/// Headlines of topics where one value replaces another (one home, one job at a time).
+fn single_valued(key: &str) -> bool {
+    ["home", "work", "居住", "工作"]
+        .iter()
+        .any(|t| key.ends_with(t) || key.contains(&format!("{t} ")))
+}
+
+/// The content words of a profile item, without its viewpoint prefix and subject.
+fn words(m: &Memory) -> HashSet<String> {
+    let body = m
+        .value
+        .split_once("] ")
+        .filter(|_| m.value.starts_with('['))
+        .map_or(m.value.as_str(), |(_, rest)| rest);
+    text::terms(body)
+        .into_iter()
+        .filter(|t| t != "user" && t != "用户")
+        .collect()
+}
+
+fn polarity(m: &Memory) -> Option<&str> {
+    if !m.tags.iter().any(|t| t == PREFERENCE_TAG) {
+        return None;
+    }
+    m.tags
+        .iter()
+        .find(|t| *t == "like" || *t == "dislike")
+        .map(String::as_str)
+}
+
+/// How `new` relates to `old` (both profile items of one user).
+pub fn relate(new: &Memory, old: &Memory) -> Relation {
+    if new.memory_type != MemoryType::UserMemory || old.memory_type != MemoryType::UserMemory {
+        return Relation::Unrelated;
+    }
+    let (a, b) = (words(new), words(old));
+    let shared = a.intersection(&b).count();
+    let union = a.union(&b).count().max(1);
+    let (pa, pb) = (polarity(new), polarity(old));
+    if shared as f32 / union as f32 >= REPEAT && pa == pb {
+        return Relation::Repeat;
+    }
+    // Same topic: the same headline, or (after an edit renamed one) the same topic tag,
+    // which the fast path puts first.
+    let same_topic =
+        new.key == old.key || (!new.tags.is_empty() && new.tags.first() == old.tags.first());
+    if !same_topic {
+        return Relation::Unrelated;
+    }
+    let flipped = pa.is_some() && pb.is_some() && pa != pb && shared > 0;
+    let changed = CHANGE.is_match(&new.value) && (shared > 0 || single_valued(&new.key));
+    if flipped || changed {
+        Relation::Contradicts
+    } else {
+        Relation::Unrelated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{AddContext, fast};
+    use crate::model::{Role, Scope};
+    use crate::store::tests_support::message;
+
+    /// The profile item the fast path makes of one user sentence.
+    fn fact(text: &str) -> Memory {
+        let mut m = message(&Scope::new("p", "u"), "c", text, 1_683_554_160_000);
+        m.role = Role::User;
+        let ctx = AddContext {
+            scope: m.scope.clone(),
+            conversation_id: "c".into(),
+            ..Default::default()
+        };
+        fast::extract(&ctx, &[m], None, 1)
+            .into_iter()
+            .find(|m| m.memory_type == MemoryType::UserMemory)
+            .unwrap_or_else(|| panic!("no fact in {text:?}"))
+    }
+
+    #[test]
+    fn the_same_fact_again_is_a_repeat() {
+        assert_eq!(
+            relate(
+                &fact("I love spicy food."),
+                &fact("I really love spicy food!")
+            ),
+            Relation::Repeat
+        );
+        assert_eq!(
+            relate(&fact("我喜欢吃辣的。"), &fact("我喜欢吃辣的")),
+            Relation::Repeat
+        );
+    }
+
+    #[test]
+    fn a_change_contradicts_the_old_fact() {
+        assert_eq!(
+            relate(
+                &fact("I moved from Beijing to Shanghai."),
+                &fact("I live in Beijing.")
+            ),
+            Relation::Contradicts
+        );
+        assert_eq!(
+            relate(&fact("我现在住在上海。"), &fact("我住在北京。")),
+            Relation::Contradicts
+        );
+        assert_eq!(
+            relate(&fact("I don't like coffee."), &fact("I like coffee.")),
+            Relation::Contradicts,
+            "a flipped preference"
+        );
+    }
+
+    #[test]
+    fn different_facts_are_unrelated() {
+        for (new, old) in [
+            ("I love jazz music.", "I love spicy food."),
+            ("I have two dogs.", "My cat is called Luna."),
+            ("My apartment is near the river.", "I live in Beijing."),
+            ("I like green tea.", "I like coffee."),
+        ] {
+            assert_eq!(
+                relate(&fact(new), &fact(old)),
+                Relation::Unrelated,
+                "{new} / {old}"
+            );
+        }
+    }
+}
