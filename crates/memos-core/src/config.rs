@@ -25,6 +25,46 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The embedding model of the dense retriever.
     pub embed: EmbedConfig,
+    /// The optional LLM extractor (the fine path).
+    pub llm: LlmConfig,
+}
+
+/// An OpenAI-compatible chat-completions endpoint for memory extraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Base URL up to `/v1` (e.g. `http://127.0.0.1:8080/v1`); empty: fast path only.
+    pub base_url: String,
+    /// The model name the server expects.
+    pub model: String,
+    /// Environment variable holding the API key (none needed for local servers).
+    pub api_key_env: String,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Retries after a bad reply, a 429, a 5xx or a timeout.
+    pub max_retries: u32,
+    /// First retry delay; doubles each time.
+    pub backoff_ms: u64,
+    /// Messages per call.
+    pub window: usize,
+    /// `json_schema` (OpenAI, vLLM, llama.cpp, Ollama) or `json_object` (servers that only
+    /// know JSON mode). The reply is checked against the schema either way.
+    pub response_format: String,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            model: "gpt-4o-mini".into(),
+            api_key_env: "MEMOS_LLM_API_KEY".into(),
+            timeout_ms: 60_000,
+            max_retries: 3,
+            backoff_ms: 500,
+            window: 24,
+            response_format: "json_schema".into(),
+        }
+    }
 }
 
 /// Embedding model settings.
@@ -218,6 +258,24 @@ impl Config {
         }
         if s.duplicate_similarity.is_nan() || s.duplicate_similarity <= 0.0 {
             return bad("search.duplicate_similarity", "must be above 0");
+        }
+        let l = &self.llm;
+        if !l.base_url.is_empty()
+            && !(l.base_url.starts_with("http://") || l.base_url.starts_with("https://"))
+        {
+            return bad("llm.base_url", "must start with http:// or https://");
+        }
+        if !matches!(l.response_format.as_str(), "json_schema" | "json_object") {
+            return bad(
+                "llm.response_format",
+                "must be `json_schema` or `json_object`",
+            );
+        }
+        if l.window == 0 || l.timeout_ms == 0 {
+            return bad(
+                "llm.window",
+                "llm.window and llm.timeout_ms must be above 0",
+            );
         }
         if !matches!(s.fusion.as_str(), "score" | "rrf") {
             return bad("search.fusion", "must be `score` or `rrf`");

@@ -16,6 +16,7 @@ use crate::dates;
 use crate::embed::Embedder;
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
 use crate::filter::Filter;
+use crate::ingest::llm::LlmExtractor;
 use crate::ingest::reconcile::{self, Relation};
 use crate::ingest::{AddContext, fast};
 use crate::model::*;
@@ -139,6 +140,8 @@ pub struct AddOutcome {
     pub status: TaskStatus,
     /// Ids of the memories made (sync adds only; async ones report them in the task).
     pub memory_ids: Vec<String>,
+    /// With an LLM configured, a sync add's refinement task (`get/status` tracks it).
+    pub refine_task_id: Option<String>,
 }
 
 /// A search request.
@@ -211,6 +214,8 @@ const EMBED_BATCH: usize = 256;
 const RECONCILE_CANDIDATES: usize = 8;
 /// Longest `memory_key` an edit may set.
 const MAX_KEY_CHARS: usize = 200;
+/// Word overlap at which an LLM item restates a fast-path fact from the same message.
+const REFINE_OVERLAP: f32 = 0.3;
 /// Pages of [`MAX_PAGE_SIZE`] a profile reads at most (2,500 items).
 const PROFILE_PAGES: usize = 50;
 
@@ -228,6 +233,8 @@ pub struct MemoryService {
     embed_wake: Arc<Notify>,
     /// One embedding pass at a time: the worker, or a caller of [`Self::embed_pending`].
     embed_turn: Mutex<()>,
+    /// The fine path, when `llm.base_url` is set.
+    llm: Option<Arc<LlmExtractor>>,
 }
 
 impl std::fmt::Debug for MemoryService {
@@ -273,6 +280,11 @@ impl MemoryService {
         config: Config,
     ) -> Result<Arc<Self>> {
         index.sync_with(store.as_ref()).await?;
+        let llm = if config.llm.base_url.is_empty() {
+            None
+        } else {
+            Some(Arc::new(LlmExtractor::new(config.llm.clone())?))
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let svc = Arc::new(Self {
             store,
@@ -285,6 +297,7 @@ impl MemoryService {
             tasks: tx,
             embed_wake: Arc::new(Notify::new()),
             embed_turn: Mutex::new(()),
+            llm,
         });
         tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
         if svc.embedder.is_some() {
@@ -677,6 +690,7 @@ impl MemoryService {
             info: input.info,
             agent_id: input.agent_id,
             app_id: input.app_id,
+            ..Default::default()
         };
         let mut task = Task {
             id: task_id.clone(),
@@ -710,6 +724,7 @@ impl MemoryService {
                 task_id,
                 status: TaskStatus::Running,
                 memory_ids: vec![],
+                refine_task_id: None,
             });
         }
 
@@ -745,11 +760,150 @@ impl MemoryService {
         wait.await
             .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
         self.embed_wake.notify_one();
+        // The fine path runs after the fast one has answered: its own task, durable, which
+        // refines the ids just handed out in place.
+        let refine_task_id = match &self.llm {
+            Some(_) => Some(self.queue_refinement(&ctx, &task).await?),
+            None => None,
+        };
         Ok(AddOutcome {
             task_id,
             status: TaskStatus::Completed,
             memory_ids: task.memory_ids,
+            refine_task_id,
         })
+    }
+
+    /// Records and queues an LLM refinement of a finished fast-path add.
+    async fn queue_refinement(&self, ctx: &AddContext, source: &Task) -> Result<String> {
+        let now = now_millis();
+        let ctx = AddContext {
+            refine_of: Some(source.id.clone()),
+            fast_ids: source.memory_ids.clone(),
+            ..ctx.clone()
+        };
+        let task = Task {
+            id: uuid::Uuid::new_v4().to_string(),
+            scope: source.scope.clone(),
+            status: TaskStatus::Running,
+            payload: serde_json::to_value(&ctx).expect("context serialises"),
+            memory_ids: vec![],
+            error: None,
+            create_time: now,
+            update_time: now,
+        };
+        drop(
+            self.commit(
+                WriteBatch {
+                    task: Some(task.clone()),
+                    ..Default::default()
+                },
+                vec![],
+            )
+            .await?,
+        );
+        let id = task.id.clone();
+        self.tasks
+            .send(task)
+            .map_err(|_| Error::Unavailable("task worker stopped".into()))?;
+        Ok(id)
+    }
+
+    /// The fine path over `messages`: asks the LLM for memory items, rewrites the fast-path
+    /// items they restate in place (same id, history `updated`), and reconciles the rest
+    /// with the stored memories like any new fact. Returns the ids it wrote.
+    async fn refine(
+        &self,
+        llm: &LlmExtractor,
+        ctx: &AddContext,
+        messages: &[Message],
+        fast_ids: &[String],
+    ) -> Result<Vec<String>> {
+        let now = now_millis();
+        let items = llm.extract(ctx, messages, now).await?;
+        let mut fast: Vec<Memory> = self
+            .store
+            .get_memories(&ctx.scope.project_id, fast_ids)
+            .await?
+            .into_iter()
+            .filter(|m| m.scope == ctx.scope && m.status == MemoryStatus::Activated)
+            .collect();
+        let mut refined: Vec<usize> = Vec::new();
+        let mut ids = Vec::new();
+        let mut history = Vec::new();
+        let mut fresh = Vec::new();
+        for item in items {
+            // The fast fact this item restates: made from a message it names, and
+            // sharing enough words, not already refined by an earlier item.
+            let target = fast.iter().enumerate().position(|(i, f)| {
+                !refined.contains(&i)
+                    && f.memory_type == MemoryType::UserMemory
+                    && item.memory_type == MemoryType::UserMemory
+                    && f.sources
+                        .iter()
+                        .any(|s| item.sources.iter().any(|t| t.message_id == s.message_id))
+                    && reconcile::overlap(&item, f) >= REFINE_OVERLAP
+            });
+            match target {
+                Some(i) => {
+                    let f = &mut fast[i];
+                    history.push(MemoryChange {
+                        memory_id: f.id.clone(),
+                        scope: f.scope.clone(),
+                        time: now,
+                        kind: ChangeKind::Updated,
+                        related_id: None,
+                        before: Some(f.value.clone()),
+                        note: format!("refined by the LLM ({})", llm.model()),
+                    });
+                    f.key = item.key;
+                    f.value = item.value;
+                    f.tags = item.tags;
+                    f.memory_time = item.memory_time;
+                    f.confidence = item.confidence;
+                    f.update_time = now;
+                    refined.push(i);
+                    ids.push(f.id.clone());
+                }
+                None => fresh.push(item),
+            }
+        }
+        let reconciled = self.reconcile(&ctx.scope, fresh, now).await?;
+        ids.extend(reconciled.ids);
+        history.extend(reconciled.history);
+        let mut memories: Vec<Memory> = refined.iter().map(|&i| fast[i].clone()).collect();
+        memories.extend(reconciled.memories);
+        // Refined texts lose their old vectors (the store drops them); the RAM copies go too.
+        let extra: Vec<VectorOp> = refined
+            .iter()
+            .map(|&i| VectorOp::Delete {
+                scope: fast[i].scope.clone(),
+                id: fast[i].id.clone(),
+            })
+            .collect();
+        let ops = memories
+            .iter()
+            .map(|m| IndexOp::Upsert(Box::new(m.clone())))
+            .collect();
+        self.commit_with(
+            WriteBatch {
+                upsert_memories: memories,
+                history,
+                ..Default::default()
+            },
+            ops,
+            extra,
+        )
+        .await?
+        .await
+        .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        self.embed_wake.notify_one();
+        Ok(ids)
+    }
+
+    /// The LLM extractor, when one is configured.
+    pub fn llm(&self) -> Option<&LlmExtractor> {
+        self.llm.as_deref()
     }
 
     /// Relates each new profile fact to what the user said before ([`reconcile::relate`]):
@@ -895,9 +1049,16 @@ impl MemoryService {
     /// and completes it without extracting again, so no memory is made twice.
     async fn process_task(&self, mut task: Task) {
         let result: Result<()> = async {
-            if task.memory_ids.is_empty() {
-                let ctx: AddContext = serde_json::from_value(task.payload.clone())
-                    .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
+            let ctx: AddContext = serde_json::from_value(task.payload.clone())
+                .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
+            if let Some(source) = &ctx.refine_of {
+                let llm = self
+                    .llm
+                    .clone()
+                    .ok_or_else(|| Error::Unavailable("no LLM is configured any more".into()))?;
+                let messages = self.store.task_messages(source).await?;
+                task.memory_ids = self.refine(&llm, &ctx, &messages, &ctx.fast_ids).await?;
+            } else if task.memory_ids.is_empty() {
                 let messages = self.store.task_messages(&task.id).await?;
                 let previous = self
                     .previous_message(&task.scope, &ctx.conversation_id, &messages)
@@ -928,6 +1089,20 @@ impl MemoryService {
                     .await
                     .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
                 self.embed_wake.notify_one();
+                // Async adds wait for the fine path too: `completed` covers both.
+                if let Some(llm) = self.llm.clone() {
+                    let fast_ids = task.memory_ids.clone();
+                    match self.refine(&llm, &ctx, &messages, &fast_ids).await {
+                        Ok(more) => {
+                            for id in more {
+                                if !task.memory_ids.contains(&id) {
+                                    task.memory_ids.push(id);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(task = %task.id, error = %e, "LLM extraction failed; the fast-path memories stand"),
+                    }
+                }
             }
             task.status = TaskStatus::Completed;
             task.update_time = now_millis();
@@ -947,8 +1122,11 @@ impl MemoryService {
         if let Err(e) = result {
             tracing::error!(task = %task.id, error = %e, "add task failed");
             task.status = TaskStatus::Failed;
-            task.error =
-                Some("memory extraction failed; the messages are kept in the chat log".into());
+            task.error = Some(if task.payload.get("refine_of").is_some() {
+                "LLM extraction failed; the fast-path memories stand".into()
+            } else {
+                "memory extraction failed; the messages are kept in the chat log".into()
+            });
             task.update_time = now_millis();
             if let Err(e) = self
                 .commit(

@@ -238,7 +238,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
         Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
-        Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args),
+        Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args).await,
     }
 }
 

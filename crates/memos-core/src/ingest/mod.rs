@@ -1,11 +1,14 @@
 //! Turning chat messages into memory items.
 //!
-//! [`fast`] needs no LLM and runs inline with the add call. An LLM extractor (the "fine"
-//! path) will sit beside it behind the same inputs: an [`AddContext`] and the messages.
+//! [`fast`] needs no LLM and runs inline with the add call; [`facts`] is its profile-fact
+//! finder and [`reconcile`] relates new facts to stored ones. [`llm`] is the fine path: any
+//! OpenAI-compatible endpoint, run after the fast path, refining its items in place.
+//! [`eval`] scores extractors on labelled sentences.
 
 pub mod eval;
 pub mod facts;
 pub mod fast;
+pub mod llm;
 pub mod reconcile;
 
 use serde::{Deserialize, Serialize};
@@ -33,4 +36,10 @@ pub struct AddContext {
     /// The app that sent them.
     #[serde(default)]
     pub app_id: Option<String>,
+    /// For an LLM refinement task: the add task whose messages it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine_of: Option<String>,
+    /// For an LLM refinement task: the fast-path memories it may refine in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fast_ids: Vec<String>,
 }

@@ -66,6 +66,17 @@ fn polarity(m: &Memory) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// Word overlap (Jaccard) of two items' content words, viewpoint prefix and subject left out.
+pub fn overlap(a: &Memory, b: &Memory) -> f32 {
+    let (a, b) = (words(a), words(b));
+    let union = a.union(&b).count();
+    if union == 0 {
+        0.0
+    } else {
+        a.intersection(&b).count() as f32 / union as f32
+    }
+}
+
 /// How `new` relates to `old` (both profile items of one user).
 pub fn relate(new: &Memory, old: &Memory) -> Relation {
     if new.memory_type != MemoryType::UserMemory || old.memory_type != MemoryType::UserMemory {

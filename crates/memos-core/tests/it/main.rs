@@ -1,6 +1,8 @@
-//! memos-core integration tests that need the real embedding models (fetched by
-//! `scripts/fetch-models.sh` into `models/`, or `$MEMOS_MODELS_DIR`).
+//! memos-core integration tests: the real embedding models (fetched by
+//! `scripts/fetch-models.sh` into `models/`, or `$MEMOS_MODELS_DIR`), and the LLM path
+//! against a scripted OpenAI-compatible server on a real socket.
 
 #![allow(unreachable_pub, missing_docs)]
 
+mod llm;
 mod models;

@@ -37,6 +37,9 @@ pub async fn add_message(
 ) -> ApiResult<Json<Value>> {
     let out = state.service.add(&project, req.into_input()?).await?;
     let mut data = json!({"success": true, "task_id": out.task_id, "status": out.status.as_str()});
+    if let Some(t) = &out.refine_task_id {
+        data["refine_task_id"] = json!(t);
+    }
     if !out.memory_ids.is_empty() {
         data["memory_ids"] = json!(out.memory_ids);
     }
@@ -273,6 +276,7 @@ pub async fn add_feedback(
         "task_id": out.task_id,
         "status": out.status.as_str(),
         "memory_ids": out.memory_ids,
+        "refine_task_id": out.refine_task_id,
     })))
 }
 

@@ -64,6 +64,12 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "lexical": "bm25",
             "dense": state.service.embedder().map_or("off: no embedding model loaded".to_string(), |e| e.model_id().to_string()),
         },
-        "extraction": {"fast": true, "llm": "not configured: fast extraction only"},
+        "extraction": {
+            "fast": true,
+            "llm": match state.service.llm() {
+                Some(l) => json!({"model": l.model(), "base_url": cfg.llm.base_url, "usage": l.usage()}),
+                None => json!("not configured: fast extraction only (set llm.base_url)"),
+            },
+        },
     }))
 }

@@ -20,7 +20,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use memos_core::embed::{self, Embedder};
 use memos_core::ingest::{AddContext, fast};
-use memos_core::model::{Message, Role, Scope};
+use memos_core::model::{Memory, Message, Role, Scope};
 use memos_core::store::{EmbeddedStore, Embedding, MemoryStore, WriteBatch};
 use memos_core::{Config, time};
 use rand::rngs::StdRng;
@@ -449,14 +449,21 @@ async fn preload(
             let ctx = AddContext {
                 scope: scope.clone(),
                 conversation_id: conv,
-                tags: vec![],
-                info: Default::default(),
-                agent_id: None,
-                app_id: None,
+                ..Default::default()
             };
             let memories = fast::extract(&ctx, &messages, None, at);
             if let Some(model) = &model {
-                for (m, a) in memories.iter().zip(&activity) {
+                // Every memory (turns and the facts found in them) gets the vector of the
+                // activity its first source message talks about.
+                let activity_of = |m: &Memory| {
+                    let first = &m.sources[0].message_id;
+                    messages
+                        .iter()
+                        .position(|x| &x.message_id == first)
+                        .map_or(0, |i| activity[i])
+                };
+                for m in &memories {
+                    let a = &activity_of(m);
                     // The activity's real embedding, jittered so no two rows are equal.
                     let mut v: Vec<f32> = templates[*a]
                         .iter()

@@ -107,3 +107,32 @@ fn e5_or_none() -> std::path::PathBuf {
         d
     }
 }
+
+#[tokio::test]
+async fn bench_extract_scores_the_fast_path_and_an_llm() {
+    use axum::routing::post;
+    use serde_json::json;
+    // An OpenAI-compatible stand-in that finds nothing: the bench must still run and count.
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            axum::Json(json!({
+                "choices": [{"message": {"role": "assistant", "content": "{\"memories\": []}"}}],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 5}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let out = tokio::process::Command::new(BIN)
+        .args(["bench", "extract", "--llm-url", &url])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("heldout/all"), "{text}");
+    assert!(text.contains("tokens per 100 messages"), "{text}");
+    assert!(text.contains("27 calls"), "{text}");
+}

@@ -1,0 +1,476 @@
+//! The fine path: memory items extracted by any OpenAI-compatible chat-completions endpoint
+//! (OpenAI, vLLM, llama.cpp's server, Ollama, ...).
+//!
+//! One call per window of messages asks for memory items as JSON: key, value, type, tags,
+//! memory_time, preference; third person, the user's language, absolute dates. The request
+//! carries a bounded JSON schema (`response_format: json_schema`, `maxItems` on every list),
+//! or asks for a plain JSON object where a server only knows that dialect; either way the
+//! reply is checked against the same schema here, since not every server enforces it. Bad
+//! replies, 429s, 5xxs and timeouts are retried with exponential backoff; token use is
+//! counted.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AddContext;
+use super::fast::PREFERENCE_TAG;
+use crate::config::LlmConfig;
+use crate::error::{Error, Result};
+use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
+use crate::time;
+
+/// Most items one window may return; the schema says so too.
+pub const MAX_ITEMS: usize = 20;
+const MAX_TAGS: usize = 8;
+const MAX_KEY: usize = 120;
+const MAX_VALUE: usize = 1_000;
+
+/// Token and call counts, cumulative.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Requests sent, retries included.
+    pub calls: u64,
+    /// Requests that were retried (bad reply, 429, 5xx, timeout).
+    pub retries: u64,
+    /// Windows that failed after every retry.
+    pub failures: u64,
+    /// Prompt tokens the server reported.
+    pub prompt_tokens: u64,
+    /// Completion tokens the server reported.
+    pub completion_tokens: u64,
+}
+
+/// An LLM memory extractor.
+#[derive(Debug)]
+pub struct LlmExtractor {
+    client: reqwest::Client,
+    config: LlmConfig,
+    api_key: Option<String>,
+    usage: Mutex<Usage>,
+}
+
+/// Why one attempt failed, and whether another may succeed.
+enum Attempt {
+    Retry(String),
+    Fatal(String),
+}
+
+impl LlmExtractor {
+    /// An extractor for the configured endpoint. The API key comes from the environment
+    /// variable `config.api_key_env` (none is fine for local servers).
+    pub fn new(config: LlmConfig) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()
+            .map_err(|e| Error::Config(format!("llm client: {e}")))?;
+        let api_key = std::env::var(&config.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty());
+        Ok(Self {
+            client,
+            config,
+            api_key,
+            usage: Mutex::new(Usage::default()),
+        })
+    }
+
+    /// The model name, for `/health`.
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// Counts so far.
+    pub fn usage(&self) -> Usage {
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Usage)) {
+        f(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Memory items for `messages`, one call per window of `llm.window` messages.
+    pub async fn extract(
+        &self,
+        ctx: &AddContext,
+        messages: &[Message],
+        now: Millis,
+    ) -> Result<Vec<Memory>> {
+        let chat: Vec<&Message> = messages
+            .iter()
+            .filter(|m| {
+                matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty()
+            })
+            .collect();
+        let mut out = Vec::new();
+        for window in chat.chunks(self.config.window.max(1)) {
+            let items = self
+                .window(window)
+                .await
+                .inspect_err(|_| self.count(|u| u.failures += 1))?;
+            out.extend(items.into_iter().map(|i| i.into_memory(ctx, window, now)));
+        }
+        Ok(out)
+    }
+
+    async fn window(&self, window: &[&Message]) -> Result<Vec<Item>> {
+        let body = self.request(window);
+        let mut last = String::new();
+        for attempt in 0..=self.config.max_retries {
+            if attempt > 0 {
+                self.count(|u| u.retries += 1);
+                let backoff = self
+                    .config
+                    .backoff_ms
+                    .saturating_mul(1 << (attempt - 1).min(6));
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            }
+            match self.call(&body).await {
+                Ok(items) => return Ok(items),
+                Err(Attempt::Fatal(e)) => return Err(Error::Unavailable(format!("llm: {e}"))),
+                Err(Attempt::Retry(e)) => {
+                    tracing::warn!(attempt, error = %e, "llm extraction attempt failed");
+                    last = e;
+                }
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "llm: gave up after {} attempts: {last}",
+            self.config.max_retries + 1
+        )))
+    }
+
+    async fn call(&self, body: &Value) -> std::result::Result<Vec<Item>, Attempt> {
+        self.count(|u| u.calls += 1);
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
+        let mut req = self.client.post(&url).json(body);
+        if let Some(k) = &self.api_key {
+            req = req.bearer_auth(k);
+        }
+        let started = Instant::now();
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                Attempt::Retry(format!(
+                    "timed out after {} ms",
+                    started.elapsed().as_millis()
+                ))
+            } else {
+                Attempt::Retry(format!("request failed: {e}"))
+            }
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Attempt::Retry(format!("reading the reply: {e}")))?;
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Attempt::Retry(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(Attempt::Fatal(format!("HTTP {status}: {}", snippet(&text))));
+        }
+        let reply: Value = serde_json::from_str(&text)
+            .map_err(|e| Attempt::Retry(format!("reply is not JSON: {e}")))?;
+        if let Some(u) = reply.get("usage") {
+            let (p, c) = (
+                u["prompt_tokens"].as_u64().unwrap_or(0),
+                u["completion_tokens"].as_u64().unwrap_or(0),
+            );
+            self.count(|x| {
+                x.prompt_tokens += p;
+                x.completion_tokens += c;
+            });
+        }
+        let content = reply["choices"][0]["message"]["content"]
+            .as_str()
+            .ok_or_else(|| Attempt::Retry("reply has no choices[0].message.content".into()))?;
+        parse_items(content).map_err(Attempt::Retry)
+    }
+
+    fn request(&self, window: &[&Message]) -> Value {
+        let transcript: Vec<String> = window
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let who = match (&m.name, m.role) {
+                    (Some(n), _) if !n.trim().is_empty() => n.trim().to_string(),
+                    (_, Role::User) => "user".into(),
+                    _ => "assistant".into(),
+                };
+                format!(
+                    "[{i}] {} {who}: {}",
+                    time::to_iso(m.chat_time),
+                    m.content.trim()
+                )
+            })
+            .collect();
+        let response_format = if self.config.response_format == "json_object" {
+            json!({"type": "json_object"})
+        } else {
+            json!({"type": "json_schema", "json_schema": {"name": "memories", "strict": true, "schema": schema()}})
+        };
+        json!({
+            "model": self.config.model,
+            "temperature": 0,
+            "response_format": response_format,
+            "messages": [
+                {"role": "system", "content": PROMPT},
+                {"role": "user", "content": transcript.join("\n")},
+            ],
+        })
+    }
+}
+
+const PROMPT: &str = "You turn a chat transcript into long-term memory items about the user. \
+Return only JSON: {\"memories\": [{\"key\": short topic headline, \"value\": one self-contained \
+statement in the third person (\"The user ...\", or the speaker's name), \"type\": \"UserMemory\" \
+for facts about the user themself or \"LongTermMemory\" for anything else worth remembering, \
+\"tags\": up to 8 keywords, \"memory_time\": the date the statement is about as YYYY-MM-DD \
+(resolve words like 'yesterday' against the message time) or null, \"preference\": \"like\", \
+\"dislike\" or null, \"sources\": indexes [n] of the messages it comes from}]}. Write every item \
+in the language of the messages it comes from. At most 20 items; skip greetings and small talk.";
+
+/// The JSON schema sent with `json_schema` requests and enforced on every reply.
+pub fn schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["memories"],
+        "properties": {
+            "memories": {
+                "type": "array",
+                "maxItems": MAX_ITEMS,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["key", "value", "type", "tags", "memory_time", "preference", "sources"],
+                    "properties": {
+                        "key": {"type": "string", "maxLength": MAX_KEY},
+                        "value": {"type": "string", "maxLength": MAX_VALUE},
+                        "type": {"type": "string", "enum": ["UserMemory", "LongTermMemory"]},
+                        "tags": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": 40}},
+                        "memory_time": {"type": ["string", "null"]},
+                        "preference": {"type": ["string", "null"], "enum": ["like", "dislike", null]},
+                        "sources": {"type": "array", "maxItems": MAX_ITEMS, "items": {"type": "integer", "minimum": 0}}
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One checked item of a reply.
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    key: String,
+    value: String,
+    memory_type: MemoryType,
+    tags: Vec<String>,
+    memory_time: Option<Millis>,
+    preference: Option<String>,
+    sources: Vec<usize>,
+}
+
+impl Item {
+    fn into_memory(self, ctx: &AddContext, window: &[&Message], now: Millis) -> Memory {
+        let mut sources: Vec<Source> = self
+            .sources
+            .iter()
+            .filter_map(|&i| window.get(i))
+            .map(|m| Source::from(*m))
+            .collect();
+        if sources.is_empty() {
+            sources = window.iter().map(|m| Source::from(*m)).collect();
+        }
+        let said = window.last().map_or(now, |m| m.chat_time);
+        let mut tags = self.tags;
+        if let Some(p) = self.preference {
+            tags.push(PREFERENCE_TAG.to_string());
+            tags.push(p);
+        }
+        for t in &ctx.tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        let conversation_id = window.first().map_or_else(
+            || ctx.conversation_id.clone(),
+            |m| m.conversation_id.clone(),
+        );
+        Memory {
+            id: uuid::Uuid::new_v4().to_string(),
+            scope: ctx.scope.clone(),
+            conversation_id,
+            key: self.key,
+            value: self.value,
+            memory_type: self.memory_type,
+            memory_time: Some(self.memory_time.unwrap_or(said)),
+            status: MemoryStatus::Activated,
+            confidence: 0.85,
+            tags,
+            info: ctx.info.clone(),
+            agent_id: ctx.agent_id.clone(),
+            app_id: ctx.app_id.clone(),
+            sources,
+            create_time: now,
+            update_time: now,
+        }
+    }
+}
+
+fn snippet(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+/// Parses and checks a reply's content against [`schema`]. Accepts the JSON wrapped in a
+/// Markdown fence, which `json_object`-only servers sometimes add.
+fn parse_items(content: &str) -> std::result::Result<Vec<Item>, String> {
+    let trimmed = content.trim();
+    let body = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|r| r.trim_end().strip_suffix("```"))
+        .unwrap_or(trimmed);
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("content is not JSON: {e}"))?;
+    let list = v
+        .get("memories")
+        .and_then(Value::as_array)
+        .ok_or("content has no `memories` array")?;
+    if list.len() > MAX_ITEMS {
+        return Err(format!("{} items, at most {MAX_ITEMS} allowed", list.len()));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, it)| check_item(it).map_err(|e| format!("memories[{i}]: {e}")))
+        .collect()
+}
+
+fn check_item(it: &Value) -> std::result::Result<Item, String> {
+    let text = |field: &str, max: usize| -> std::result::Result<String, String> {
+        let s = it[field]
+            .as_str()
+            .ok_or(format!("`{field}` must be a string"))?
+            .trim()
+            .to_string();
+        if s.is_empty() {
+            return Err(format!("`{field}` is empty"));
+        }
+        if s.chars().count() > max {
+            return Err(format!("`{field}` is longer than {max}"));
+        }
+        Ok(s)
+    };
+    let memory_type = match it["type"].as_str() {
+        Some("UserMemory") => MemoryType::UserMemory,
+        Some("LongTermMemory") => MemoryType::LongTermMemory,
+        other => {
+            return Err(format!(
+                "`type` must be UserMemory or LongTermMemory, not {other:?}"
+            ));
+        }
+    };
+    let tags = match &it["tags"] {
+        Value::Null => vec![],
+        Value::Array(a) if a.len() <= MAX_TAGS => a
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or("`tags` must hold strings")
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Value::Array(_) => return Err(format!("more than {MAX_TAGS} tags")),
+        _ => return Err("`tags` must be an array".into()),
+    };
+    let memory_time = match &it["memory_time"] {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => {
+            Some(time::parse_str(s).ok_or(format!("`memory_time` {s:?} is not a date"))?)
+        }
+        _ => return Err("`memory_time` must be a string or null".into()),
+    };
+    let preference = match &it["preference"] {
+        Value::Null => None,
+        Value::String(s) if s == "like" || s == "dislike" => Some(s.clone()),
+        other => {
+            return Err(format!(
+                "`preference` must be like, dislike or null, not {other}"
+            ));
+        }
+    };
+    let sources = match &it["sources"] {
+        Value::Null => vec![],
+        Value::Array(a) if a.len() <= MAX_ITEMS => a
+            .iter()
+            .map(|n| {
+                n.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or("`sources` must hold indexes")
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        _ => return Err("`sources` must be an array of indexes".into()),
+    };
+    Ok(Item {
+        key: text("key", MAX_KEY)?,
+        value: text("value", MAX_VALUE)?,
+        memory_type,
+        tags,
+        memory_time,
+        preference,
+        sources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(extra: Value) -> Value {
+        let mut v = json!({"key": "User's food", "value": "The user likes tea.", "type": "UserMemory",
+            "tags": ["tea"], "memory_time": null, "preference": "like", "sources": [0]});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    #[test]
+    fn replies_are_checked_against_the_schema() {
+        let ok = json!({"memories": [item(json!({}))]}).to_string();
+        assert_eq!(parse_items(&ok).unwrap()[0].value, "The user likes tea.");
+        let fenced = format!("```json\n{ok}\n```");
+        assert_eq!(parse_items(&fenced).unwrap().len(), 1);
+        for bad in [
+            "not json".to_string(),
+            json!({"items": []}).to_string(),
+            json!({"memories": [item(json!({"type": "Fact"}))]}).to_string(),
+            json!({"memories": [item(json!({"value": ""}))]}).to_string(),
+            json!({"memories": [item(json!({"memory_time": "someday"}))]}).to_string(),
+            json!({"memories": [item(json!({"preference": "love"}))]}).to_string(),
+            json!({"memories": vec![item(json!({})); MAX_ITEMS + 1]}).to_string(),
+        ] {
+            assert!(parse_items(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_list_in_the_schema_is_bounded() {
+        fn walk(v: &Value, path: &str) {
+            if v["type"] == "array" {
+                assert!(v.get("maxItems").is_some(), "{path} has no maxItems");
+            }
+            if let Some(o) = v.as_object() {
+                for (k, x) in o {
+                    walk(x, &format!("{path}.{k}"));
+                }
+            }
+        }
+        walk(&schema(), "schema");
+    }
+}
