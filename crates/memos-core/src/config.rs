@@ -260,9 +260,8 @@ impl Config {
             return bad("search.duplicate_similarity", "must be above 0");
         }
         let l = &self.llm;
-        if !l.base_url.is_empty()
-            && !(l.base_url.starts_with("http://") || l.base_url.starts_with("https://"))
-        {
+        let scheme_ok = l.base_url.starts_with("http://") || l.base_url.starts_with("https://");
+        if !(l.base_url.is_empty() || scheme_ok) {
             return bad("llm.base_url", "must start with http:// or https://");
         }
         if !matches!(l.response_format.as_str(), "json_schema" | "json_object") {
