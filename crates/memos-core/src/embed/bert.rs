@@ -3,8 +3,8 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -17,8 +17,11 @@ use crate::error::{Error, Result};
 /// Longest input in tokens. Memory turns are short; longer ones keep their start.
 const MAX_TOKENS: usize = 256;
 /// Texts per forward pass: enough to amortise overhead, small enough for short padding and
-/// for a waiting query to get its turn within a fraction of a second.
-const BATCH: usize = 8;
+/// for a waiting query to get its turn quickly.
+const BATCH: usize = 4;
+/// While searches arrive this recently, memories are embedded at most half of the time, so
+/// a query finds the CPU idle as often as not.
+const QUERY_QUIET_MS: u64 = 2_000;
 
 /// A BERT sentence embedder.
 pub struct BertEmbedder {
@@ -30,6 +33,9 @@ pub struct BertEmbedder {
     /// Queries waiting for a turn. A search waits on its query vector, while memories are
     /// embedded in the background, so document batches step aside while this is non-zero.
     queries_waiting: AtomicUsize,
+    /// When the last query was embedded (ms since `started`).
+    last_query: AtomicU64,
+    started: Instant,
     model_id: String,
     dim: usize,
     query_prefix: &'static str,
@@ -114,6 +120,8 @@ impl BertEmbedder {
             tokenizer,
             turn: Mutex::new(()),
             queries_waiting: AtomicUsize::new(0),
+            last_query: AtomicU64::new(0),
+            started: Instant::now(),
             model_id,
             dim: config.hidden_size,
             query_prefix,
@@ -170,8 +178,17 @@ impl BertEmbedder {
                 }
                 self.turn.lock().unwrap_or_else(|e| e.into_inner())
             };
+            let began = Instant::now();
             for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
                 out[i] = v;
+            }
+            drop(_turn);
+            let now = self.started.elapsed().as_millis() as u64;
+            if query {
+                self.last_query.store(now, Ordering::Relaxed);
+            } else if now.saturating_sub(self.last_query.load(Ordering::Relaxed)) < QUERY_QUIET_MS {
+                // Searches are running: leave the cores idle as long as this batch took.
+                std::thread::sleep(began.elapsed());
             }
         }
         Ok(out)

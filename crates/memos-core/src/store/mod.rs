@@ -6,8 +6,9 @@
 //! without their memories or a task marked done without its results; each write bumps a
 //! revision number that indexes record to know whether they are current.
 //!
-//! Backends: [`EmbeddedStore`] (SQLite, the default) and [`InMemoryStore`] (a fast twin
-//! for tests). Both pass the suite in [`conformance`].
+//! Backends: [`EmbeddedStore`] (SQLite, the default), [`PostgresStore`] (PostgreSQL with
+//! pgvector, for several servers over one database) and [`InMemoryStore`] (a fast twin for
+//! tests). All pass the suite in [`conformance`].
 
 use async_trait::async_trait;
 
@@ -17,12 +18,14 @@ use crate::model::{ApiKey, Memory, MemoryChange, Message, Millis, Scope, Task};
 
 mod embedded;
 mod in_memory;
+mod postgres;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
 pub use embedded::EmbeddedStore;
 pub use in_memory::InMemoryStore;
+pub use postgres::PostgresStore;
 
 /// A monotonically increasing number that every write bumps.
 pub type Revision = u64;

@@ -6,3 +6,4 @@
 
 mod llm;
 mod models;
+mod postgres;
