@@ -107,10 +107,15 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `embedded` (SQLite + tantivy in `data_dir`) or `memory` (nothing persisted).
+    /// `embedded` (SQLite + tantivy in `data_dir`), `postgres` (the database at `url`, the
+    /// lexical index in `data_dir`) or `memory` (nothing persisted).
     pub backend: String,
     /// Directory of the embedded store and its indexes.
     pub data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://user:pass@host:5432/db`), for `backend = "postgres"`.
+    pub url: String,
+    /// Most database connections per server.
+    pub max_connections: usize,
 }
 
 /// Search settings.
@@ -171,6 +176,8 @@ impl Default for StoreConfig {
         Self {
             backend: "embedded".into(),
             data_dir: PathBuf::from("./memos-data"),
+            url: String::new(),
+            max_connections: 16,
         }
     }
 }
@@ -234,8 +241,17 @@ impl Config {
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");
         }
-        if !matches!(self.store.backend.as_str(), "embedded" | "memory") {
-            return bad("store.backend", "must be `embedded` or `memory`");
+        if !matches!(
+            self.store.backend.as_str(),
+            "embedded" | "memory" | "postgres"
+        ) {
+            return bad(
+                "store.backend",
+                "must be `embedded`, `postgres` or `memory`",
+            );
+        }
+        if self.store.backend == "postgres" && self.store.url.trim().is_empty() {
+            return bad("store.url", "the postgres backend needs a database URL");
         }
         let s = &self.search;
         if s.max_limit == 0 || s.default_limit == 0 || s.default_limit > s.max_limit {

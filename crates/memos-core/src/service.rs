@@ -24,7 +24,8 @@ use crate::search::bm25::{Bm25Index, IndexOp};
 use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
 use crate::search::{Candidate, TimeRange, fusion};
 use crate::store::{
-    EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, WriteBatch,
+    EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, PostgresStore,
+    WriteBatch,
 };
 
 /// An edit of one memory (`update/memory`); `None` leaves a field as it is.
@@ -261,6 +262,14 @@ impl MemoryService {
         let (store, index): (Arc<dyn MemoryStore>, Bm25Index) = match config.store.backend.as_str()
         {
             "memory" => (Arc::new(InMemoryStore::new()), Bm25Index::open(None)?),
+            "postgres" => {
+                let store =
+                    PostgresStore::connect(&config.store.url, config.store.max_connections).await?;
+                // The lexical index is local to this server, rebuilt from the database when
+                // it is behind.
+                let index = Bm25Index::open(Some(&config.store.data_dir.join("index")))?;
+                (Arc::new(store), index)
+            }
             _ => {
                 let dir = &config.store.data_dir;
                 (

@@ -72,9 +72,13 @@ struct ServeArgs {
     /// Port to listen on (0 picks a free one and prints it).
     #[arg(long)]
     port: Option<u16>,
-    /// Storage backend: `embedded` (SQLite + tantivy in the data directory) or `memory`.
+    /// Storage backend: `embedded` (SQLite + tantivy in the data directory), `postgres` or
+    /// `memory`.
     #[arg(long, value_name = "BACKEND")]
     store: Option<String>,
+    /// Database URL for `--store postgres` (postgres://user:pass@host:5432/db).
+    #[arg(long, value_name = "URL")]
+    store_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +227,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if let Some(p) = args.port {
                 cfg.server.port = p;
+            }
+            if let Some(u) = args.store_url {
+                cfg.store.url = u;
             }
             if let Some(s) = args.store {
                 cfg.store.backend = s;

@@ -20,9 +20,15 @@ pub struct Server {
 impl Server {
     /// Starts the binary on `data_dir` with `MEMOS_API_KEY=key` and waits until it listens.
     pub fn start(data_dir: &Path, key: &str) -> Server {
+        Self::start_with(data_dir, key, &[])
+    }
+
+    /// [`Self::start`] with more `serve` flags.
+    pub fn start_with(data_dir: &Path, key: &str, flags: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .env("MEMOS_API_KEY", key)
             .env("MEMOS__EMBED__MODEL_DIR", e5_dir())
             .env("MEMOS_LOG", "warn")

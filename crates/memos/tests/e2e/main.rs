@@ -6,4 +6,5 @@
 mod bench;
 mod common;
 mod crash;
+mod postgres;
 mod seed;
