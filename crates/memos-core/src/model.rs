@@ -221,6 +221,9 @@ pub struct Memory {
     pub app_id: Option<String>,
     /// The messages it was made from, oldest first.
     pub sources: Vec<Source>,
+    /// Why the extractor believes it, when it said (the LLM path's reasoning for an
+    /// implicit preference, say); none for verbatim turns and rule-made facts.
+    pub reasoning: Option<String>,
     /// When it was first stored.
     pub create_time: Millis,
     /// When it last changed.

@@ -116,6 +116,7 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
         agent_id: ctx.agent_id.clone(),
         app_id: ctx.app_id.clone(),
         sources,
+        reasoning: None,
         create_time: now,
         update_time: now,
     }
@@ -164,6 +165,7 @@ fn fact_memories(ctx: &AddContext, m: &Message, now: Millis) -> Vec<Memory> {
                 agent_id: ctx.agent_id.clone(),
                 app_id: ctx.app_id.clone(),
                 sources: vec![Source::from(m)],
+                reasoning: None,
                 create_time: now,
                 update_time: now,
             }

@@ -27,6 +27,9 @@ pub const MAX_ITEMS: usize = 20;
 const MAX_TAGS: usize = 8;
 const MAX_KEY: usize = 120;
 const MAX_VALUE: usize = 1_000;
+const MAX_REASONING: usize = 300;
+/// Tag on preferences the LLM inferred rather than heard.
+pub const IMPLICIT_TAG: &str = "implicit_preference";
 
 /// Token and call counts, cumulative.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -232,7 +235,9 @@ statement in the third person (\"The user ...\", or the speaker's name), \"type\
 for facts about the user themself or \"LongTermMemory\" for anything else worth remembering, \
 \"tags\": up to 8 keywords, \"memory_time\": the date the statement is about as YYYY-MM-DD \
 (resolve words like 'yesterday' against the message time) or null, \"preference\": \"like\", \
-\"dislike\" or null, \"sources\": indexes [n] of the messages it comes from}]}. Write every item \
+\"dislike\" or null, \"preference_type\": \"explicit\" when the user said it, \"implicit\" when \
+you infer it from what they did or asked, or null, \"reasoning\": for an implicit preference, one \
+sentence on why, else null, \"sources\": indexes [n] of the messages it comes from}]}. Write every item \
 in the language of the messages it comes from. At most 20 items; skip greetings and small talk.";
 
 /// The JSON schema sent with `json_schema` requests and enforced on every reply.
@@ -248,7 +253,7 @@ pub fn schema() -> Value {
                 "items": {
                     "type": "object",
                     "additionalProperties": false,
-                    "required": ["key", "value", "type", "tags", "memory_time", "preference", "sources"],
+                    "required": ["key", "value", "type", "tags", "memory_time", "preference", "preference_type", "reasoning", "sources"],
                     "properties": {
                         "key": {"type": "string", "maxLength": MAX_KEY},
                         "value": {"type": "string", "maxLength": MAX_VALUE},
@@ -256,6 +261,8 @@ pub fn schema() -> Value {
                         "tags": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": 40}},
                         "memory_time": {"type": ["string", "null"]},
                         "preference": {"type": ["string", "null"], "enum": ["like", "dislike", null]},
+                        "preference_type": {"type": ["string", "null"], "enum": ["explicit", "implicit", null]},
+                        "reasoning": {"type": ["string", "null"], "maxLength": MAX_REASONING},
                         "sources": {"type": "array", "maxItems": MAX_ITEMS, "items": {"type": "integer", "minimum": 0}}
                     }
                 }
@@ -273,6 +280,8 @@ struct Item {
     tags: Vec<String>,
     memory_time: Option<Millis>,
     preference: Option<String>,
+    implicit: bool,
+    reasoning: Option<String>,
     sources: Vec<usize>,
 }
 
@@ -292,6 +301,9 @@ impl Item {
         if let Some(p) = self.preference {
             tags.push(PREFERENCE_TAG.to_string());
             tags.push(p);
+            if self.implicit {
+                tags.push(IMPLICIT_TAG.to_string());
+            }
         }
         for t in &ctx.tags {
             if !tags.contains(t) {
@@ -317,6 +329,7 @@ impl Item {
             agent_id: ctx.agent_id.clone(),
             app_id: ctx.app_id.clone(),
             sources,
+            reasoning: self.reasoning,
             create_time: now,
             update_time: now,
         }
@@ -404,6 +417,23 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
             ));
         }
     };
+    let implicit = match &it["preference_type"] {
+        Value::Null => false,
+        Value::String(s) if s == "explicit" => false,
+        Value::String(s) if s == "implicit" => true,
+        other => {
+            return Err(format!(
+                "`preference_type` must be explicit, implicit or null, not {other}"
+            ));
+        }
+    };
+    let reasoning = match &it["reasoning"] {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) if s.chars().count() <= MAX_REASONING => Some(s.trim().to_string()),
+        Value::String(_) => return Err(format!("`reasoning` is longer than {MAX_REASONING}")),
+        _ => return Err("`reasoning` must be a string or null".into()),
+    };
     let sources = match &it["sources"] {
         Value::Null => vec![],
         Value::Array(a) if a.len() <= MAX_ITEMS => a
@@ -423,6 +453,8 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
         tags,
         memory_time,
         preference,
+        implicit,
+        reasoning,
         sources,
     })
 }
@@ -453,6 +485,9 @@ mod tests {
             json!({"memories": [item(json!({"value": ""}))]}).to_string(),
             json!({"memories": [item(json!({"memory_time": "someday"}))]}).to_string(),
             json!({"memories": [item(json!({"preference": "love"}))]}).to_string(),
+            json!({"memories": [item(json!({"preference_type": "maybe"}))]}).to_string(),
+            json!({"memories": [item(json!({"reasoning": "x".repeat(MAX_REASONING + 1)}))]})
+                .to_string(),
             json!({"memories": vec![item(json!({})); MAX_ITEMS + 1]}).to_string(),
         ] {
             assert!(parse_items(&bad).is_err(), "{bad}");

@@ -60,6 +60,7 @@ pub async fn write_and_read_back(store: &dyn MemoryStore) {
     let mut m = memory("alice", "c1", "I love spicy food but not oily hotpot.");
     m.info.insert("scene".into(), json!("chat"));
     m.agent_id = Some("agent".into());
+    m.reasoning = Some("said so twice".into());
     m.tags = vec!["food".into(), "辣".into()];
     m.sources = vec![Source {
         message_id: "m1".into(),

@@ -108,7 +108,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 "#;
 
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
-     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time";
+     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
 
 const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
 
@@ -159,6 +159,15 @@ impl EmbeddedStore {
         let path = dir.join("memos.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
+        // Columns added after the first release: older files get them on open.
+        let has_reasoning: bool = writer.query_row(
+            "SELECT count(*) FROM pragma_table_info('memories') WHERE name = 'reasoning'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has_reasoning {
+            writer.execute_batch("ALTER TABLE memories ADD COLUMN reasoning TEXT")?;
+        }
         let readers = (0..READERS)
             .map(|_| open_connection(&path).map(Mutex::new))
             .collect::<Result<_>>()?;
@@ -247,6 +256,7 @@ fn memory_from_row(r: &Row<'_>) -> rusqlite::Result<(u64, Memory)> {
             sources: from_json(&r.get::<_, String>(15)?)?,
             create_time: r.get(16)?,
             update_time: r.get(17)?,
+            reasoning: r.get(18)?,
         },
     ))
 }
@@ -397,13 +407,14 @@ impl MemoryStore for EmbeddedStore {
                 let mut up = tx.prepare_cached(
                     "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
                      memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
-                     create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     create_time, update_time, reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
                      memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
                      memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
                      status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
                      info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
-                     sources = excluded.sources, update_time = excluded.update_time",
+                     sources = excluded.sources, update_time = excluded.update_time, \
+                     reasoning = excluded.reasoning",
                 )?;
                 // A vector describes a text: when the text changes, the vector goes (the
                 // background embedder makes a new one).
@@ -430,7 +441,8 @@ impl MemoryStore for EmbeddedStore {
                         m.app_id,
                         json(&m.sources),
                         m.create_time,
-                        m.update_time
+                        m.update_time,
+                        m.reasoning
                     ])?;
                 }
                 let mut del = tx.prepare_cached("DELETE FROM memories WHERE id = ?")?;

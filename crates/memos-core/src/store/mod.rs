@@ -201,6 +201,7 @@ pub mod tests_support {
             agent_id: None,
             app_id: None,
             sources: vec![],
+            reasoning: None,
             create_time: now,
             update_time: now,
         }

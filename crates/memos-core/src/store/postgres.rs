@@ -20,7 +20,8 @@ use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
 
 /// Numbered schema migrations; each runs once, in order, in its own transaction.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE memos_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO memos_meta (key, value) VALUES ('revision', 0);
 CREATE TABLE memories (
@@ -104,10 +105,12 @@ CREATE TABLE api_keys (
     create_time BIGINT NOT NULL,
     revoked_time BIGINT
 );
-"#];
+"#,
+    "ALTER TABLE memories ADD COLUMN reasoning TEXT;",
+];
 
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
-     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time";
+     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
 const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
 const TASK_COLUMNS: &str =
     "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
@@ -246,6 +249,7 @@ fn memory_from_row(r: &Row) -> Result<(u64, Memory)> {
             sources: from_json(r.get(15), "sources")?,
             create_time: r.get(16),
             update_time: r.get(17),
+            reasoning: r.get(18),
         },
     ))
 }
@@ -399,13 +403,14 @@ impl MemoryStore for PostgresStore {
                 .prepare(
                     "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
                      memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
-                     create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                     create_time, update_time, reasoning) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                      ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
                      memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
                      memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
                      status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
                      info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
-                     sources = excluded.sources, update_time = excluded.update_time",
+                     sources = excluded.sources, update_time = excluded.update_time, \
+                     reasoning = excluded.reasoning",
                 )
                 .await
                 .map_err(pg)?;
@@ -431,6 +436,7 @@ impl MemoryStore for PostgresStore {
                         &json(&m.sources),
                         &m.create_time,
                         &m.update_time,
+                        &m.reasoning,
                     ],
                 )
                 .await

@@ -156,7 +156,11 @@ fn items() -> Value {
         {"key": "User's food preferences", "value": "The user loves spicy Sichuan food, but not oily hotpot.",
          "type": "UserMemory", "tags": ["food", "spicy"], "memory_time": "2023-05-08", "preference": "like", "sources": [0]},
         {"key": "Trip plans", "value": "The user plans a trip to Chengdu in June 2023.",
-         "type": "LongTermMemory", "tags": ["travel"], "memory_time": null, "preference": null, "sources": [0]}
+         "type": "LongTermMemory", "tags": ["travel"], "memory_time": null, "preference": null, "sources": [0]},
+        {"key": "User's travel preferences", "value": "The user seems to like trips to places known for their food.",
+         "type": "UserMemory", "tags": ["travel"], "memory_time": null, "preference": "like",
+         "preference_type": "implicit", "reasoning": "They plan a trip right after saying how much they love spicy food.",
+         "sources": [0]}
     ]})
 }
 
@@ -191,14 +195,40 @@ async fn the_llm_refines_fast_facts_in_place_and_adds_what_rules_missed() {
             .unwrap()
             .starts_with("[user viewpoint]")
     );
-    // The trip item is new.
-    let trip = task
-        .memory_ids
+    // The trip item and the inferred preference are new.
+    let mut new = Vec::new();
+    for id in task.memory_ids.iter().filter(|id| !fast_ids.contains(id)) {
+        new.push(svc.history("p", Some("u"), id).await.unwrap().0);
+    }
+    assert!(
+        new.iter()
+            .any(|m| m.value == "The user plans a trip to Chengdu in June 2023.")
+    );
+    let inferred = new
         .iter()
-        .find(|id| !fast_ids.contains(id))
+        .find(|m| {
+            m.tags
+                .iter()
+                .any(|t| t == memos_core::ingest::llm::IMPLICIT_TAG)
+        })
+        .expect("the implicit preference is kept as one");
+    assert!(inferred.reasoning.as_ref().unwrap().contains("right after"));
+    let prefs = svc
+        .search_preferences(
+            "p",
+            &memos_core::service::SearchInput {
+                user_id: "u".into(),
+                query: "trips food places".into(),
+                ..Default::default()
+            },
+            6,
+        )
+        .await
         .unwrap();
-    let (m, _) = svc.history("p", Some("u"), trip).await.unwrap();
-    assert_eq!(m.value, "The user plans a trip to Chengdu in June 2023.");
+    assert!(
+        prefs.iter().any(|h| h.memory.id == inferred.id),
+        "{prefs:?}"
+    );
 
     // The request: the bounded schema, the transcript, and the counted tokens.
     let req = &script.requests.lock().unwrap()[0];

@@ -3,6 +3,7 @@
 //! MemOS's 40002 code with the field's name rather than a serde message.
 
 use memos_core::Error;
+use memos_core::ingest::llm::IMPLICIT_TAG;
 use memos_core::model::{Memory, MemoryChange, Message, Role, Source, Task};
 use memos_core::service::{AddInput, NewMessage, SearchHit};
 use memos_core::time;
@@ -177,9 +178,9 @@ pub struct PreferenceDetail {
     id: String,
     /// The preference in the third person, without the viewpoint prefix.
     preference: String,
-    /// `explicit_preference`: the user said it in so many words.
+    /// `explicit_preference` (the user said it) or `implicit_preference` (the LLM inferred it).
     preference_type: &'static str,
-    /// Why it is believed: the user said so, and when.
+    /// Why it is believed: the LLM's reasoning for an inferred one, else when the user said it.
     reasoning: String,
     /// `like` or `dislike`.
     polarity: &'static str,
@@ -201,13 +202,20 @@ impl From<SearchHit> for PreferenceDetail {
             .map_or(m.value.as_str(), |(_, rest)| rest)
             .to_string();
         let said = m.sources.first().map(|s| time::to_date(s.chat_time));
+        let implicit = m.tags.iter().any(|t| t == IMPLICIT_TAG);
         Self {
             id: m.id,
             preference,
-            preference_type: "explicit_preference",
-            reasoning: said.map_or_else(String::new, |day| {
-                format!("Stated by the user in their own words on {day}.")
-            }),
+            preference_type: if implicit {
+                "implicit_preference"
+            } else {
+                "explicit_preference"
+            },
+            reasoning: match (&m.reasoning, said) {
+                (Some(r), _) => r.clone(),
+                (None, Some(day)) => format!("Stated by the user in their own words on {day}."),
+                (None, None) => String::new(),
+            },
             polarity: if m.tags.iter().any(|t| t == "dislike") {
                 "dislike"
             } else {
@@ -495,5 +503,54 @@ impl From<Task> for TaskDetail {
             create_time: t.create_time,
             update_time: t.update_time,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memos_core::model::{MemoryStatus, MemoryType, Scope};
+
+    use super::*;
+
+    fn preference(tags: &[&str], reasoning: Option<&str>) -> Value {
+        let m = Memory {
+            id: "m".into(),
+            scope: Scope::new("p", "u"),
+            conversation_id: "c".into(),
+            key: "User's travel preferences".into(),
+            value: "[user viewpoint] The user likes night trains.".into(),
+            memory_type: MemoryType::UserMemory,
+            memory_time: None,
+            status: MemoryStatus::Activated,
+            confidence: 0.9,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            info: Map::new(),
+            agent_id: None,
+            app_id: None,
+            sources: vec![],
+            reasoning: reasoning.map(str::to_string),
+            create_time: 1,
+            update_time: 1,
+        };
+        let hit = SearchHit {
+            memory_type: m.memory_type,
+            relativity: 0.5,
+            memory: m,
+        };
+        serde_json::to_value(PreferenceDetail::from(hit)).unwrap()
+    }
+
+    #[test]
+    fn preferences_say_whether_they_were_said_or_inferred_and_why() {
+        let said = preference(&["preference", "like"], None);
+        assert_eq!(said["preference_type"], "explicit_preference");
+        assert_eq!(said["preference"], "The user likes night trains.");
+        assert_eq!(said["polarity"], "like");
+        let inferred = preference(
+            &["preference", "like", IMPLICIT_TAG],
+            Some("Books sleeper cabins every trip."),
+        );
+        assert_eq!(inferred["preference_type"], "implicit_preference");
+        assert_eq!(inferred["reasoning"], "Books sleeper cabins every trip.");
     }
 }
