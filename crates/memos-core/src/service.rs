@@ -67,7 +67,7 @@ pub struct FeedbackInput {
 /// Correction words at the start of feedback, which are not part of the fact.
 static CORRECTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)^\s*(?:(?:no|nope|wrong|not true|that's wrong|that is wrong|that's not (?:right|true)|that is not (?:right|true)|actually|correction|不对|错了|不是的|不是这样|其实|纠正一下)[\s,，.。!！:：;；]*)+",
+        r"(?i)^\s*(?:(?:(?:no|nope|wrong|not true|that's wrong|that is wrong|that's not (?:right|true)|that is not (?:right|true)|actually|correction)\b|不对|错了|不是的|不是这样|其实|纠正一下)[\s,，.。!！:：;；]*)+",
     )
     .expect("valid regex")
 });
@@ -2120,6 +2120,23 @@ mod tests {
             assert_eq!(all.len(), 3);
             assert_eq!(all[1], other.memory_ids[0]);
         }
+    }
+
+    #[test]
+    fn feedback_loses_its_correction_words_only() {
+        assert_eq!(
+            strip_correction("No, that's wrong: I'm vegetarian now."),
+            "I'm vegetarian now."
+        );
+        assert_eq!(strip_correction("不对，我现在吃素。"), "我现在吃素。");
+        assert_eq!(
+            strip_correction("Nobody told you I moved?"),
+            "Nobody told you I moved?"
+        );
+        assert_eq!(
+            strip_correction("Actually I live in Lyon."),
+            "I live in Lyon."
+        );
     }
 
     #[tokio::test]
