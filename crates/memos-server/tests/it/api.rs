@@ -775,3 +775,43 @@ async fn edits_feedback_and_soft_or_hard_deletes_keep_a_history() {
     let (st, _) = s.post("get/history", json!({"memory_id": fact})).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn chinese_repeats_merge_and_changes_archive_in_the_embedded_store() {
+    let s = TestServer::new().await;
+    let first = s
+        .add("u", "c", json!([{"role": "user", "content": "我喜欢吃辣的。", "chat_time": "2024-01-01T08:00:00Z"}]))
+        .await;
+    let again = s
+        .add("u", "c", json!([{"role": "user", "content": "我很喜欢吃辣的！", "chat_time": "2024-02-01T08:00:00Z"}]))
+        .await;
+    assert_eq!(again[1], first[1], "the repeat reports the first fact's id");
+    let (_, v) = s.post("get/history", json!({"memory_id": first[1]})).await;
+    assert_eq!(v["data"]["history"][0]["kind"], "merged");
+    assert_eq!(v["data"]["memory"]["sources"].as_array().unwrap().len(), 2);
+
+    let home = s
+        .add("u", "c", json!([{"role": "user", "content": "我住在北京。", "chat_time": "2024-03-01T08:00:00Z"}]))
+        .await;
+    s.add("u", "c", json!([{"role": "user", "content": "我现在搬到上海了。", "chat_time": "2024-06-01T08:00:00Z"}]))
+        .await;
+    let (_, v) = s.post("get/history", json!({"memory_id": home[1]})).await;
+    assert_eq!(v["data"]["memory"]["status"], "archived", "{v}");
+    assert_eq!(v["data"]["history"][0]["kind"], "superseded");
+    let (_, v) = s.post("get/profile", json!({"user_id": "u"})).await;
+    let values: Vec<&str> = v["data"]["profile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["memory_detail_list"].as_array().unwrap())
+        .map(|m| m["memory_value"].as_str().unwrap())
+        .collect();
+    assert!(
+        values.contains(&"[用户观点] 用户现在搬到上海了。"),
+        "{values:?}"
+    );
+    assert!(
+        !values.iter().any(|v| v.contains("北京")),
+        "archived items leave the profile: {values:?}"
+    );
+}
