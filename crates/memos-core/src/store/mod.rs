@@ -1,6 +1,6 @@
 //! Durable storage: the [`MemoryStore`] trait and its backends.
 //!
-//! The store is the source of truth. Every index (BM25 today, vectors next) is derived from
+//! The store is the source of truth. Every index (BM25, the in-RAM vectors) is derived from
 //! it and can be rebuilt from [`MemoryStore::scan_memories`]. Writes go through
 //! [`MemoryStore::write`] as one atomic [`WriteBatch`], so a crash never leaves messages
 //! without their memories or a task marked done without its results; each write bumps a
