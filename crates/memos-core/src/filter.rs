@@ -115,6 +115,14 @@ pub fn canonical_info_value(v: &Value) -> Option<String> {
 }
 
 impl Filter {
+    /// A filter of one condition, built in code rather than parsed.
+    pub fn only(condition: Condition) -> Filter {
+        Filter {
+            logic: Logic::And,
+            conditions: vec![condition],
+        }
+    }
+
     /// Parses a filter. `null` or `{}` mean no filter.
     pub fn parse(v: &Value) -> Result<Option<Filter>> {
         let obj = match v {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::dates;
 use crate::embed::Embedder;
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
-use crate::filter::Filter;
+use crate::filter::{Condition, Filter, Logic};
 use crate::ingest::llm::LlmExtractor;
 use crate::ingest::reconcile::{self, Relation};
 use crate::ingest::{AddContext, fast};
@@ -771,8 +771,7 @@ impl MemoryService {
                 ops,
             )
             .await?;
-        wait.await
-            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        indexed(wait).await?;
         self.embed_wake.notify_one();
         // The fine path runs after the fast one has answered: its own task, durable, which
         // refines the ids just handed out in place.
@@ -899,18 +898,19 @@ impl MemoryService {
             .iter()
             .map(|m| IndexOp::Upsert(Box::new(m.clone())))
             .collect();
-        self.commit_with(
-            WriteBatch {
-                upsert_memories: memories,
-                history,
-                ..Default::default()
-            },
-            ops,
-            extra,
+        indexed(
+            self.commit_with(
+                WriteBatch {
+                    upsert_memories: memories,
+                    history,
+                    ..Default::default()
+                },
+                ops,
+                extra,
+            )
+            .await?,
         )
-        .await?
-        .await
-        .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        .await?;
         self.embed_wake.notify_one();
         Ok(ids)
     }
@@ -939,7 +939,7 @@ impl MemoryService {
             out.memories = extracted;
             return Ok(out);
         }
-        let profile = Filter::parse(&serde_json::json!({"and": [{"memory_type": "UserMemory"}]}))?;
+        let profile = Filter::only(Condition::MemoryType(MemoryType::UserMemory));
         for new in extracted {
             if new.memory_type != MemoryType::UserMemory {
                 out.ids.push(new.id.clone());
@@ -958,7 +958,7 @@ impl MemoryService {
             let hits = self.index.search(
                 scope,
                 &new.value,
-                profile.as_ref(),
+                Some(&profile),
                 TimeRange::default(),
                 RECONCILE_CANDIDATES,
             )?;
@@ -1098,10 +1098,7 @@ impl MemoryService {
                     history,
                     ..Default::default()
                 };
-                self.commit(batch, ops)
-                    .await?
-                    .await
-                    .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+                indexed(self.commit(batch, ops).await?).await?;
                 self.embed_wake.notify_one();
                 // Async adds wait for the fine path too: `completed` covers both.
                 if let Some(llm) = self.llm.clone() {
@@ -1323,13 +1320,11 @@ impl MemoryService {
         input: &SearchInput,
         limit: usize,
     ) -> Result<Vec<SearchHit>> {
-        let only = Filter::parse(
-            &serde_json::json!({"and": [{"tags": {"contains": fast::PREFERENCE_TAG}}]}),
-        )?
-        .expect("a non-empty filter");
+        // Tags compare lower-cased, as a parsed `contains` condition does.
+        let only = Filter::only(Condition::TagContains(fast::PREFERENCE_TAG.to_lowercase()));
         let filter = match &input.filter {
             None => only,
-            Some(f) if f.logic == crate::filter::Logic::And => {
+            Some(f) if f.logic == Logic::And => {
                 let mut f = f.clone();
                 f.conditions.extend(only.conditions);
                 f
@@ -1363,7 +1358,7 @@ impl MemoryService {
     ) -> Result<Vec<(String, Vec<Memory>)>> {
         self.check_user(user_id)?;
         let scope = Scope::new(project_id, user_id);
-        let filter = Filter::parse(&serde_json::json!({"and": [{"memory_type": "UserMemory"}]}))?;
+        let filter = Some(Filter::only(Condition::MemoryType(MemoryType::UserMemory)));
         let mut groups: Vec<(String, Vec<Memory>)> = Vec::new();
         let mut page = 0;
         loop {
@@ -1602,8 +1597,7 @@ impl MemoryService {
             (batch, ops)
         };
         let wait = self.commit_with(batch, ops, vector_ops).await?;
-        wait.await
-            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        indexed(wait).await?;
         Ok(unique.len())
     }
 
@@ -1734,10 +1728,7 @@ impl MemoryService {
             ..Default::default()
         };
         let ops = vec![IndexOp::Upsert(Box::new(m.clone()))];
-        self.commit_with(batch, ops, extra)
-            .await?
-            .await
-            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        indexed(self.commit_with(batch, ops, extra).await?).await?;
         self.embed_wake.notify_one();
         Ok(m)
     }
@@ -1792,9 +1783,7 @@ impl MemoryService {
                     .enqueue(vec![IndexOp::DeleteScope(scope)], revision)?,
             )
         };
-        wait.1
-            .await
-            .map_err(|_| Error::Unavailable("index writer stopped".into()))??;
+        indexed(wait.1).await?;
         Ok(wait.0)
     }
 }
@@ -1853,6 +1842,13 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Waits until the index writer has committed a write's changes: from then on they are
+/// searchable.
+async fn indexed(wait: oneshot::Receiver<Result<()>>) -> Result<()> {
+    wait.await
+        .map_err(|_| Error::Unavailable("index writer stopped".into()))?
 }
 
 /// Loads the configured embedding model, or explains why dense search is off.
