@@ -376,6 +376,15 @@ fn english(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
     None
 }
 
+/// 上 (last) is one back, 下 (next) one on, 这 / 本 (this) none.
+fn zh_shift(r: &str) -> i32 {
+    match r {
+        "上" => -1,
+        "下" => 1,
+        _ => 0,
+    }
+}
+
 fn chinese(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
     let phrase = c.get(0)?.as_str();
     let g = |n: &str| c.name(n).map(|m| m.as_str());
@@ -421,35 +430,23 @@ fn chinese(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
         return None;
     }
     if let Some(r) = g("wkend_rel") {
-        let shift = match r {
-            "上" => -1,
-            "下" => 1,
-            _ => 0,
-        };
+        let shift = zh_shift(r);
         return Some(days(
-            monday_of(today) + Duration::weeks(shift) + Duration::days(5),
+            monday_of(today) + Duration::weeks(shift as i64) + Duration::days(5),
             2,
             phrase,
         ));
     }
     if let Some(r) = g("wk_rel") {
-        let shift = match r {
-            "上" => -1,
-            "下" => 1,
-            _ => 0,
-        };
-        let monday = monday_of(today) + Duration::weeks(shift);
+        let shift = zh_shift(r);
+        let monday = monday_of(today) + Duration::weeks(shift as i64);
         return Some(match g("wk_d").and_then(zh_weekday) {
             Some(d) => days(monday + Duration::days(d as i64), 1, phrase),
             None => days(monday, 7, phrase),
         });
     }
     if let Some(r) = g("mon_rel") {
-        let shift = match r {
-            "上" => -1,
-            "下" => 1,
-            _ => 0,
-        };
+        let shift = zh_shift(r);
         let d = add_months(today, shift);
         return month_window(d.year(), d.month(), phrase);
     }

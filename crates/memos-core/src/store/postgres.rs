@@ -348,20 +348,25 @@ fn filter_sql(f: &Filter, params: &mut Params) -> String {
     format!("({})", parts.join(join))
 }
 
+/// Takes the revision row and returns the next revision. Taken first in every write
+/// transaction, the row lock orders concurrent writers, on one server or many.
+async fn bump_revision(tx: &deadpool_postgres::Transaction<'_>) -> Result<i64> {
+    Ok(tx
+        .query_one(
+            "UPDATE memos_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .get(0))
+}
+
 #[async_trait]
 impl MemoryStore for PostgresStore {
     async fn write(&self, batch: WriteBatch) -> Result<Revision> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        // Taking the revision row first orders concurrent writers, on one server or many.
-        let rev: i64 = tx
-            .query_one(
-                "UPDATE memos_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
-                &[],
-            )
-            .await
-            .map_err(pg)?
-            .get(0);
+        let rev = bump_revision(&tx).await?;
         if !batch.messages.is_empty() {
             let ins = tx
                 .prepare(&format!(
@@ -663,14 +668,7 @@ impl MemoryStore for PostgresStore {
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let rev: i64 = tx
-            .query_one(
-                "UPDATE memos_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
-                &[],
-            )
-            .await
-            .map_err(pg)?
-            .get(0);
+        let rev = bump_revision(&tx).await?;
         let p: [&(dyn ToSql + Sync); 2] = [&scope.project_id, &scope.user_id];
         // Counted as the client saw them: soft-deleted ones were already gone.
         let n: i64 = tx
