@@ -36,12 +36,20 @@ pub struct Fact {
 impl Fact {
     /// The headline: "User's food preferences", "用户的饮食".
     pub fn key(&self) -> String {
+        match (self.zh, self.preference.is_some()) {
+            (false, _) => format!("User's {}", self.topic_tag()),
+            (true, false) => format!("用户的{}", self.topic_tag()),
+            (true, true) => format!("用户的{}偏好", self.topic_tag()),
+        }
+    }
+
+    /// The topic as a tag, in the fact's language: "food and drink", "food preferences", "饮食".
+    pub fn topic_tag(&self) -> String {
         let (en, zh) = self.topic.labels();
         match (self.zh, self.preference.is_some()) {
-            (false, false) => format!("User's {en}"),
-            (false, true) => format!("User's {} preferences", self.topic.preference_label()),
-            (true, false) => format!("用户的{zh}"),
-            (true, true) => format!("用户的{zh}偏好"),
+            (true, _) => zh.to_string(),
+            (false, false) => en.to_string(),
+            (false, true) => format!("{} preferences", self.topic.preference_label()),
         }
     }
 }

@@ -131,10 +131,7 @@ fn fact_memories(ctx: &AddContext, m: &Message, now: Millis) -> Vec<Memory> {
     facts::user_facts(&m.content, m.chat_time, m.name.as_deref())
         .into_iter()
         .map(|f| {
-            let mut tags = vec![f.key().trim_start_matches("User's ").to_string()];
-            if f.zh {
-                tags[0] = f.topic.labels().1.to_string();
-            }
+            let mut tags = vec![f.topic_tag()];
             if let Some(p) = f.preference {
                 tags.push(PREFERENCE_TAG.to_string());
                 tags.push(p.as_str().to_string());
