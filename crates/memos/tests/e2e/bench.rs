@@ -1,68 +1,58 @@
 //! The benchmark commands run (on a small slice) and print their figures.
 
-use std::process::Command;
+use crate::common::{BIN, e5_dir, memos, shared_dir};
 
-use crate::common::{BIN, e5_dir, shared_dir};
+/// Runs `memos bench ...` (each bench keeps its data in temporary directories of its own)
+/// and returns what it printed.
+fn bench(args: &[&str]) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    memos(args, scratch.path())
+}
 
 #[test]
 fn bench_retrieval_runs_on_a_slice_of_locomo() {
     let Some(shared) = shared_dir() else { return };
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "retrieval",
-            "--cases",
-            "1",
-            "--questions",
-            "12",
-            "--data",
-        ])
-        .arg(shared.join("bench/locomo.jsonl"))
-        .arg("--model-dir")
-        .arg(e5_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let data = shared.join("bench/locomo.jsonl");
+    let model = e5_dir();
+    let text = bench(&[
+        "bench",
+        "retrieval",
+        "--cases",
+        "1",
+        "--questions",
+        "12",
+        "--data",
+        data.to_str().unwrap(),
+        "--model-dir",
+        model.to_str().unwrap(),
+    ]);
     assert!(text.contains("== bm25"), "{text}");
     assert!(text.contains("session/all"), "{text}");
     assert!(text.contains("search latency ms"), "{text}");
-    if !e5_dir().as_os_str().is_empty() {
+    if !model.as_os_str().is_empty() {
         assert!(text.contains("== hybrid"), "{text}");
     }
 }
 
 #[test]
 fn bench_load_runs_small() {
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "load",
-            "--memories",
-            "300",
-            "--user-size",
-            "100",
-            "--big-user",
-            "100",
-            "--seconds",
-            "2",
-            "--clients",
-            "2",
-            "--model-dir",
-        ])
-        .arg(e5_or_none())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let model = e5_or_none();
+    let text = bench(&[
+        "bench",
+        "load",
+        "--memories",
+        "300",
+        "--user-size",
+        "100",
+        "--big-user",
+        "100",
+        "--seconds",
+        "2",
+        "--clients",
+        "2",
+        "--model-dir",
+        model.to_str().unwrap(),
+    ]);
     for figure in [
         "search, user of 100: p50",
         "search, users of 100: p50",
@@ -76,36 +66,22 @@ fn bench_load_runs_small() {
 
 #[test]
 fn bench_embed_runs() {
-    if e5_dir().as_os_str().is_empty() {
+    let model = e5_dir();
+    if model.as_os_str().is_empty() {
         return;
     }
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "embed",
-            "--queries",
-            "5",
-            "--documents",
-            "8",
-            "--model-dir",
-        ])
-        .arg(e5_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = bench(&[
+        "bench",
+        "embed",
+        "--queries",
+        "5",
+        "--documents",
+        "8",
+        "--model-dir",
+        model.to_str().unwrap(),
+    ]);
     assert!(text.contains("query embedding: p50"), "{text}");
     assert!(text.contains("memories/s"), "{text}");
-}
-
-/// The e5 directory, or `none` (BM25 only) when the models were not fetched.
-fn e5_or_none() -> std::path::PathBuf {
-    let d = e5_dir();
-    if d.as_os_str().is_empty() {
-        "none".into()
-    } else {
-        d
-    }
 }
 
 #[tokio::test]
@@ -135,4 +111,14 @@ async fn bench_extract_scores_the_fast_path_and_an_llm() {
     assert!(text.contains("heldout/all"), "{text}");
     assert!(text.contains("tokens per 100 messages"), "{text}");
     assert!(text.contains("27 calls"), "{text}");
+}
+
+/// The e5 directory, or `none` (BM25 only) when the models were not fetched.
+fn e5_or_none() -> std::path::PathBuf {
+    let d = e5_dir();
+    if d.as_os_str().is_empty() {
+        "none".into()
+    } else {
+        d
+    }
 }
