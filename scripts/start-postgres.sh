@@ -31,5 +31,5 @@ rm -rf "$ROOT/data"
   "-c listen_addresses=127.0.0.1 -p $PGPORT -k $ROOT -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
   start >&2
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -qAt \
-  -c "CREATE EXTENSION IF NOT EXISTS vector" >&2
+  -c "CREATE EXTENSION IF NOT EXISTS vector" -c "CREATE EXTENSION IF NOT EXISTS btree_gin" >&2
 echo "postgres://postgres@127.0.0.1:$PGPORT/postgres"

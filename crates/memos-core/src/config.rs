@@ -116,6 +116,10 @@ pub struct StoreConfig {
     pub url: String,
     /// Most database connections per server.
     pub max_connections: usize,
+    /// How long a worker holds an async add task without renewing it (it renews every
+    /// third of this while it works). When a server dies, another takes its tasks over
+    /// this long after its last renewal.
+    pub task_lease_ms: u64,
 }
 
 /// Search settings.
@@ -178,6 +182,7 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("./memos-data"),
             url: String::new(),
             max_connections: 16,
+            task_lease_ms: 30_000,
         }
     }
 }

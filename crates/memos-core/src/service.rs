@@ -24,7 +24,7 @@ use crate::search::bm25::{Bm25Index, IndexOp};
 use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
 use crate::search::{Candidate, TimeRange, fusion};
 use crate::store::{
-    EmbeddedStore, Embedding, InMemoryStore, ListQuery, MemoryStore, Page, PostgresStore,
+    EmbeddedStore, Embedding, InMemoryStore, Lease, ListQuery, MemoryStore, Page, PostgresStore,
     WriteBatch,
 };
 
@@ -223,7 +223,9 @@ const PROFILE_PAGES: usize = 50;
 /// The memory service.
 pub struct MemoryService {
     store: Arc<dyn MemoryStore>,
-    index: Bm25Index,
+    /// The lexical index of this process; `None` when the store searches itself
+    /// ([`MemoryStore::search`]), as a store shared by several servers does.
+    index: Option<Bm25Index>,
     embedder: Option<Arc<dyn Embedder>>,
     vectors: VectorIndex,
     query_cache: std::sync::Mutex<HashMap<String, Arc<Vec<f32>>>>,
@@ -236,12 +238,14 @@ pub struct MemoryService {
     embed_turn: Mutex<()>,
     /// The fine path, when `llm.base_url` is set.
     llm: Option<Arc<LlmExtractor>>,
+    /// This service's name on the task leases it holds; new at every start.
+    worker_id: String,
 }
 
 impl std::fmt::Debug for MemoryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryService")
-            .field("index", &self.index.path())
+            .field("index", &self.index.as_ref().and_then(Bm25Index::path))
             .finish()
     }
 }
@@ -259,36 +263,53 @@ impl MemoryService {
     pub async fn open(config: Config) -> Result<Arc<Self>> {
         config.validate()?;
         let embedder = load_embedder(&config)?;
-        let (store, index): (Arc<dyn MemoryStore>, Bm25Index) = match config.store.backend.as_str()
-        {
-            "memory" => (Arc::new(InMemoryStore::new()), Bm25Index::open(None)?),
-            "postgres" => {
-                let store =
-                    PostgresStore::connect(&config.store.url, config.store.max_connections).await?;
-                // The lexical index is local to this server, rebuilt from the database when
-                // it is behind.
-                let index = Bm25Index::open(Some(&config.store.data_dir.join("index")))?;
-                (Arc::new(store), index)
-            }
-            _ => {
-                let dir = &config.store.data_dir;
-                (
-                    Arc::new(EmbeddedStore::open(dir)?),
-                    Bm25Index::open(Some(&dir.join("index")))?,
-                )
-            }
-        };
+        let (store, index): (Arc<dyn MemoryStore>, Option<Bm25Index>) =
+            match config.store.backend.as_str() {
+                "memory" => (Arc::new(InMemoryStore::new()), None),
+                // Searches run in the database, where every server sees every write.
+                "postgres" => (
+                    Arc::new(
+                        PostgresStore::connect(&config.store.url, config.store.max_connections)
+                            .await?,
+                    ),
+                    None,
+                ),
+                _ => {
+                    let dir = &config.store.data_dir;
+                    (
+                        Arc::new(EmbeddedStore::open(dir)?),
+                        Some(Bm25Index::open(Some(&dir.join("index")))?),
+                    )
+                }
+            };
         Self::start(store, index, embedder, config).await
     }
 
-    /// Builds a service over given parts (tests, other backends).
+    /// Builds a service over given parts (tests, other backends). `index` is the lexical
+    /// index of this process (one in RAM when `None`); a store that searches itself
+    /// ([`MemoryStore::search`]) needs none.
     pub async fn start(
         store: Arc<dyn MemoryStore>,
-        index: Bm25Index,
+        index: Option<Bm25Index>,
         embedder: Option<Arc<dyn Embedder>>,
         config: Config,
     ) -> Result<Arc<Self>> {
-        index.sync_with(store.as_ref()).await?;
+        let index = match store.search() {
+            Some(search) => {
+                if let Some(e) = &embedder {
+                    search.prepare_vectors(e.model_id(), e.dim()).await?;
+                }
+                None
+            }
+            None => {
+                let index = match index {
+                    Some(i) => i,
+                    None => Bm25Index::open(None)?,
+                };
+                index.sync_with(store.as_ref()).await?;
+                Some(index)
+            }
+        };
         let llm = if config.llm.base_url.is_empty() {
             None
         } else {
@@ -307,22 +328,48 @@ impl MemoryService {
             embed_wake: Arc::new(Notify::new()),
             embed_turn: Mutex::new(()),
             llm,
+            worker_id: uuid::Uuid::new_v4().to_string(),
         });
         tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
         if svc.embedder.is_some() {
             tokio::spawn(embed_worker(Arc::downgrade(&svc), svc.embed_wake.clone()));
         }
-        let pending = svc.store.running_tasks().await?;
-        if !pending.is_empty() {
+        let pending = svc.claim_orphaned_tasks().await?;
+        if pending > 0 {
             tracing::info!(
-                tasks = pending.len(),
+                tasks = pending,
                 "resuming add tasks interrupted by the last shutdown"
             );
         }
-        for t in pending {
-            let _ = svc.tasks.send(t);
-        }
+        tokio::spawn(task_claimer(Arc::downgrade(&svc)));
         Ok(svc)
+    }
+
+    /// A lease on a task for this service, from now.
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.worker_id.clone(),
+            until: now_millis() + self.config.store.task_lease_ms as Millis,
+        }
+    }
+
+    /// Claims running tasks whose worker stopped renewing them (a crashed server, or this
+    /// one's previous life) and queues them here. Returns how many.
+    async fn claim_orphaned_tasks(&self) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let tasks = self
+                .store
+                .claim_tasks(&self.lease(), now_millis(), 64)
+                .await?;
+            if tasks.is_empty() {
+                return Ok(n);
+            }
+            n += tasks.len();
+            for t in tasks {
+                let _ = self.tasks.send(t);
+            }
+        }
     }
 
     /// The store underneath, for key management.
@@ -367,8 +414,38 @@ impl MemoryService {
         vector_ops: Vec<VectorOp>,
     ) -> Result<oneshot::Receiver<Result<()>>> {
         let revision = self.store.write(batch).await?;
-        self.vectors.apply(&vector_ops);
-        self.index.enqueue(ops, revision)
+        match &self.index {
+            Some(index) => {
+                self.vectors.apply(&vector_ops);
+                index.enqueue(ops, revision)
+            }
+            // The store's own search sees the write the moment it commits.
+            None => {
+                let (done, wait) = oneshot::channel();
+                let _ = done.send(Ok(()));
+                Ok(wait)
+            }
+        }
+    }
+
+    /// BM25 candidates from whichever lexical index serves this process.
+    async fn lexical_candidates(
+        &self,
+        scope: &Scope,
+        query: &str,
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        match (&self.index, self.store.search()) {
+            (Some(index), _) => index.search(scope, query, filter, time, limit),
+            (None, Some(search)) => {
+                search
+                    .lexical(scope, &crate::search::query_terms(query), filter, time, limit)
+                    .await
+            }
+            (None, None) => unreachable!("start gives a store without search an index"),
+        }
     }
 
     /// The embedding model in use, if any.
@@ -485,17 +562,34 @@ impl MemoryService {
             return Ok(vec![]);
         };
         let query = self.query_vector(embedder, &input.query).await?;
-        let users = self.user_vectors(scope, embedder.model_id()).await?;
-        let allowed = match &input.filter {
-            Some(f) => Some(self.index.matching_ids(scope, f, time)?),
-            None => None,
+        let hits = match (&self.index, self.store.search()) {
+            (Some(index), _) => {
+                let users = self.user_vectors(scope, embedder.model_id()).await?;
+                let allowed = match &input.filter {
+                    Some(f) => Some(index.matching_ids(scope, f, time)?),
+                    None => None,
+                };
+                users.read().unwrap_or_else(|e| e.into_inner()).search(
+                    &query,
+                    pool,
+                    time,
+                    allowed.as_ref(),
+                )
+            }
+            (None, Some(search)) => {
+                search
+                    .dense(
+                        scope,
+                        embedder.model_id(),
+                        &query,
+                        input.filter.as_ref(),
+                        time,
+                        pool,
+                    )
+                    .await?
+            }
+            (None, None) => unreachable!("start gives a store without search an index"),
         };
-        let hits = users.read().unwrap_or_else(|e| e.into_inner()).search(
-            &query,
-            pool,
-            time,
-            allowed.as_ref(),
-        );
         Ok(hits
             .into_iter()
             .map(|(id, cos)| Candidate {
@@ -725,6 +819,7 @@ impl MemoryService {
                     WriteBatch {
                         messages,
                         task: Some(task.clone()),
+                        lease: Some(self.lease()),
                         ..Default::default()
                     },
                     vec![],
@@ -809,6 +904,7 @@ impl MemoryService {
             self.commit(
                 WriteBatch {
                     task: Some(task.clone()),
+                    lease: Some(self.lease()),
                     ..Default::default()
                 },
                 vec![],
@@ -955,13 +1051,15 @@ impl MemoryService {
                 })
                 .cloned()
                 .collect();
-            let hits = self.index.search(
-                scope,
-                &new.value,
-                Some(&profile),
-                TimeRange::default(),
-                RECONCILE_CANDIDATES,
-            )?;
+            let hits = self
+                .lexical_candidates(
+                    scope,
+                    &new.value,
+                    Some(&profile),
+                    TimeRange::default(),
+                    RECONCILE_CANDIDATES,
+                )
+                .await?;
             let ids: Vec<String> = hits.into_iter().map(|c| c.id).collect();
             let stored = self.store.get_memories(&scope.project_id, &ids).await?;
             candidates.extend(stored.into_iter().filter(|m| {
@@ -1062,6 +1160,26 @@ impl MemoryService {
     /// index has them, the completion. A restart between the two finds the ids on the task
     /// and completes it without extracting again, so no memory is made twice.
     async fn process_task(&self, mut task: Task) {
+        // Queued tasks may have waited past their lease and gone to another server.
+        match self.store.renew_task(&task.id, &self.lease()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "could not renew a task lease; leaving the task to the next claim");
+                return;
+            }
+        }
+        let heartbeat = tokio::spawn(renew_while_working(
+            self.store.clone(),
+            task.id.clone(),
+            self.worker_id.clone(),
+            self.config.store.task_lease_ms,
+        ));
+        self.run_task(&mut task).await;
+        heartbeat.abort();
+    }
+
+    async fn run_task(&self, task: &mut Task) {
         let result: Result<()> = async {
             let ctx: AddContext = serde_json::from_value(task.payload.clone())
                 .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
@@ -1096,6 +1214,7 @@ impl MemoryService {
                     task: Some(task.clone()),
                     embeddings,
                     history,
+                    lease: Some(self.lease()),
                     ..Default::default()
                 };
                 indexed(self.commit(batch, ops).await?).await?;
@@ -1121,6 +1240,7 @@ impl MemoryService {
                 self.commit(
                     WriteBatch {
                         task: Some(task.clone()),
+                        lease: Some(self.lease()),
                         ..Default::default()
                     },
                     vec![],
@@ -1142,7 +1262,8 @@ impl MemoryService {
             if let Err(e) = self
                 .commit(
                     WriteBatch {
-                        task: Some(task),
+                        task: Some(task.clone()),
+                        lease: Some(self.lease()),
                         ..Default::default()
                     },
                     vec![],
@@ -1212,9 +1333,9 @@ impl MemoryService {
         let mut lists = Vec::new();
         for (weight, range) in ranges {
             if input.mode != SearchMode::Dense {
-                let bm25 =
-                    self.index
-                        .search(&scope, &input.query, input.filter.as_ref(), range, pool)?;
+                let bm25 = self
+                    .lexical_candidates(&scope, &input.query, input.filter.as_ref(), range, pool)
+                    .await?;
                 lists.push((weight * s.lexical_weight, bm25));
             }
             if input.mode != SearchMode::Lexical && self.embedder.is_some() {
@@ -1773,18 +1894,22 @@ impl MemoryService {
                 NotFoundKind::UserToDelete,
             ));
         }
-        let wait = {
+        let (n, wait) = {
             let _order = self.write_lock.lock().await;
             let (n, revision) = self.store.delete_user(&scope).await?;
-            self.vectors.apply(&[VectorOp::DropScope(scope.clone())]);
-            (
-                n,
-                self.index
-                    .enqueue(vec![IndexOp::DeleteScope(scope)], revision)?,
-            )
+            let wait = match &self.index {
+                Some(index) => {
+                    self.vectors.apply(&[VectorOp::DropScope(scope.clone())]);
+                    Some(index.enqueue(vec![IndexOp::DeleteScope(scope)], revision)?)
+                }
+                None => None,
+            };
+            (n, wait)
         };
-        indexed(wait.1).await?;
-        Ok(wait.0)
+        if let Some(wait) = wait {
+            indexed(wait).await?;
+        }
+        Ok(n)
     }
 }
 
@@ -1895,6 +2020,46 @@ async fn embed_worker(svc: Weak<MemoryService>, wake: Arc<Notify>) {
     }
 }
 
+/// Renews a task's lease every third of its length until aborted, so that other servers
+/// leave the task alone while this one works on it, however long an LLM takes.
+async fn renew_while_working(
+    store: Arc<dyn MemoryStore>,
+    task_id: String,
+    owner: String,
+    lease_ms: u64,
+) {
+    let every = std::time::Duration::from_millis((lease_ms / 3).max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let lease = Lease {
+            owner: owner.clone(),
+            until: now_millis() + lease_ms as Millis,
+        };
+        match store.renew_task(&task_id, &lease).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => tracing::warn!(task = %task_id, error = %e, "could not renew a task lease"),
+        }
+    }
+}
+
+/// Every half lease, takes over the tasks of servers that stopped renewing theirs.
+async fn task_claimer(svc: Weak<MemoryService>) {
+    loop {
+        let every = match svc.upgrade() {
+            Some(s) => std::time::Duration::from_millis((s.config.store.task_lease_ms / 2).max(1)),
+            None => break,
+        };
+        tokio::time::sleep(every).await;
+        let Some(svc) = svc.upgrade() else { break };
+        match svc.claim_orphaned_tasks().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tasks = n, "took over add tasks another worker stopped renewing"),
+            Err(e) => tracing::warn!(error = %e, "could not claim orphaned tasks"),
+        }
+    }
+}
+
 async fn task_worker(svc: Weak<MemoryService>, mut rx: mpsc::UnboundedReceiver<Task>) {
     while let Some(task) = rx.recv().await {
         let Some(svc) = svc.upgrade() else { break };
@@ -1915,7 +2080,7 @@ mod tests {
             if t.status != TaskStatus::Running {
                 return t;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         panic!("task {task_id} never finished");
     }
@@ -1923,7 +2088,7 @@ mod tests {
     async fn start_lexical(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
         MemoryService::start(
             store,
-            Bm25Index::open(None).unwrap(),
+            None,
             None,
             Config::default(),
         )
@@ -2019,7 +2184,7 @@ mod tests {
                 .unwrap();
         }
         // Lose the index entirely, as if the crash hit before its first commit.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         std::fs::remove_dir_all(dir.path().join("index")).unwrap();
         let svc = MemoryService::open(cfg).await.unwrap();
         let hits = svc.search("p", lexical("cat Miso")).await.unwrap();
@@ -2255,7 +2420,7 @@ mod tests {
         let embedder: Arc<dyn Embedder> = Arc::new(crate::embed::FakeEmbedder::new(64));
         MemoryService::start(
             store,
-            Bm25Index::open(None).unwrap(),
+            None,
             Some(embedder),
             Config::default(),
         )
@@ -2390,7 +2555,7 @@ mod tests {
             {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let hits = svc.search("p", dense("red bicycle")).await.unwrap();
         assert!(hits[0].memory.value.contains("bicycle"), "{hits:?}");

@@ -328,18 +328,7 @@ impl Bm25Index {
     ) -> Result<Vec<Candidate>> {
         let f = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
-        let mut terms: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut words = text::terms(query);
-        if words.is_empty() {
-            // A query of only stop words ("what did I say?") still deserves an answer.
-            words = text::words(query).into_iter().map(|w| w.term).collect();
-        }
-        for t in words {
-            if seen.insert(t.clone()) {
-                terms.push(t);
-            }
-        }
+        let terms = crate::search::query_terms(query);
         if terms.is_empty() || limit == 0 {
             return Ok(vec![]);
         }

@@ -55,3 +55,16 @@ pub struct Candidate {
     /// A calibrated relevance in [0, 1] that means the same from query to query.
     pub relativity: f32,
 }
+
+/// The distinct terms a query searches for: [`crate::text::terms`], or, for a query of only
+/// stop words ("what did I say?"), its plain words, which still deserve an answer. Every
+/// lexical retriever uses this, so they agree on what a query means.
+pub fn query_terms(query: &str) -> Vec<String> {
+    let mut words = crate::text::terms(query);
+    if words.is_empty() {
+        words = crate::text::words(query).into_iter().map(|w| w.term).collect();
+    }
+    let mut seen = std::collections::HashSet::new();
+    words.retain(|t| seen.insert(t.clone()));
+    words
+}

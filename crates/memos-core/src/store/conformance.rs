@@ -11,7 +11,7 @@
 use serde_json::json;
 
 use super::tests_support::{memory, memory_in, message};
-use super::{Embedding, ListQuery, MemoryStore, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, WriteBatch};
 use crate::filter::Filter;
 use crate::model::*;
 
@@ -27,7 +27,7 @@ macro_rules! store_conformance {
             tasks_round_trip, delete_user_is_confined, keys_round_trip, scan_visits_everything_once,
             revision_grows_with_every_write, embeddings_follow_their_memories,
             history_is_kept_in_order_and_goes_with_its_memory, a_new_text_drops_the_old_vector,
-            soft_deleted_memories_are_kept_but_not_listed);
+            soft_deleted_memories_are_kept_but_not_listed, a_task_goes_to_one_worker_at_a_time);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -677,4 +677,76 @@ pub async fn soft_deleted_memories_are_kept_but_not_listed(store: &dyn MemorySto
     assert_eq!(page.items[0].id, kept.id);
     let got = store.get_memories("p", &[gone.id.clone()]).await.unwrap();
     assert_eq!(got[0].status, MemoryStatus::Deleted);
+}
+
+/// Leases: a running task goes to one claimant until its lease runs out; a worker that lost
+/// its task can neither renew it nor write it (nor anything in the same batch); a new task
+/// starts held by its writer.
+pub async fn a_task_goes_to_one_worker_at_a_time(store: &dyn MemoryStore) {
+    let scope = Scope::new("p", "u");
+    let lease = |owner: &str, until: Millis| Lease {
+        owner: owner.into(),
+        until,
+    };
+    let mut t = task(&scope, TaskStatus::Running);
+    store
+        .write(WriteBatch {
+            task: Some(t.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let claimed = store.claim_tasks(&lease("a", 100), 10, 10).await.unwrap();
+    assert_eq!(claimed, vec![t.clone()]);
+    assert!(store.claim_tasks(&lease("b", 200), 50, 10).await.unwrap().is_empty());
+    assert!(!store.renew_task(&t.id, &lease("b", 200)).await.unwrap());
+    assert!(store.renew_task(&t.id, &lease("a", 150)).await.unwrap());
+    assert!(store.claim_tasks(&lease("b", 300), 120, 10).await.unwrap().is_empty());
+
+    // a stops renewing; b takes over after the lease ran out.
+    let taken = store.claim_tasks(&lease("b", 400), 160, 10).await.unwrap();
+    assert_eq!(taken, vec![t.clone()]);
+    let late = memory("u", "c", "written by the worker that lost its task");
+    t.memory_ids = vec![late.id.clone()];
+    let lost = store
+        .write(WriteBatch {
+            upsert_memories: vec![late.clone()],
+            task: Some(t.clone()),
+            lease: Some(lease("a", 500)),
+            ..Default::default()
+        })
+        .await;
+    assert!(lost.is_err(), "a write under a lost lease must fail");
+    assert!(store.get_memories("p", &[late.id.clone()]).await.unwrap().is_empty());
+    assert!(!store.renew_task(&t.id, &lease("a", 500)).await.unwrap());
+
+    t.status = TaskStatus::Completed;
+    t.memory_ids = vec![];
+    store
+        .write(WriteBatch {
+            task: Some(t.clone()),
+            lease: Some(lease("b", 500)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.get_task("p", &t.id).await.unwrap(), Some(t.clone()));
+    assert!(store.claim_tasks(&lease("c", i64::MAX), i64::MAX - 1, 10).await.unwrap().is_empty());
+    assert!(!store.renew_task(&t.id, &lease("b", 600)).await.unwrap());
+
+    // A task written under a lease is its writer's from the start.
+    let fresh = task(&scope, TaskStatus::Running);
+    store
+        .write(WriteBatch {
+            task: Some(fresh.clone()),
+            lease: Some(lease("d", 1_000)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.claim_tasks(&lease("e", 2_000), 999, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.claim_tasks(&lease("e", 2_000), 1_001, 10).await.unwrap(),
+        vec![fresh]
+    );
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Lease, ListQuery, MemoryStore, Page, Revision, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
@@ -168,6 +168,19 @@ impl EmbeddedStore {
         if !has_reasoning {
             writer.execute_batch("ALTER TABLE memories ADD COLUMN reasoning TEXT")?;
         }
+        let has_leases: bool = writer.query_row(
+            "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'owner'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has_leases {
+            writer.execute_batch(
+                "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until INTEGER;",
+            )?;
+        }
+        // One process owns a data directory (the index's writer lock sees to that), so
+        // leases of an earlier process are void: its tasks are claimable at once.
+        writer.execute_batch("UPDATE tasks SET lease_until = NULL WHERE status = 'running'")?;
         let readers = (0..READERS)
             .map(|_| open_connection(&path).map(Mutex::new))
             .collect::<Result<_>>()?;
@@ -476,8 +489,24 @@ impl MemoryStore for EmbeddedStore {
                     vec.execute(params![e.memory_id, e.model, e.scope.project_id, e.scope.user_id, vector_bytes(&e.vector)])?;
                 }
                 if let Some(t) = &batch.task {
-                    tx.execute(
-                        &format!("INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                    let (owner, until) = batch
+                        .lease
+                        .as_ref()
+                        .map(|l| (l.owner.as_str(), l.until))
+                        .unzip();
+                    let hold = if batch.lease.is_some() {
+                        ", owner = excluded.owner, lease_until = excluded.lease_until \
+                         WHERE tasks.owner IS NULL OR tasks.owner = excluded.owner"
+                    } else {
+                        ""
+                    };
+                    let n = tx.execute(
+                        &format!(
+                            "INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                             ON CONFLICT (id) DO UPDATE SET status = excluded.status, payload = excluded.payload, \
+                             memory_ids = excluded.memory_ids, error = excluded.error, \
+                             update_time = excluded.update_time{hold}"
+                        ),
                         params![
                             t.id,
                             t.scope.project_id,
@@ -487,9 +516,14 @@ impl MemoryStore for EmbeddedStore {
                             json(&t.memory_ids),
                             t.error,
                             t.create_time,
-                            t.update_time
+                            t.update_time,
+                            owner,
+                            until
                         ],
                     )?;
+                    if n == 0 {
+                        return Err(super::lease_lost(&t.id));
+                    }
                 }
             }
             let rev = bump_revision(&tx)?;
@@ -606,6 +640,41 @@ impl MemoryStore for EmbeddedStore {
                 task_from_row,
             )
             .optional()?)
+        })
+        .await
+    }
+
+    async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
+        let lease = lease.clone();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            let tasks = {
+                let mut stmt = tx.prepare(&format!(
+                    "UPDATE tasks SET owner = ?1, lease_until = ?2 WHERE id IN \
+                     (SELECT id FROM tasks WHERE status = 'running' AND coalesce(lease_until, 0) < ?3 \
+                      ORDER BY create_time, rowid LIMIT ?4) RETURNING {TASK_COLUMNS}"
+                ))?;
+                stmt.query_map(
+                    params![lease.owner, lease.until, now, limit as i64],
+                    task_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.commit()?;
+            let mut tasks = tasks;
+            tasks.sort_by_key(|t| t.create_time);
+            Ok(tasks)
+        })
+        .await
+    }
+
+    async fn renew_task(&self, task_id: &str, lease: &Lease) -> Result<bool> {
+        let (id, lease) = (task_id.to_string(), lease.clone());
+        self.with_writer(move |conn| {
+            Ok(conn.execute(
+                "UPDATE tasks SET lease_until = ? WHERE id = ? AND owner = ? AND status = 'running'",
+                params![lease.until, id, lease.owner],
+            )? > 0)
         })
         .await
     }

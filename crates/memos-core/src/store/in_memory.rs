@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Embedding, ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, WriteBatch};
 use crate::error::Result;
 use crate::model::{
     ApiKey, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task, TaskStatus,
@@ -27,6 +27,8 @@ struct State {
     seq_of: BTreeMap<String, u64>,
     messages: Vec<Message>,
     tasks: BTreeMap<String, Task>,
+    /// Task id → its lease.
+    leases: BTreeMap<String, Lease>,
     keys: Vec<ApiKey>,
     /// (memory id, model) → embedding.
     embeddings: BTreeMap<(String, String), Embedding>,
@@ -54,6 +56,14 @@ fn newest_first(a: &Memory, b: &Memory) -> std::cmp::Ordering {
 impl MemoryStore for InMemoryStore {
     async fn write(&self, batch: WriteBatch) -> Result<Revision> {
         let mut s = self.state();
+        if let (Some(t), Some(lease)) = (&batch.task, &batch.lease) {
+            if s.tasks.contains_key(&t.id)
+                && s.leases.get(&t.id).is_some_and(|l| l.owner != lease.owner)
+            {
+                return Err(super::lease_lost(&t.id));
+            }
+            s.leases.insert(t.id.clone(), lease.clone());
+        }
         s.messages.extend(batch.messages);
         for m in batch.upsert_memories {
             match s.seq_of.get(&m.id) {
@@ -169,6 +179,40 @@ impl MemoryStore for InMemoryStore {
             .get(task_id)
             .filter(|t| t.scope.project_id == project_id)
             .cloned())
+    }
+
+    async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
+        let mut s = self.state();
+        let mut free: Vec<Task> = s
+            .tasks
+            .values()
+            .filter(|t| {
+                t.status == TaskStatus::Running
+                    && s.leases.get(&t.id).is_none_or(|l| l.until < now)
+            })
+            .cloned()
+            .collect();
+        free.sort_by_key(|t| t.create_time);
+        free.truncate(limit);
+        for t in &free {
+            s.leases.insert(t.id.clone(), lease.clone());
+        }
+        Ok(free)
+    }
+
+    async fn renew_task(&self, task_id: &str, lease: &Lease) -> Result<bool> {
+        let mut s = self.state();
+        let running = s
+            .tasks
+            .get(task_id)
+            .is_some_and(|t| t.status == TaskStatus::Running);
+        match s.leases.get_mut(task_id) {
+            Some(l) if running && l.owner == lease.owner => {
+                l.until = lease.until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn running_tasks(&self) -> Result<Vec<Task>> {

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::{ApiKey, Memory, MemoryChange, Message, Millis, Scope, Task};
+use crate::search::{Candidate, TimeRange};
 
 mod embedded;
 mod in_memory;
@@ -47,6 +48,21 @@ pub struct WriteBatch {
     pub embeddings: Vec<Embedding>,
     /// History entries to append.
     pub history: Vec<MemoryChange>,
+    /// The writer's lease on `task`. A new task starts held by it; a stored one is written
+    /// only while nobody else holds it, or the whole batch fails and nothing is written:
+    /// a worker that lost its task to another server never completes it a second time.
+    /// Without a lease the task is written as is and a new one starts unheld.
+    pub lease: Option<Lease>,
+}
+
+/// A worker's hold on a running task until a time. Workers renew their leases while they
+/// work; a task whose lease ran out (its worker died) goes to whoever claims it next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Who holds it: one id per running service.
+    pub owner: String,
+    /// When it runs out, unless renewed.
+    pub until: Millis,
 }
 
 /// A memory's vector under one embedding model.
@@ -122,6 +138,14 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Every task still running, oldest first: the work a restart must finish.
     async fn running_tasks(&self) -> Result<Vec<Task>>;
 
+    /// Takes up to `limit` running tasks whose lease ran out before `now` (or that never
+    /// had one), oldest first, and leases them to `lease.owner`. Concurrent callers, on one
+    /// server or many, never get the same task.
+    async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>>;
+
+    /// Extends `lease.owner`'s hold on a running task; false when it holds it no more.
+    async fn renew_task(&self, task_id: &str, lease: &Lease) -> Result<bool>;
+
     /// Removes a user's memories (with their vectors and history), messages and tasks;
     /// returns how many memories the client could still see (soft-deleted ones not
     /// counted) and the revision it produced.
@@ -166,9 +190,57 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Revokes a key by id; false if there is no such key.
     async fn revoke_key(&self, id: &str, at: crate::model::Millis) -> Result<bool>;
+
+    /// Retrieval the store runs itself, over data every server sees. `None` (the default):
+    /// the service keeps its own indexes in this process (tantivy and the RAM vectors).
+    fn search(&self) -> Option<&dyn StoreSearch> {
+        None
+    }
 }
 
 /// The error every backend returns for an API key whose secret or id is taken.
+/// Retrieval inside the database, for stores that several servers share: an index local
+/// to one server would miss what the others write.
+///
+/// Both retrievers apply the scope, "current at `time.to`" (active, or archived after it),
+/// the time range and the filter inside the search, like the local ones.
+#[async_trait]
+pub trait StoreSearch: Send + Sync {
+    /// BM25 over the memories' terms ([`crate::text::terms`] of [`Memory::index_text`]).
+    /// `terms` come from [`crate::search::query_terms`]; relativity is the score over the
+    /// query's idf sum, as the local index computes it.
+    async fn lexical(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<Candidate>>;
+
+    /// Makes ready whatever nearest-neighbour index vectors of `model` (of `dim`
+    /// dimensions) need. Called once at start; idempotent.
+    async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()>;
+
+    /// The memories whose `model` vectors are nearest to `query` by cosine, best first,
+    /// with their cosines.
+    #[allow(clippy::too_many_arguments)]
+    async fn dense(
+        &self,
+        scope: &Scope,
+        model: &str,
+        query: &[f32],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<(String, f32)>>;
+}
+
+/// The error of a batch whose task another worker holds.
+pub(crate) fn lease_lost(task_id: &str) -> crate::Error {
+    crate::Error::Unavailable(format!("task {task_id} is held by another worker"))
+}
+
 pub(crate) fn duplicate_key() -> crate::Error {
     crate::Error::invalid("key", "an API key with this secret or id already exists")
 }

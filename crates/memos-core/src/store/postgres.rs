@@ -14,10 +14,11 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
+use crate::search::{Candidate, TimeRange};
 
 /// Numbered schema migrations; each runs once, in order, in its own transaction.
 const MIGRATIONS: &[&str] = &[
@@ -107,6 +108,73 @@ CREATE TABLE api_keys (
 );
 "#,
     "ALTER TABLE memories ADD COLUMN reasoning TEXT;",
+    // The shared lexical index: each memory's terms as memos' own tokenizer computes them
+    // (jieba for Chinese, stemming for English), so the database cannot tokenize
+    // differently from the embedded store. A GIN index over (scope, terms) finds a user's
+    // memories holding any query term; document frequencies and lengths for BM25 are kept
+    // by statement triggers in the same transaction as the write.
+    r#"
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+ALTER TABLE memories ADD COLUMN terms TEXT[];
+CREATE INDEX memories_terms ON memories USING gin (project_id, user_id, terms);
+CREATE TABLE memos_term_df (term TEXT PRIMARY KEY, df BIGINT NOT NULL);
+INSERT INTO memos_meta (key, value) VALUES ('docs', 0), ('doc_terms', 0);
+CREATE FUNCTION memos_terms_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO memos_term_df (term, df)
+        SELECT t, count(*) FROM new_rows, LATERAL (SELECT DISTINCT unnest(new_rows.terms) AS t) x
+        GROUP BY t
+        ON CONFLICT (term) DO UPDATE SET df = memos_term_df.df + excluded.df;
+    UPDATE memos_meta SET value = value + CASE key
+        WHEN 'docs' THEN (SELECT count(*) FROM new_rows WHERE terms IS NOT NULL)
+        ELSE (SELECT coalesce(sum(cardinality(terms)), 0) FROM new_rows) END
+        WHERE key IN ('docs', 'doc_terms');
+    RETURN NULL;
+END $$;
+CREATE FUNCTION memos_terms_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE memos_term_df d SET df = d.df - x.n
+        FROM (SELECT t, count(*) AS n FROM old_rows,
+              LATERAL (SELECT DISTINCT unnest(old_rows.terms) AS t) y GROUP BY t) x
+        WHERE d.term = x.t;
+    UPDATE memos_meta SET value = value - CASE key
+        WHEN 'docs' THEN (SELECT count(*) FROM old_rows WHERE terms IS NOT NULL)
+        ELSE (SELECT coalesce(sum(cardinality(terms)), 0) FROM old_rows) END
+        WHERE key IN ('docs', 'doc_terms');
+    RETURN NULL;
+END $$;
+CREATE FUNCTION memos_terms_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Only rows whose terms changed count; status changes and the like leave the stats be.
+    UPDATE memos_term_df d SET df = d.df - x.n
+        FROM (SELECT t, count(*) AS n FROM old_rows JOIN new_rows USING (seq),
+              LATERAL (SELECT DISTINCT unnest(old_rows.terms) AS t) y
+              WHERE old_rows.terms IS DISTINCT FROM new_rows.terms GROUP BY t) x
+        WHERE d.term = x.t;
+    INSERT INTO memos_term_df (term, df)
+        SELECT t, count(*) FROM new_rows JOIN old_rows USING (seq),
+        LATERAL (SELECT DISTINCT unnest(new_rows.terms) AS t) x
+        WHERE old_rows.terms IS DISTINCT FROM new_rows.terms GROUP BY t
+        ON CONFLICT (term) DO UPDATE SET df = memos_term_df.df + excluded.df;
+    UPDATE memos_meta SET value = value + CASE key
+        WHEN 'docs' THEN (SELECT count(*) FILTER (WHERE n.terms IS NOT NULL)
+                                 - count(*) FILTER (WHERE o.terms IS NOT NULL)
+                          FROM new_rows n JOIN old_rows o USING (seq))
+        ELSE (SELECT coalesce(sum(cardinality(n.terms)), 0) - coalesce(sum(cardinality(o.terms)), 0)
+              FROM new_rows n JOIN old_rows o USING (seq)) END
+        WHERE key IN ('docs', 'doc_terms');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER memories_terms_insert AFTER INSERT ON memories
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memos_terms_added();
+CREATE TRIGGER memories_terms_delete AFTER DELETE ON memories
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION memos_terms_removed();
+CREATE TRIGGER memories_terms_update AFTER UPDATE ON memories
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memos_terms_changed();
+"#,
+    // Leases: which server's worker holds a running task, and until when.
+    "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until BIGINT;",
 ];
 
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
@@ -164,7 +232,49 @@ impl PostgresStore {
             .map_err(|e| Error::Config(format!("store.url: {e}")))?;
         let store = Self { pool };
         store.migrate().await?;
+        store.backfill_terms().await?;
         Ok(store)
+    }
+
+    /// Computes the terms of memories written before the lexical index lived in the
+    /// database (SQL cannot run memos' tokenizer). A no-op once every row has them.
+    async fn backfill_terms(&self) -> Result<()> {
+        let c = self.client().await?;
+        let mut done = 0usize;
+        loop {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {MEMORY_COLUMNS} FROM memories WHERE terms IS NULL ORDER BY seq LIMIT 1000"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut seqs = Vec::with_capacity(rows.len());
+            let mut terms = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let (seq, m) = memory_from_row(r)?;
+                seqs.push(seq as i64);
+                // One text per row: arrays of arrays must be rectangular in PostgreSQL.
+                terms.push(crate::text::terms(&m.index_text()).join("\u{1f}"));
+            }
+            c.execute(
+                "UPDATE memories m SET terms = string_to_array(x.t, E'\\x1f') \
+                 FROM unnest($1::bigint[], $2::text[]) AS x(seq, t) WHERE m.seq = x.seq",
+                &[&seqs, &terms],
+            )
+            .await
+            .map_err(pg)?;
+            done += rows.len();
+        }
+        if done > 0 {
+            tracing::info!(memories = done, "computed lexical terms of older memories");
+        }
+        Ok(())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client> {
@@ -296,8 +406,8 @@ fn key_from_row(r: &Row) -> ApiKey {
     }
 }
 
-/// A filter as SQL over `memories`, appending its parameters.
-fn filter_sql(f: &Filter, params: &mut Params) -> String {
+/// A filter as SQL over `memories` (named `table` in the query), appending its parameters.
+fn filter_sql(f: &Filter, table: &str, params: &mut Params) -> String {
     let next = |p: Box<dyn ToSql + Sync + Send>, params: &mut Params| {
         params.push(p);
         format!("${}", params.len())
@@ -306,18 +416,18 @@ fn filter_sql(f: &Filter, params: &mut Params) -> String {
         .conditions
         .iter()
         .map(|c| match c {
-            Condition::AgentId(a) => format!("agent_id = {}", next(Box::new(a.clone()), params)),
-            Condition::AppId(a) => format!("app_id = {}", next(Box::new(a.clone()), params)),
+            Condition::AgentId(a) => format!("{table}.agent_id = {}", next(Box::new(a.clone()), params)),
+            Condition::AppId(a) => format!("{table}.app_id = {}", next(Box::new(a.clone()), params)),
             Condition::TagContains(t) => format!(
-                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(memories.tags) t WHERE lower(t) = {})",
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags) t WHERE lower(t) = {})",
                 next(Box::new(t.clone()), params)
             ),
             Condition::MemoryType(t) => format!(
-                "memory_type = {}",
+                "{table}.memory_type = {}",
                 next(Box::new(t.as_str().to_string()), params)
             ),
             Condition::Time { field, min, max } => {
-                let col = field.as_str();
+                let col = format!("{table}.{}", field.as_str());
                 let mut s = format!("({col} IS NOT NULL");
                 if let Some(lo) = min {
                     s.push_str(&format!(" AND {col} >= {}", next(Box::new(*lo), params)));
@@ -334,8 +444,8 @@ fn filter_sql(f: &Filter, params: &mut Params) -> String {
                 // The canonical text of strings, numbers and booleans, as the filter module
                 // defines it; objects, arrays and null never match.
                 format!(
-                    "(CASE jsonb_typeof(info -> {k}) WHEN 'string' THEN info ->> {k} \
-                     WHEN 'number' THEN (info -> {k})::text WHEN 'boolean' THEN (info -> {k})::text END) = {v}"
+                    "(CASE jsonb_typeof({table}.info -> {k}) WHEN 'string' THEN {table}.info ->> {k} \
+                     WHEN 'number' THEN ({table}.info -> {k})::text WHEN 'boolean' THEN ({table}.info -> {k})::text END) = {v}"
                 )
             }
         })
@@ -408,14 +518,14 @@ impl MemoryStore for PostgresStore {
                 .prepare(
                     "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
                      memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
-                     create_time, update_time, reasoning) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                     create_time, update_time, reasoning, terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
                      ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
                      memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
                      memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
                      status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
                      info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
                      sources = excluded.sources, update_time = excluded.update_time, \
-                     reasoning = excluded.reasoning",
+                     reasoning = excluded.reasoning, terms = excluded.terms",
                 )
                 .await
                 .map_err(pg)?;
@@ -442,6 +552,7 @@ impl MemoryStore for PostgresStore {
                         &m.create_time,
                         &m.update_time,
                         &m.reasoning,
+                        &crate::text::terms(&m.index_text()),
                     ],
                 )
                 .await
@@ -497,11 +608,22 @@ impl MemoryStore for PostgresStore {
             .map_err(pg)?;
         }
         if let Some(t) = &batch.task {
-            tx.execute(
+            let (owner, until) = batch
+                .lease
+                .as_ref()
+                .map(|l| (l.owner.as_str(), l.until))
+                .unzip();
+            let hold = if batch.lease.is_some() {
+                ", owner = excluded.owner, lease_until = excluded.lease_until \
+                 WHERE tasks.owner IS NULL OR tasks.owner = excluded.owner"
+            } else {
+                ""
+            };
+            let n = tx.execute(
                 &format!(
-                    "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                    "INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (id) DO UPDATE SET status = excluded.status, payload = excluded.payload, \
-                     memory_ids = excluded.memory_ids, error = excluded.error, update_time = excluded.update_time"
+                     memory_ids = excluded.memory_ids, error = excluded.error, update_time = excluded.update_time{hold}"
                 ),
                 &[
                     &t.id,
@@ -513,10 +635,16 @@ impl MemoryStore for PostgresStore {
                     &t.error,
                     &t.create_time,
                     &t.update_time,
+                    &owner,
+                    &until,
                 ],
             )
             .await
             .map_err(pg)?;
+            if n == 0 {
+                // Dropping the transaction rolls the whole batch back.
+                return Err(super::lease_lost(&t.id));
+            }
         }
         tx.commit().await.map_err(pg)?;
         Ok(rev as Revision)
@@ -563,7 +691,7 @@ impl MemoryStore for PostgresStore {
         }
         if let Some(f) = &q.filter {
             cond.push_str(" AND ");
-            cond.push_str(&filter_sql(f, &mut params));
+            cond.push_str(&filter_sql(f, "memories", &mut params));
         }
         let total: i64 = c
             .query_one(
@@ -663,6 +791,37 @@ impl MemoryStore for PostgresStore {
             .await
             .map_err(pg)?;
         rows.iter().map(task_from_row).collect()
+    }
+
+    async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
+        let c = self.client().await?;
+        // SKIP LOCKED: servers claiming at the same moment pass over each other's rows
+        // instead of waiting, and no row goes to two of them.
+        let rows = c
+            .query(
+                &format!(
+                    "UPDATE tasks SET owner = $1, lease_until = $2 WHERE id IN \
+                     (SELECT id FROM tasks WHERE status = 'running' AND coalesce(lease_until, 0) < $3 \
+                      ORDER BY create_time, seq LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {TASK_COLUMNS}"
+                ),
+                &[&lease.owner, &lease.until, &now, &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        tasks.sort_by_key(|t| t.create_time);
+        Ok(tasks)
+    }
+
+    async fn renew_task(&self, task_id: &str, lease: &Lease) -> Result<bool> {
+        let c = self.client().await?;
+        Ok(c.execute(
+            "UPDATE tasks SET lease_until = $1 WHERE id = $2 AND owner = $3 AND status = 'running'",
+            &[&lease.until, &task_id, &lease.owner],
+        )
+        .await
+        .map_err(pg)?
+            > 0)
     }
 
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
@@ -840,6 +999,10 @@ impl MemoryStore for PostgresStore {
         .collect())
     }
 
+    fn search(&self) -> Option<&dyn StoreSearch> {
+        Some(self)
+    }
+
     async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
         let c = self.client().await?;
         let n = c
@@ -850,5 +1013,184 @@ impl MemoryStore for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(n > 0)
+    }
+}
+
+/// The SQL condition "current at `time.to`, inside `time`" over `memories` as `m`.
+fn current_sql(time: TimeRange, params: &mut Params) -> String {
+    let mut cond = match time.to {
+        None => "m.status = 'activated'".to_string(),
+        Some(t) => {
+            params.push(Box::new(t));
+            format!(
+                "(m.status = 'activated' OR (m.status = 'archived' AND m.update_time > ${}))",
+                params.len()
+            )
+        }
+    };
+    if let Some(lo) = time.from {
+        params.push(Box::new(lo));
+        cond.push_str(&format!(
+            " AND coalesce(m.memory_time, m.create_time) >= ${}",
+            params.len()
+        ));
+    }
+    if let Some(hi) = time.to {
+        params.push(Box::new(hi));
+        cond.push_str(&format!(
+            " AND coalesce(m.memory_time, m.create_time) <= ${}",
+            params.len()
+        ));
+    }
+    cond
+}
+
+/// The name of the HNSW index over one model's vectors.
+fn vector_index_name(model: &str) -> String {
+    // FNV-1a: stable across builds (every server must arrive at the same name), SQL-safe.
+    let h = model.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("embeddings_hnsw_{h:016x}")
+}
+
+/// A string as an SQL literal (DDL takes no parameters).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// BM25 constants, tantivy's, so both backends rank alike.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+#[async_trait]
+impl StoreSearch for PostgresStore {
+    async fn lexical(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        if terms.is_empty() || limit == 0 {
+            return Ok(vec![]);
+        }
+        let c = self.client().await?;
+        let mut params: Params = vec![
+            Box::new(scope.project_id.clone()),
+            Box::new(scope.user_id.clone()),
+            Box::new(terms.to_vec()),
+            Box::new(limit as i64),
+        ];
+        let mut cond = current_sql(time, &mut params);
+        if let Some(f) = filter {
+            cond.push_str(" AND ");
+            cond.push_str(&filter_sql(f, "m", &mut params));
+        }
+        // idf and length normalisation as tantivy computes them (over every memory of the
+        // database, as tantivy's statistics cover its whole index).
+        let sql = format!(
+            "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
+                    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
+                    FROM memos_meta WHERE key IN ('docs', 'doc_terms')), \
+             q AS (SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
+                    / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
+                   FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
+                   LEFT JOIN memos_term_df d ON d.term = t.term), \
+             c AS (SELECT m.id, m.terms FROM memories m \
+                   WHERE m.project_id = $1 AND m.user_id = $2 AND m.terms && $3::text[] AND {cond}) \
+             SELECT c.id, sum(q.idf * x.tf * {k1p1} / (x.tf + {K1} * ({omb} + {B} * cardinality(c.terms) \
+                    / (SELECT total / n FROM s))))::float4 AS score, \
+                    (SELECT sum(idf) FROM q)::float4 \
+             FROM c CROSS JOIN LATERAL (SELECT u AS term, count(*)::float8 AS tf FROM unnest(c.terms) u \
+                    WHERE u = ANY($3::text[]) GROUP BY u) x \
+             JOIN q ON q.term = x.term \
+             GROUP BY c.id ORDER BY score DESC, c.id LIMIT $4",
+            k1p1 = K1 + 1.0,
+            omb = 1.0 - B,
+        );
+        let rows = c.query(&sql, &refs(&params)).await.map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (score, idf_sum): (f32, f32) = (r.get(1), r.get(2));
+                Candidate {
+                    id: r.get(0),
+                    score,
+                    relativity: if idf_sum > 0.0 {
+                        (score / idf_sum).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Concurrent starts of several servers take turns; the index is built once.
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(7235502); \
+             CREATE INDEX IF NOT EXISTS {name} ON embeddings \
+             USING hnsw ((vector::vector({dim})) vector_cosine_ops) WHERE model = {model}",
+            name = vector_index_name(model),
+            model = literal(model),
+        ))
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn dense(
+        &self,
+        scope: &Scope,
+        model: &str,
+        query: &[f32],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<(String, f32)>> {
+        if limit == 0 || query.is_empty() {
+            return Ok(vec![]);
+        }
+        let dim = query.len();
+        let mut c = self.client().await?;
+        let mut params: Params = vec![
+            Box::new(scope.project_id.clone()),
+            Box::new(scope.user_id.clone()),
+            Box::new(vector_text(query)),
+            Box::new(limit as i64),
+        ];
+        let mut cond = current_sql(time, &mut params);
+        if let Some(f) = filter {
+            cond.push_str(" AND ");
+            cond.push_str(&filter_sql(f, "m", &mut params));
+        }
+        // The model is a literal so the planner can match the partial HNSW index. The
+        // index is shared by every user: iterative scans keep walking the graph until
+        // enough of this user's memories pass the conditions; for a small user the planner
+        // scans its rows exactly instead.
+        let sql = format!(
+            "SELECT e.memory_id, (1 - (e.vector::vector({dim}) <=> $3::text::vector({dim})))::float4 \
+             FROM embeddings e JOIN memories m ON m.id = e.memory_id \
+             WHERE e.model = {model} AND e.project_id = $1 AND e.user_id = $2 AND {cond} \
+             ORDER BY e.vector::vector({dim}) <=> $3::text::vector({dim}) LIMIT $4",
+            model = literal(model),
+        );
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.batch_execute(
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100",
+        )
+        .await
+        .map_err(pg)?;
+        let rows = tx.query(&sql, &refs(&params)).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        let mut out: Vec<(String, f32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // relaxed_order may return a near neighbour slightly out of place.
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(out)
     }
 }

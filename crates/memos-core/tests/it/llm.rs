@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use memos_core::config::LlmConfig;
 use memos_core::model::{ChangeKind, Role, TaskStatus};
-use memos_core::search::bm25::Bm25Index;
 use memos_core::service::{AddInput, NewMessage};
 use memos_core::store::InMemoryStore;
 use memos_core::{Config, MemoryService};
@@ -104,7 +103,7 @@ async fn service(base_url: &str, tweak: impl FnOnce(&mut LlmConfig)) -> Arc<Memo
     tweak(&mut config.llm);
     MemoryService::start(
         Arc::new(InMemoryStore::new()),
-        Bm25Index::open(None).unwrap(),
+        None,
         None,
         config,
     )
