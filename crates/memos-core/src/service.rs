@@ -2069,8 +2069,6 @@ async fn task_worker(svc: Weak<MemoryService>, mut rx: mpsc::UnboundedReceiver<T
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::store::tests_support::{memory, message};
 
@@ -2476,7 +2474,22 @@ mod tests {
 
     #[tokio::test]
     async fn dense_search_applies_filters_deletes_and_time_inside() {
-        let svc = fake_service(Arc::new(InMemoryStore::new())).await;
+        dense_search_applies_filters_deletes_and_time_inside_of(Arc::new(InMemoryStore::new()))
+            .await;
+    }
+
+    /// The same over PostgreSQL, where the database runs the search (HNSW, SQL filters).
+    #[tokio::test]
+    async fn dense_search_in_postgres_applies_filters_deletes_and_time_inside() {
+        let Some(url) = crate::store::tests_support::postgres_schema_url().await else {
+            return;
+        };
+        let store = PostgresStore::connect(&url, 4).await.unwrap();
+        dense_search_applies_filters_deletes_and_time_inside_of(Arc::new(store)).await;
+    }
+
+    async fn dense_search_applies_filters_deletes_and_time_inside_of(store: Arc<dyn MemoryStore>) {
+        let svc = fake_service(store).await;
         let a = svc
             .add(
                 "p",

@@ -250,6 +250,34 @@ pub(crate) fn duplicate_key() -> crate::Error {
 pub mod tests_support {
     use crate::model::*;
 
+    /// A URL of the test PostgreSQL server (`MEMOS_PG_URL`, which `scripts/test.sh` and CI
+    /// set) whose `search_path` is a fresh schema, so every test has a database of its own.
+    /// `None` when no server is configured; in CI that is a failure.
+    pub async fn postgres_schema_url() -> Option<String> {
+        let Some(url) = std::env::var("MEMOS_PG_URL").ok().filter(|u| !u.is_empty()) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must start PostgreSQL (scripts/start-postgres.sh) and set MEMOS_PG_URL"
+            );
+            return None;
+        };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL answers at MEMOS_PG_URL");
+        let conn = tokio::spawn(conn);
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("a test schema");
+        drop(admin);
+        let _ = conn.await;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Some(format!(
+            "{url}{sep}options=-c%20search_path%3D{schema}%2Cpublic"
+        ))
+    }
+
     /// A plain memory of `user` in project `p`.
     pub fn memory(user: &str, conversation: &str, text: &str) -> Memory {
         memory_in("p", user, conversation, text)

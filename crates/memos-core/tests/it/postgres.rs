@@ -4,28 +4,11 @@
 
 use std::sync::Arc;
 
-use memos_core::store::{MemoryStore, PostgresStore};
+use memos_core::store::{MemoryStore, PostgresStore, tests_support};
 
 /// A store in a fresh schema, or `None` when no server is configured (outside CI).
 pub async fn pg_store() -> Option<(Arc<dyn MemoryStore>, ())> {
-    let Some(url) = std::env::var("MEMOS_PG_URL").ok().filter(|u| !u.is_empty()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must start PostgreSQL (scripts/start-postgres.sh) and set MEMOS_PG_URL"
-        );
-        return None;
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL answers at MEMOS_PG_URL");
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}options=-c%20search_path%3D{schema}%2Cpublic");
+    let url = tests_support::postgres_schema_url().await?;
     let store = PostgresStore::connect(&url, 4).await.unwrap();
     Some((Arc::new(store), ()))
 }

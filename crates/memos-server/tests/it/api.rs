@@ -777,7 +777,7 @@ async fn edits_feedback_and_soft_or_hard_deletes_keep_a_history() {
 }
 
 #[tokio::test]
-async fn chinese_repeats_merge_and_changes_archive_in_the_embedded_store() {
+async fn chinese_repeats_merge_and_changes_archive() {
     let s = TestServer::new().await;
     let first = s
         .add("u", "c", json!([{"role": "user", "content": "我喜欢吃辣的。", "chat_time": "2024-01-01T08:00:00Z"}]))

@@ -1,4 +1,5 @@
-//! A test server: the real router over an embedded store in a temp dir, with two keys in two
+//! A test server: the real router over the store the test binary names (`crate::BACKEND`:
+//! the embedded store in a temp dir, or PostgreSQL in a fresh schema), with two keys in two
 //! projects.
 
 use std::sync::Arc;
@@ -33,6 +34,13 @@ impl TestServer {
         // Lexical only: these tests pin API behaviour; the model's own tests live in
         // memos-core and the end-to-end tests run with it.
         cfg.embed.model_dir = Default::default();
+        if crate::BACKEND == "postgres" {
+            cfg.store.backend = "postgres".into();
+            cfg.store.max_connections = 4;
+            cfg.store.url = memos_core::store::tests_support::postgres_schema_url()
+                .await
+                .expect("set MEMOS_PG_URL to a PostgreSQL server (scripts/test.sh starts one)");
+        }
         tweak(&mut cfg);
         let service = MemoryService::open(cfg).await.unwrap();
         let (_, key) = auth::create_key(service.store(), "alpha", "test")

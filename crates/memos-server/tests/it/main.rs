@@ -3,6 +3,9 @@
 
 #![allow(unreachable_pub, missing_docs)] // test helpers are shared between test modules only
 
+/// The store [`common::TestServer`] runs on; `it_postgres` runs the same tests on PostgreSQL.
+pub const BACKEND: &str = "embedded";
+
 mod api;
 mod bad_input;
 mod common;

@@ -1,0 +1,14 @@
+//! The HTTP tests of `it`, every one, over the PostgreSQL store: each test server gets a
+//! fresh schema on the server `MEMOS_PG_URL` names (`scripts/test.sh` and CI start one).
+
+#![allow(unreachable_pub, missing_docs)] // test helpers are shared between test modules only
+
+/// The store [`common::TestServer`] runs on.
+pub const BACKEND: &str = "postgres";
+
+#[path = "it/api.rs"]
+mod api;
+#[path = "it/bad_input.rs"]
+mod bad_input;
+#[path = "it/common.rs"]
+mod common;
