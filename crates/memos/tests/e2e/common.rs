@@ -25,10 +25,16 @@ impl Server {
 
     /// [`Self::start`] with more `serve` flags.
     pub fn start_with(data_dir: &Path, key: &str, flags: &[&str]) -> Server {
+        Self::start_env(data_dir, key, flags, &[])
+    }
+
+    /// [`Self::start_with`] with more environment variables.
+    pub fn start_env(data_dir: &Path, key: &str, flags: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(flags)
+            .envs(env.iter().copied())
             .env("MEMOS_API_KEY", key)
             .env("MEMOS__EMBED__MODEL_DIR", e5_dir())
             .env("MEMOS_LOG", "warn")

@@ -1,13 +1,16 @@
 //! `memos serve --store postgres`: the real binary on the database that
 //! `scripts/start-postgres.sh` started (`MEMOS_PG_URL`), over HTTP; its data outlives the
-//! server, and a server started later on a fresh data directory rebuilds its index from it.
+//! server, two servers on one database behave as one service, and a dead server's async
+//! tasks are finished by the other.
+
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::common::Server;
 
 /// The database URL in a schema of its own, or `None` outside CI without a server.
-async fn pg_url() -> Option<String> {
+async fn pg_url(name: &str) -> Option<String> {
     let Some(url) = std::env::var("MEMOS_PG_URL").ok().filter(|u| !u.is_empty()) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -15,7 +18,7 @@ async fn pg_url() -> Option<String> {
         );
         return None;
     };
-    let schema = format!("e2e_{}", std::process::id());
+    let schema = format!("e2e_{name}_{}", std::process::id());
     let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -34,7 +37,9 @@ async fn pg_url() -> Option<String> {
 
 #[tokio::test]
 async fn the_server_runs_on_postgres_and_its_data_outlives_it() {
-    let Some(url) = pg_url().await else { return };
+    let Some(url) = pg_url("outlives").await else {
+        return;
+    };
     let first_dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         first_dir.path(),
@@ -81,5 +86,97 @@ async fn the_server_runs_on_postgres_and_its_data_outlives_it() {
         list.iter()
             .any(|m| m["memory_value"].as_str().unwrap().contains("bees")),
         "{v}"
+    );
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_are_one_service_and_finish_each_others_tasks() {
+    let Some(url) = pg_url("pair").await else {
+        return;
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flags = ["--store", "postgres", "--store-url", url.as_str()];
+    // A short lease, so the takeover below happens in about a second.
+    let lease = ("MEMOS__STORE__TASK_LEASE_MS", "1500");
+    // A's LLM never answers, so A's worker is stuck on its first task, its queue behind it,
+    // when it dies: B must take over both kinds (memories written, and not yet extracted).
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let llm_url = format!("http://{}/v1", stall.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = stall.incoming().collect();
+        drop(held);
+    });
+    let a = Server::start_env(
+        dir_a.path(),
+        "pair-secret",
+        &flags,
+        &[
+            lease,
+            ("MEMOS__LLM__BASE_URL", llm_url.as_str()),
+            ("MEMOS__LLM__MODEL", "stalls"),
+            ("MEMOS__LLM__TIMEOUT_MS", "600000"),
+        ],
+    );
+    let b = Server::start_env(dir_b.path(), "pair-secret", &flags, &[lease]);
+
+    // Written through one, found through the other at once, both ways.
+    a.add(
+        "u",
+        "c",
+        json!([{"role": "user", "content": "My sister Ana lives in Porto."}]),
+    )
+    .await;
+    let (_, v) = b
+        .post("search/memory", json!({"user_id": "u", "query": "Ana Porto"}))
+        .await;
+    assert!(
+        !v["data"]["memory_detail_list"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    b.add(
+        "u",
+        "c",
+        json!([{"role": "user", "content": "I restore old sailing boats."}]),
+    )
+    .await;
+    let (_, v) = a
+        .post("search/memory", json!({"user_id": "u", "query": "sailing boats"}))
+        .await;
+    let list = v["data"]["memory_detail_list"].as_array().unwrap();
+    assert!(
+        list.iter()
+            .any(|m| m["memory_value"].as_str().unwrap().contains("sailing")),
+        "{v}"
+    );
+
+    // A accepts async adds and dies; B finishes whatever A had not, each exactly once.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (s, v) = a
+            .post("add/message", json!({"user_id": "w", "conversation_id": "c",
+                "messages": [{"role": "user", "content": format!("Reminder {i}: feed the koi in the pond")}]}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        tasks.push(v["data"]["task_id"].as_str().unwrap().to_string());
+    }
+    a.kill();
+    for task in &tasks {
+        let mut status = String::new();
+        for _ in 0..250 {
+            let (_, v) = b.post("get/status", json!({"task_id": task})).await;
+            status = v["data"]["status"].as_str().unwrap_or_default().to_string();
+            if status == "completed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, "completed", "task {task} after its server died");
+    }
+    let (_, v) = b
+        .post("get/memory", json!({"user_id": "w", "size": 50}))
+        .await;
+    assert_eq!(
+        v["data"]["total"], 20,
+        "each acknowledged add made exactly one memory: {v}"
     );
 }
