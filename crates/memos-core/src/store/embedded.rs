@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{Lease, ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
@@ -194,6 +194,26 @@ impl EmbeddedStore {
         })
     }
 
+    /// One page of a `WHERE <cursor> > ? ORDER BY <cursor> LIMIT ?` query whose rows map
+    /// to (cursor, item).
+    async fn scan<T: Send + 'static>(
+        &self,
+        sql: String,
+        after: Option<u64>,
+        limit: usize,
+        row: fn(&Row<'_>) -> rusqlite::Result<(u64, T)>,
+    ) -> Result<(Vec<T>, Option<u64>)> {
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![after.map_or(-1, |a| a as i64), limit as i64], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let cursor = rows.last().map(|(s, _)| *s);
+            Ok((rows.into_iter().map(|(_, t)| t).collect(), cursor))
+        })
+        .await
+    }
+
     /// Runs `f` on the writer connection, off the async executor.
     async fn with_writer<T: Send + 'static>(
         &self,
@@ -272,6 +292,21 @@ fn memory_from_row(r: &Row<'_>) -> rusqlite::Result<(u64, Memory)> {
             reasoning: r.get(18)?,
         },
     ))
+}
+
+const CHANGE_COLUMNS: &str = "memory_id, project_id, user_id, time, kind, related_id, before, note";
+
+fn change_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryChange> {
+    let kind: String = r.get(4)?;
+    Ok(MemoryChange {
+        memory_id: r.get(0)?,
+        scope: Scope::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+        time: r.get(3)?,
+        kind: ChangeKind::parse(&kind).ok_or_else(|| bad_enum("change kind", &kind))?,
+        related_id: r.get(5)?,
+        before: r.get(6)?,
+        note: r.get(7)?,
+    })
 }
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
@@ -799,27 +834,78 @@ impl MemoryStore for EmbeddedStore {
     async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>> {
         let (project_id, memory_id) = (project_id.to_string(), memory_id.to_string());
         self.with_reader(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT memory_id, project_id, user_id, time, kind, related_id, before, note \
-                 FROM history WHERE memory_id = ? AND project_id = ? ORDER BY seq",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM history WHERE memory_id = ? AND project_id = ? ORDER BY seq"
+            ))?;
             let rows = stmt
-                .query_map(params![memory_id, project_id], |r| {
-                    let kind: String = r.get(4)?;
-                    Ok(MemoryChange {
-                        memory_id: r.get(0)?,
-                        scope: Scope::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-                        time: r.get(3)?,
-                        kind: ChangeKind::parse(&kind)
-                            .ok_or_else(|| bad_enum("change kind", &kind))?,
-                        related_id: r.get(5)?,
-                        before: r.get(6)?,
-                        note: r.get(7)?,
-                    })
-                })?
+                .query_map(params![memory_id, project_id], change_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
+        .await
+    }
+
+    async fn scan_messages(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, Option<u64>)> {
+        self.scan(
+            format!("SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE seq > ? ORDER BY seq LIMIT ?"),
+            after,
+            limit,
+            |r| Ok((r.get::<_, i64>(11)? as u64, message_from_row(r)?)),
+        )
+        .await
+    }
+
+    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)> {
+        self.scan(
+            format!("SELECT {TASK_COLUMNS}, rowid FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?"),
+            after,
+            limit,
+            |r| Ok((r.get::<_, i64>(9)? as u64, task_from_row(r)?)),
+        )
+        .await
+    }
+
+    async fn scan_history(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<MemoryChange>, Option<u64>)> {
+        self.scan(
+            format!("SELECT {CHANGE_COLUMNS}, seq FROM history WHERE seq > ? ORDER BY seq LIMIT ?"),
+            after,
+            limit,
+            |r| Ok((r.get::<_, i64>(8)? as u64, change_from_row(r)?)),
+        )
+        .await
+    }
+
+    async fn scan_embeddings(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Embedding>, Option<u64>)> {
+        self.scan(
+            "SELECT rowid, memory_id, model, project_id, user_id, vector FROM embeddings \
+             WHERE rowid > ? ORDER BY rowid LIMIT ?"
+                .to_string(),
+            after,
+            limit,
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    Embedding {
+                        memory_id: r.get(1)?,
+                        model: r.get(2)?,
+                        scope: Scope::new(r.get::<_, String>(3)?, r.get::<_, String>(4)?),
+                        vector: vector_from_bytes(&r.get::<_, Vec<u8>>(5)?),
+                    },
+                ))
+            },
+        )
         .await
     }
 

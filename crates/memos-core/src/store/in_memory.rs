@@ -48,6 +48,14 @@ impl InMemoryStore {
     }
 }
 
+/// One page of a sequence, the cursor being how many items came before.
+fn page<T>(items: impl Iterator<Item = T>, after: Option<u64>, limit: usize) -> (Vec<T>, Option<u64>) {
+    let skip = after.unwrap_or(0) as usize;
+    let out: Vec<T> = items.skip(skip).take(limit).collect();
+    let cursor = (!out.is_empty()).then(|| (skip + out.len()) as u64);
+    (out, cursor)
+}
+
 fn newest_first(a: &Memory, b: &Memory) -> std::cmp::Ordering {
     b.create_time.cmp(&a.create_time)
 }
@@ -179,6 +187,37 @@ impl MemoryStore for InMemoryStore {
             .get(task_id)
             .filter(|t| t.scope.project_id == project_id)
             .cloned())
+    }
+
+    async fn scan_messages(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, Option<u64>)> {
+        Ok(page(self.state().messages.iter().cloned(), after, limit))
+    }
+
+    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)> {
+        let s = self.state();
+        let mut tasks: Vec<Task> = s.tasks.values().cloned().collect();
+        tasks.sort_by_key(|t| t.create_time);
+        Ok(page(tasks.into_iter(), after, limit))
+    }
+
+    async fn scan_history(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<MemoryChange>, Option<u64>)> {
+        Ok(page(self.state().history.iter().cloned(), after, limit))
+    }
+
+    async fn scan_embeddings(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Embedding>, Option<u64>)> {
+        Ok(page(self.state().embeddings.values().cloned(), after, limit))
     }
 
     async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {

@@ -19,6 +19,7 @@ use crate::search::{Candidate, TimeRange};
 
 mod embedded;
 mod in_memory;
+mod migrate;
 mod postgres;
 
 #[cfg(any(test, feature = "testing"))]
@@ -26,6 +27,7 @@ pub mod conformance;
 
 pub use embedded::EmbeddedStore;
 pub use in_memory::InMemoryStore;
+pub use migrate::{Copied, copy_store};
 pub use postgres::PostgresStore;
 
 /// A monotonically increasing number that every write bumps.
@@ -190,6 +192,27 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Revokes a key by id; false if there is no such key.
     async fn revoke_key(&self, id: &str, at: crate::model::Millis) -> Result<bool>;
+
+    /// The chat log in write order, a page at a time after a cursor (for `memos migrate`).
+    async fn scan_messages(&self, after: Option<u64>, limit: usize)
+    -> Result<(Vec<Message>, Option<u64>)>;
+
+    /// Every task, a page at a time in write order.
+    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)>;
+
+    /// Every history entry, a page at a time in write order.
+    async fn scan_history(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<MemoryChange>, Option<u64>)>;
+
+    /// Every stored vector, of every model, a page at a time.
+    async fn scan_embeddings(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Embedding>, Option<u64>)>;
 
     /// Retrieval the store runs itself, over data every server sees. `None` (the default):
     /// the service keeps its own indexes in this process (tantivy and the RAM vectors).

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
@@ -175,6 +175,8 @@ CREATE TRIGGER memories_terms_update AFTER UPDATE ON memories
 "#,
     // Leases: which server's worker holds a running task, and until when.
     "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until BIGINT;",
+    // A write-order cursor over vectors, for `memos migrate`.
+    "ALTER TABLE embeddings ADD COLUMN seq BIGSERIAL; CREATE INDEX embeddings_seq ON embeddings (seq);",
 ];
 
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
@@ -284,6 +286,26 @@ impl PostgresStore {
             .map_err(|e| Error::Unavailable(format!("database: {e}")))
     }
 
+    /// One page of a `WHERE seq > $1 ORDER BY seq LIMIT $2` query whose column `seq_at`
+    /// is the cursor.
+    async fn scan<T>(
+        &self,
+        sql: &str,
+        after: Option<u64>,
+        limit: usize,
+        seq_at: usize,
+        item: fn(&Row) -> Result<T>,
+    ) -> Result<(Vec<T>, Option<u64>)> {
+        let c = self.client().await?;
+        let rows = c
+            .query(sql, &[&after.map_or(0, |a| a as i64), &(limit as i64)])
+            .await
+            .map_err(pg)?;
+        let cursor = rows.last().map(|r| r.get::<_, i64>(seq_at) as u64);
+        let items = rows.iter().map(item).collect::<Result<_>>()?;
+        Ok((items, cursor))
+    }
+
     /// Runs the migrations not yet recorded. An advisory lock makes concurrent starts of
     /// several servers take turns.
     async fn migrate(&self) -> Result<()> {
@@ -362,6 +384,21 @@ fn memory_from_row(r: &Row) -> Result<(u64, Memory)> {
             reasoning: r.get(18),
         },
     ))
+}
+
+const CHANGE_COLUMNS: &str = "memory_id, project_id, user_id, time, kind, related_id, before, note";
+
+fn change_from_row(r: &Row) -> Result<MemoryChange> {
+    let kind: String = r.get(4);
+    Ok(MemoryChange {
+        memory_id: r.get(0),
+        scope: Scope::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+        time: r.get(3),
+        kind: ChangeKind::parse(&kind).ok_or_else(|| corrupt("change kind", &kind))?,
+        related_id: r.get(5),
+        before: r.get(6),
+        note: r.get(7),
+    })
 }
 
 fn message_from_row(r: &Row) -> Result<Message> {
@@ -925,26 +962,78 @@ impl MemoryStore for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT memory_id, project_id, user_id, time, kind, related_id, before, note \
-                 FROM history WHERE memory_id = $1 AND project_id = $2 ORDER BY seq",
+                &format!(
+                    "SELECT {CHANGE_COLUMNS} FROM history WHERE memory_id = $1 AND project_id = $2 ORDER BY seq"
+                ),
                 &[&memory_id, &project_id],
             )
             .await
             .map_err(pg)?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.get(4);
-                Ok(MemoryChange {
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn scan_messages(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, Option<u64>)> {
+        self.scan(
+            &format!("SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            after,
+            limit,
+            11,
+            message_from_row,
+        )
+        .await
+    }
+
+    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)> {
+        self.scan(
+            &format!("SELECT {TASK_COLUMNS}, seq FROM tasks WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            after,
+            limit,
+            9,
+            task_from_row,
+        )
+        .await
+    }
+
+    async fn scan_history(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<MemoryChange>, Option<u64>)> {
+        self.scan(
+            &format!("SELECT {CHANGE_COLUMNS}, seq FROM history WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            after,
+            limit,
+            8,
+            change_from_row,
+        )
+        .await
+    }
+
+    async fn scan_embeddings(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Embedding>, Option<u64>)> {
+        self.scan(
+            "SELECT memory_id, model, project_id, user_id, vector::text, seq FROM embeddings \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after,
+            limit,
+            5,
+            |r| {
+                Ok(Embedding {
                     memory_id: r.get(0),
-                    scope: Scope::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-                    time: r.get(3),
-                    kind: ChangeKind::parse(&kind).ok_or_else(|| corrupt("change kind", &kind))?,
-                    related_id: r.get(5),
-                    before: r.get(6),
-                    note: r.get(7),
+                    model: r.get(1),
+                    scope: Scope::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+                    vector: vector_parse(r.get::<_, &str>(4)),
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn insert_key(&self, key: ApiKey) -> Result<()> {

@@ -1,13 +1,14 @@
 //! `memos serve --store postgres`: the real binary on the database that
 //! `scripts/start-postgres.sh` started (`MEMOS_PG_URL`), over HTTP; its data outlives the
 //! server, two servers on one database behave as one service, and a dead server's async
-//! tasks are finished by the other.
+//! tasks are finished by the other, and `memos migrate` moves a data directory there and
+//! back.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::Server;
+use crate::common::{Server, memos};
 
 /// The database URL in a schema of its own, or `None` outside CI without a server.
 async fn pg_url(name: &str) -> Option<String> {
@@ -179,4 +180,63 @@ async fn two_servers_on_one_database_are_one_service_and_finish_each_others_task
         v["data"]["total"], 20,
         "each acknowledged add made exactly one memory: {v}"
     );
+}
+
+#[tokio::test]
+async fn migrate_moves_a_data_directory_to_postgres_and_back() {
+    let Some(url) = pg_url("migrate").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (first, back) = (dir.path().join("first"), dir.path().join("back"));
+    memos(
+        &["add", "--user", "u", "I grow saffron on my balcony."],
+        &first,
+    );
+    let out = memos(
+        &[
+            "migrate",
+            "--from",
+            &format!("embedded:{}", first.display()),
+            "--to",
+            &format!("postgres:{url}"),
+        ],
+        &first,
+    );
+    assert!(out.starts_with("migrated "), "{out}");
+    let server = Server::start_with(
+        &dir.path().join("serve"),
+        "migrate-secret",
+        &["--store", "postgres", "--store-url", &url],
+    );
+    let (_, v) = server
+        .post("search/memory", json!({"user_id": "u", "query": "saffron"}))
+        .await;
+    assert!(
+        v["data"]["memory_detail_list"][0]["memory_value"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("saffron"),
+        "{v}"
+    );
+    drop(server);
+    memos(
+        &[
+            "migrate",
+            "--from",
+            &format!("postgres:{url}"),
+            "--to",
+            &format!("embedded:{}", back.display()),
+        ],
+        &first,
+    );
+    let found = memos(&["search", "--user", "u", "saffron"], &back);
+    assert!(found.contains("saffron"), "{found}");
+    // The target holds data now: migrating into it again is refused.
+    let refused = std::process::Command::new(crate::common::BIN)
+        .args(["migrate", "--from", &format!("embedded:{}", first.display())])
+        .args(["--to", &format!("embedded:{}", back.display())])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }
