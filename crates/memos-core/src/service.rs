@@ -441,7 +441,13 @@ impl MemoryService {
             (Some(index), _) => index.search(scope, query, filter, time, limit),
             (None, Some(search)) => {
                 search
-                    .lexical(scope, &crate::search::query_terms(query), filter, time, limit)
+                    .lexical(
+                        scope,
+                        &crate::search::query_terms(query),
+                        filter,
+                        time,
+                        limit,
+                    )
                     .await
             }
             (None, None) => unreachable!("start gives a store without search an index"),
@@ -2054,7 +2060,10 @@ async fn task_claimer(svc: Weak<MemoryService>) {
         let Some(svc) = svc.upgrade() else { break };
         match svc.claim_orphaned_tasks().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(tasks = n, "took over add tasks another worker stopped renewing"),
+            Ok(n) => tracing::info!(
+                tasks = n,
+                "took over add tasks another worker stopped renewing"
+            ),
             Err(e) => tracing::warn!(error = %e, "could not claim orphaned tasks"),
         }
     }
@@ -2084,14 +2093,9 @@ mod tests {
     }
 
     async fn start_lexical(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
-        MemoryService::start(
-            store,
-            None,
-            None,
-            Config::default(),
-        )
-        .await
-        .unwrap()
+        MemoryService::start(store, None, None, Config::default())
+            .await
+            .unwrap()
     }
 
     fn lexical(query: &str) -> SearchInput {
@@ -2416,14 +2420,9 @@ mod tests {
 
     async fn fake_service(store: Arc<dyn MemoryStore>) -> Arc<MemoryService> {
         let embedder: Arc<dyn Embedder> = Arc::new(crate::embed::FakeEmbedder::new(64));
-        MemoryService::start(
-            store,
-            None,
-            Some(embedder),
-            Config::default(),
-        )
-        .await
-        .unwrap()
+        MemoryService::start(store, None, Some(embedder), Config::default())
+            .await
+            .unwrap()
     }
 
     fn dense(query: &str) -> SearchInput {

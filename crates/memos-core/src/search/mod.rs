@@ -62,7 +62,10 @@ pub struct Candidate {
 pub fn query_terms(query: &str) -> Vec<String> {
     let mut words = crate::text::terms(query);
     if words.is_empty() {
-        words = crate::text::words(query).into_iter().map(|w| w.term).collect();
+        words = crate::text::words(query)
+            .into_iter()
+            .map(|w| w.term)
+            .collect();
     }
     let mut seen = std::collections::HashSet::new();
     words.retain(|t| seen.insert(t.clone()));

@@ -698,10 +698,22 @@ pub async fn a_task_goes_to_one_worker_at_a_time(store: &dyn MemoryStore) {
         .unwrap();
     let claimed = store.claim_tasks(&lease("a", 100), 10, 10).await.unwrap();
     assert_eq!(claimed, vec![t.clone()]);
-    assert!(store.claim_tasks(&lease("b", 200), 50, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_tasks(&lease("b", 200), 50, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!store.renew_task(&t.id, &lease("b", 200)).await.unwrap());
     assert!(store.renew_task(&t.id, &lease("a", 150)).await.unwrap());
-    assert!(store.claim_tasks(&lease("b", 300), 120, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_tasks(&lease("b", 300), 120, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // a stops renewing; b takes over after the lease ran out.
     let taken = store.claim_tasks(&lease("b", 400), 160, 10).await.unwrap();
@@ -717,7 +729,13 @@ pub async fn a_task_goes_to_one_worker_at_a_time(store: &dyn MemoryStore) {
         })
         .await;
     assert!(lost.is_err(), "a write under a lost lease must fail");
-    assert!(store.get_memories("p", &[late.id.clone()]).await.unwrap().is_empty());
+    assert!(
+        store
+            .get_memories("p", std::slice::from_ref(&late.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!store.renew_task(&t.id, &lease("a", 500)).await.unwrap());
 
     t.status = TaskStatus::Completed;
@@ -731,7 +749,13 @@ pub async fn a_task_goes_to_one_worker_at_a_time(store: &dyn MemoryStore) {
         .await
         .unwrap();
     assert_eq!(store.get_task("p", &t.id).await.unwrap(), Some(t.clone()));
-    assert!(store.claim_tasks(&lease("c", i64::MAX), i64::MAX - 1, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_tasks(&lease("c", i64::MAX), i64::MAX - 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!store.renew_task(&t.id, &lease("b", 600)).await.unwrap());
 
     // A task written under a lease is its writer's from the start.
@@ -744,9 +768,18 @@ pub async fn a_task_goes_to_one_worker_at_a_time(store: &dyn MemoryStore) {
         })
         .await
         .unwrap();
-    assert!(store.claim_tasks(&lease("e", 2_000), 999, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_tasks(&lease("e", 2_000), 999, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.claim_tasks(&lease("e", 2_000), 1_001, 10).await.unwrap(),
+        store
+            .claim_tasks(&lease("e", 2_000), 1_001, 10)
+            .await
+            .unwrap(),
         vec![fresh]
     );
 }

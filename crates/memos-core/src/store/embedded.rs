@@ -851,7 +851,9 @@ impl MemoryStore for EmbeddedStore {
         limit: usize,
     ) -> Result<(Vec<Message>, Option<u64>)> {
         self.scan(
-            format!("SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE seq > ? ORDER BY seq LIMIT ?"),
+            format!(
+                "SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE seq > ? ORDER BY seq LIMIT ?"
+            ),
             after,
             limit,
             |r| Ok((r.get::<_, i64>(11)? as u64, message_from_row(r)?)),
@@ -859,9 +861,15 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)> {
+    async fn scan_tasks(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Task>, Option<u64>)> {
         self.scan(
-            format!("SELECT {TASK_COLUMNS}, rowid FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?"),
+            format!(
+                "SELECT {TASK_COLUMNS}, rowid FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT ?"
+            ),
             after,
             limit,
             |r| Ok((r.get::<_, i64>(9)? as u64, task_from_row(r)?)),

@@ -49,7 +49,11 @@ impl InMemoryStore {
 }
 
 /// One page of a sequence, the cursor being how many items came before.
-fn page<T>(items: impl Iterator<Item = T>, after: Option<u64>, limit: usize) -> (Vec<T>, Option<u64>) {
+fn page<T>(
+    items: impl Iterator<Item = T>,
+    after: Option<u64>,
+    limit: usize,
+) -> (Vec<T>, Option<u64>) {
     let skip = after.unwrap_or(0) as usize;
     let out: Vec<T> = items.skip(skip).take(limit).collect();
     let cursor = (!out.is_empty()).then(|| (skip + out.len()) as u64);
@@ -197,7 +201,11 @@ impl MemoryStore for InMemoryStore {
         Ok(page(self.state().messages.iter().cloned(), after, limit))
     }
 
-    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)> {
+    async fn scan_tasks(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Task>, Option<u64>)> {
         let s = self.state();
         let mut tasks: Vec<Task> = s.tasks.values().cloned().collect();
         tasks.sort_by_key(|t| t.create_time);
@@ -217,7 +225,11 @@ impl MemoryStore for InMemoryStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Embedding>, Option<u64>)> {
-        Ok(page(self.state().embeddings.values().cloned(), after, limit))
+        Ok(page(
+            self.state().embeddings.values().cloned(),
+            after,
+            limit,
+        ))
     }
 
     async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
@@ -226,8 +238,7 @@ impl MemoryStore for InMemoryStore {
             .tasks
             .values()
             .filter(|t| {
-                t.status == TaskStatus::Running
-                    && s.leases.get(&t.id).is_none_or(|l| l.until < now)
+                t.status == TaskStatus::Running && s.leases.get(&t.id).is_none_or(|l| l.until < now)
             })
             .cloned()
             .collect();

@@ -194,11 +194,18 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn revoke_key(&self, id: &str, at: crate::model::Millis) -> Result<bool>;
 
     /// The chat log in write order, a page at a time after a cursor (for `memos migrate`).
-    async fn scan_messages(&self, after: Option<u64>, limit: usize)
-    -> Result<(Vec<Message>, Option<u64>)>;
+    async fn scan_messages(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, Option<u64>)>;
 
     /// Every task, a page at a time in write order.
-    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)>;
+    async fn scan_tasks(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Task>, Option<u64>)>;
 
     /// Every history entry, a page at a time in write order.
     async fn scan_history(

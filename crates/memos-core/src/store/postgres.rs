@@ -978,7 +978,9 @@ impl MemoryStore for PostgresStore {
         limit: usize,
     ) -> Result<(Vec<Message>, Option<u64>)> {
         self.scan(
-            &format!("SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            &format!(
+                "SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ),
             after,
             limit,
             11,
@@ -987,7 +989,11 @@ impl MemoryStore for PostgresStore {
         .await
     }
 
-    async fn scan_tasks(&self, after: Option<u64>, limit: usize) -> Result<(Vec<Task>, Option<u64>)> {
+    async fn scan_tasks(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Task>, Option<u64>)> {
         self.scan(
             &format!("SELECT {TASK_COLUMNS}, seq FROM tasks WHERE seq > $1 ORDER BY seq LIMIT $2"),
             after,
@@ -1004,7 +1010,9 @@ impl MemoryStore for PostgresStore {
         limit: usize,
     ) -> Result<(Vec<MemoryChange>, Option<u64>)> {
         self.scan(
-            &format!("SELECT {CHANGE_COLUMNS}, seq FROM history WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            &format!(
+                "SELECT {CHANGE_COLUMNS}, seq FROM history WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ),
             after,
             limit,
             8,
@@ -1178,7 +1186,8 @@ impl StoreSearch for PostgresStore {
             cond.push_str(&filter_sql(f, "m", &mut params));
         }
         // idf and length normalisation as tantivy computes them (over every memory of the
-        // database, as tantivy's statistics cover its whole index).
+        // database, as tantivy's statistics cover its whole index); a term's frequency in a
+        // memory is the count of its positions in the term array.
         let sql = format!(
             "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
                     greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
@@ -1187,14 +1196,14 @@ impl StoreSearch for PostgresStore {
                     / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
                    FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
                    LEFT JOIN memos_term_df d ON d.term = t.term), \
-             c AS (SELECT m.id, m.terms FROM memories m \
+             c AS (SELECT m.id, m.terms, cardinality(m.terms) AS len FROM memories m \
                    WHERE m.project_id = $1 AND m.user_id = $2 AND m.terms && $3::text[] AND {cond}) \
-             SELECT c.id, sum(q.idf * x.tf * {k1p1} / (x.tf + {K1} * ({omb} + {B} * cardinality(c.terms) \
+             SELECT c.id, sum(q.idf * x.tf * {k1p1} / (x.tf + {K1} * ({omb} + {B} * c.len \
                     / (SELECT total / n FROM s))))::float4 AS score, \
                     (SELECT sum(idf) FROM q)::float4 \
-             FROM c CROSS JOIN LATERAL (SELECT u AS term, count(*)::float8 AS tf FROM unnest(c.terms) u \
-                    WHERE u = ANY($3::text[]) GROUP BY u) x \
-             JOIN q ON q.term = x.term \
+             FROM c CROSS JOIN q \
+             CROSS JOIN LATERAL (SELECT cardinality(array_positions(c.terms, q.term))::float8 AS tf) x \
+             WHERE x.tf > 0 \
              GROUP BY c.id ORDER BY score DESC, c.id LIMIT $4",
             k1p1 = K1 + 1.0,
             omb = 1.0 - B,

@@ -101,14 +101,9 @@ async fn service(base_url: &str, tweak: impl FnOnce(&mut LlmConfig)) -> Arc<Memo
         ..Default::default()
     };
     tweak(&mut config.llm);
-    MemoryService::start(
-        Arc::new(InMemoryStore::new()),
-        None,
-        None,
-        config,
-    )
-    .await
-    .unwrap()
+    MemoryService::start(Arc::new(InMemoryStore::new()), None, None, config)
+        .await
+        .unwrap()
 }
 
 fn add(text: &str, async_mode: bool) -> AddInput {

@@ -129,8 +129,12 @@ async fn migration_there_and_back_is_lossless() {
         })
         .await
         .unwrap();
-    let (key, _) = memos_core::auth::create_key(&source, "p", "ci").await.unwrap();
-    memos_core::auth::create_key(&source, "q", "other").await.unwrap();
+    let (key, _) = memos_core::auth::create_key(&source, "p", "ci")
+        .await
+        .unwrap();
+    memos_core::auth::create_key(&source, "q", "other")
+        .await
+        .unwrap();
     source.revoke_key(&key.id, 42).await.unwrap();
 
     let pg = PostgresStore::connect(&url, 4).await.unwrap();

@@ -9,6 +9,10 @@
 //! embeddings of a few hundred template sentences (what the scan costs does not depend on
 //! the values). The server then starts on that directory, rebuilding its lexical index as
 //! after any restore, and everything measured afterwards goes through HTTP.
+//!
+//! `--store postgres --store-url URL --servers 2` preloads a fresh schema of that database
+//! instead and runs that many `memos serve` processes on it, the clients spread over them:
+//! the scale-out setup.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,7 +25,7 @@ use clap::Args;
 use memos_core::embed::{self, Embedder};
 use memos_core::ingest::{AddContext, fast};
 use memos_core::model::{Memory, Message, Role, Scope};
-use memos_core::store::{EmbeddedStore, Embedding, MemoryStore, WriteBatch};
+use memos_core::store::{EmbeddedStore, Embedding, MemoryStore, PostgresStore, WriteBatch};
 use memos_core::{Config, time};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -61,6 +65,48 @@ pub(crate) struct LoadArgs {
     /// Keep each run's data directory under here (default: a temporary directory).
     #[arg(long)]
     keep_dir: Option<PathBuf>,
+    /// `embedded` (the data directory) or `postgres` (a fresh schema of `--store-url`).
+    #[arg(long, default_value = "embedded")]
+    store: String,
+    /// PostgreSQL URL for `--store postgres`.
+    #[arg(long, default_value = "")]
+    store_url: String,
+    /// `memos serve` processes on the store (more than one needs `--store postgres`).
+    #[arg(long, default_value_t = 1)]
+    servers: usize,
+}
+
+/// Where one run keeps its data, as `memos serve` flags.
+fn store_flags(args: &LoadArgs, url: &str) -> Vec<String> {
+    if args.store == "postgres" {
+        vec![
+            "--store".into(),
+            "postgres".into(),
+            "--store-url".into(),
+            url.into(),
+        ]
+    } else {
+        vec![]
+    }
+}
+
+/// A URL of `base` whose search path is a schema made empty for this run.
+async fn fresh_schema(base: &str, name: &str) -> Result<String> {
+    let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .context("connecting to --store-url")?;
+    let conn = tokio::spawn(conn);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ))
+        .await?;
+    drop(admin);
+    let _ = conn.await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{base}{sep}options=-c%20search_path%3D{name}%2Cpublic"
+    ))
 }
 
 /// Vocabulary of the synthetic chat: enough combinations that texts rarely repeat.
@@ -155,6 +201,12 @@ pub(crate) async fn load(config: Config, args: LoadArgs) -> Result<()> {
         None if config.embed.model_dir.as_os_str().is_empty() => None,
         None => Some(config.embed.model_dir.clone()),
     };
+    if args.store == "postgres" && args.store_url.is_empty() {
+        bail!("--store postgres needs --store-url");
+    }
+    if args.servers > 1 && args.store != "postgres" {
+        bail!("several servers share one store only with --store postgres");
+    }
     let embedder: Option<Arc<dyn Embedder>> = match &model_dir {
         Some(d) => {
             Some(Arc::from(embed::load(d).with_context(|| {
@@ -172,7 +224,9 @@ pub(crate) async fn load(config: Config, args: LoadArgs) -> Result<()> {
         None => vec![],
     };
     println!(
-        "memos bench load: {} clients, {:.0} s mixed traffic ({:.0}% adds) per run, model {}",
+        "memos bench load: {} store, {} server(s), {} clients, {:.0} s mixed traffic ({:.0}% adds) per run, model {}",
+        args.store,
+        args.servers,
         args.clients,
         args.seconds,
         args.add_share * 100.0,
@@ -180,7 +234,7 @@ pub(crate) async fn load(config: Config, args: LoadArgs) -> Result<()> {
     );
     let base_rss = {
         let tmp = tempfile::tempdir()?;
-        let server = Server::start(tmp.path(), model_dir.as_deref()).await?;
+        let server = Server::start(tmp.path(), model_dir.as_deref(), &[]).await?;
         let rss = server.rss_kib("VmRSS");
         drop(server);
         rss
@@ -241,23 +295,52 @@ async fn run(
         args.user_size
     );
     let started = Instant::now();
-    if dir.join("memos.db").is_file() {
+    let url = if args.store == "postgres" {
+        let url = fresh_schema(&args.store_url, &format!("bench_load_{total}")).await?;
+        let store = PostgresStore::connect(&url, 4).await?;
+        preload(&store, &users, embedder, templates).await?;
+        println!(
+            "preload (straight into a fresh PostgreSQL schema): {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        url
+    } else if dir.join("memos.db").is_file() {
         println!("reusing the preloaded data in {}", dir.display());
+        String::new()
     } else {
         std::fs::create_dir_all(dir)?;
-        preload(dir, &users, embedder, templates).await?;
+        preload(&EmbeddedStore::open(dir)?, &users, embedder, templates).await?;
         println!(
             "preload (straight into the store): {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        String::new()
+    };
+    let flags = store_flags(args, &url);
+    let mut servers = Vec::new();
+    for i in 0..args.servers.max(1) {
+        let started = Instant::now();
+        // Each server has a data directory of its own; with PostgreSQL it holds nothing.
+        let own = dir.join(format!("server-{i}"));
+        let server_dir = if args.store == "postgres" {
+            own.as_path()
+        } else {
+            dir
+        };
+        servers.push(Arc::new(
+            Server::start(server_dir, model_dir, &flags).await?,
+        ));
+        println!(
+            "server {i} start ({}): {:.1} s",
+            if args.store == "postgres" {
+                "vector index built in the database by the first"
+            } else {
+                "lexical index rebuilt from the store"
+            },
+            started.elapsed().as_secs_f64()
+        );
     }
-    let started = Instant::now();
-    let server = Server::start(dir, model_dir).await?;
-    println!(
-        "server start (lexical index rebuilt from the store): {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let server = Arc::new(server);
+    let server = servers[0].clone();
 
     // Warm-up: one search per user loads its vectors, as a running server has them.
     let started = Instant::now();
@@ -267,8 +350,8 @@ async fn run(
         .map(<[String]>::to_vec)
         .collect();
     let mut warm = Vec::new();
-    for chunk in chunks {
-        let s = server.clone();
+    for (c, chunk) in chunks.into_iter().enumerate() {
+        let s = servers[c % servers.len()].clone();
         warm.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(1);
             for u in chunk {
@@ -295,7 +378,7 @@ async fn run(
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let mut clients = Vec::new();
     for c in 0..args.clients {
-        let (s, names) = (server.clone(), names.clone());
+        let (s, names) = (servers[c % servers.len()].clone(), names.clone());
         let add_share = args.add_share;
         clients.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(100 + c as u64);
@@ -358,7 +441,7 @@ async fn run(
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let mut clients = Vec::new();
     for c in 0..args.clients {
-        let s = server.clone();
+        let s = servers[c % servers.len()].clone();
         clients.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(200 + c as u64);
             let mut sent = 0usize;
@@ -400,12 +483,11 @@ async fn run(
 /// Writes the users' synthetic chat, its memories and their vectors straight into the
 /// store, a batch of sessions per transaction.
 async fn preload(
-    dir: &Path,
+    store: &dyn MemoryStore,
     users: &[(String, usize)],
     embedder: Option<&dyn Embedder>,
     templates: &[Vec<f32>],
 ) -> Result<()> {
-    let store = EmbeddedStore::open(dir)?;
     let model = embedder.map(|e| e.model_id().to_string());
     let mut rng = StdRng::seed_from_u64(42);
     let start = time::parse_str("2023-01-01T00:00:00Z").unwrap_or(0);
@@ -499,11 +581,12 @@ struct Server {
 }
 
 impl Server {
-    async fn start(dir: &Path, model_dir: Option<&Path>) -> Result<Server> {
+    async fn start(dir: &Path, model_dir: Option<&Path>, flags: &[String]) -> Result<Server> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(dir)
+            .args(flags)
             .env("MEMOS_API_KEY", KEY)
             .env(
                 "MEMOS__EMBED__MODEL_DIR",

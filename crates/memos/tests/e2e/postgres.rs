@@ -128,10 +128,16 @@ async fn two_servers_on_one_database_are_one_service_and_finish_each_others_task
     )
     .await;
     let (_, v) = b
-        .post("search/memory", json!({"user_id": "u", "query": "Ana Porto"}))
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "Ana Porto"}),
+        )
         .await;
     assert!(
-        !v["data"]["memory_detail_list"].as_array().unwrap().is_empty(),
+        !v["data"]["memory_detail_list"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "{v}"
     );
     b.add(
@@ -141,7 +147,10 @@ async fn two_servers_on_one_database_are_one_service_and_finish_each_others_task
     )
     .await;
     let (_, v) = a
-        .post("search/memory", json!({"user_id": "u", "query": "sailing boats"}))
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "sailing boats"}),
+        )
         .await;
     let list = v["data"]["memory_detail_list"].as_array().unwrap();
     assert!(
@@ -234,7 +243,11 @@ async fn migrate_moves_a_data_directory_to_postgres_and_back() {
     assert!(found.contains("saffron"), "{found}");
     // The target holds data now: migrating into it again is refused.
     let refused = std::process::Command::new(crate::common::BIN)
-        .args(["migrate", "--from", &format!("embedded:{}", first.display())])
+        .args([
+            "migrate",
+            "--from",
+            &format!("embedded:{}", first.display()),
+        ])
         .args(["--to", &format!("embedded:{}", back.display())])
         .output()
         .unwrap();
