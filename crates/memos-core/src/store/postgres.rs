@@ -1113,6 +1113,30 @@ impl MemoryStore for PostgresStore {
     }
 }
 
+/// The parameters every search starts with (`$1` project, `$2` user, `$3` the query, `$4`
+/// the limit) and its condition over `memories` as `m`: current at `time.to`, inside
+/// `time`, passing `filter`.
+fn search_conditions(
+    scope: &Scope,
+    query: Box<dyn ToSql + Sync + Send>,
+    time: TimeRange,
+    filter: Option<&Filter>,
+    limit: usize,
+) -> (String, Params) {
+    let mut params: Params = vec![
+        Box::new(scope.project_id.clone()),
+        Box::new(scope.user_id.clone()),
+        query,
+        Box::new(limit as i64),
+    ];
+    let mut cond = current_sql(time, &mut params);
+    if let Some(f) = filter {
+        cond.push_str(" AND ");
+        cond.push_str(&filter_sql(f, "m", &mut params));
+    }
+    (cond, params)
+}
+
 /// The SQL condition "current at `time.to`, inside `time`" over `memories` as `m`.
 fn current_sql(time: TimeRange, params: &mut Params) -> String {
     let mut cond = match time.to {
@@ -1174,17 +1198,8 @@ impl StoreSearch for PostgresStore {
             return Ok(vec![]);
         }
         let c = self.client().await?;
-        let mut params: Params = vec![
-            Box::new(scope.project_id.clone()),
-            Box::new(scope.user_id.clone()),
-            Box::new(terms.to_vec()),
-            Box::new(limit as i64),
-        ];
-        let mut cond = current_sql(time, &mut params);
-        if let Some(f) = filter {
-            cond.push_str(" AND ");
-            cond.push_str(&filter_sql(f, "m", &mut params));
-        }
+        let (cond, params) =
+            search_conditions(scope, Box::new(terms.to_vec()), time, filter, limit);
         // idf and length normalisation as tantivy computes them (over every memory of the
         // database, as tantivy's statistics cover its whole index); a term's frequency in a
         // memory is the count of its positions in the term array.
@@ -1256,17 +1271,8 @@ impl StoreSearch for PostgresStore {
         }
         let dim = query.len();
         let mut c = self.client().await?;
-        let mut params: Params = vec![
-            Box::new(scope.project_id.clone()),
-            Box::new(scope.user_id.clone()),
-            Box::new(vector_text(query)),
-            Box::new(limit as i64),
-        ];
-        let mut cond = current_sql(time, &mut params);
-        if let Some(f) = filter {
-            cond.push_str(" AND ");
-            cond.push_str(&filter_sql(f, "m", &mut params));
-        }
+        let (cond, params) =
+            search_conditions(scope, Box::new(vector_text(query)), time, filter, limit);
         // The model is a literal so the planner can match the partial HNSW index. The
         // index is shared by every user: iterative scans keep walking the graph until
         // enough of this user's memories pass the conditions; for a small user the planner

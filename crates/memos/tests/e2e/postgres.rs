@@ -121,43 +121,23 @@ async fn two_servers_on_one_database_are_one_service_and_finish_each_others_task
     let b = Server::start_env(dir_b.path(), "pair-secret", &flags, &[lease]);
 
     // Written through one, found through the other at once, both ways.
-    a.add(
-        "u",
-        "c",
-        json!([{"role": "user", "content": "My sister Ana lives in Porto."}]),
-    )
-    .await;
-    let (_, v) = b
-        .post(
-            "search/memory",
-            json!({"user_id": "u", "query": "Ana Porto"}),
-        )
-        .await;
-    assert!(
-        !v["data"]["memory_detail_list"]
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "{v}"
-    );
-    b.add(
-        "u",
-        "c",
-        json!([{"role": "user", "content": "I restore old sailing boats."}]),
-    )
-    .await;
-    let (_, v) = a
-        .post(
-            "search/memory",
-            json!({"user_id": "u", "query": "sailing boats"}),
-        )
-        .await;
-    let list = v["data"]["memory_detail_list"].as_array().unwrap();
-    assert!(
-        list.iter()
-            .any(|m| m["memory_value"].as_str().unwrap().contains("sailing")),
-        "{v}"
-    );
+    for (writer, reader, text, query) in [
+        (&a, &b, "My sister Ana lives in Porto.", "Ana Porto"),
+        (&b, &a, "I restore old sailing boats.", "sailing boats"),
+    ] {
+        writer
+            .add("u", "c", json!([{"role": "user", "content": text}]))
+            .await;
+        let (_, v) = reader
+            .post("search/memory", json!({"user_id": "u", "query": query}))
+            .await;
+        let list = v["data"]["memory_detail_list"].as_array().unwrap();
+        assert!(
+            list.iter()
+                .any(|m| m["memory_value"].as_str().unwrap().contains(text)),
+            "{v}"
+        );
+    }
 
     // A accepts async adds and dies; B finishes whatever A had not, each exactly once.
     let mut tasks = Vec::new();
