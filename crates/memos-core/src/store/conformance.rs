@@ -172,6 +172,26 @@ pub async fn upsert_replaces_in_place(store: &dyn MemoryStore) {
     );
     let (all, _) = store.scan_memories(None, 100).await.unwrap();
     assert_eq!(all.iter().filter(|x| x.id == m.id).count(), 1);
+
+    // Twice in one batch: the later version wins, as if written one after the other.
+    let mut m3 = m.clone();
+    m3.value = "third version".into();
+    let mut m4 = m.clone();
+    m4.value = "fourth version".into();
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m3, m4.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_memories("p", std::slice::from_ref(&m.id))
+            .await
+            .unwrap(),
+        vec![m4]
+    );
 }
 
 /// Deleted memories are gone; unknown ids are ignored.

@@ -495,6 +495,21 @@ fn filter_sql(f: &Filter, table: &str, params: &mut Params) -> String {
     format!("({})", parts.join(join))
 }
 
+/// The items whose key does not come again later in `items`, in order: what applying them
+/// one by one would leave.
+fn last_of<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut last = std::collections::HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        last.insert(key(item), i);
+    }
+    items
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| last.get(&key(item)) == Some(i))
+        .map(|(_, item)| item)
+        .collect()
+}
+
 /// Takes the revision row and returns the next revision. Taken first in every write
 /// transaction, the row lock orders concurrent writers, on one server or many.
 async fn bump_revision(tx: &deadpool_postgres::Transaction<'_>) -> Result<i64> {
@@ -514,87 +529,93 @@ impl MemoryStore for PostgresStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         let rev = bump_revision(&tx).await?;
+        // Each kind of row goes in as one statement over arrays (`unnest`), whatever the
+        // batch size: one round trip instead of one per row.
         if !batch.messages.is_empty() {
-            let ins = tx
-                .prepare(&format!(
-                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                ))
-                .await
-                .map_err(pg)?;
-            for m in &batch.messages {
-                tx.execute(
-                    &ins,
-                    &[
-                        &m.id,
-                        &m.message_id,
-                        &m.scope.project_id,
-                        &m.scope.user_id,
-                        &m.conversation_id,
-                        &m.role.as_str(),
-                        &m.name,
-                        &m.content,
-                        &m.chat_time,
-                        &m.create_time,
-                        &m.task_id,
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            }
+            let ms = &batch.messages;
+            tx.execute(
+                &format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], \
+                     $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
+                     $10::bigint[], $11::text[])"
+                ),
+                &[
+                    &ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.scope.project_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.scope.user_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.name.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.chat_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.create_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.task_id.as_str()).collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
         }
         if !batch.upsert_memories.is_empty() {
+            // One statement may not touch a row twice: the last version of a memory wins, as
+            // it would row by row.
+            let ms = last_of(&batch.upsert_memories, |m| m.id.clone());
+            let ids: Vec<&str> = ms.iter().map(|m| m.id.as_str()).collect();
+            let values: Vec<&str> = ms.iter().map(|m| m.value.as_str()).collect();
             // A vector describes a text: when the text changes, the vector goes.
-            let stale = tx
-                .prepare(
-                    "DELETE FROM embeddings WHERE memory_id = $1 AND EXISTS \
-                     (SELECT 1 FROM memories WHERE id = $1 AND memory_value <> $2)",
-                )
-                .await
-                .map_err(pg)?;
-            let up = tx
-                .prepare(
-                    "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
-                     memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
-                     create_time, update_time, reasoning, terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-                     ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
-                     memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
-                     memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
-                     status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
-                     info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
-                     sources = excluded.sources, update_time = excluded.update_time, \
-                     reasoning = excluded.reasoning, terms = excluded.terms",
-                )
-                .await
-                .map_err(pg)?;
-            for m in &batch.upsert_memories {
-                tx.execute(&stale, &[&m.id, &m.value]).await.map_err(pg)?;
-                tx.execute(
-                    &up,
-                    &[
-                        &m.id,
-                        &m.scope.project_id,
-                        &m.scope.user_id,
-                        &m.conversation_id,
-                        &m.key,
-                        &m.value,
-                        &m.memory_type.as_str(),
-                        &m.memory_time,
-                        &m.status.as_str(),
-                        &m.confidence,
-                        &json(&m.tags),
-                        &Value::Object(m.info.clone()),
-                        &m.agent_id,
-                        &m.app_id,
-                        &json(&m.sources),
-                        &m.create_time,
-                        &m.update_time,
-                        &m.reasoning,
-                        &crate::text::terms(&m.index_text()),
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            }
+            tx.execute(
+                "DELETE FROM embeddings e USING memories m, unnest($1::text[], $2::text[]) AS x(id, value) \
+                 WHERE m.id = x.id AND m.memory_value <> x.value AND e.memory_id = x.id",
+                &[&ids, &values],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
+                 memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
+                 create_time, update_time, reasoning, terms) \
+                 SELECT id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
+                 memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, \
+                 update_time, reasoning, string_to_array(terms, E'\\x1f') \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::text[], $8::bigint[], $9::text[], $10::real[], $11::jsonb[], $12::jsonb[], $13::text[], \
+                 $14::text[], $15::jsonb[], $16::bigint[], $17::bigint[], $18::text[], $19::text[]) \
+                 AS x(id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
+                 memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, \
+                 update_time, reasoning, terms) \
+                 ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
+                 memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
+                 memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
+                 status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
+                 info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
+                 sources = excluded.sources, update_time = excluded.update_time, \
+                 reasoning = excluded.reasoning, terms = excluded.terms",
+                &[
+                    &ids,
+                    &ms.iter().map(|m| m.scope.project_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.scope.user_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+                    &values,
+                    &ms.iter().map(|m| m.memory_type.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.memory_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.status.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.confidence).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| json(&m.tags)).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| Value::Object(m.info.clone())).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.agent_id.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.app_id.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| json(&m.sources)).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.create_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.update_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.reasoning.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter()
+                        .map(|m| crate::text::terms(&m.index_text()).join("\u{1f}"))
+                        .collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
         }
         if !batch.delete_memories.is_empty() {
             for table in [
@@ -610,35 +631,48 @@ impl MemoryStore for PostgresStore {
                 .map_err(pg)?;
             }
         }
-        for e in &batch.embeddings {
+        if !batch.embeddings.is_empty() {
+            let es = last_of(&batch.embeddings, |e| {
+                (e.memory_id.clone(), e.model.clone())
+            });
             tx.execute(
                 "INSERT INTO embeddings (memory_id, model, project_id, user_id, vector) \
-                 VALUES ($1, $2, $3, $4, $5::text::vector) \
+                 SELECT memory_id, model, project_id, user_id, vector::vector \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                 AS x(memory_id, model, project_id, user_id, vector) \
                  ON CONFLICT (memory_id, model) DO UPDATE SET vector = excluded.vector",
                 &[
-                    &e.memory_id,
-                    &e.model,
-                    &e.scope.project_id,
-                    &e.scope.user_id,
-                    &vector_text(&e.vector),
+                    &es.iter().map(|e| e.memory_id.as_str()).collect::<Vec<_>>(),
+                    &es.iter().map(|e| e.model.as_str()).collect::<Vec<_>>(),
+                    &es.iter()
+                        .map(|e| e.scope.project_id.as_str())
+                        .collect::<Vec<_>>(),
+                    &es.iter()
+                        .map(|e| e.scope.user_id.as_str())
+                        .collect::<Vec<_>>(),
+                    &es.iter()
+                        .map(|e| vector_text(&e.vector))
+                        .collect::<Vec<_>>(),
                 ],
             )
             .await
             .map_err(pg)?;
         }
-        for h in &batch.history {
+        if !batch.history.is_empty() {
+            let hs = &batch.history;
             tx.execute(
                 "INSERT INTO history (memory_id, project_id, user_id, time, kind, related_id, before, note) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[])",
                 &[
-                    &h.memory_id,
-                    &h.scope.project_id,
-                    &h.scope.user_id,
-                    &h.time,
-                    &h.kind.as_str(),
-                    &h.related_id,
-                    &h.before,
-                    &h.note,
+                    &hs.iter().map(|h| h.memory_id.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.scope.project_id.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.scope.user_id.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.time).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.kind.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.related_id.as_deref()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.before.as_deref()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.note.as_str()).collect::<Vec<_>>(),
                 ],
             )
             .await
@@ -1244,9 +1278,10 @@ impl StoreSearch for PostgresStore {
     async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        // Concurrent starts of several servers take turns; the index is built once.
+        // Concurrent starts of several servers take turns; the index is built once. The
+        // build is much faster when the graph fits in maintenance memory (this build only).
         tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(7235502); \
+            "SELECT pg_advisory_xact_lock(7235502); SET LOCAL maintenance_work_mem = '1GB'; \
              CREATE INDEX IF NOT EXISTS {name} ON embeddings \
              USING hnsw ((vector::vector({dim})) vector_cosine_ops) WHERE model = {model}",
             name = vector_index_name(model),
