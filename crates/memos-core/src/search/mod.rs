@@ -3,6 +3,8 @@
 //!
 //! Two retrievers: BM25 over tantivy ([`bm25`]) and exact dense scan ([`vector`]). Each
 //! returns its own candidate list with a calibrated `relativity`; [`fusion`] merges them.
+//! Over a store that searches itself ([`crate::store::StoreSearch`], PostgreSQL) the same
+//! two lists come from the database instead, and the rest is unchanged.
 
 pub mod bm25;
 pub mod fusion;

@@ -8,7 +8,9 @@
 //!
 //! Backends: [`EmbeddedStore`] (SQLite, the default), [`PostgresStore`] (PostgreSQL with
 //! pgvector, for several servers over one database) and [`InMemoryStore`] (a fast twin for
-//! tests). All pass the suite in [`conformance`].
+//! tests). All pass the suite in [`conformance`]. A store shared by several servers also
+//! searches itself ([`StoreSearch`]), since no server's local index would see the others'
+//! writes; async tasks are leased ([`Lease`]) so that one server at a time works each.
 
 use async_trait::async_trait;
 
@@ -228,7 +230,6 @@ pub trait MemoryStore: Send + Sync + 'static {
     }
 }
 
-/// The error every backend returns for an API key whose secret or id is taken.
 /// Retrieval inside the database, for stores that several servers share: an index local
 /// to one server would miss what the others write.
 ///
@@ -254,7 +255,6 @@ pub trait StoreSearch: Send + Sync {
 
     /// The memories whose `model` vectors are nearest to `query` by cosine, best first,
     /// with their cosines.
-    #[allow(clippy::too_many_arguments)]
     async fn dense(
         &self,
         scope: &Scope,
@@ -271,6 +271,7 @@ pub(crate) fn lease_lost(task_id: &str) -> crate::Error {
     crate::Error::Unavailable(format!("task {task_id} is held by another worker"))
 }
 
+/// The error every backend returns for an API key whose secret or id is taken.
 pub(crate) fn duplicate_key() -> crate::Error {
     crate::Error::invalid("key", "an API key with this secret or id already exists")
 }
