@@ -120,6 +120,10 @@ pub struct StoreConfig {
     /// third of this while it works). When a server dies, another takes its tasks over
     /// this long after its last renewal.
     pub task_lease_ms: u64,
+    /// Memory PostgreSQL may use to build a vector index (`maintenance_work_mem` for that
+    /// build only). A build whose graph does not fit runs many times slower: a million
+    /// 384-dimension vectors need about 3 GB.
+    pub vector_index_memory_mb: usize,
 }
 
 /// Search settings.
@@ -183,6 +187,7 @@ impl Default for StoreConfig {
             url: String::new(),
             max_connections: 16,
             task_lease_ms: 30_000,
+            vector_index_memory_mb: 1024,
         }
     }
 }

@@ -270,7 +270,8 @@ impl MemoryService {
                 "postgres" => (
                     Arc::new(
                         PostgresStore::connect(&config.store.url, config.store.max_connections)
-                            .await?,
+                            .await?
+                            .with_index_memory_mb(config.store.vector_index_memory_mb),
                     ),
                     None,
                 ),

@@ -199,6 +199,8 @@ const WRITE_ATTEMPTS: usize = 4;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// `maintenance_work_mem` of vector index builds, in MB.
+    index_memory_mb: usize,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -255,10 +257,20 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| Error::Config(format!("store.url: {e}")))?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            index_memory_mb: 1024,
+        };
         store.migrate().await?;
         store.backfill_terms().await?;
         Ok(store)
+    }
+
+    /// Sets how much memory (MB) PostgreSQL may use to build a vector index (1024 unless
+    /// set).
+    pub fn with_index_memory_mb(mut self, mb: usize) -> Self {
+        self.index_memory_mb = mb.max(64);
+        self
     }
 
     /// Computes the terms of memories written before the lexical index lived in the
@@ -1331,14 +1343,15 @@ impl StoreSearch for PostgresStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         // Concurrent starts of several servers take turns; the index is built once. The
-        // build is much faster when the graph fits in maintenance memory (this build only).
+        // build is many times faster when the graph fits in maintenance memory.
         tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(7235502); SET LOCAL maintenance_work_mem = '1GB'; \
+            "SELECT pg_advisory_xact_lock(7235502); SET LOCAL maintenance_work_mem = '{mb}MB'; \
              SET LOCAL statement_timeout = 0; \
              CREATE INDEX IF NOT EXISTS {name} ON embeddings \
              USING hnsw ((vector::vector({dim})) vector_cosine_ops) WHERE model = {model}",
             name = vector_index_name(model),
             model = literal(model),
+            mb = self.index_memory_mb,
         ))
         .await
         .map_err(pg)?;

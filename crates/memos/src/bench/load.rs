@@ -74,6 +74,10 @@ pub(crate) struct LoadArgs {
     /// `memos serve` processes on the store (more than one needs `--store postgres`).
     #[arg(long, default_value_t = 1)]
     servers: usize,
+    /// With `--store postgres`: keep a schema an earlier run preloaded (`bench_load_<total>`)
+    /// instead of preloading it again.
+    #[arg(long)]
+    reuse_schema: bool,
 }
 
 /// Where one run keeps its data, as `memos serve` flags.
@@ -90,22 +94,34 @@ fn store_flags(args: &LoadArgs, url: &str) -> Vec<String> {
     }
 }
 
-/// A URL of `base` whose search path is a schema made empty for this run.
-async fn fresh_schema(base: &str, name: &str) -> Result<String> {
+/// A URL of `base` whose search path is the schema `name`, made empty for this run unless
+/// `reuse` and it holds memories already; says whether it was reused.
+async fn bench_schema(base: &str, name: &str, reuse: bool) -> Result<(String, bool)> {
     let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
         .context("connecting to --store-url")?;
     let conn = tokio::spawn(conn);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-        ))
-        .await?;
+    let filled = reuse
+        && admin
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("{name}.memories")],
+            )
+            .await?
+            .get::<_, bool>(0);
+    if !filled {
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await?;
+    }
     drop(admin);
     let _ = conn.await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(format!(
-        "{base}{sep}options=-c%20search_path%3D{name}%2Cpublic"
+    Ok((
+        format!("{base}{sep}options=-c%20search_path%3D{name}%2Cpublic"),
+        filled,
     ))
 }
 
@@ -296,13 +312,18 @@ async fn run(
     );
     let started = Instant::now();
     let url = if args.store == "postgres" {
-        let url = fresh_schema(&args.store_url, &format!("bench_load_{total}")).await?;
-        let store = PostgresStore::connect(&url, 4).await?;
-        preload(&store, &users, embedder, templates).await?;
-        println!(
-            "preload (straight into a fresh PostgreSQL schema): {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let name = format!("bench_load_{total}");
+        let (url, reused) = bench_schema(&args.store_url, &name, args.reuse_schema).await?;
+        if reused {
+            println!("reusing the preloaded schema {name}");
+        } else {
+            let store = PostgresStore::connect(&url, 4).await?;
+            preload(&store, &users, embedder, templates).await?;
+            println!(
+                "preload (straight into a fresh PostgreSQL schema): {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         url
     } else if dir.join("memos.db").is_file() {
         println!("reusing the preloaded data in {}", dir.display());
@@ -588,6 +609,8 @@ impl Server {
             .arg(dir)
             .args(flags)
             .env("MEMOS_API_KEY", KEY)
+            // A million vectors need about 3 GB to build PostgreSQL's HNSW index in memory.
+            .env("MEMOS__STORE__VECTOR_INDEX_MEMORY_MB", "4096")
             .env(
                 "MEMOS__EMBED__MODEL_DIR",
                 model_dir.map_or(PathBuf::new(), Path::to_path_buf),
