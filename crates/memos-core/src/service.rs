@@ -1339,14 +1339,29 @@ impl MemoryService {
         }
         let mut lists = Vec::new();
         for (weight, range) in ranges {
-            if input.mode != SearchMode::Dense {
-                let bm25 = self
-                    .lexical_candidates(&scope, &input.query, input.filter.as_ref(), range, pool)
-                    .await?;
+            // Both retrievers at once: over PostgreSQL the database runs the BM25 query
+            // while this process embeds the query.
+            let lexical = async {
+                if input.mode == SearchMode::Dense {
+                    return Ok(None);
+                }
+                self.lexical_candidates(&scope, &input.query, input.filter.as_ref(), range, pool)
+                    .await
+                    .map(Some)
+            };
+            let dense = async {
+                if input.mode == SearchMode::Lexical || self.embedder.is_none() {
+                    return Ok(None);
+                }
+                self.dense_candidates(&scope, &input, range, pool)
+                    .await
+                    .map(Some)
+            };
+            let (bm25, dense) = tokio::join!(lexical, dense);
+            if let Some(bm25) = bm25? {
                 lists.push((weight * s.lexical_weight, bm25));
             }
-            if input.mode != SearchMode::Lexical && self.embedder.is_some() {
-                let dense = self.dense_candidates(&scope, &input, range, pool).await?;
+            if let Some(dense) = dense? {
                 lists.push((weight * s.dense_weight, dense));
             }
         }
