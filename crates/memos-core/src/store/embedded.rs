@@ -524,17 +524,7 @@ impl MemoryStore for EmbeddedStore {
                     vec.execute(params![e.memory_id, e.model, e.scope.project_id, e.scope.user_id, vector_bytes(&e.vector)])?;
                 }
                 if let Some(t) = &batch.task {
-                    let (owner, until) = batch
-                        .lease
-                        .as_ref()
-                        .map(|l| (l.owner.as_str(), l.until))
-                        .unzip();
-                    let hold = if batch.lease.is_some() {
-                        ", owner = excluded.owner, lease_until = excluded.lease_until \
-                         WHERE tasks.owner IS NULL OR tasks.owner = excluded.owner"
-                    } else {
-                        ""
-                    };
+                    let (owner, until, hold) = batch.task_lease_sql();
                     let n = tx.execute(
                         &format!(
                             "INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \

@@ -59,6 +59,25 @@ pub struct WriteBatch {
     pub lease: Option<Lease>,
 }
 
+impl WriteBatch {
+    /// The task's lease as column values (`owner`, `lease_until`), and the end of an
+    /// `INSERT INTO tasks ... ON CONFLICT (id) DO UPDATE SET ...` that takes the lease and
+    /// updates only while nobody else holds the task (SQLite and PostgreSQL agree on this
+    /// syntax; zero rows written means the lease is lost). Without a lease: no values, and
+    /// nothing appended.
+    pub(crate) fn task_lease_sql(&self) -> (Option<&str>, Option<Millis>, &'static str) {
+        match &self.lease {
+            Some(l) => (
+                Some(l.owner.as_str()),
+                Some(l.until),
+                ", owner = excluded.owner, lease_until = excluded.lease_until \
+                 WHERE tasks.owner IS NULL OR tasks.owner = excluded.owner",
+            ),
+            None => (None, None, ""),
+        }
+    }
+}
+
 /// A worker's hold on a running task until a time. Workers renew their leases while they
 /// work; a task whose lease ran out (its worker died) goes to whoever claims it next.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -476,17 +476,7 @@ impl PostgresStore {
             .map_err(pg)?;
         }
         if let Some(t) = &batch.task {
-            let (owner, until) = batch
-                .lease
-                .as_ref()
-                .map(|l| (l.owner.as_str(), l.until))
-                .unzip();
-            let hold = if batch.lease.is_some() {
-                ", owner = excluded.owner, lease_until = excluded.lease_until \
-                 WHERE tasks.owner IS NULL OR tasks.owner = excluded.owner"
-            } else {
-                ""
-            };
+            let (owner, until, hold) = batch.task_lease_sql();
             let n = tx.execute(
                 &format!(
                     "INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
