@@ -149,3 +149,48 @@ async fn migration_there_and_back_is_lossless() {
     // Never into a store that holds data.
     assert!(copy_store(&source, &back, &|_| {}).await.is_err());
 }
+
+/// Memories written before the lexical index moved into the database (no `terms`) get their
+/// terms when a server connects, and are found by the database's BM25 like any other.
+#[tokio::test]
+async fn older_rows_get_their_terms_on_connect() {
+    use memos_core::search::{TimeRange, query_terms};
+    use memos_core::store::WriteBatch;
+    use memos_core::store::tests_support::memory;
+
+    let Some(url) = tests_support::postgres_schema_url().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    let m = memory("u", "c", "我在周末去爬山 and I bake sourdough bread");
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute("UPDATE memories SET terms = NULL")
+        .await
+        .unwrap();
+    async fn search(s: &PostgresStore, q: &str) -> Vec<memos_core::search::Candidate> {
+        let scope = memos_core::model::Scope::new("p", "u");
+        s.search()
+            .unwrap()
+            .lexical(&scope, &query_terms(q), None, TimeRange::default(), 5)
+            .await
+            .unwrap()
+    }
+    assert!(search(&store, "爬山").await.is_empty(), "no terms, no hit");
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    for q in ["爬山", "baking bread"] {
+        let hits = search(&store, q).await;
+        assert_eq!(hits.len(), 1, "{q}");
+        assert_eq!(hits[0].id, m.id);
+    }
+}
