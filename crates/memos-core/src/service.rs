@@ -1186,6 +1186,7 @@ impl MemoryService {
         heartbeat.abort();
     }
 
+    /// The work of [`Self::process_task`], while its lease is renewed.
     async fn run_task(&self, task: &mut Task) {
         let result: Result<()> = async {
             let ctx: AddContext = serde_json::from_value(task.payload.clone())
