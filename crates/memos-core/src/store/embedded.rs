@@ -767,19 +767,12 @@ impl MemoryStore for EmbeddedStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)> {
-        self.with_reader(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"
-            ))?;
-            let rows = stmt
-                .query_map(
-                    params![after.map_or(-1, |a| a as i64), limit as i64],
-                    memory_from_row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let cursor = rows.last().map(|(s, _)| *s);
-            Ok((rows.into_iter().map(|(_, m)| m).collect(), cursor))
-        })
+        self.scan(
+            format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"),
+            after,
+            limit,
+            memory_from_row,
+        )
         .await
     }
 

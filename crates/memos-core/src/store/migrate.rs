@@ -42,16 +42,16 @@ pub async fn copy_store(
         to.insert_key(key).await?;
         n.keys += 1;
     }
-    // Pages of one kind of row, each written as one batch field.
+    // Pages of one kind of row, each written as one batch field and counted in `n`.
     macro_rules! copy_pages {
-        ($scan:ident, $field:ident) => {
+        ($scan:ident, $field:ident, $count:ident) => {
             let mut cursor = None;
             loop {
                 let (page, next) = from.$scan(cursor, PAGE).await?;
                 if page.is_empty() {
                     break;
                 }
-                n.$field += page.len();
+                n.$count += page.len();
                 to.write(WriteBatch {
                     $field: page,
                     ..Default::default()
@@ -63,24 +63,10 @@ pub async fn copy_store(
         };
     }
     // Memories first: later rows (vectors, history) refer to them.
-    let mut cursor = None;
-    loop {
-        let (page, next) = from.scan_memories(cursor, PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        n.memories += page.len();
-        to.write(WriteBatch {
-            upsert_memories: page,
-            ..Default::default()
-        })
-        .await?;
-        progress(&n);
-        cursor = next;
-    }
-    copy_pages!(scan_messages, messages);
-    copy_pages!(scan_history, history);
-    copy_pages!(scan_embeddings, embeddings);
+    copy_pages!(scan_memories, upsert_memories, memories);
+    copy_pages!(scan_messages, messages, messages);
+    copy_pages!(scan_history, history, history);
+    copy_pages!(scan_embeddings, embeddings, embeddings);
     // Unfinished tasks arrive unleased: whichever server starts on the target takes them.
     let mut cursor = None;
     loop {

@@ -992,19 +992,14 @@ impl MemoryStore for PostgresStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 ORDER BY seq LIMIT $2"
-                ),
-                &[&(after.map_or(0, |a| a as i64)), &(limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        let page: Vec<(u64, Memory)> = rows.iter().map(memory_from_row).collect::<Result<_>>()?;
-        let cursor = page.last().map(|(s, _)| *s);
-        Ok((page.into_iter().map(|(_, m)| m).collect(), cursor))
+        self.scan(
+            &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            after,
+            limit,
+            0,
+            |r| memory_from_row(r).map(|(_, m)| m),
+        )
+        .await
     }
 
     async fn embeddings(
