@@ -209,6 +209,9 @@ pub const MAX_MESSAGE_LIMIT: usize = 50;
 pub const MAX_DELETE_IDS: usize = 1_000;
 /// Query vectors kept for repeated queries; the cache is cleared when it fills.
 const QUERY_CACHE: usize = 4_096;
+
+/// A query's vector, or the embedding under way that will fill it.
+type QueryVector = Arc<tokio::sync::OnceCell<Arc<Vec<f32>>>>;
 /// Memories embedded per step when catching up on missing vectors.
 const EMBED_BATCH: usize = 256;
 /// Stored facts a new fact is compared with.
@@ -228,7 +231,9 @@ pub struct MemoryService {
     index: Option<Bm25Index>,
     embedder: Option<Arc<dyn Embedder>>,
     vectors: VectorIndex,
-    query_cache: std::sync::Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    /// Query vectors by query text. A cell is inserted before the embedding starts, so
+    /// concurrent searches for the same text (a search and its preference search) share one.
+    query_cache: std::sync::Mutex<HashMap<String, QueryVector>>,
     config: Config,
     write_lock: Mutex<()>,
     tasks: mpsc::UnboundedSender<Task>,
@@ -513,25 +518,29 @@ impl MemoryService {
         embedder: &Arc<dyn Embedder>,
         query: &str,
     ) -> Result<Arc<Vec<f32>>> {
-        if let Some(v) = self
-            .query_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(query)
-        {
-            return Ok(v.clone());
-        }
-        let (e, q) = (embedder.clone(), query.to_string());
-        let v = tokio::task::spawn_blocking(move || e.embed_query(&q))
-            .await
-            .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
-        let v = Arc::new(v);
-        let mut cache = self.query_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= QUERY_CACHE {
-            cache.clear();
-        }
-        cache.insert(query.to_string(), v.clone());
-        Ok(v)
+        let cell = {
+            let mut cache = self.query_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cache.get(query) {
+                c.clone()
+            } else {
+                if cache.len() >= QUERY_CACHE {
+                    cache.clear();
+                }
+                let c = QueryVector::default();
+                cache.insert(query.to_string(), c.clone());
+                c
+            }
+        };
+        // A failed embedding leaves the cell empty: the next caller tries again.
+        cell.get_or_try_init(|| async {
+            let (e, q) = (embedder.clone(), query.to_string());
+            let v = tokio::task::spawn_blocking(move || e.embed_query(&q))
+                .await
+                .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+            Ok::<_, Error>(Arc::new(v))
+        })
+        .await
+        .cloned()
     }
 
     /// A scope's vectors, loaded from the store on first use.
@@ -2440,6 +2449,73 @@ mod tests {
         MemoryService::start(store, None, Some(embedder), Config::default())
             .await
             .unwrap()
+    }
+
+    /// Counts query embeddings, and makes each slow enough for searches to overlap.
+    #[derive(Debug)]
+    struct SlowCounting {
+        inner: crate::embed::FakeEmbedder,
+        queries: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Embedder for SlowCounting {
+        fn model_id(&self) -> &str {
+            self.inner.model_id()
+        }
+        fn dim(&self) -> usize {
+            self.inner.dim()
+        }
+        fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+            self.inner.embed_documents(texts)
+        }
+        fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+            self.queries
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            self.inner.embed_query(text)
+        }
+        fn calibrate(&self, cosine: f32) -> f32 {
+            self.inner.calibrate(cosine)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_searches_for_one_query_embed_it_once() {
+        let embedder = Arc::new(SlowCounting {
+            inner: crate::embed::FakeEmbedder::new(64),
+            queries: Default::default(),
+        });
+        let store = Arc::new(InMemoryStore::new());
+        let svc = MemoryService::start(store, None, Some(embedder.clone()), Config::default())
+            .await
+            .unwrap();
+        svc.add(
+            "p",
+            add_input("u", &["I prefer green tea in the morning"], &[]),
+        )
+        .await
+        .unwrap();
+        let input = SearchInput {
+            mode: SearchMode::Hybrid,
+            ..dense("what does the user drink")
+        };
+        let count = || embedder.queries.load(std::sync::atomic::Ordering::SeqCst);
+        let before = count();
+        let (hits, prefs) = tokio::join!(
+            svc.search("p", input.clone()),
+            svc.search_preferences("p", &input, 5)
+        );
+        assert!(!hits.unwrap().is_empty());
+        assert_eq!(prefs.unwrap().len(), 1, "the stated preference");
+        assert_eq!(
+            count(),
+            1,
+            "the second search waited for the first one's vector"
+        );
+        svc.search("p", input).await.unwrap();
+        assert_eq!(count(), 1, "and later searches find it cached");
+        svc.search("p", dense("something else")).await.unwrap();
+        assert_eq!(count(), 2);
     }
 
     fn dense(query: &str) -> SearchInput {

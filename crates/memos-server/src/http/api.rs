@@ -81,19 +81,24 @@ pub async fn search_memory(
         )
         .into());
     }
-    let hits = state.service.search(&project, input.clone()).await?;
-    let preferences: Vec<PreferenceDetail> =
+    // Both at once: they share the query's embedding, and while one scans the other ranks.
+    let preferences = async {
         if req.include_preference.unwrap_or(true) && preference_limit > 0 {
             state
                 .service
                 .search_preferences(&project, &input, preference_limit)
-                .await?
-                .into_iter()
-                .map(PreferenceDetail::from)
-                .collect()
+                .await
         } else {
-            vec![]
-        };
+            Ok(vec![])
+        }
+    };
+    let (hits, preferences) =
+        tokio::join!(state.service.search(&project, input.clone()), preferences);
+    let hits = hits?;
+    let preferences: Vec<PreferenceDetail> = preferences?
+        .into_iter()
+        .map(PreferenceDetail::from)
+        .collect();
     let list: Vec<MemoryDetail> = hits.into_iter().map(MemoryDetail::from).collect();
     Ok(ok(json!({
         "memory_detail_list": list,
