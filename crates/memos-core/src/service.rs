@@ -2500,7 +2500,6 @@ mod tests {
             ..dense("what does the user drink")
         };
         let count = || embedder.queries.load(std::sync::atomic::Ordering::SeqCst);
-        let before = count();
         let (hits, prefs) = tokio::join!(
             svc.search("p", input.clone()),
             svc.search_preferences("p", &input, 5)

@@ -328,8 +328,8 @@ mod tests {
                 .unwrap()
                 .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
                 .unwrap();
-            let (ours, theirs): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) =
-                (ours.to_vec3().unwrap(), theirs.to_vec3().unwrap());
+            let ours: Vec<Vec<Vec<f32>>> = ours.to_vec3().unwrap();
+            let theirs: Vec<Vec<Vec<f32>>> = theirs.to_vec3().unwrap();
             let mut worst = 0f32;
             for (i, e) in enc.iter().enumerate() {
                 for (t, &m) in e.get_attention_mask().iter().enumerate() {
