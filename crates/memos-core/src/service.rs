@@ -2017,6 +2017,9 @@ fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
     let started = std::time::Instant::now();
     match crate::embed::load(dir) {
         Ok(e) => {
+            // Loading builds each weight matrix twice (as stored, then in the layout the
+            // encoder multiplies fastest) and frees the first copies: give those pages back.
+            release_freed_memory();
             let ms = started.elapsed().as_millis() as u64;
             tracing::info!(
                 model = e.model_id(),
