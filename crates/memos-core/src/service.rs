@@ -214,6 +214,27 @@ const QUERY_CACHE: usize = 4_096;
 type QueryVector = Arc<tokio::sync::OnceCell<Arc<Vec<f32>>>>;
 /// Memories embedded per step when catching up on missing vectors.
 const EMBED_BATCH: usize = 256;
+
+/// Queued memory ids beyond which the embedder forgets them and searches the store instead.
+const VECTOR_QUEUE_MAX: usize = 100_000;
+
+/// (project, id) of each memory, for [`MemoryService::queue_vectors`].
+fn written_ids(memories: &[Memory]) -> Vec<(String, String)> {
+    memories
+        .iter()
+        .map(|m| (m.scope.project_id.clone(), m.id.clone()))
+        .collect()
+}
+
+/// Memory ids by project, waiting for the background embedder.
+#[derive(Debug, Default)]
+struct VectorQueue {
+    ids: HashMap<String, Vec<String>>,
+    len: usize,
+    /// Set when ids were dropped (too many, or a pass failed): the next pass searches the
+    /// whole store, as at start.
+    full_pass: bool,
+}
 /// Stored facts a new fact is compared with.
 const RECONCILE_CANDIDATES: usize = 8;
 /// Longest `memory_key` an edit may set.
@@ -239,6 +260,9 @@ pub struct MemoryService {
     tasks: mpsc::UnboundedSender<Task>,
     /// Wakes the background embedder after memories were stored without vectors.
     embed_wake: Arc<Notify>,
+    /// The memories this process wrote since the embedder last looked, which may lack
+    /// vectors: it checks just these instead of searching the whole store.
+    vector_queue: std::sync::Mutex<VectorQueue>,
     /// One embedding pass at a time: the worker, or a caller of [`Self::embed_pending`].
     embed_turn: Mutex<()>,
     /// The fine path, when `llm.base_url` is set.
@@ -332,6 +356,12 @@ impl MemoryService {
             write_lock: Mutex::new(()),
             tasks: tx,
             embed_wake: Arc::new(Notify::new()),
+            // The first pass looks at the whole store: data from before the model, or
+            // written by a process that stopped before embedding it.
+            vector_queue: std::sync::Mutex::new(VectorQueue {
+                full_pass: true,
+                ..Default::default()
+            }),
             embed_turn: Mutex::new(()),
             llm,
             worker_id: uuid::Uuid::new_v4().to_string(),
@@ -626,19 +656,93 @@ impl MemoryService {
             return Ok(0);
         };
         let _turn = self.embed_turn.lock().await;
-        let mut done = 0;
-        loop {
-            let missing = self
-                .store
-                .missing_embeddings(embedder.model_id(), EMBED_BATCH)
-                .await?;
-            if missing.is_empty() {
-                break;
+        // This pass finds everything queued so far: queued memories were committed first.
+        *self.vector_queue.lock().unwrap_or_else(|e| e.into_inner()) = VectorQueue::default();
+        let result = async {
+            let mut done = 0;
+            loop {
+                let missing = self
+                    .store
+                    .missing_embeddings(embedder.model_id(), EMBED_BATCH)
+                    .await?;
+                if missing.is_empty() {
+                    break;
+                }
+                let embeddings = self.embed_memories(&missing).await?;
+                done += self.commit_embeddings(&missing, embeddings).await?;
             }
-            let embeddings = self.embed_memories(&missing).await?;
-            done += self.commit_embeddings(&missing, embeddings).await?;
+            Ok(done)
         }
-        Ok(done)
+        .await;
+        self.after_pass(result)
+    }
+
+    /// Hands memories just written to the background embedder, which gives a vector to those
+    /// that lack one.
+    fn queue_vectors(&self, written: Vec<(String, String)>) {
+        if self.embedder.is_none() {
+            return;
+        }
+        {
+            let mut q = self.vector_queue.lock().unwrap_or_else(|e| e.into_inner());
+            for (project, id) in written {
+                if q.len >= VECTOR_QUEUE_MAX {
+                    q.ids.clear();
+                    q.len = 0;
+                    q.full_pass = true;
+                }
+                if !q.full_pass {
+                    q.ids.entry(project).or_default().push(id);
+                    q.len += 1;
+                }
+            }
+        }
+        self.embed_wake.notify_one();
+    }
+
+    /// Embeds the queued memories that lack a vector (or, after an overflow or a failure,
+    /// everything that does, like [`Self::embed_pending`]). Returns how many got one.
+    async fn embed_queued(&self) -> Result<usize> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(0);
+        };
+        let queued =
+            std::mem::take(&mut *self.vector_queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if queued.full_pass {
+            return self.embed_pending().await;
+        }
+        let result = async {
+            let _turn = self.embed_turn.lock().await;
+            let mut done = 0;
+            for (project, ids) in &queued.ids {
+                for chunk in ids.chunks(EMBED_BATCH) {
+                    let lacking = self
+                        .store
+                        .lacking_embeddings(project, chunk, embedder.model_id())
+                        .await?;
+                    if lacking.is_empty() {
+                        continue;
+                    }
+                    let embeddings = self.embed_memories(&lacking).await?;
+                    done += self.commit_embeddings(&lacking, embeddings).await?;
+                }
+            }
+            Ok(done)
+        }
+        .await;
+        self.after_pass(result)
+    }
+
+    /// After a failed pass some memories may still lack vectors that no queue remembers:
+    /// the next pass looks everywhere.
+    fn after_pass(&self, result: Result<usize>) -> Result<usize> {
+        if result.is_err() {
+            self.vector_queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .full_pass = true;
+        }
+        result
     }
 
     /// Stores vectors computed outside the write lock, skipping memories that were deleted
@@ -869,6 +973,7 @@ impl MemoryService {
             .iter()
             .map(|m| IndexOp::Upsert(Box::new(m.clone())))
             .collect();
+        let written = written_ids(&memories);
         let wait = self
             .commit(
                 WriteBatch {
@@ -883,7 +988,7 @@ impl MemoryService {
             )
             .await?;
         indexed(wait).await?;
-        self.embed_wake.notify_one();
+        self.queue_vectors(written);
         // The fine path runs after the fast one has answered: its own task, durable, which
         // refines the ids just handed out in place.
         let refine_task_id = match &self.llm {
@@ -1010,6 +1115,7 @@ impl MemoryService {
             .iter()
             .map(|m| IndexOp::Upsert(Box::new(m.clone())))
             .collect();
+        let written = written_ids(&memories);
         indexed(
             self.commit_with(
                 WriteBatch {
@@ -1023,7 +1129,7 @@ impl MemoryService {
             .await?,
         )
         .await?;
-        self.embed_wake.notify_one();
+        self.queue_vectors(written);
         Ok(ids)
     }
 
@@ -1226,6 +1332,7 @@ impl MemoryService {
                     .iter()
                     .map(|m| IndexOp::Upsert(Box::new(m.clone())))
                     .collect();
+                let written = written_ids(&memories);
                 let batch = WriteBatch {
                     upsert_memories: memories,
                     task: Some(task.clone()),
@@ -1235,7 +1342,7 @@ impl MemoryService {
                     ..Default::default()
                 };
                 indexed(self.commit(batch, ops).await?).await?;
-                self.embed_wake.notify_one();
+                self.queue_vectors(written);
                 // Async adds wait for the fine path too: `completed` covers both.
                 if let Some(llm) = self.llm.clone() {
                     let fast_ids = task.memory_ids.clone();
@@ -1875,6 +1982,7 @@ impl MemoryService {
         } else {
             vec![]
         };
+        let written = written_ids(std::slice::from_ref(&m));
         let batch = WriteBatch {
             upsert_memories: vec![m.clone()],
             history,
@@ -1882,7 +1990,7 @@ impl MemoryService {
         };
         let ops = vec![IndexOp::Upsert(Box::new(m.clone()))];
         indexed(self.commit_with(batch, ops, extra).await?).await?;
-        self.embed_wake.notify_one();
+        self.queue_vectors(written);
         Ok(m)
     }
 
@@ -2043,11 +2151,11 @@ fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
 async fn embed_worker(svc: Weak<MemoryService>, wake: Arc<Notify>) {
     loop {
         let Some(strong) = svc.upgrade() else { return };
-        match strong.embed_pending().await {
+        match strong.embed_queued().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(memories = n, "embedded new memories"),
             Err(e) => {
-                tracing::error!(error = %e, "background embedding failed; retried on the next add")
+                tracing::error!(error = %e, "background embedding failed; retried on the next add");
             }
         }
         drop(strong);
@@ -2452,6 +2560,50 @@ mod tests {
         MemoryService::start(store, None, Some(embedder), Config::default())
             .await
             .unwrap()
+    }
+
+    /// After start, the background embedder looks only at what this service wrote: a
+    /// memory that appears in the store some other way waits for the next full pass
+    /// (`embed_pending`, or a restart), and the store is never walked for a few new rows.
+    #[tokio::test]
+    async fn the_background_embedder_embeds_what_this_service_wrote() {
+        let store = Arc::new(InMemoryStore::new());
+        let svc = fake_service(store.clone()).await;
+        // Let the start-up pass over the whole store finish first.
+        svc.embed_pending().await.unwrap();
+        let foreign = memory("u", "c", "written by another server");
+        store
+            .write(WriteBatch {
+                upsert_memories: vec![foreign.clone()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mine = svc
+            .add("p", add_input("u", &["green tea in the morning"], &[]))
+            .await
+            .unwrap()
+            .memory_ids;
+        let lacking = |ids: Vec<String>| {
+            let store = store.clone();
+            async move {
+                store
+                    .lacking_embeddings("p", &ids, "fake-hashed-bow")
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        for _ in 0..500 {
+            if lacking(mine.clone()).await == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(lacking(mine).await, 0, "the add's memories got vectors");
+        assert_eq!(lacking(vec![foreign.id.clone()]).await, 1);
+        assert_eq!(svc.embed_pending().await.unwrap(), 1);
+        assert_eq!(lacking(vec![foreign.id.clone()]).await, 0);
     }
 
     /// Counts query embeddings, and makes each slow enough for searches to overlap.

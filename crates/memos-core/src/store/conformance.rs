@@ -543,6 +543,33 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
         2,
         "the limit holds"
     );
+    let lacking = |project: &'static str, ids: Vec<String>, model: &'static str| async move {
+        let mut got: Vec<String> = store
+            .lacking_embeddings(project, &ids, model)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        got.sort();
+        got
+    };
+    let ab = vec![
+        a.id.clone(),
+        b.id.clone(),
+        other.id.clone(),
+        "unknown".to_string(),
+    ];
+    assert_eq!(lacking("p", ab.clone(), "m1").await, vec![b.id.clone()]);
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort();
+    assert_eq!(lacking("p", ab.clone(), "m3").await, both, "per model");
+    assert_eq!(
+        lacking("q", ab.clone(), "m3").await,
+        vec![other.id.clone()],
+        "per project"
+    );
+    assert!(lacking("p", vec![], "m1").await.is_empty());
     let mut archived = b.clone();
     archived.status = MemoryStatus::Archived;
     store
@@ -557,6 +584,10 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
         store.embeddings(&alice, "m1").await.unwrap().len(),
         1,
         "archived memories' vectors are not served"
+    );
+    assert!(
+        lacking("p", vec![b.id.clone()], "m3").await.is_empty(),
+        "archived memories need no vector"
     );
     store
         .write(WriteBatch {

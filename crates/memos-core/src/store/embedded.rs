@@ -814,6 +814,33 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
+    async fn lacking_embeddings(
+        &self,
+        project_id: &str,
+        ids: &[String],
+        model: &str,
+    ) -> Result<Vec<Memory>> {
+        let (project_id, ids, model) = (project_id.to_string(), ids.to_vec(), model.to_string());
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1 AND project_id = ?2 \
+                 AND status = 'activated' AND NOT EXISTS \
+                 (SELECT 1 FROM embeddings e WHERE e.memory_id = ?1 AND e.model = ?3)"
+            ))?;
+            let mut out = Vec::new();
+            for id in &ids {
+                if let Some((_, m)) = stmt
+                    .query_row(params![id, project_id, model], memory_from_row)
+                    .optional()?
+                {
+                    out.push(m);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>> {
         let (project_id, memory_id) = (project_id.to_string(), memory_id.to_string());
         self.with_reader(move |c| {

@@ -375,6 +375,27 @@ impl MemoryStore for InMemoryStore {
             .collect())
     }
 
+    async fn lacking_embeddings(
+        &self,
+        project_id: &str,
+        ids: &[String],
+        model: &str,
+    ) -> Result<Vec<Memory>> {
+        let s = self.state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.seq_of.get(id).and_then(|seq| s.memories.get(seq)))
+            .filter(|m| {
+                m.scope.project_id == project_id
+                    && m.status == MemoryStatus::Activated
+                    && !s
+                        .embeddings
+                        .contains_key(&(m.id.clone(), model.to_string()))
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn insert_key(&self, key: ApiKey) -> Result<()> {
         let mut s = self.state();
         if s.keys.iter().any(|k| k.hash == key.hash || k.id == key.id) {

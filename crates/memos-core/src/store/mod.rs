@@ -198,6 +198,16 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// searched by vector, so they need none.
     async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>>;
 
+    /// The active memories among `ids` (of one project) that have no vector under `model`:
+    /// what the background embedder checks after this process wrote those memories, so that
+    /// it never walks the whole store for a few new rows. Unknown ids are left out.
+    async fn lacking_embeddings(
+        &self,
+        project_id: &str,
+        ids: &[String],
+        model: &str,
+    ) -> Result<Vec<Memory>>;
+
     /// A memory's history, oldest first (empty for an unknown id or another project's).
     /// Removed with the memory by a (hard) delete.
     async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>>;

@@ -1041,6 +1041,30 @@ impl MemoryStore for PostgresStore {
             .collect()
     }
 
+    async fn lacking_embeddings(
+        &self,
+        project_id: &str,
+        ids: &[String],
+        model: &str,
+    ) -> Result<Vec<Memory>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY($1) AND project_id = $2 \
+                     AND status = 'activated' AND NOT EXISTS \
+                     (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = $3) \
+                     ORDER BY seq"
+                ),
+                &[&ids, &project_id, &model],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| memory_from_row(r).map(|(_, m)| m))
+            .collect()
+    }
+
     async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>> {
         let c = self.client().await?;
         let rows = c
