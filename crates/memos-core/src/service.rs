@@ -215,6 +215,9 @@ type QueryVector = Arc<tokio::sync::OnceCell<Arc<Vec<f32>>>>;
 /// Memories embedded per step when catching up on missing vectors.
 const EMBED_BATCH: usize = 256;
 
+/// How often the embedder of a server on a shared database looks through every memory.
+const SHARED_FULL_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Queued memory ids beyond which the embedder forgets them and searches the store instead.
 const VECTOR_QUEUE_MAX: usize = 100_000;
 
@@ -2158,8 +2161,24 @@ async fn embed_worker(svc: Weak<MemoryService>, wake: Arc<Notify>) {
                 tracing::error!(error = %e, "background embedding failed; retried on the next add");
             }
         }
+        // On a database shared by several servers, another server may stop before embedding
+        // what it wrote: now and then look through everything, as at start.
+        let shared = strong.store.search().is_some();
         drop(strong);
-        wake.notified().await;
+        if shared {
+            if tokio::time::timeout(SHARED_FULL_PASS_EVERY, wake.notified())
+                .await
+                .is_err()
+                && let Some(s) = svc.upgrade()
+            {
+                s.vector_queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .full_pass = true;
+            }
+        } else {
+            wake.notified().await;
+        }
     }
 }
 
