@@ -662,15 +662,17 @@ impl MemoryService {
         // This pass finds everything queued so far: queued memories were committed first.
         *self.vector_queue.lock().unwrap_or_else(|e| e.into_inner()) = VectorQueue::default();
         let result = async {
-            let mut done = 0;
+            let (mut done, mut after) = (0, None);
             loop {
-                let missing = self
+                let (missing, last) = self
                     .store
-                    .missing_embeddings(embedder.model_id(), EMBED_BATCH)
+                    .missing_embeddings(embedder.model_id(), after, EMBED_BATCH)
                     .await?;
                 if missing.is_empty() {
                     break;
                 }
+                // Memories before the cursor that change meanwhile are queued by their writes.
+                after = last;
                 let embeddings = self.embed_memories(&missing).await?;
                 done += self.commit_embeddings(&missing, embeddings).await?;
             }
@@ -2826,9 +2828,10 @@ mod tests {
         let svc = fake_service(store.clone()).await;
         for _ in 0..200 {
             if store
-                .missing_embeddings("fake-hashed-bow", 10)
+                .missing_embeddings("fake-hashed-bow", None, 10)
                 .await
                 .unwrap()
+                .0
                 .is_empty()
             {
                 break;

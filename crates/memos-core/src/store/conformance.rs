@@ -530,18 +530,26 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
         store.embeddings(&alice, "m1").await.unwrap(),
         vec![(a.id.clone(), time, va)]
     );
-    let missing: Vec<String> = store
-        .missing_embeddings("m1", 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
+    let (missing, _) = store.missing_embeddings("m1", None, 10).await.unwrap();
+    let missing: Vec<String> = missing.into_iter().map(|m| m.id).collect();
     assert_eq!(missing, vec![b.id.clone()]);
-    assert_eq!(
-        store.missing_embeddings("m3", 2).await.unwrap().len(),
-        2,
-        "the limit holds"
+    // All three lack an m3 vector: two pages, in write order, then nothing after the cursor.
+    let (first, cursor) = store.missing_embeddings("m3", None, 2).await.unwrap();
+    assert_eq!(first.len(), 2, "the limit holds");
+    let (rest, last) = store.missing_embeddings("m3", cursor, 2).await.unwrap();
+    let mut all: Vec<String> = first.iter().chain(&rest).map(|m| m.id.clone()).collect();
+    assert_eq!(all.len(), 3, "the cursor neither skips nor repeats");
+    all.sort();
+    let mut want = vec![a.id.clone(), b.id.clone(), other.id.clone()];
+    want.sort();
+    assert_eq!(all, want);
+    assert!(
+        store
+            .missing_embeddings("m3", last, 2)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
     );
     let lacking = |project: &'static str, ids: Vec<String>, model: &'static str| async move {
         let mut got: Vec<String> = store
@@ -704,7 +712,15 @@ pub async fn a_new_text_drops_the_old_vector(store: &dyn MemoryStore) {
         .await
         .unwrap();
     assert!(store.embeddings(&m.scope, "m").await.unwrap().is_empty());
-    assert_eq!(store.missing_embeddings("m", 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .missing_embeddings("m", None, 10)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
 }
 
 /// A soft-deleted memory stays readable by id (for its history) but is never listed.

@@ -798,18 +798,26 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>> {
+    async fn missing_embeddings(
+        &self,
+        model: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
         let model = model.to_string();
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE status = 'activated' AND NOT EXISTS \
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? AND status = 'activated' AND NOT EXISTS \
                  (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = ?) ORDER BY seq LIMIT ?"
             ))?;
             let rows = stmt
-                .query_map(params![model, limit as i64], memory_from_row)?
-                .map(|r| r.map(|(_, m)| m))
+                .query_map(
+                    params![after.map_or(0, |a| a as i64), model, limit as i64],
+                    memory_from_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            let last = rows.last().map(|(seq, _)| *seq);
+            Ok((rows.into_iter().map(|(_, m)| m).collect(), last))
         })
         .await
     }

@@ -360,19 +360,27 @@ impl MemoryStore for InMemoryStore {
             .collect())
     }
 
-    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>> {
+    async fn missing_embeddings(
+        &self,
+        model: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
         let s = self.state();
-        Ok(s.memories
-            .values()
-            .filter(|m| {
+        let page: Vec<(u64, Memory)> = s
+            .memories
+            .range(after.map_or(0, |a| a + 1)..)
+            .filter(|(_, m)| {
                 m.status == MemoryStatus::Activated
                     && !s
                         .embeddings
                         .contains_key(&(m.id.clone(), model.to_string()))
             })
             .take(limit)
-            .cloned()
-            .collect())
+            .map(|(k, m)| (*k, m.clone()))
+            .collect();
+        let last = page.last().map(|(k, _)| *k);
+        Ok((page.into_iter().map(|(_, m)| m).collect(), last))
     }
 
     async fn lacking_embeddings(

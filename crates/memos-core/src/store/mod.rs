@@ -193,10 +193,16 @@ pub trait MemoryStore: Send + Sync + 'static {
         model: &str,
     ) -> Result<Vec<(String, Millis, Vec<f32>)>>;
 
-    /// Up to `limit` active memories (any scope) that have no vector under `model` yet: the
-    /// work the background embedder catches up on. Archived and deleted ones are never
-    /// searched by vector, so they need none.
-    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>>;
+    /// Up to `limit` active memories (any scope) that have no vector under `model` yet, in
+    /// write order after the cursor `after`, and the cursor of the last one: the work the
+    /// background embedder catches up on, in one walk over the store rather than one per
+    /// batch. Archived and deleted ones are never searched by vector, so they need none.
+    async fn missing_embeddings(
+        &self,
+        model: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)>;
 
     /// The active memories among `ids` (of one project) that have no vector under `model`:
     /// what the background embedder checks after this process wrote those memories, so that

@@ -1023,22 +1023,31 @@ impl MemoryStore for PostgresStore {
             .collect())
     }
 
-    async fn missing_embeddings(&self, model: &str, limit: usize) -> Result<Vec<Memory>> {
+    async fn missing_embeddings(
+        &self,
+        model: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
         let c = self.client().await?;
         let rows = c
             .query(
                 &format!(
-                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE status = 'activated' AND NOT EXISTS \
+                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $3 AND status = 'activated' \
+                     AND NOT EXISTS \
                      (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = $1) \
                      ORDER BY seq LIMIT $2"
                 ),
-                &[&model, &(limit as i64)],
+                &[&model, &(limit as i64), &after.map_or(0, |a| a as i64)],
             )
             .await
             .map_err(pg)?;
-        rows.iter()
-            .map(|r| memory_from_row(r).map(|(_, m)| m))
-            .collect()
+        let rows = rows
+            .iter()
+            .map(memory_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let last = rows.last().map(|(seq, _)| *seq);
+        Ok((rows.into_iter().map(|(_, m)| m).collect(), last))
     }
 
     async fn lacking_embeddings(
