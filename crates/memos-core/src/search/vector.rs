@@ -365,6 +365,16 @@ impl VectorIndex {
 mod tests {
     use super::*;
 
+    /// Reproducible pseudo-random numbers in [-0.5, 0.5) (a linear congruential generator).
+    fn uniform(mut seed: u64) -> impl FnMut() -> f32 {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        }
+    }
+
     fn unit(v: &[f32]) -> Vec<f32> {
         let mut v = v.to_vec();
         crate::embed::normalize(&mut v);
@@ -422,13 +432,7 @@ mod tests {
     #[test]
     fn int8_cosines_stay_close_to_float_ones() {
         // Pseudo-random unit vectors of the real model's size.
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = uniform(7);
         let rows: Vec<Vec<f32>> = (0..50)
             .map(|_| unit(&(0..384).map(|_| next()).collect::<Vec<_>>()))
             .collect();
@@ -447,13 +451,7 @@ mod tests {
     /// rows; both must return exactly what one sequential pass over every row returns.
     #[test]
     fn parallel_and_filtered_scans_equal_a_sequential_pass() {
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = uniform(11);
         let n = PAR_ROWS * 3 + 17;
         let mut u = UserVectors::default();
         for i in 0..n {
