@@ -75,6 +75,7 @@ fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
     dot_i8_portable(a, b)
 }
 
+/// The integer dot product, with the widest instructions this CPU has.
 #[inline]
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
