@@ -168,9 +168,9 @@ impl Encoder {
             .broadcast_add(&self.token_type.narrow(0, 0, 1)?)?;
         let mut x = self.embed_norm.forward(&x.reshape((n * len, h))?)?;
         // Additive mask, (n, 1, 1, len): 0 where a token is, a large negative where padding is.
-        let padded = mask.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? < (n * len) as f32;
+        let m = mask.to_dtype(DType::F32)?;
+        let padded = m.sum_all()?.to_scalar::<f32>()? < (n * len) as f32;
         let bias = if padded {
-            let m = mask.to_dtype(DType::F32)?;
             Some(((m - 1.0)? * 1e4)?.reshape((n, 1, 1, len))?)
         } else {
             None

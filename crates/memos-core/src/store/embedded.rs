@@ -203,10 +203,25 @@ impl EmbeddedStore {
         limit: usize,
         row: fn(&Row<'_>) -> rusqlite::Result<(u64, T)>,
     ) -> Result<(Vec<T>, Option<u64>)> {
+        self.scan_with(sql, after, limit, Vec::new(), row).await
+    }
+
+    /// [`Self::scan`] with more parameters, bound after the cursor and the limit (`?3`...).
+    async fn scan_with<T: Send + 'static>(
+        &self,
+        sql: String,
+        after: Option<u64>,
+        limit: usize,
+        extra: Vec<SqlValue>,
+        row: fn(&Row<'_>) -> rusqlite::Result<(u64, T)>,
+    ) -> Result<(Vec<T>, Option<u64>)> {
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
+            let mut bound: Vec<SqlValue> =
+                vec![after.map_or(-1, |a| a as i64).into(), (limit as i64).into()];
+            bound.extend(extra);
             let rows = stmt
-                .query_map(params![after.map_or(-1, |a| a as i64), limit as i64], row)?
+                .query_map(params_from_iter(bound.iter()), row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let cursor = rows.last().map(|(s, _)| *s);
             Ok((rows.into_iter().map(|(_, t)| t).collect(), cursor))
@@ -804,21 +819,17 @@ impl MemoryStore for EmbeddedStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)> {
-        let model = model.to_string();
-        self.with_reader(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? AND status = 'activated' AND NOT EXISTS \
-                 (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = ?) ORDER BY seq LIMIT ?"
-            ))?;
-            let rows = stmt
-                .query_map(
-                    params![after.map_or(0, |a| a as i64), model, limit as i64],
-                    memory_from_row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let last = rows.last().map(|(seq, _)| *seq);
-            Ok((rows.into_iter().map(|(_, m)| m).collect(), last))
-        })
+        self.scan_with(
+            format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ?1 AND status = 'activated' AND NOT EXISTS \
+                 (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = ?3) \
+                 ORDER BY seq LIMIT ?2"
+            ),
+            after,
+            limit,
+            vec![model.to_string().into()],
+            memory_from_row,
+        )
         .await
     }
 

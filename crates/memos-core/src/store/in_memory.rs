@@ -48,6 +48,35 @@ impl InMemoryStore {
     }
 }
 
+impl State {
+    /// Up to `limit` memories after the sequence number `after` that `keep` accepts, and
+    /// the sequence number of the last.
+    fn memories_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&Memory) -> bool,
+    ) -> (Vec<Memory>, Option<u64>) {
+        let page: Vec<(u64, Memory)> = self
+            .memories
+            .range(after.map_or(0, |a| a + 1)..)
+            .filter(|(_, m)| keep(m))
+            .take(limit)
+            .map(|(k, m)| (*k, m.clone()))
+            .collect();
+        let cursor = page.last().map(|(k, _)| *k);
+        (page.into_iter().map(|(_, m)| m).collect(), cursor)
+    }
+
+    /// Whether a memory is active and has no vector under `model`.
+    fn needs_vector(&self, m: &Memory, model: &str) -> bool {
+        m.status == MemoryStatus::Activated
+            && !self
+                .embeddings
+                .contains_key(&(m.id.clone(), model.to_string()))
+    }
+}
+
 /// One page of a sequence, the cursor being how many items came before.
 fn page<T>(
     items: impl Iterator<Item = T>,
@@ -313,16 +342,7 @@ impl MemoryStore for InMemoryStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)> {
-        let s = self.state();
-        let start = after.map_or(0, |a| a + 1);
-        let page: Vec<(u64, Memory)> = s
-            .memories
-            .range(start..)
-            .take(limit)
-            .map(|(k, m)| (*k, m.clone()))
-            .collect();
-        let cursor = page.last().map(|(k, _)| *k);
-        Ok((page.into_iter().map(|(_, m)| m).collect(), cursor))
+        Ok(self.state().memories_after(after, limit, |_| true))
     }
 
     async fn embeddings(
@@ -367,20 +387,7 @@ impl MemoryStore for InMemoryStore {
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)> {
         let s = self.state();
-        let page: Vec<(u64, Memory)> = s
-            .memories
-            .range(after.map_or(0, |a| a + 1)..)
-            .filter(|(_, m)| {
-                m.status == MemoryStatus::Activated
-                    && !s
-                        .embeddings
-                        .contains_key(&(m.id.clone(), model.to_string()))
-            })
-            .take(limit)
-            .map(|(k, m)| (*k, m.clone()))
-            .collect();
-        let last = page.last().map(|(k, _)| *k);
-        Ok((page.into_iter().map(|(_, m)| m).collect(), last))
+        Ok(s.memories_after(after, limit, |m| s.needs_vector(m, model)))
     }
 
     async fn lacking_embeddings(
@@ -393,13 +400,7 @@ impl MemoryStore for InMemoryStore {
         Ok(ids
             .iter()
             .filter_map(|id| s.seq_of.get(id).and_then(|seq| s.memories.get(seq)))
-            .filter(|m| {
-                m.scope.project_id == project_id
-                    && m.status == MemoryStatus::Activated
-                    && !s
-                        .embeddings
-                        .contains_key(&(m.id.clone(), model.to_string()))
-            })
+            .filter(|m| m.scope.project_id == project_id && s.needs_vector(m, model))
             .cloned()
             .collect())
     }

@@ -518,11 +518,24 @@ impl PostgresStore {
         seq_at: usize,
         item: fn(&Row) -> Result<T>,
     ) -> Result<(Vec<T>, Option<u64>)> {
+        self.scan_with(sql, after, limit, &[], seq_at, item).await
+    }
+
+    /// [`Self::scan`] with more parameters, bound after the cursor and the limit (`$3`...).
+    async fn scan_with<T>(
+        &self,
+        sql: &str,
+        after: Option<u64>,
+        limit: usize,
+        extra: &[&(dyn ToSql + Sync)],
+        seq_at: usize,
+        item: fn(&Row) -> Result<T>,
+    ) -> Result<(Vec<T>, Option<u64>)> {
         let c = self.client().await?;
-        let rows = c
-            .query(sql, &[&after.map_or(0, |a| a as i64), &(limit as i64)])
-            .await
-            .map_err(pg)?;
+        let (after, limit) = (after.map_or(0, |a| a as i64), limit as i64);
+        let mut bound: Vec<&(dyn ToSql + Sync)> = vec![&after, &limit];
+        bound.extend_from_slice(extra);
+        let rows = c.query(sql, &bound).await.map_err(pg)?;
         let cursor = rows.last().map(|r| r.get::<_, i64>(seq_at) as u64);
         let items = rows.iter().map(item).collect::<Result<_>>()?;
         Ok((items, cursor))
@@ -1029,25 +1042,20 @@ impl MemoryStore for PostgresStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $3 AND status = 'activated' \
-                     AND NOT EXISTS \
-                     (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = $1) \
-                     ORDER BY seq LIMIT $2"
-                ),
-                &[&model, &(limit as i64), &after.map_or(0, |a| a as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        let rows = rows
-            .iter()
-            .map(memory_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let last = rows.last().map(|(seq, _)| *seq);
-        Ok((rows.into_iter().map(|(_, m)| m).collect(), last))
+        self.scan_with(
+            &format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 AND status = 'activated' \
+                 AND NOT EXISTS \
+                 (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = $3) \
+                 ORDER BY seq LIMIT $2"
+            ),
+            after,
+            limit,
+            &[&model],
+            0,
+            |r| memory_from_row(r).map(|(_, m)| m),
+        )
+        .await
     }
 
     async fn lacking_embeddings(
