@@ -12,3 +12,5 @@ mod api;
 mod bad_input;
 #[path = "it/common.rs"]
 mod common;
+#[path = "it/delete_modes.rs"]
+mod delete_modes;

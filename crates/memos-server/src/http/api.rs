@@ -181,43 +181,30 @@ pub async fn get_message(
     Ok(ok(json!({"message_detail_list": list})))
 }
 
-/// `POST delete/memory`: by ids, by filter (with `user_id`), or a whole user (erased).
+/// `POST delete/memory`: by ids, by filter and/or memory type (with `user_id`), or a
+/// whole user (erased) when `user_id` comes alone.
 pub async fn delete_memory(
     State(state): State<AppState>,
     Project(project): Project,
     Body(req): Body<DeleteMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
-    let user = req.user_id.filter(|u| !u.is_empty());
     let hard = req.hard.unwrap_or(false);
-    let filter = parse_filter(req.filter)?;
-    let deleted = match (req.memory_ids, user, filter) {
-        (Some(ids), user, None) if !ids.is_empty() => {
+    let deleted = match req.selection()? {
+        DeleteSelection::Ids { ids, user_id } => {
+            let user = user_id.filter(|u| !u.is_empty());
             state
                 .service
                 .delete(&project, user.as_deref(), &ids, hard)
                 .await?
         }
-        (None, Some(user), Some(filter)) => {
+        DeleteSelection::Matching { user_id, filter } => {
             state
                 .service
-                .delete_matching(&project, &user, &filter, hard)
+                .delete_matching(&project, &user_id, &filter, hard)
                 .await?
         }
-        (Some(ids), _, Some(_)) if !ids.is_empty() => {
-            return Err(Error::invalid("filter", "give memory_ids or a filter, not both").into());
-        }
-        (None, None, Some(_)) => return Err(Error::required("user_id").into()),
-        // A whole user is the privacy path: always erased, chat log and history included.
-        (None, Some(user), None) => state.service.delete_user(&project, &user).await?,
-        (Some(_), _, _) => {
-            return Err(Error::input(
-                "memory_ids",
-                "memory_ids is empty",
-                memos_core::error::InputErrorKind::Empty,
-            )
-            .into());
-        }
-        (None, None, None) => return Err(Error::required("memory_ids or user_id").into()),
+        // The privacy path: always erased, chat log and history included.
+        DeleteSelection::User(user) => state.service.delete_user(&project, &user).await?,
     };
     Ok(ok(
         json!({"success": true, "deleted_count": deleted, "hard": hard}),

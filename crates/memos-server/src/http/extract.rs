@@ -66,8 +66,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             let inner = e.into_inner();
             let what = inner.to_string();
             // serde's message ends with "at line X column Y"; keep it, it helps with big bodies.
-            if inner.is_syntax() || inner.is_eof() || path == "." {
+            if inner.is_syntax() || inner.is_eof() {
                 ApiError::bad_request(format!("malformed JSON: {what}"))
+            } else if path == "." {
+                // The body's own shape: an unknown field (named by serde), or not an object.
+                ApiError::bad_request(format!("invalid request: {what}"))
             } else {
                 ApiError::bad_request(format!("{path}: {what}"))
             }

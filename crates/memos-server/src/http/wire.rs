@@ -3,8 +3,10 @@
 //! MemOS's 40002 code with the field's name rather than a serde message.
 
 use memos_core::Error;
+use memos_core::error::InputErrorKind;
+use memos_core::filter::{Condition, Filter, Logic};
 use memos_core::ingest::llm::IMPLICIT_TAG;
-use memos_core::model::{Memory, MemoryChange, Message, Role, Source, Task};
+use memos_core::model::{Memory, MemoryChange, MemoryType, Message, Role, Source, Task};
 use memos_core::service::{AddInput, NewMessage, SearchHit};
 use memos_core::time;
 use serde::{Deserialize, Serialize};
@@ -271,22 +273,182 @@ pub struct GetMessageRequest {
     pub message_limit_number: Option<usize>,
 }
 
-/// `delete/memory` request: ids, or a whole user.
+/// `delete/memory` request. Exactly one selection: `memory_ids` (optionally scoped to a
+/// user), a user's memories by `filter` and/or `memory_type`, or a whole user (`user_id`
+/// alone). Unknown fields are refused rather than dropped: a dropped selector would widen
+/// the delete, in the worst case to the whole user.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteMemoryRequest {
-    /// Memories to delete.
-    #[serde(default)]
-    pub memory_ids: Option<Vec<String>>,
-    /// With ids: only this user's; with a filter: the user whose matching memories go;
-    /// alone: erase everything of this user.
+    /// Memories to delete. `null` is refused, not read as "absent".
+    #[serde(default, deserialize_with = "present")]
+    pub memory_ids: Option<Option<Vec<String>>>,
+    /// With ids: only this user's; with a filter or type: the user whose matching memories
+    /// go; alone: erase everything of this user.
     #[serde(default)]
     pub user_id: Option<String>,
-    /// Delete the user's memories that match this MemOS filter.
+    /// The older SDK's form of `user_id` beside `memory_ids` (one user).
     #[serde(default)]
-    pub filter: Option<Value>,
+    pub user_ids: Option<Vec<String>>,
+    /// Delete the user's memories that match this MemOS filter. `null`, `{}` and an empty
+    /// `and`/`or` are refused: they would select every memory.
+    #[serde(default, deserialize_with = "present")]
+    pub filter: Option<Option<Value>>,
+    /// Delete the user's memories of this type (`WorkingMemory`, `LongTermMemory`,
+    /// `UserMemory`). `null` is refused.
+    #[serde(default, deserialize_with = "present")]
+    pub memory_type: Option<Option<String>>,
     /// Remove for good, history included (privacy requests). Default: soft delete.
     #[serde(default)]
     pub hard: Option<bool>,
+}
+
+/// What a `delete/memory` request selects, once checked.
+#[derive(Debug)]
+pub enum DeleteSelection {
+    /// These memories, only if they are this user's (when given).
+    Ids {
+        /// The ids.
+        ids: Vec<String>,
+        /// The user they must belong to.
+        user_id: Option<String>,
+    },
+    /// The user's memories that match.
+    Matching {
+        /// The user.
+        user_id: String,
+        /// What they must match.
+        filter: Filter,
+    },
+    /// Everything of the user: memories, chat log, history (the privacy path).
+    User(String),
+}
+
+impl DeleteMemoryRequest {
+    /// Checks the request and says what it deletes. Erasing a user is reached only when
+    /// `user_id` comes alone; every other shape either narrows the delete or is refused.
+    pub fn selection(self) -> Result<DeleteSelection, Error> {
+        let ids = match self.memory_ids {
+            None => None,
+            Some(None) => {
+                return Err(Error::invalid(
+                    "memory_ids",
+                    "memory_ids is null; send a list of ids or leave the field out",
+                ));
+            }
+            Some(Some(ids)) if ids.is_empty() => {
+                return Err(Error::input(
+                    "memory_ids",
+                    "memory_ids is empty",
+                    InputErrorKind::Empty,
+                ));
+            }
+            Some(Some(ids)) => Some(ids),
+        };
+        let filter = match self.filter {
+            None => None,
+            Some(None) => {
+                return Err(Error::invalid(
+                    "filter",
+                    "filter is null; send a filter or leave the field out",
+                ));
+            }
+            Some(Some(v)) => Some(Filter::parse(&v)?.ok_or_else(|| {
+                Error::invalid(
+                    "filter",
+                    "filter has no conditions and would select every memory; \
+                     to erase a whole user send only user_id",
+                )
+            })?),
+        };
+        let memory_type = match self.memory_type {
+            None => None,
+            Some(None) => {
+                return Err(Error::invalid(
+                    "memory_type",
+                    "memory_type is null; name a type or leave the field out",
+                ));
+            }
+            Some(Some(t)) => Some(MemoryType::parse(&t).ok_or_else(|| {
+                Error::invalid(
+                    "memory_type",
+                    format!(
+                        "memory_type must be WorkingMemory, LongTermMemory or UserMemory, not `{t}`"
+                    ),
+                )
+            })?),
+        };
+        let user_id = match (self.user_id, self.user_ids) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "user_ids",
+                    "give user_id or user_ids, not both",
+                ));
+            }
+            (Some(u), None) => Some(u),
+            (None, Some(mut list)) => {
+                if ids.is_none() {
+                    return Err(Error::invalid(
+                        "user_ids",
+                        "user_ids only scopes memory_ids; to select a user send user_id",
+                    ));
+                }
+                if list.len() != 1 {
+                    return Err(Error::invalid("user_ids", "user_ids must name one user"));
+                }
+                list.pop()
+            }
+            (None, None) => None,
+        };
+        if user_id.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            return Err(Error::required("user_id"));
+        }
+        match (ids, filter, memory_type) {
+            (Some(_), Some(_), _) => Err(Error::invalid(
+                "filter",
+                "give memory_ids or a filter, not both",
+            )),
+            (Some(_), None, Some(_)) => Err(Error::invalid(
+                "memory_type",
+                "give memory_ids or a memory_type, not both",
+            )),
+            (Some(ids), None, None) => Ok(DeleteSelection::Ids { ids, user_id }),
+            (None, None, None) => match user_id {
+                Some(u) => Ok(DeleteSelection::User(u)),
+                None => Err(Error::required("memory_ids or user_id")),
+            },
+            // A filter, a type, or both: at least one condition, so never the whole user.
+            (None, filter, memory_type) => {
+                let user_id = user_id.ok_or_else(|| Error::required("user_id"))?;
+                let mut filter = filter.unwrap_or(Filter {
+                    logic: Logic::And,
+                    conditions: vec![],
+                });
+                if let Some(t) = memory_type {
+                    if filter.logic == Logic::Or && filter.conditions.len() > 1 {
+                        return Err(Error::invalid(
+                            "memory_type",
+                            "memory_type narrows a filter; with an `or` filter put it \
+                             inside the filter instead",
+                        ));
+                    }
+                    filter.logic = Logic::And;
+                    filter.conditions.push(Condition::MemoryType(t));
+                }
+                Ok(DeleteSelection::Matching { user_id, filter })
+            }
+        }
+    }
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via
+/// `#[serde(default)]`), where the two must not mean the same.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `update/memory` request. `content` / `title` are the MemOS SDK's names.

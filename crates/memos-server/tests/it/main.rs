@@ -9,3 +9,4 @@ pub const BACKEND: &str = "embedded";
 mod api;
 mod bad_input;
 mod common;
+mod delete_modes;
