@@ -122,7 +122,8 @@ fn day_start(d: NaiveDate) -> Millis {
 fn days(d: NaiveDate, n: i64, phrase: &str) -> Window {
     Window {
         start: day_start(d),
-        end: day_start(d + Duration::days(n)),
+        // Checked: a date at the calendar's edge must not panic the caller.
+        end: day_start(d.checked_add_signed(Duration::days(n)).unwrap_or(d)),
         phrase: phrase.to_string(),
     }
 }
@@ -160,7 +161,17 @@ fn add_months(d: NaiveDate, n: i32) -> NaiveDate {
 }
 
 fn monday_of(d: NaiveDate) -> NaiveDate {
-    d - Duration::days(d.weekday().num_days_from_monday() as i64)
+    d.checked_sub_signed(Duration::days(d.weekday().num_days_from_monday() as i64))
+        .unwrap_or(d)
+}
+
+/// Largest count a "N days/weeks/months/years ago" phrase is read with. Beyond it the
+/// phrase names no usable date (and unchecked date arithmetic would overflow: issue 13).
+const MAX_AGO: i64 = 10_000;
+
+/// A count of an "ago" phrase, when it is small enough to mean a date.
+fn ago_count(n: Option<i64>) -> Option<i64> {
+    n.filter(|n| (0..=MAX_AGO).contains(n))
 }
 
 /// The most recent `m` (1-12) month at or before the reference month.
@@ -232,6 +243,11 @@ fn zh_weekday(c: &str) -> Option<u32> {
 /// The first date expression in `text`, resolved against `reference`.
 pub fn find(text: &str, reference: Millis) -> Option<Window> {
     let today = DateTime::from_timestamp_millis(reference)?.date_naive();
+    // Relative phrases shift the reference by small amounts unchecked; far from the
+    // calendar's edges those can never overflow.
+    if !(1..=9999).contains(&today.year()) {
+        return None;
+    }
     let en = EN.captures_iter(text).find_map(|c| english(&c, today));
     let zh = ZH.captures_iter(text).find_map(|c| chinese(&c, today));
     match (en, zh) {
@@ -275,7 +291,7 @@ fn english(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
         return Some(days(today + Duration::days(1), 1, phrase));
     }
     if let (Some(n), Some(u)) = (g("ago_n"), g("ago_u")) {
-        let n = en_number(n)?;
+        let n = ago_count(en_number(n))?;
         return Some(match u.to_ascii_lowercase().as_str() {
             "day" => days(today - Duration::days(n), 1, phrase),
             "week" => days(monday_of(today - Duration::weeks(n)), 7, phrase),
@@ -415,7 +431,7 @@ fn chinese(c: &regex::Captures<'_>, today: NaiveDate) -> Option<Window> {
         }
     }
     if let (Some(n), Some(u)) = (g("ago_n"), g("ago_u")) {
-        let n = zh_number(n)?;
+        let n = ago_count(zh_number(n))?;
         return Some(match u {
             "天" => days(today - Duration::days(n), 1, phrase),
             "个月" => {
@@ -503,6 +519,62 @@ mod tests {
             Some((start.to_string(), end.to_string())),
             "{text}"
         );
+    }
+
+    #[test]
+    fn issue_13_huge_counts_and_edge_references_never_panic() {
+        for text in [
+            "I adopted a puppy 100000000 days ago.",
+            "moved 99999999999999 weeks ago",
+            "99999999999999999999 months ago",
+            "9223372036854775807 years ago",
+            "我100000000天前搬家了。",
+            "99999999999999周前",
+            "99999999999999个月前",
+            "99999999999999年前",
+        ] {
+            assert_eq!(window(text), None, "{text}");
+            for reference in [
+                i64::MIN,
+                -8_334_632_851_200_000,
+                0,
+                253_402_300_799_999,
+                i64::MAX,
+            ] {
+                let _ = find(text, reference);
+            }
+        }
+        is(
+            "I adopted a puppy 10000 days ago.",
+            "1995-12-21",
+            "1995-12-22",
+        );
+        // Every phrase at the edges of the calendar the reference may sit at.
+        let phrases = [
+            "yesterday",
+            "tomorrow",
+            "last week",
+            "next weekend",
+            "last Monday",
+            "next Friday",
+            "3 months ago",
+            "two years ago",
+            "昨天",
+            "后天",
+            "上周末",
+            "下周三",
+            "去年",
+            "三个月前",
+        ];
+        for p in phrases {
+            for reference in [
+                -62_135_596_800_000,
+                253_402_300_799_999,
+                -8_334_632_851_200_000,
+            ] {
+                let _ = find(p, reference);
+            }
+        }
     }
 
     #[test]
