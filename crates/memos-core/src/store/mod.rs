@@ -12,6 +12,8 @@
 //! searches itself ([`StoreSearch`]), since no server's local index would see the others'
 //! writes; async tasks are leased ([`Lease`]) so that one server at a time works each.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::Result;
@@ -260,7 +262,7 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Retrieval the store runs itself, over data every server sees. `None` (the default):
     /// the service keeps its own indexes in this process (tantivy and the RAM vectors).
-    fn search(&self) -> Option<&dyn StoreSearch> {
+    fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
         None
     }
 }

@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
+use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -1220,7 +1221,7 @@ impl MemoryStore for PostgresStore {
         .collect())
     }
 
-    fn search(&self) -> Option<&dyn StoreSearch> {
+    fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
         Some(self)
     }
 

@@ -180,11 +180,16 @@ async fn older_rows_get_their_terms_on_connect() {
         .unwrap();
     async fn search(s: &PostgresStore, q: &str) -> Vec<memos_core::search::Candidate> {
         let scope = memos_core::model::Scope::new("p", "u");
-        s.search()
-            .unwrap()
-            .lexical(&scope, &query_terms(q), None, TimeRange::default(), 5)
-            .await
-            .unwrap()
+        memos_core::store::StoreSearch::lexical(
+            s,
+            &scope,
+            &query_terms(q),
+            None,
+            TimeRange::default(),
+            5,
+        )
+        .await
+        .unwrap()
     }
     assert!(search(&store, "爬山").await.is_empty(), "no terms, no hit");
     let store = PostgresStore::connect(&url, 2).await.unwrap();

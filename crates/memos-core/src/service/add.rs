@@ -1,0 +1,328 @@
+//! Adding messages: validation, the chat log, fast extraction, and reconciling new facts
+//! with the stored ones (merge a repeat, archive what a change supersedes).
+
+use crate::error::{Error, InputErrorKind, Result};
+use crate::filter::{Condition, Filter};
+use crate::ingest::reconcile::{self, Relation};
+use crate::ingest::{AddContext, fast};
+use crate::model::*;
+use crate::search::TimeRange;
+use crate::store::WriteBatch;
+
+use super::MemoryService;
+use super::input::{AddInput, AddOutcome};
+
+impl MemoryService {
+    /// Stores messages and turns them into memories.
+    pub async fn add(&self, project_id: &str, input: AddInput) -> Result<AddOutcome> {
+        self.check_user(&input.user_id)?;
+        self.check_id(
+            "conversation_id",
+            &input.conversation_id,
+            InputErrorKind::ConversationIdTooLong,
+        )?;
+        self.check_optional_id("agent_id", &input.agent_id)?;
+        self.check_optional_id("app_id", &input.app_id)?;
+        let limits = &self.config.limits;
+        if input.messages.is_empty() {
+            return Err(Error::input(
+                "messages",
+                "messages must hold at least one message",
+                InputErrorKind::Empty,
+            ));
+        }
+        if input.messages.len() > limits.max_messages {
+            return Err(Error::invalid(
+                "messages",
+                format!("at most {} messages per add", limits.max_messages),
+            ));
+        }
+        if input.tags.len() > limits.max_tags {
+            return Err(Error::invalid(
+                "tags",
+                format!("at most {} tags per add", limits.max_tags),
+            ));
+        }
+        for (i, t) in input.tags.iter().enumerate() {
+            self.check_id(&format!("tags[{i}]"), t, InputErrorKind::Invalid)?;
+        }
+        let mut total = 0usize;
+        for (i, m) in input.messages.iter().enumerate() {
+            if m.content.trim().is_empty() {
+                return Err(Error::required(format!("messages[{i}].content")));
+            }
+            total += m.content.chars().count();
+            self.check_optional_id(&format!("messages[{i}].message_id"), &m.message_id)?;
+            self.check_optional_id(&format!("messages[{i}].name"), &m.name)?;
+        }
+        if total > limits.max_add_chars {
+            return Err(Error::input(
+                "messages",
+                format!(
+                    "messages hold {total} characters; one add may carry at most {}",
+                    limits.max_add_chars
+                ),
+                InputErrorKind::TooLarge,
+            ));
+        }
+
+        let scope = Scope::new(project_id, input.user_id.clone());
+        let now = now_millis();
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let messages: Vec<Message> = input
+            .messages
+            .iter()
+            .map(|m| {
+                let id = uuid::Uuid::new_v4().to_string();
+                Message {
+                    message_id: m.message_id.clone().unwrap_or_else(|| id.clone()),
+                    id,
+                    scope: scope.clone(),
+                    conversation_id: input.conversation_id.clone(),
+                    role: m.role,
+                    name: m.name.clone(),
+                    content: m.content.clone(),
+                    chat_time: m.chat_time.unwrap_or(now),
+                    create_time: now,
+                    task_id: task_id.clone(),
+                }
+            })
+            .collect();
+        let ctx = AddContext {
+            scope: scope.clone(),
+            conversation_id: input.conversation_id.clone(),
+            tags: input.tags,
+            info: input.info,
+            agent_id: input.agent_id,
+            app_id: input.app_id,
+            ..Default::default()
+        };
+        let mut task = Task {
+            id: task_id.clone(),
+            scope: scope.clone(),
+            status: TaskStatus::Running,
+            payload: serde_json::to_value(&ctx).expect("context serialises"),
+            memory_ids: vec![],
+            error: None,
+            create_time: now,
+            update_time: now,
+        };
+
+        if input.async_mode {
+            // Durable first: once the client holds the task id, a crash cannot lose the
+            // messages, and a restart finishes the task.
+            self.record(WriteBatch {
+                messages,
+                task: Some(task.clone()),
+                lease: Some(self.lease()),
+                ..Default::default()
+            })
+            .await?;
+            self.tasks
+                .send(task)
+                .map_err(|_| Error::Unavailable("task worker stopped".into()))?;
+            return Ok(AddOutcome {
+                task_id,
+                status: TaskStatus::Running,
+                memory_ids: vec![],
+                refine_task_id: None,
+            });
+        }
+
+        let previous = self
+            .previous_message(&scope, &input.conversation_id, &messages)
+            .await?;
+        let extracted = fast::extract(&ctx, &messages, previous.as_ref(), now);
+        let Reconciled {
+            memories,
+            ids,
+            history,
+        } = self.reconcile(&scope, extracted, now).await?;
+        let embeddings = self.inline_embeddings(&memories).await?;
+        task.status = TaskStatus::Completed;
+        task.memory_ids = ids;
+        self.write(WriteBatch {
+            messages,
+            upsert_memories: memories,
+            task: Some(task.clone()),
+            embeddings,
+            history,
+            ..Default::default()
+        })
+        .await?;
+        // The fine path runs after the fast one has answered: its own task, durable, which
+        // refines the ids just handed out in place.
+        let refine_task_id = match &self.llm {
+            Some(_) => Some(self.queue_refinement(&ctx, &task).await?),
+            None => None,
+        };
+        Ok(AddOutcome {
+            task_id,
+            status: TaskStatus::Completed,
+            memory_ids: task.memory_ids,
+            refine_task_id,
+        })
+    }
+
+    /// Relates each new profile fact to what the user said before ([`reconcile::relate`]):
+    /// a repeat merges into the older item (its id survives and is the one reported, its
+    /// `update_time` moves, its sources grow); a contradiction archives the older item and
+    /// links the two in their histories. Other memories pass through.
+    pub(super) async fn reconcile(
+        &self,
+        scope: &Scope,
+        extracted: Vec<Memory>,
+        now: Millis,
+    ) -> Result<Reconciled> {
+        let mut out = Reconciled::default();
+        if !extracted
+            .iter()
+            .any(|m| m.memory_type == MemoryType::UserMemory)
+        {
+            out.ids = extracted.iter().map(|m| m.id.clone()).collect();
+            out.memories = extracted;
+            return Ok(out);
+        }
+        let profile = Filter::only(Condition::MemoryType(MemoryType::UserMemory));
+        for new in extracted {
+            if new.memory_type != MemoryType::UserMemory {
+                out.ids.push(new.id.clone());
+                out.memories.push(new);
+                continue;
+            }
+            // Earlier facts of this same add first, then the closest stored ones.
+            let mut candidates: Vec<Memory> = out
+                .memories
+                .iter()
+                .filter(|m| {
+                    m.memory_type == MemoryType::UserMemory && m.status == MemoryStatus::Activated
+                })
+                .cloned()
+                .collect();
+            let hits = self
+                .lexical_candidates(
+                    scope,
+                    &new.value,
+                    Some(&profile),
+                    TimeRange::default(),
+                    RECONCILE_CANDIDATES,
+                )
+                .await?;
+            let ids: Vec<String> = hits.into_iter().map(|c| c.id).collect();
+            let stored = self.store.get_memories(&scope.project_id, &ids).await?;
+            candidates.extend(stored.into_iter().filter(|m| {
+                m.scope == *scope
+                    && m.status == MemoryStatus::Activated
+                    && !out.memories.iter().any(|o| o.id == m.id)
+            }));
+            let relation = |r| {
+                candidates
+                    .iter()
+                    .find(|old| reconcile::relate(&new, old) == r)
+            };
+            if let Some(old) = relation(Relation::Repeat) {
+                let mut old = out
+                    .memories
+                    .iter()
+                    .find(|m| m.id == old.id)
+                    .cloned()
+                    .unwrap_or_else(|| old.clone());
+                for src in &new.sources {
+                    if !old.sources.iter().any(|s| s.message_id == src.message_id) {
+                        old.sources.push(src.clone());
+                    }
+                }
+                for t in &new.tags {
+                    if !old.tags.contains(t) {
+                        old.tags.push(t.clone());
+                    }
+                }
+                old.update_time = now;
+                out.history.push(MemoryChange {
+                    memory_id: old.id.clone(),
+                    scope: scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Merged,
+                    related_id: None,
+                    before: None,
+                    note: new.value.clone(),
+                });
+                if !out.ids.contains(&old.id) {
+                    out.ids.push(old.id.clone());
+                }
+                out.upsert(old);
+                continue;
+            }
+            if let Some(old) = relation(Relation::Contradicts) {
+                let mut old = old.clone();
+                out.history.push(MemoryChange {
+                    memory_id: old.id.clone(),
+                    scope: scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Superseded,
+                    related_id: Some(new.id.clone()),
+                    before: Some(old.value.clone()),
+                    note: new.value.clone(),
+                });
+                out.history.push(MemoryChange {
+                    memory_id: new.id.clone(),
+                    scope: scope.clone(),
+                    time: now,
+                    kind: ChangeKind::Supersedes,
+                    related_id: Some(old.id.clone()),
+                    before: None,
+                    note: old.value.clone(),
+                });
+                old.status = MemoryStatus::Archived;
+                old.update_time = now;
+                out.upsert(old);
+            }
+            out.ids.push(new.id.clone());
+            out.memories.push(new);
+        }
+        Ok(out)
+    }
+
+    /// The conversation's last turn before `messages`, for short-reply context.
+    pub(super) async fn previous_message(
+        &self,
+        scope: &Scope,
+        conversation_id: &str,
+        messages: &[Message],
+    ) -> Result<Option<Message>> {
+        let Some(first) = messages.first() else {
+            return Ok(None);
+        };
+        let recent = self
+            .store
+            .list_messages(scope, conversation_id, messages.len() + 4)
+            .await?;
+        Ok(recent
+            .into_iter()
+            .filter(|m| m.task_id != first.task_id && m.chat_time <= first.chat_time)
+            .rfind(|m| matches!(m.role, Role::User | Role::Assistant)))
+    }
+}
+
+/// What an add writes once its facts are related to the stored ones.
+#[derive(Debug, Default)]
+pub(super) struct Reconciled {
+    /// New memories, and older ones that were merged into or archived.
+    pub(super) memories: Vec<Memory>,
+    /// The ids the add reports: new memories, and the older ones repeats merged into.
+    pub(super) ids: Vec<String>,
+    /// History entries of the merges and supersessions.
+    pub(super) history: Vec<MemoryChange>,
+}
+
+impl Reconciled {
+    fn upsert(&mut self, m: Memory) {
+        match self.memories.iter_mut().find(|o| o.id == m.id) {
+            Some(o) => *o = m,
+            None => self.memories.push(m),
+        }
+    }
+}
+
+/// Stored facts a new fact is compared with.
+pub(super) const RECONCILE_CANDIDATES: usize = 8;

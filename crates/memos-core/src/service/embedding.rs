@@ -1,0 +1,390 @@
+//! Vectors: the embedding model, query vectors (cached and shared between concurrent
+//! searches), and the backlog of memories stored without a vector with the background
+//! worker that catches up on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
+use crate::store::{Embedding, WriteBatch};
+
+use super::MemoryService;
+
+impl MemoryService {
+    /// Forgets cached query vectors, so the next searches pay for their embeddings again
+    /// (benchmarks measure cold queries).
+    pub fn clear_query_cache(&self) {
+        self.query_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Vectors for new memories when the configuration wants them before the add returns;
+    /// otherwise none, and the background embedder is woken after the commit.
+    pub(super) async fn inline_embeddings(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
+        if self.config.embed.inline {
+            self.embed_memories(memories).await
+        } else {
+            Ok(vec![])
+        }
+    }
+
+    /// Vectors for memories, computed off the async executor.
+    pub(super) async fn embed_memories(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
+        let Some(embedder) = self.embedder.clone() else {
+            return Ok(vec![]);
+        };
+        if memories.is_empty() {
+            return Ok(vec![]);
+        }
+        let model = embedder.model_id().to_string();
+        let texts: Vec<String> = memories.iter().map(embedding_text).collect();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed_documents(&refs)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+        Ok(memories
+            .iter()
+            .zip(vectors)
+            .map(|(m, vector)| Embedding {
+                memory_id: m.id.clone(),
+                scope: m.scope.clone(),
+                model: model.clone(),
+                vector,
+            })
+            .collect())
+    }
+
+    /// The query's vector, from the cache when the same query came before.
+    pub(super) async fn query_vector(
+        &self,
+        embedder: &Arc<dyn Embedder>,
+        query: &str,
+    ) -> Result<Arc<Vec<f32>>> {
+        let cell = {
+            let mut cache = self.query_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cache.get(query) {
+                c.clone()
+            } else {
+                if cache.len() >= QUERY_CACHE {
+                    cache.clear();
+                }
+                let c = QueryVector::default();
+                cache.insert(query.to_string(), c.clone());
+                c
+            }
+        };
+        // A failed embedding leaves the cell empty: the next caller tries again.
+        cell.get_or_try_init(|| async {
+            let (e, q) = (embedder.clone(), query.to_string());
+            let v = tokio::task::spawn_blocking(move || e.embed_query(&q))
+                .await
+                .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+            Ok::<_, Error>(Arc::new(v))
+        })
+        .await
+        .cloned()
+    }
+
+    /// A scope's vectors, loaded from the store on first use.
+    pub(super) async fn user_vectors(
+        &self,
+        vectors: &VectorIndex,
+        scope: &Scope,
+        model: &str,
+    ) -> Result<Arc<std::sync::RwLock<UserVectors>>> {
+        if let Some(u) = vectors.get(scope) {
+            return Ok(u);
+        }
+        // Under the write lock no write can land between the load and the install.
+        let _order = self.write_lock.lock().await;
+        if let Some(u) = vectors.get(scope) {
+            return Ok(u);
+        }
+        let rows = self.store.embeddings(scope, model).await?;
+        let big = rows.len() >= TRIM_AFTER_ROWS;
+        let installed = vectors.install(scope.clone(), rows);
+        if big {
+            release_freed_memory();
+        }
+        Ok(installed)
+    }
+
+    /// Embeds every stored memory that has no vector under the current model: memories
+    /// added since the last pass (adds do not wait for vectors unless `embed.inline`), and
+    /// data from before the model was configured. Returns how many got one.
+    ///
+    /// The bench and tests call this to wait until dense search sees everything added.
+    pub async fn embed_pending(&self) -> Result<usize> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(0);
+        };
+        let _turn = self.embed_turn.lock().await;
+        // This pass finds everything queued so far: queued memories were committed first.
+        *self.vector_queue.lock().unwrap_or_else(|e| e.into_inner()) = VectorQueue::default();
+        let result = async {
+            let (mut done, mut after) = (0, None);
+            loop {
+                let (missing, last) = self
+                    .store
+                    .missing_embeddings(embedder.model_id(), after, EMBED_BATCH)
+                    .await?;
+                if missing.is_empty() {
+                    break;
+                }
+                // Memories before the cursor that change meanwhile are queued by their writes.
+                after = last;
+                let embeddings = self.embed_memories(&missing).await?;
+                done += self.commit_embeddings(&missing, embeddings).await?;
+            }
+            Ok(done)
+        }
+        .await;
+        self.after_pass(result)
+    }
+
+    /// Hands memories just written to the background embedder, which gives a vector to those
+    /// that lack one.
+    pub(super) fn queue_vectors(&self, written: Vec<(String, String)>) {
+        if self.embedder.is_none() {
+            return;
+        }
+        {
+            let mut q = self.vector_queue.lock().unwrap_or_else(|e| e.into_inner());
+            for (project, id) in written {
+                if q.len >= VECTOR_QUEUE_MAX {
+                    q.ids.clear();
+                    q.len = 0;
+                    q.full_pass = true;
+                }
+                if !q.full_pass {
+                    q.ids.entry(project).or_default().push(id);
+                    q.len += 1;
+                }
+            }
+        }
+        self.embed_wake.notify_one();
+    }
+
+    /// Embeds the queued memories that lack a vector (or, after an overflow or a failure,
+    /// everything that does, like [`Self::embed_pending`]). Returns how many got one.
+    pub(super) async fn embed_queued(&self) -> Result<usize> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(0);
+        };
+        let queued =
+            std::mem::take(&mut *self.vector_queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if queued.full_pass {
+            return self.embed_pending().await;
+        }
+        let result = async {
+            let _turn = self.embed_turn.lock().await;
+            let mut done = 0;
+            for (project, ids) in &queued.ids {
+                for chunk in ids.chunks(EMBED_BATCH) {
+                    let lacking = self
+                        .store
+                        .lacking_embeddings(project, chunk, embedder.model_id())
+                        .await?;
+                    if lacking.is_empty() {
+                        continue;
+                    }
+                    let embeddings = self.embed_memories(&lacking).await?;
+                    done += self.commit_embeddings(&lacking, embeddings).await?;
+                }
+            }
+            Ok(done)
+        }
+        .await;
+        self.after_pass(result)
+    }
+
+    /// After a failed pass some memories may still lack vectors that no queue remembers:
+    /// the next pass looks everywhere.
+    pub(super) fn after_pass(&self, result: Result<usize>) -> Result<usize> {
+        if result.is_err() {
+            self.vector_queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .full_pass = true;
+        }
+        result
+    }
+
+    /// Stores vectors computed outside the write lock, skipping memories that were deleted
+    /// or changed meanwhile (a changed one is picked up again by the next pass).
+    pub(super) async fn commit_embeddings(
+        &self,
+        embedded: &[Memory],
+        embeddings: Vec<Embedding>,
+    ) -> Result<usize> {
+        let _order = self.write_lock.lock().await;
+        let mut by_project: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in embedded {
+            by_project
+                .entry(m.scope.project_id.as_str())
+                .or_default()
+                .push(m.id.clone());
+        }
+        let mut live: HashMap<String, Memory> = HashMap::new();
+        for (project, ids) in by_project {
+            for m in self.store.get_memories(project, &ids).await? {
+                live.insert(m.id.clone(), m);
+            }
+        }
+        let mut ops = Vec::new();
+        let keep: Vec<Embedding> = embeddings
+            .into_iter()
+            .zip(embedded)
+            .filter(|(_, then)| {
+                live.get(&then.id).is_some_and(|now| {
+                    now.value == then.value && now.update_time == then.update_time
+                })
+            })
+            .map(|(e, m)| {
+                if m.status == MemoryStatus::Activated {
+                    ops.push(VectorOp::Upsert {
+                        scope: e.scope.clone(),
+                        id: e.memory_id.clone(),
+                        time: m.memory_time.unwrap_or(m.create_time),
+                        vector: e.vector.clone(),
+                    });
+                }
+                e
+            })
+            .collect();
+        let n = keep.len();
+        if n > 0 {
+            drop(
+                self.write_locked(
+                    WriteBatch {
+                        embeddings: keep,
+                        ..Default::default()
+                    },
+                    ops,
+                )
+                .await?,
+            );
+        }
+        Ok(n)
+    }
+}
+
+/// Query vectors kept for repeated queries; the cache is cleared when it fills.
+pub(super) const QUERY_CACHE: usize = 4_096;
+
+/// A query's vector, or the embedding under way that will fill it.
+pub(super) type QueryVector = Arc<tokio::sync::OnceCell<Arc<Vec<f32>>>>;
+/// Memories embedded per step when catching up on missing vectors.
+pub(super) const EMBED_BATCH: usize = 256;
+
+/// How often the embedder of a server on a shared database looks through every memory.
+pub(super) const SHARED_FULL_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Queued memory ids beyond which the embedder forgets them and searches the store instead.
+pub(super) const VECTOR_QUEUE_MAX: usize = 100_000;
+
+/// Memory ids by project, waiting for the background embedder.
+#[derive(Debug, Default)]
+pub(super) struct VectorQueue {
+    pub(super) ids: HashMap<String, Vec<String>>,
+    pub(super) len: usize,
+    /// Set when ids were dropped (too many, or a pass failed): the next pass searches the
+    /// whole store, as at start.
+    pub(super) full_pass: bool,
+}
+/// What the embedding model reads of a memory: the text without the date prefix, which
+/// only adds noise to a vector.
+pub(super) fn embedding_text(m: &Memory) -> String {
+    let v = m.value.as_str();
+    v.strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .map_or(v, |(_, rest)| rest)
+        .to_string()
+}
+
+/// A user's f32 rows are freed once packed to int8; above this many, hand the freed pages back.
+pub(super) const TRIM_AFTER_ROWS: usize = 10_000;
+
+/// Returns freed heap pages to the OS. Loading a big user's vectors allocates their f32
+/// copies (1.5 KB each) only to pack them into int8; glibc keeps such freed memory in the
+/// process, which at 100k rows left about 2 KB per memory of RSS behind.
+pub(super) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Loads the configured embedding model, or explains why dense search is off.
+pub(super) fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
+    let dir = &config.embed.model_dir;
+    if dir.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    match crate::embed::load(dir) {
+        Ok(e) => {
+            // Loading builds each weight matrix twice (as stored, then in the layout the
+            // encoder multiplies fastest) and frees the first copies: give those pages back.
+            release_freed_memory();
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(
+                model = e.model_id(),
+                dim = e.dim(),
+                ms,
+                "embedding model loaded"
+            );
+            Ok(Some(Arc::from(e)))
+        }
+        Err(e) if config.embed.required => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "no embedding model: serving lexical (BM25) search only");
+            Ok(None)
+        }
+    }
+}
+
+/// Embeds memories stored without vectors: once at start (data from before the model), then
+/// each time an add wakes it. A failure is logged and retried on the next wake. Holds the
+/// service only while working, and ends when the service is dropped (which wakes it).
+pub(super) async fn embed_worker(svc: Weak<MemoryService>, wake: Arc<Notify>) {
+    loop {
+        let Some(strong) = svc.upgrade() else { return };
+        match strong.embed_queued().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(memories = n, "embedded new memories"),
+            Err(e) => {
+                tracing::error!(error = %e, "background embedding failed; retried on the next add");
+            }
+        }
+        // On a database shared by several servers, another server may stop before embedding
+        // what it wrote: now and then look through everything, as at start.
+        let shared = strong.retrieval.is_shared();
+        drop(strong);
+        if shared {
+            if tokio::time::timeout(SHARED_FULL_PASS_EVERY, wake.notified())
+                .await
+                .is_err()
+                && let Some(s) = svc.upgrade()
+            {
+                s.vector_queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .full_pass = true;
+            }
+        } else {
+            wake.notified().await;
+        }
+    }
+}

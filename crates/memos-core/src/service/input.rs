@@ -1,0 +1,193 @@
+//! The service's request and answer types, and the checks every request's ids go through.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, InputErrorKind, Result};
+use crate::filter::Filter;
+use crate::model::*;
+
+use super::MemoryService;
+
+impl MemoryService {
+    pub(super) fn check_id(&self, field: &str, value: &str, kind: InputErrorKind) -> Result<()> {
+        if value.trim().is_empty() {
+            return Err(Error::required(field));
+        }
+        let max = self.config.limits.max_id_chars;
+        if value.chars().count() > max {
+            return Err(Error::input(
+                field,
+                format!("{field} cannot exceed {max} characters"),
+                kind,
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                field,
+                format!("{field} cannot contain control characters"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_user(&self, user_id: &str) -> Result<()> {
+        self.check_id("user_id", user_id, InputErrorKind::UserIdTooLong)
+    }
+
+    pub(super) fn check_optional_id(&self, field: &str, v: &Option<String>) -> Result<()> {
+        match v {
+            Some(v) => self.check_id(field, v, InputErrorKind::Invalid),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An edit of one memory (`update/memory`); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateInput {
+    /// The owner, when the caller names one (a memory of another user is not found).
+    pub user_id: Option<String>,
+    /// The memory.
+    pub memory_id: String,
+    /// New text.
+    pub value: Option<String>,
+    /// New headline.
+    pub key: Option<String>,
+    /// New tags (replacing the old ones).
+    pub tags: Option<Vec<String>>,
+    /// New status: `activated` or `archived`.
+    pub status: Option<MemoryStatus>,
+    /// Why, for the history (default: which fields changed).
+    pub note: Option<String>,
+}
+
+/// Feedback on what memos remembers (`add/feedback`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedbackInput {
+    /// The end user.
+    pub user_id: String,
+    /// The conversation it came up in.
+    pub conversation_id: String,
+    /// What the user said, in their words.
+    pub content: String,
+    /// When (default now).
+    pub time: Option<Millis>,
+    /// The agent, if any.
+    pub agent_id: Option<String>,
+    /// The app, if any.
+    pub app_id: Option<String>,
+}
+
+/// A message as a client sends it, already typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Who said it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// When it was said; `None` means now.
+    pub chat_time: Option<Millis>,
+    /// The speaker's name.
+    pub name: Option<String>,
+    /// The client's id for the message.
+    pub message_id: Option<String>,
+}
+
+/// An add request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddInput {
+    /// The end user.
+    pub user_id: String,
+    /// The conversation.
+    pub conversation_id: String,
+    /// The messages, in chat order.
+    pub messages: Vec<NewMessage>,
+    /// Tags for every memory made.
+    pub tags: Vec<String>,
+    /// Metadata for every memory made.
+    pub info: Map<String, Value>,
+    /// The agent that sends them.
+    pub agent_id: Option<String>,
+    /// The app that sends them.
+    pub app_id: Option<String>,
+    /// Return at once with a task id (true) or when the memories are searchable (false).
+    pub async_mode: bool,
+}
+
+/// What an add returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddOutcome {
+    /// The task that tracks it.
+    pub task_id: String,
+    /// `Running` for async adds, `Completed` for sync ones.
+    pub status: TaskStatus,
+    /// Ids of the memories made (sync adds only; async ones report them in the task).
+    pub memory_ids: Vec<String>,
+    /// With an LLM configured, a sync add's refinement task (`get/status` tracks it).
+    pub refine_task_id: Option<String>,
+}
+
+/// A search request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchInput {
+    /// The end user.
+    pub user_id: String,
+    /// What to look for: usually the user's latest message.
+    pub query: String,
+    /// The current conversation; its memories are boosted, never exclusively returned.
+    pub conversation_id: Option<String>,
+    /// How many results; `None` means the configured default.
+    pub limit: Option<usize>,
+    /// Restricts the candidates before ranking.
+    pub filter: Option<Filter>,
+    /// Search as of this moment: later memories are invisible.
+    pub query_time: Option<Millis>,
+    /// Which retrievers to use.
+    pub mode: SearchMode,
+}
+
+/// Which retrievers a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    /// BM25 and dense, fused (dense only when a model is loaded).
+    #[default]
+    Hybrid,
+    /// BM25 only: the baseline.
+    Lexical,
+    /// Embeddings only.
+    Dense,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The memory.
+    pub memory: Memory,
+    /// How it is presented: `WorkingMemory` for the newest items of the current
+    /// conversation, the stored type otherwise.
+    pub memory_type: MemoryType,
+    /// Calibrated relevance in [0, 1], boost included.
+    pub relativity: f32,
+}
+
+/// A page request for a user's memories.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListInput {
+    /// The end user.
+    pub user_id: String,
+    /// 1-based page number.
+    pub page: usize,
+    /// Page size.
+    pub size: usize,
+    /// Optional filter.
+    pub filter: Option<Filter>,
+}
+
+/// Most results a list page may hold.
+pub const MAX_PAGE_SIZE: usize = 50;
+/// Most messages `get/message` returns.
+pub const MAX_MESSAGE_LIMIT: usize = 50;
+/// Most ids one delete may name.
+pub const MAX_DELETE_IDS: usize = 1_000;
+/// Longest `memory_key` an edit may set.
+pub(super) const MAX_KEY_CHARS: usize = 200;

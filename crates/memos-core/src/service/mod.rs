@@ -1,0 +1,182 @@
+//! [`MemoryService`]: the one facade the HTTP server and the CLI call. It validates input,
+//! runs ingestion, keeps the store and the indexes in step, and answers searches.
+//!
+//! Every write goes through [`MemoryService::commit`]: the store write and the index
+//! enqueue happen under one lock, so the index sees store revisions in order and its
+//! recorded revision is always a prefix of the store's history.
+
+mod add;
+mod edit;
+mod embedding;
+mod input;
+mod read;
+mod refine;
+mod retrieval;
+mod search;
+mod tasks;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::error::Result;
+use crate::ingest::llm::LlmExtractor;
+use crate::model::*;
+use crate::search::bm25::Bm25Index;
+use crate::store::{EmbeddedStore, InMemoryStore, MemoryStore, PostgresStore};
+
+use embedding::{QueryVector, VectorQueue, embed_worker, load_embedder};
+use retrieval::Retrieval;
+use tasks::{task_claimer, task_worker};
+
+pub use input::{
+    AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
+    MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, UpdateInput,
+};
+
+/// The memory service.
+pub struct MemoryService {
+    store: Arc<dyn MemoryStore>,
+    /// Where search candidates come from, decided at start.
+    retrieval: Retrieval,
+    embedder: Option<Arc<dyn Embedder>>,
+    /// Query vectors by query text. A cell is inserted before the embedding starts, so
+    /// concurrent searches for the same text (a search and its preference search) share one.
+    query_cache: std::sync::Mutex<HashMap<String, QueryVector>>,
+    config: Config,
+    write_lock: Mutex<()>,
+    tasks: mpsc::UnboundedSender<Task>,
+    /// Wakes the background embedder after memories were stored without vectors.
+    embed_wake: Arc<Notify>,
+    /// The memories this process wrote since the embedder last looked, which may lack
+    /// vectors: it checks just these instead of searching the whole store.
+    vector_queue: std::sync::Mutex<VectorQueue>,
+    /// One embedding pass at a time: the worker, or a caller of [`Self::embed_pending`].
+    embed_turn: Mutex<()>,
+    /// The fine path, when `llm.base_url` is set.
+    llm: Option<Arc<LlmExtractor>>,
+    /// This service's name on the task leases it holds; new at every start.
+    worker_id: String,
+}
+
+impl std::fmt::Debug for MemoryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryService")
+            .field("index", &self.retrieval.index_path())
+            .finish()
+    }
+}
+
+impl Drop for MemoryService {
+    fn drop(&mut self) {
+        // Lets the background embedder see the service is gone and end.
+        self.embed_wake.notify_one();
+    }
+}
+
+impl MemoryService {
+    /// Opens the backend the configuration names, brings the index up to date with the
+    /// store and resumes unfinished add tasks. Must run inside a tokio runtime.
+    pub async fn open(config: Config) -> Result<Arc<Self>> {
+        config.validate()?;
+        let embedder = load_embedder(&config)?;
+        let (store, index): (Arc<dyn MemoryStore>, Option<Bm25Index>) =
+            match config.store.backend.as_str() {
+                "memory" => (Arc::new(InMemoryStore::new()), None),
+                // Searches run in the database, where every server sees every write.
+                "postgres" => (
+                    Arc::new(
+                        PostgresStore::connect(&config.store.url, config.store.max_connections)
+                            .await?
+                            .with_index_memory_mb(config.store.vector_index_memory_mb),
+                    ),
+                    None,
+                ),
+                _ => {
+                    let dir = &config.store.data_dir;
+                    (
+                        Arc::new(EmbeddedStore::open(dir)?),
+                        Some(Bm25Index::open(Some(&dir.join("index")))?),
+                    )
+                }
+            };
+        Self::start(store, index, embedder, config).await
+    }
+
+    /// Builds a service over given parts (tests, other backends). `index` is the lexical
+    /// index of this process (one in RAM when `None`); a store that searches itself
+    /// ([`MemoryStore::search`]) needs none.
+    pub async fn start(
+        store: Arc<dyn MemoryStore>,
+        index: Option<Bm25Index>,
+        embedder: Option<Arc<dyn Embedder>>,
+        config: Config,
+    ) -> Result<Arc<Self>> {
+        let model = embedder.as_ref().map(|e| (e.model_id(), e.dim()));
+        let retrieval = Retrieval::open(&store, index, model).await?;
+        let llm = if config.llm.base_url.is_empty() {
+            None
+        } else {
+            Some(Arc::new(LlmExtractor::new(config.llm.clone())?))
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let svc = Arc::new(Self {
+            store,
+            retrieval,
+            embedder,
+            query_cache: Default::default(),
+            config,
+            write_lock: Mutex::new(()),
+            tasks: tx,
+            embed_wake: Arc::new(Notify::new()),
+            // The first pass looks at the whole store: data from before the model, or
+            // written by a process that stopped before embedding it.
+            vector_queue: std::sync::Mutex::new(VectorQueue {
+                full_pass: true,
+                ..Default::default()
+            }),
+            embed_turn: Mutex::new(()),
+            llm,
+            worker_id: uuid::Uuid::new_v4().to_string(),
+        });
+        tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
+        if svc.embedder.is_some() {
+            tokio::spawn(embed_worker(Arc::downgrade(&svc), svc.embed_wake.clone()));
+        }
+        let pending = svc.claim_orphaned_tasks().await?;
+        if pending > 0 {
+            tracing::info!(
+                tasks = pending,
+                "resuming add tasks interrupted by the last shutdown"
+            );
+        }
+        tokio::spawn(task_claimer(Arc::downgrade(&svc)));
+        Ok(svc)
+    }
+
+    /// The store underneath, for key management.
+    pub fn store(&self) -> &dyn MemoryStore {
+        self.store.as_ref()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The embedding model in use, if any.
+    pub fn embedder(&self) -> Option<&dyn Embedder> {
+        self.embedder.as_deref()
+    }
+
+    /// The LLM extractor, when one is configured.
+    pub fn llm(&self) -> Option<&LlmExtractor> {
+        self.llm.as_deref()
+    }
+}

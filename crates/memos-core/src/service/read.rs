@@ -1,0 +1,103 @@
+//! Reads: pages of a user's memories, one memory, its history, and the chat log.
+
+use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
+use crate::model::*;
+use crate::store::{ListQuery, Page};
+
+use super::MemoryService;
+use super::input::{ListInput, MAX_MESSAGE_LIMIT, MAX_PAGE_SIZE};
+
+impl MemoryService {
+    /// A page of a user's memories, newest first.
+    pub async fn list(&self, project_id: &str, input: ListInput) -> Result<Page<Memory>> {
+        self.check_user(&input.user_id)?;
+        if input.page == 0 {
+            return Err(Error::invalid("page", "page starts at 1"));
+        }
+        if input.size == 0 || input.size > MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "size",
+                format!("size must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let q = ListQuery {
+            filter: input.filter,
+            conversation_id: None,
+            offset: (input.page - 1).saturating_mul(input.size),
+            limit: input.size,
+        };
+        self.store
+            .list_memories(&Scope::new(project_id, input.user_id), &q)
+            .await
+    }
+
+    /// One memory by id, anywhere in the project (or only the user's, when named).
+    pub async fn get(&self, project_id: &str, user_id: Option<&str>, id: &str) -> Result<Memory> {
+        if id.trim().is_empty() {
+            return Err(Error::required("memory_id"));
+        }
+        self.get_any(project_id, user_id, id)
+            .await?
+            .filter(|m| m.status != MemoryStatus::Deleted)
+            .ok_or_else(|| Error::not_found(format!("memory {id}"), NotFoundKind::Record))
+    }
+
+    /// A memory whatever its status, soft-deleted ones included.
+    pub(super) async fn get_any(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+        id: &str,
+    ) -> Result<Option<Memory>> {
+        if id.trim().is_empty() {
+            return Err(Error::required("memory_id"));
+        }
+        Ok(self
+            .store
+            .get_memories(project_id, &[id.to_string()])
+            .await?
+            .into_iter()
+            .find(|m| user_id.is_none_or(|u| m.scope.user_id == u)))
+    }
+
+    /// A memory and its history, oldest change first.
+    pub async fn history(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+        id: &str,
+    ) -> Result<(Memory, Vec<MemoryChange>)> {
+        // A soft-deleted memory's history stays readable: it is the audit trail.
+        let m = self
+            .get_any(project_id, user_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("memory {id}"), NotFoundKind::Record))?;
+        let h = self.store.history(project_id, id).await?;
+        Ok((m, h))
+    }
+
+    /// The newest `limit` messages of a conversation, in chat order.
+    pub async fn messages(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        self.check_user(user_id)?;
+        self.check_id(
+            "conversation_id",
+            conversation_id,
+            InputErrorKind::ConversationIdTooLong,
+        )?;
+        if limit == 0 || limit > MAX_MESSAGE_LIMIT {
+            return Err(Error::invalid(
+                "message_limit_number",
+                format!("message_limit_number must be between 1 and {MAX_MESSAGE_LIMIT}"),
+            ));
+        }
+        self.store
+            .list_messages(&Scope::new(project_id, user_id), conversation_id, limit)
+            .await
+    }
+}

@@ -1,0 +1,212 @@
+//! Background add tasks: leases that let several servers share one database, the worker
+//! that runs them, and the claimer that takes over the tasks of a server that stopped.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+
+use crate::error::{Error, NotFoundKind, Result};
+use crate::ingest::{AddContext, fast};
+use crate::model::*;
+use crate::store::{Lease, MemoryStore, WriteBatch};
+
+use super::MemoryService;
+use super::add::Reconciled;
+
+impl MemoryService {
+    /// A lease on a task for this service, from now.
+    pub(super) fn lease(&self) -> Lease {
+        Lease {
+            owner: self.worker_id.clone(),
+            until: now_millis() + self.config.store.task_lease_ms as Millis,
+        }
+    }
+
+    /// Claims running tasks whose worker stopped renewing them (a crashed server, or this
+    /// one's previous life) and queues them here. Returns how many.
+    pub(super) async fn claim_orphaned_tasks(&self) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let tasks = self
+                .store
+                .claim_tasks(&self.lease(), now_millis(), 64)
+                .await?;
+            if tasks.is_empty() {
+                return Ok(n);
+            }
+            n += tasks.len();
+            for t in tasks {
+                let _ = self.tasks.send(t);
+            }
+        }
+    }
+
+    /// Finishes an async add. Two writes, so that `completed` always means searchable:
+    /// first the memories, with their ids recorded on the still-running task; then, once the
+    /// index has them, the completion. A restart between the two finds the ids on the task
+    /// and completes it without extracting again, so no memory is made twice.
+    pub(super) async fn process_task(&self, mut task: Task) {
+        // Queued tasks may have waited past their lease and gone to another server.
+        match self.store.renew_task(&task.id, &self.lease()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "could not renew a task lease; leaving the task to the next claim");
+                return;
+            }
+        }
+        let heartbeat = tokio::spawn(renew_while_working(
+            self.store.clone(),
+            task.id.clone(),
+            self.worker_id.clone(),
+            self.config.store.task_lease_ms,
+        ));
+        self.run_task(&mut task).await;
+        heartbeat.abort();
+    }
+
+    /// The work of [`Self::process_task`], while its lease is renewed.
+    pub(super) async fn run_task(&self, task: &mut Task) {
+        let result: Result<()> = async {
+            let ctx: AddContext = serde_json::from_value(task.payload.clone())
+                .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
+            if let Some(source) = &ctx.refine_of {
+                let llm = self
+                    .llm
+                    .clone()
+                    .ok_or_else(|| Error::Unavailable("no LLM is configured any more".into()))?;
+                let messages = self.store.task_messages(source).await?;
+                task.memory_ids = self.refine(&llm, &ctx, &messages, &ctx.fast_ids).await?;
+            } else if task.memory_ids.is_empty() {
+                let messages = self.store.task_messages(&task.id).await?;
+                let previous = self
+                    .previous_message(&task.scope, &ctx.conversation_id, &messages)
+                    .await?;
+                let now = now_millis();
+                let extracted = fast::extract(&ctx, &messages, previous.as_ref(), now);
+                let Reconciled {
+                    memories,
+                    ids,
+                    history,
+                } = self.reconcile(&task.scope, extracted, now).await?;
+                let embeddings = self.inline_embeddings(&memories).await?;
+                task.memory_ids = ids;
+                task.update_time = now;
+                self.write(WriteBatch {
+                    upsert_memories: memories,
+                    task: Some(task.clone()),
+                    embeddings,
+                    history,
+                    lease: Some(self.lease()),
+                    ..Default::default()
+                })
+                .await?;
+                // Async adds wait for the fine path too: `completed` covers both.
+                if let Some(llm) = self.llm.clone() {
+                    let fast_ids = task.memory_ids.clone();
+                    match self.refine(&llm, &ctx, &messages, &fast_ids).await {
+                        Ok(more) => {
+                            for id in more {
+                                if !task.memory_ids.contains(&id) {
+                                    task.memory_ids.push(id);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(task = %task.id, error = %e, "LLM extraction failed; the fast-path memories stand"),
+                    }
+                }
+            }
+            task.status = TaskStatus::Completed;
+            task.update_time = now_millis();
+            self.record(WriteBatch {
+                task: Some(task.clone()),
+                lease: Some(self.lease()),
+                ..Default::default()
+            })
+            .await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(task = %task.id, error = %e, "add task failed");
+            task.status = TaskStatus::Failed;
+            task.error = Some(if task.payload.get("refine_of").is_some() {
+                "LLM extraction failed; the fast-path memories stand".into()
+            } else {
+                "memory extraction failed; the messages are kept in the chat log".into()
+            });
+            task.update_time = now_millis();
+            if let Err(e) = self
+                .record(WriteBatch {
+                    task: Some(task.clone()),
+                    lease: Some(self.lease()),
+                    ..Default::default()
+                })
+                .await
+            {
+                tracing::error!(error = %e, "could not record the task failure");
+            }
+        }
+    }
+
+    /// A task's state.
+    pub async fn task(&self, project_id: &str, task_id: &str) -> Result<Task> {
+        if task_id.trim().is_empty() {
+            return Err(Error::required("task_id"));
+        }
+        self.store
+            .get_task(project_id, task_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("task {task_id}"), NotFoundKind::Task))
+    }
+}
+
+/// Renews a task's lease every third of its length until aborted, so that other servers
+/// leave the task alone while this one works on it, however long an LLM takes.
+pub(super) async fn renew_while_working(
+    store: Arc<dyn MemoryStore>,
+    task_id: String,
+    owner: String,
+    lease_ms: u64,
+) {
+    let every = std::time::Duration::from_millis((lease_ms / 3).max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let lease = Lease {
+            owner: owner.clone(),
+            until: now_millis() + lease_ms as Millis,
+        };
+        match store.renew_task(&task_id, &lease).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => tracing::warn!(task = %task_id, error = %e, "could not renew a task lease"),
+        }
+    }
+}
+
+/// Every half lease, takes over the tasks of servers that stopped renewing theirs.
+pub(super) async fn task_claimer(svc: Weak<MemoryService>) {
+    loop {
+        let every = match svc.upgrade() {
+            Some(s) => std::time::Duration::from_millis((s.config.store.task_lease_ms / 2).max(1)),
+            None => break,
+        };
+        tokio::time::sleep(every).await;
+        let Some(svc) = svc.upgrade() else { break };
+        match svc.claim_orphaned_tasks().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                tasks = n,
+                "took over add tasks another worker stopped renewing"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not claim orphaned tasks"),
+        }
+    }
+}
+
+pub(super) async fn task_worker(svc: Weak<MemoryService>, mut rx: mpsc::UnboundedReceiver<Task>) {
+    while let Some(task) = rx.recv().await {
+        let Some(svc) = svc.upgrade() else { break };
+        svc.process_task(task).await;
+    }
+}
