@@ -14,3 +14,5 @@ mod bad_input;
 mod common;
 #[path = "it/delete_modes.rs"]
 mod delete_modes;
+#[path = "it/issue_13.rs"]
+mod issue_13;

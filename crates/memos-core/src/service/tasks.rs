@@ -55,18 +55,40 @@ impl MemoryService {
                 return;
             }
         }
-        let heartbeat = tokio::spawn(renew_while_working(
+        // Aborted when dropped, so a panic in the task stops the renewals too.
+        let _heartbeat = AbortOnDrop(tokio::spawn(renew_while_working(
             self.store.clone(),
             task.id.clone(),
             self.worker_id.clone(),
             self.config.store.task_lease_ms,
-        ));
+        )));
         self.run_task(&mut task).await;
-        heartbeat.abort();
+    }
+
+    /// Records a task as failed for good, with the message its client will read.
+    async fn fail_task(&self, task: &mut Task, why: &str) {
+        task.status = TaskStatus::Failed;
+        task.error = Some(why.to_string());
+        task.update_time = now_millis();
+        if let Err(e) = self
+            .record(WriteBatch {
+                task: Some(task.clone()),
+                lease: Some(self.lease()),
+                ..Default::default()
+            })
+            .await
+        {
+            tracing::error!(task = %task.id, error = %e, "could not record the task failure");
+        }
     }
 
     /// The work of [`Self::process_task`], while its lease is renewed.
     pub(super) async fn run_task(&self, task: &mut Task) {
+        // A failpoint for the worker's own test: a task that panics mid-way.
+        #[cfg(test)]
+        if task.payload.get("panic_for_test").is_some() {
+            panic!("injected panic in task {}", task.id);
+        }
         let result: Result<()> = async {
             let ctx: AddContext = serde_json::from_value(task.payload.clone())
                 .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
@@ -129,23 +151,8 @@ impl MemoryService {
         .await;
         if let Err(e) = result {
             tracing::error!(task = %task.id, error = %e, "add task failed");
-            task.status = TaskStatus::Failed;
-            task.error = Some(if task.payload.get("refine_of").is_some() {
-                "LLM extraction failed; the fast-path memories stand".into()
-            } else {
-                "memory extraction failed; the messages are kept in the chat log".into()
-            });
-            task.update_time = now_millis();
-            if let Err(e) = self
-                .record(WriteBatch {
-                    task: Some(task.clone()),
-                    lease: Some(self.lease()),
-                    ..Default::default()
-                })
-                .await
-            {
-                tracing::error!(error = %e, "could not record the task failure");
-            }
+            let why = failure_message(task);
+            self.fail_task(task, why).await;
         }
     }
 
@@ -204,9 +211,39 @@ pub(super) async fn task_claimer(svc: Weak<MemoryService>) {
     }
 }
 
+/// What a failed task tells its client.
+fn failure_message(task: &Task) -> &'static str {
+    if task.payload.get("refine_of").is_some() {
+        "LLM extraction failed; the fast-path memories stand"
+    } else {
+        "memory extraction failed; the messages are kept in the chat log"
+    }
+}
+
+/// A spawned future that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs queued tasks one at a time, each in a tokio task of its own: a panic in one (a bug
+/// some input found) marks that task failed for good, so a restart does not pick it up
+/// again, and the worker goes on with the next (issue 13).
 pub(super) async fn task_worker(svc: Weak<MemoryService>, mut rx: mpsc::UnboundedReceiver<Task>) {
     while let Some(task) = rx.recv().await {
         let Some(svc) = svc.upgrade() else { break };
-        svc.process_task(task).await;
+        let mut record = task.clone();
+        let run = tokio::spawn({
+            let svc = svc.clone();
+            async move { svc.process_task(task).await }
+        });
+        if let Err(e) = run.await {
+            tracing::error!(task = %record.id, error = %e, "add task panicked; marked failed");
+            let why = failure_message(&record);
+            svc.fail_task(&mut record, why).await;
+        }
     }
 }

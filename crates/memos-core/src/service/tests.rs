@@ -73,6 +73,60 @@ async fn a_restart_finishes_accepted_tasks() {
 }
 
 #[tokio::test]
+async fn issue_13_a_task_that_panics_is_failed_and_the_worker_goes_on() {
+    let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+    let scope = Scope::new("p", "u");
+    let mut poisoned = running_task(&scope, vec![]);
+    poisoned.payload["panic_for_test"] = true.into();
+    store
+        .write(WriteBatch {
+            messages: vec![message(&scope, "c", "I keep bees on my roof.", 5)],
+            task: Some(poisoned),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Picked up at start, as after a restart; it must not take the worker with it.
+    let svc = start_lexical(store).await;
+    let t = wait_completed(&svc, "t").await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert!(t.error.is_some());
+    let out = svc
+        .add("p", add_input_async("u", "I collect old maps."))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_completed(&svc, &out.task_id).await.status,
+        TaskStatus::Completed
+    );
+    // Failed for good: a second start does not run it again.
+    let again = start_lexical(svc.store.clone()).await;
+    assert_eq!(
+        again.task("p", "t").await.unwrap().status,
+        TaskStatus::Failed
+    );
+}
+
+fn add_input_async(user: &str, text: &str) -> AddInput {
+    AddInput {
+        user_id: user.into(),
+        conversation_id: "c".into(),
+        messages: vec![NewMessage {
+            role: Role::User,
+            content: text.into(),
+            chat_time: None,
+            name: None,
+            message_id: None,
+        }],
+        tags: vec![],
+        info: Map::new(),
+        agent_id: None,
+        app_id: None,
+        async_mode: true,
+    }
+}
+
+#[tokio::test]
 async fn a_restart_between_the_two_task_writes_makes_nothing_twice() {
     let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
     let scope = Scope::new("p", "u");

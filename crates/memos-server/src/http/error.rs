@@ -38,6 +38,22 @@ impl ApiError {
         }
     }
 
+    /// A handler panicked: logged with its message, answered as a generic 500.
+    pub fn from_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        tracing::error!(panic = what, "a request handler panicked");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: 50000,
+            message: "internal server error".into(),
+        }
+        .into_response()
+    }
+
     /// No such route.
     pub fn no_route() -> Self {
         Self {

@@ -49,6 +49,11 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .nest(API_PREFIX, api)
         .fallback(|| async { error::ApiError::no_route() })
         .layer(DefaultBodyLimit::max(limit))
+        // A bug some input finds answers a logged 500 in the envelope; the connection and
+        // the server live on (issue 13).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::ApiError::from_panic,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

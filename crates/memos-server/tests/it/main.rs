@@ -10,3 +10,4 @@ mod api;
 mod bad_input;
 mod common;
 mod delete_modes;
+mod issue_13;
