@@ -66,7 +66,10 @@ pub fn parse_value(v: &serde_json::Value) -> Option<Millis> {
     match v {
         serde_json::Value::String(s) => parse_str(s),
         serde_json::Value::Number(n) => n.as_f64().and_then(from_epoch),
-        _ => None,
+        serde_json::Value::Null
+        | serde_json::Value::Bool(_)
+        | serde_json::Value::Array(_)
+        | serde_json::Value::Object(_) => None,
     }
 }
 

@@ -398,7 +398,9 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
             })
             .collect::<std::result::Result<_, _>>()?,
         Value::Array(_) => return Err(format!("more than {MAX_TAGS} tags")),
-        _ => return Err("`tags` must be an array".into()),
+        Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Object(_) => {
+            return Err("`tags` must be an array".into());
+        }
     };
     let memory_time = match &it["memory_time"] {
         Value::Null => None,
@@ -406,12 +408,18 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
         Value::String(s) => {
             Some(time::parse_str(s).ok_or(format!("`memory_time` {s:?} is not a date"))?)
         }
-        _ => return Err("`memory_time` must be a string or null".into()),
+        Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => {
+            return Err("`memory_time` must be a string or null".into());
+        }
     };
     let preference = match &it["preference"] {
         Value::Null => None,
         Value::String(s) if s == "like" || s == "dislike" => Some(s.clone()),
-        other => {
+        other @ Value::Bool(_)
+        | other @ Value::Number(_)
+        | other @ Value::String(_)
+        | other @ Value::Array(_)
+        | other @ Value::Object(_) => {
             return Err(format!(
                 "`preference` must be like, dislike or null, not {other}"
             ));
@@ -421,7 +429,11 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
         Value::Null => false,
         Value::String(s) if s == "explicit" => false,
         Value::String(s) if s == "implicit" => true,
-        other => {
+        other @ Value::Bool(_)
+        | other @ Value::Number(_)
+        | other @ Value::String(_)
+        | other @ Value::Array(_)
+        | other @ Value::Object(_) => {
             return Err(format!(
                 "`preference_type` must be explicit, implicit or null, not {other}"
             ));
@@ -432,7 +444,9 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
         Value::String(s) if s.trim().is_empty() => None,
         Value::String(s) if s.chars().count() <= MAX_REASONING => Some(s.trim().to_string()),
         Value::String(_) => return Err(format!("`reasoning` is longer than {MAX_REASONING}")),
-        _ => return Err("`reasoning` must be a string or null".into()),
+        Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => {
+            return Err("`reasoning` must be a string or null".into());
+        }
     };
     let sources = match &it["sources"] {
         Value::Null => vec![],
@@ -444,7 +458,11 @@ fn check_item(it: &Value) -> std::result::Result<Item, String> {
                     .ok_or("`sources` must hold indexes")
             })
             .collect::<std::result::Result<_, _>>()?,
-        _ => return Err("`sources` must be an array of indexes".into()),
+        Value::Bool(_)
+        | Value::Number(_)
+        | Value::String(_)
+        | Value::Array(_)
+        | Value::Object(_) => return Err("`sources` must be an array of indexes".into()),
     };
     Ok(Item {
         key: text("key", MAX_KEY)?,
