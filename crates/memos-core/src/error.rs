@@ -46,6 +46,10 @@ pub enum Error {
     /// The configuration is invalid; raised at start-up only.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// What a write was computed from changed before it could land (the memory was
+    /// deleted or edited, or its user erased): nothing was written. Safe to show.
+    #[error("{0}")]
+    Conflict(String),
     /// The service is shutting down or a background worker is gone.
     #[error("service unavailable: {0}")]
     Unavailable(String),

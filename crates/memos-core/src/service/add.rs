@@ -1,6 +1,7 @@
 //! Adding messages: validation, the chat log, fast extraction, and reconciling new facts
 //! with the stored ones (merge a repeat, archive what a change supersedes).
 
+use super::write::Expect;
 use crate::error::{Error, InputErrorKind, Result};
 use crate::filter::{Condition, Filter};
 use crate::ingest::reconcile::{self, Relation};
@@ -129,27 +130,13 @@ impl MemoryService {
             });
         }
 
-        let previous = self
-            .previous_message(&scope, &input.conversation_id, &messages)
-            .await?;
-        let extracted = fast::extract(&ctx, &messages, previous.as_ref(), now);
-        let Reconciled {
-            memories,
-            ids,
-            history,
-        } = self.reconcile(&scope, extracted, now).await?;
-        let embeddings = self.inline_embeddings(&memories).await?;
         task.status = TaskStatus::Completed;
-        task.memory_ids = ids;
-        self.write(WriteBatch {
-            messages,
-            upsert_memories: memories,
-            task: Some(task.clone()),
-            embeddings,
-            history,
+        let batch = WriteBatch {
+            messages: messages.clone(),
             ..Default::default()
-        })
-        .await?;
+        };
+        self.extract_and_write(&ctx, &messages, &mut task, batch, false)
+            .await?;
         // The fine path runs after the fast one has answered: its own task, durable, which
         // refines the ids just handed out in place.
         let refine_task_id = match &self.llm {
@@ -162,6 +149,58 @@ impl MemoryService {
             memory_ids: task.memory_ids,
             refine_task_id,
         })
+    }
+
+    /// The fast path, shared by sync adds and add tasks: extracts `messages`, relates the
+    /// facts to the stored ones and writes the memories with `rest` (a sync add's messages,
+    /// a task's lease) and `task` in one batch. When what reconciling read changed before
+    /// the write (a merge target deleted, edited or erased meanwhile), it starts over from
+    /// a fresh read, a few times. A `stored` task must still run when the write lands: an
+    /// erase of its user ends it, with nothing written. `task` gets the ids to report.
+    pub(super) async fn extract_and_write(
+        &self,
+        ctx: &AddContext,
+        messages: &[Message],
+        task: &mut Task,
+        rest: WriteBatch,
+        stored: bool,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            let previous = self
+                .previous_message(&ctx.scope, &ctx.conversation_id, messages)
+                .await?;
+            let now = now_millis();
+            let extracted = fast::extract(ctx, messages, previous.as_ref(), now);
+            let Reconciled {
+                memories,
+                ids,
+                history,
+                read,
+            } = self.reconcile(&ctx.scope, extracted, now).await?;
+            let embeddings = self.inline_embeddings(&memories).await?;
+            task.memory_ids = ids;
+            task.update_time = now;
+            let batch = WriteBatch {
+                upsert_memories: memories,
+                task: Some(task.clone()),
+                embeddings,
+                history,
+                ..rest.clone()
+            };
+            let expect = Expect {
+                project: ctx.scope.project_id.clone(),
+                memories: read,
+                task: stored.then(|| task.id.clone()),
+            };
+            match self.write_expecting(batch, vec![], &expect).await {
+                Err(Error::Conflict(why)) if attempt < RECONCILE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(task = %task.id, %why, "reconciling again");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Relates each new profile fact to what the user said before ([`reconcile::relate`]):
@@ -221,6 +260,7 @@ impl MemoryService {
                     .find(|old| reconcile::relate(&new, old) == r)
             };
             if let Some(old) = relation(Relation::Repeat) {
+                out.note_read(old);
                 let mut old = out
                     .memories
                     .iter()
@@ -254,6 +294,7 @@ impl MemoryService {
                 continue;
             }
             if let Some(old) = relation(Relation::Contradicts) {
+                out.note_read(old);
                 let mut old = old.clone();
                 out.history.push(MemoryChange {
                     memory_id: old.id.clone(),
@@ -313,9 +354,19 @@ pub(super) struct Reconciled {
     pub(super) ids: Vec<String>,
     /// History entries of the merges and supersessions.
     pub(super) history: Vec<MemoryChange>,
+    /// The stored memories it changes, as read: the write lands only if they still are.
+    pub(super) read: Vec<(String, Millis, MemoryStatus)>,
 }
 
 impl Reconciled {
+    /// Notes a candidate about to be changed, when it comes from the store rather than
+    /// from this same add.
+    fn note_read(&mut self, m: &Memory) {
+        if !self.memories.iter().any(|o| o.id == m.id) && !self.read.iter().any(|r| r.0 == m.id) {
+            self.read.push((m.id.clone(), m.update_time, m.status));
+        }
+    }
+
     fn upsert(&mut self, m: Memory) {
         match self.memories.iter_mut().find(|o| o.id == m.id) {
             Some(o) => *o = m,
@@ -326,3 +377,5 @@ impl Reconciled {
 
 /// Stored facts a new fact is compared with.
 pub(super) const RECONCILE_CANDIDATES: usize = 8;
+/// Fresh reads an add retries with when a memory it merges into changes under it.
+const RECONCILE_ATTEMPTS: usize = 3;

@@ -9,6 +9,8 @@ use crate::model::*;
 use crate::search::vector::VectorOp;
 use crate::store::WriteBatch;
 
+use super::write::Expect;
+
 use super::MemoryService;
 
 impl MemoryService {
@@ -45,13 +47,16 @@ impl MemoryService {
 
     /// The fine path over `messages`: asks the LLM for memory items, rewrites the fast-path
     /// items they restate in place (same id, history `updated`), and reconciles the rest
-    /// with the stored memories like any new fact. Returns the ids it wrote.
+    /// with the stored memories like any new fact. Returns the ids it wrote. The write lands
+    /// only while `task` runs and the memories it rewrites are as read: the LLM may take
+    /// long, and the user may delete or erase meanwhile.
     pub(super) async fn refine(
         &self,
         llm: &LlmExtractor,
         ctx: &AddContext,
         messages: &[Message],
         fast_ids: &[String],
+        task: &str,
     ) -> Result<Vec<String>> {
         let now = now_millis();
         let items = llm.extract(ctx, messages, now).await?;
@@ -62,6 +67,7 @@ impl MemoryService {
             .into_iter()
             .filter(|m| m.scope == ctx.scope && m.status == MemoryStatus::Activated)
             .collect();
+        let read_times: Vec<Millis> = fast.iter().map(|m| m.update_time).collect();
         let mut refined: Vec<usize> = Vec::new();
         let mut ids = Vec::new();
         let mut history = Vec::new();
@@ -103,6 +109,13 @@ impl MemoryService {
             }
         }
         let reconciled = self.reconcile(&ctx.scope, fresh, now).await?;
+        let mut expect = Expect::task(&ctx.scope.project_id, task);
+        expect.memories = reconciled.read;
+        expect.memories.extend(
+            refined
+                .iter()
+                .map(|&i| (fast[i].id.clone(), read_times[i], MemoryStatus::Activated)),
+        );
         ids.extend(reconciled.ids);
         history.extend(reconciled.history);
         let mut memories: Vec<Memory> = refined.iter().map(|&i| fast[i].clone()).collect();
@@ -115,13 +128,14 @@ impl MemoryService {
                 id: fast[i].id.clone(),
             })
             .collect();
-        self.write_with(
+        self.write_expecting(
             WriteBatch {
                 upsert_memories: memories,
                 history,
                 ..Default::default()
             },
             extra,
+            &expect,
         )
         .await?;
         Ok(ids)

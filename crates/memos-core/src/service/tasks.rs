@@ -6,12 +6,12 @@ use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, NotFoundKind, Result};
-use crate::ingest::{AddContext, fast};
+use crate::ingest::AddContext;
 use crate::model::*;
 use crate::store::{Lease, MemoryStore, WriteBatch};
 
 use super::MemoryService;
-use super::add::Reconciled;
+use super::write::Expect;
 
 impl MemoryService {
     /// A lease on a task for this service, from now.
@@ -70,12 +70,16 @@ impl MemoryService {
         task.status = TaskStatus::Failed;
         task.error = Some(why.to_string());
         task.update_time = now_millis();
+        let expect = Expect::task(&task.scope.project_id, &task.id);
         if let Err(e) = self
-            .record(WriteBatch {
-                task: Some(task.clone()),
-                lease: Some(self.lease()),
-                ..Default::default()
-            })
+            .record_expecting(
+                WriteBatch {
+                    task: Some(task.clone()),
+                    lease: Some(self.lease()),
+                    ..Default::default()
+                },
+                &expect,
+            )
             .await
         {
             tracing::error!(task = %task.id, error = %e, "could not record the task failure");
@@ -98,35 +102,21 @@ impl MemoryService {
                     .clone()
                     .ok_or_else(|| Error::Unavailable("no LLM is configured any more".into()))?;
                 let messages = self.store.task_messages(source).await?;
-                task.memory_ids = self.refine(&llm, &ctx, &messages, &ctx.fast_ids).await?;
+                task.memory_ids = self
+                    .refine(&llm, &ctx, &messages, &ctx.fast_ids, &task.id)
+                    .await?;
             } else if task.memory_ids.is_empty() {
                 let messages = self.store.task_messages(&task.id).await?;
-                let previous = self
-                    .previous_message(&task.scope, &ctx.conversation_id, &messages)
-                    .await?;
-                let now = now_millis();
-                let extracted = fast::extract(&ctx, &messages, previous.as_ref(), now);
-                let Reconciled {
-                    memories,
-                    ids,
-                    history,
-                } = self.reconcile(&task.scope, extracted, now).await?;
-                let embeddings = self.inline_embeddings(&memories).await?;
-                task.memory_ids = ids;
-                task.update_time = now;
-                self.write(WriteBatch {
-                    upsert_memories: memories,
-                    task: Some(task.clone()),
-                    embeddings,
-                    history,
+                let rest = WriteBatch {
                     lease: Some(self.lease()),
                     ..Default::default()
-                })
-                .await?;
+                };
+                self.extract_and_write(&ctx, &messages, task, rest, true)
+                    .await?;
                 // Async adds wait for the fine path too: `completed` covers both.
                 if let Some(llm) = self.llm.clone() {
                     let fast_ids = task.memory_ids.clone();
-                    match self.refine(&llm, &ctx, &messages, &fast_ids).await {
+                    match self.refine(&llm, &ctx, &messages, &fast_ids, &task.id).await {
                         Ok(more) => {
                             for id in more {
                                 if !task.memory_ids.contains(&id) {
@@ -140,19 +130,30 @@ impl MemoryService {
             }
             task.status = TaskStatus::Completed;
             task.update_time = now_millis();
-            self.record(WriteBatch {
-                task: Some(task.clone()),
-                lease: Some(self.lease()),
-                ..Default::default()
-            })
+            self.record_expecting(
+                WriteBatch {
+                    task: Some(task.clone()),
+                    lease: Some(self.lease()),
+                    ..Default::default()
+                },
+                &Expect::task(&task.scope.project_id, &task.id),
+            )
             .await?;
             Ok(())
         }
         .await;
-        if let Err(e) = result {
-            tracing::error!(task = %task.id, error = %e, "add task failed");
-            let why = failure_message(task);
-            self.fail_task(task, why).await;
+        match result {
+            Ok(()) => {}
+            // Its user was erased while it ran: nothing of it may come back, its row included.
+            Err(Error::NotFound {
+                kind: NotFoundKind::Task,
+                ..
+            }) => tracing::info!(task = %task.id, "add task dropped: its user was erased"),
+            Err(e) => {
+                tracing::error!(task = %task.id, error = %e, "add task failed");
+                let why = failure_message(task);
+                self.fail_task(task, why).await;
+            }
         }
     }
 

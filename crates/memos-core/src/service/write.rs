@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tokio::sync::{MutexGuard, oneshot};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NotFoundKind, Result};
 use crate::model::*;
 use crate::search::bm25::IndexOp;
 use crate::search::vector::VectorOp;
@@ -15,19 +15,6 @@ use crate::store::WriteBatch;
 use super::MemoryService;
 
 impl MemoryService {
-    /// Writes a batch and waits until its changes are searchable. The index operations and
-    /// vector changes come from the batch itself; the memories it leaves active are queued
-    /// for the background embedder.
-    pub(super) async fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.write_with(batch, vec![]).await
-    }
-
-    /// [`Self::write`], dropping vectors the batch does not name: those of a hard delete
-    /// (the batch holds only ids) and of a changed text.
-    pub(super) async fn write_with(&self, batch: WriteBatch, stale: Vec<VectorOp>) -> Result<()> {
-        self.lock_writes().await.write(batch, stale).await
-    }
-
     /// Holds off every other write of this process, for a read-modify-write: what the caller
     /// reads after this cannot change before its write lands, so an edit racing a delete
     /// never writes back a memory the delete removed.
@@ -38,11 +25,65 @@ impl MemoryService {
         }
     }
 
+    /// Writes a batch computed from earlier reads and waits until it is searchable: it
+    /// lands only if what `expect` names is still as read, checked under the write lock;
+    /// otherwise nothing is written and the answer is [`Error::Conflict`] (a memory changed)
+    /// or a task not found (its user was erased). A merge into a memory deleted meanwhile,
+    /// or a task whose user was erased, never brings anything back. `stale` names vectors
+    /// to drop that the batch does not (those of a changed text).
+    pub(super) async fn write_expecting(
+        &self,
+        batch: WriteBatch,
+        stale: Vec<VectorOp>,
+        expect: &Expect,
+    ) -> Result<()> {
+        let guard = self.lock_writes().await;
+        self.check(expect).await?;
+        guard.write(batch, stale).await
+    }
+
     /// Writes a batch that changes nothing searchable (a task's state, an async add's
     /// messages) without waiting for the index.
     pub(super) async fn record(&self, batch: WriteBatch) -> Result<()> {
+        self.record_expecting(batch, &Expect::default()).await
+    }
+
+    /// [`Self::record`] under `expect`, as [`Self::write_expecting`].
+    pub(super) async fn record_expecting(&self, batch: WriteBatch, expect: &Expect) -> Result<()> {
         let _order = self.write_lock.lock().await;
+        self.check(expect).await?;
         drop(self.write_locked(batch, vec![]).await?);
+        Ok(())
+    }
+
+    /// Whether the store still holds what `expect` says; call under the write lock.
+    async fn check(&self, expect: &Expect) -> Result<()> {
+        if !expect.memories.is_empty() {
+            let ids: Vec<String> = expect.memories.iter().map(|(id, ..)| id.clone()).collect();
+            let now: HashMap<String, Memory> = self
+                .store
+                .get_memories(&expect.project, &ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id.clone(), m))
+                .collect();
+            for (id, time, status) in &expect.memories {
+                if !now
+                    .get(id)
+                    .is_some_and(|m| m.update_time == *time && m.status == *status)
+                {
+                    return Err(Error::Conflict(format!(
+                        "memory {id} changed while this write was prepared; nothing was written"
+                    )));
+                }
+            }
+        }
+        if let Some(task) = &expect.task {
+            let stored = self.store.get_task(&expect.project, task).await?;
+            if !stored.is_some_and(|t| t.status == TaskStatus::Running) {
+                return Err(Error::not_found(format!("task {task}"), NotFoundKind::Task));
+            }
+        }
         Ok(())
     }
 
@@ -62,6 +103,29 @@ impl MemoryService {
     }
 }
 
+/// What a write was computed from, checked under the write lock before it lands.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Expect {
+    /// The project of everything below.
+    pub(super) project: String,
+    /// Stored memories the write changes, as they were read: id, `update_time`, status.
+    pub(super) memories: Vec<(String, Millis, MemoryStatus)>,
+    /// A stored task the write continues: it must still be there and running (an erase of
+    /// its user removes it).
+    pub(super) task: Option<String>,
+}
+
+impl Expect {
+    /// Expects only that `task` of `project` still runs.
+    pub(super) fn task(project: &str, task: &str) -> Self {
+        Self {
+            project: project.to_string(),
+            memories: vec![],
+            task: Some(task.to_string()),
+        }
+    }
+}
+
 /// The write lock, held from a read to the write that depends on it.
 pub(super) struct WriteGuard<'a> {
     svc: &'a MemoryService,
@@ -69,8 +133,10 @@ pub(super) struct WriteGuard<'a> {
 }
 
 impl WriteGuard<'_> {
-    /// [`MemoryService::write_with`] under this lock, which it releases before waiting for
-    /// the index.
+    /// Writes a batch under this lock, which it releases before waiting for the index to
+    /// have it. The index operations and vector changes come from the batch itself, plus
+    /// `stale` (vectors of a hard delete, whose batch holds only ids, or of a changed
+    /// text); the memories it leaves active are queued for the background embedder.
     pub(super) async fn write(self, batch: WriteBatch, stale: Vec<VectorOp>) -> Result<()> {
         let queued = written_ids(&batch.upsert_memories);
         let wait = self.svc.write_locked(batch, stale).await?;

@@ -88,6 +88,7 @@ impl From<memos_core::Error> for ApiError {
                 };
                 (StatusCode::NOT_FOUND, code, err.to_string())
             }
+            E::Conflict(message) => (StatusCode::CONFLICT, 40000, message.clone()),
             E::MissingCredentials => (StatusCode::UNAUTHORIZED, 40100, err.to_string()),
             E::InvalidCredentials => (StatusCode::UNAUTHORIZED, 40132, err.to_string()),
             E::Unavailable(_) => {

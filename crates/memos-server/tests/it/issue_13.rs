@@ -92,3 +92,74 @@ async fn issue_13_an_edit_racing_a_delete_never_resurrects_the_memory() {
         );
     }
 }
+
+/// An erase racing a sync add that restates a stored fact: the add's merge used to write
+/// the erased fact back under its old id. Whichever lands first, the old fact stays gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_an_erase_racing_a_restating_add_stays_final() {
+    let s = TestServer::new().await;
+    for round in 0..30 {
+        let user = format!("u{round}");
+        let fact = "I have a peanut allergy.";
+        let old = s
+            .add(&user, "c", json!([{"role": "user", "content": fact}]))
+            .await;
+        let add = s.post(
+            "add/message",
+            json!({"user_id": user, "conversation_id": "c2", "async_mode": false,
+                   "messages": [{"role": "user", "content": fact}]}),
+        );
+        let erase = s.post("delete/memory", json!({"user_id": user}));
+        let ((ast, av), (est, ev)) = tokio::join!(add, erase);
+        assert_eq!(est, StatusCode::OK, "{ev}");
+        assert!(ast == StatusCode::OK || ast == StatusCode::CONFLICT, "{av}");
+        for id in &old {
+            let (_, got) = s.get(&format!("/api/openmem/v1/get/memory/{id}")).await;
+            assert_eq!(
+                got["code"], 40001,
+                "round {round}: memory {id} came back after the erase: {got}"
+            );
+        }
+    }
+}
+
+/// An erase while an acknowledged async add is still being extracted: the task's
+/// memories never appear once the erase has answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_an_erase_racing_an_async_task_stays_final() {
+    let s = TestServer::new().await;
+    for round in 0..30 {
+        let user = format!("u{round}");
+        s.add(
+            &user,
+            "c",
+            json!([{"role": "user", "content": "I live in Oslo."}]),
+        )
+        .await;
+        let (_, v) = s
+            .post(
+                "add/message",
+                json!({"user_id": user, "conversation_id": "c",
+                       "messages": [{"role": "user", "content": "I work as a nurse."}]}),
+            )
+            .await;
+        let task = v["data"]["task_id"].as_str().unwrap().to_string();
+        let (est, ev) = s.post("delete/memory", json!({"user_id": user})).await;
+        assert_eq!(est, StatusCode::OK, "{ev}");
+        // Until the task has ended (or is gone with the user), then look.
+        for _ in 0..500 {
+            let (_, t) = s.post("get/status", json!({"task_id": task})).await;
+            if t["data"]["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let (_, got) = s
+            .post("get/memory", json!({"user_id": user, "size": 50}))
+            .await;
+        assert_eq!(
+            got["data"]["total"], 0,
+            "round {round}: memories came back after the erase: {got}"
+        );
+    }
+}
