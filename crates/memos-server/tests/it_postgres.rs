@@ -16,3 +16,5 @@ mod common;
 mod delete_modes;
 #[path = "it/issue_13.rs"]
 mod issue_13;
+#[path = "it/sdk_fields.rs"]
+mod sdk_fields;

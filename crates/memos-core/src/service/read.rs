@@ -1,6 +1,7 @@
 //! Reads: pages of a user's memories, one memory, its history, and the chat log.
 
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
+use crate::filter::{Condition, Filter};
 use crate::model::*;
 use crate::store::{ListQuery, Page};
 
@@ -29,6 +30,35 @@ impl MemoryService {
         self.store
             .list_memories(&Scope::new(project_id, input.user_id), &q)
             .await
+    }
+
+    /// The user's current preferences (profile items tagged as such), newest first, at
+    /// most `limit`: what `get/memory` lists beside a page.
+    pub async fn preferences(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Memory>> {
+        self.check_user(user_id)?;
+        let only = Filter::only(Condition::TagContains(
+            crate::ingest::fast::PREFERENCE_TAG.to_lowercase(),
+        ));
+        let q = ListQuery {
+            filter: Some(only),
+            conversation_id: None,
+            offset: 0,
+            limit,
+        };
+        let page = self
+            .store
+            .list_memories(&Scope::new(project_id, user_id), &q)
+            .await?;
+        Ok(page
+            .items
+            .into_iter()
+            .filter(|m| m.status == MemoryStatus::Activated)
+            .collect())
     }
 
     /// One memory by id, anywhere in the project (or only the user's, when named).

@@ -18,6 +18,8 @@ use super::wire::*;
 const DEFAULT_MESSAGE_LIMIT: usize = 6;
 /// Page size of `get/memory` by default (MemOS's default).
 const DEFAULT_PAGE_SIZE: usize = 10;
+/// Preferences `get/memory` lists beside a page.
+const DEFAULT_PREFERENCE_LIST: usize = 50;
 /// MemOS's default `preference_limit_number`.
 const DEFAULT_PREFERENCES: usize = 6;
 
@@ -52,6 +54,7 @@ pub async fn search_memory(
     Project(project): Project,
     Body(req): Body<SearchMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
+    req.check_sdk_fields()?;
     let query_time = match req.query_time {
         None | Some(Value::Null) => None,
         Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
@@ -94,17 +97,31 @@ pub async fn search_memory(
     };
     let (hits, preferences) =
         tokio::join!(state.service.search(&project, input.clone()), preferences);
-    let hits = hits?;
+    // `relativity` is MemOS's score threshold: results below it are left out.
+    let floor = req.relativity.unwrap_or(0.0);
     let preferences: Vec<PreferenceDetail> = preferences?
         .into_iter()
+        .filter(|h| h.relativity >= floor)
         .map(PreferenceDetail::from)
         .collect();
-    let list: Vec<MemoryDetail> = hits.into_iter().map(MemoryDetail::from).collect();
-    Ok(ok(json!({
+    let list: Vec<MemoryDetail> = hits?
+        .into_iter()
+        .filter(|h| h.relativity >= floor)
+        .map(MemoryDetail::from)
+        .collect();
+    let mut data = json!({
         "memory_detail_list": list,
         "preference_note": preference_note(&preferences),
         "preference_detail_list": preferences,
-    })))
+    });
+    // memos keeps no tool or skill memories yet: asked for, their lists are empty.
+    if req.include_tool_memory.unwrap_or(false) {
+        data["tool_memory_detail_list"] = json!([]);
+    }
+    if req.include_skill.unwrap_or(false) {
+        data["skill_detail_list"] = json!([]);
+    }
+    Ok(ok(data))
 }
 
 /// `POST get/profile`: the user's profile items grouped by topic.
@@ -134,6 +151,7 @@ pub async fn get_memory(
     Project(project): Project,
     Body(req): Body<GetMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
+    req.check_sdk_fields()?;
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
     let input = ListInput {
@@ -142,16 +160,33 @@ pub async fn get_memory(
         size,
         filter: parse_filter(req.filter)?,
     };
+    let user_id = input.user_id.clone();
     let out = state.service.list(&project, input).await?;
     let list: Vec<MemoryDetail> = out.items.into_iter().map(MemoryDetail::from).collect();
-    Ok(ok(json!({
+    // The user's preferences beside the page (MemOS's default), newest first.
+    let preferences: Vec<PreferenceDetail> = if req.include_preference.unwrap_or(true) {
+        state
+            .service
+            .preferences(&project, &user_id, DEFAULT_PREFERENCE_LIST)
+            .await?
+            .into_iter()
+            .map(PreferenceDetail::from)
+            .collect()
+    } else {
+        vec![]
+    };
+    let mut data = json!({
         "memory_detail_list": list,
-        "preference_detail_list": [],
+        "preference_detail_list": preferences,
         "total": out.total,
         "size": size,
         "current": page,
         "pages": out.total.div_ceil(size),
-    })))
+    });
+    if req.include_tool_memory.unwrap_or(false) {
+        data["tool_memory_detail_list"] = json!([]);
+    }
+    Ok(ok(data))
 }
 
 /// `GET get/memory/{memory_id}`
@@ -245,6 +280,7 @@ pub async fn add_feedback(
     Project(project): Project,
     Body(req): Body<AddFeedbackRequest>,
 ) -> ApiResult<Json<Value>> {
+    req.check_sdk_fields()?;
     let time = match req.feedback_time {
         None | Some(Value::Null) => None,
         Some(v) => Some(time::parse_value(&v).ok_or_else(|| {

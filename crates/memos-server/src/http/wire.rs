@@ -18,8 +18,39 @@ pub fn required(v: Option<String>, field: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::required(field))
 }
 
-/// `add/message` request.
+/// MemOS SDK fields that memos accepts only at the value that changes nothing: a field
+/// whose value would change what a call stores or returns is refused rather than dropped.
+pub fn only_default<T: PartialEq + std::fmt::Debug>(
+    field: &str,
+    value: &Option<T>,
+    accepted: &[T],
+    why: &str,
+) -> Result<(), Error> {
+    match value {
+        Some(v) if !accepted.contains(v) => Err(Error::invalid(
+            field,
+            format!("{field} = {v:?} is not supported: {why}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A list field the SDK sends empty or null by default; a non-empty one is refused.
+fn none_listed(field: &str, value: &Option<Vec<String>>, why: &str) -> Result<(), Error> {
+    match value {
+        Some(v) if !v.is_empty() => Err(Error::invalid(
+            field,
+            format!("{field} is not supported yet: {why}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `add/message` request. Unknown fields are refused (a dropped field could change what
+/// is stored); the SDK's `source` is accepted and ignored, its sharing fields only at their
+/// defaults.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddMessageRequest {
     user_id: Option<String>,
     conversation_id: Option<String>,
@@ -32,12 +63,26 @@ pub struct AddMessageRequest {
     tags: Option<Vec<String>>,
     #[serde(default)]
     info: Option<Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, alias = "asyncMode")]
     async_mode: Option<bool>,
+    /// Where the messages come from (a label); changes nothing.
+    #[serde(default)]
+    source: Option<Value>,
+    /// Sharing with other users: only `false`.
+    #[serde(default)]
+    allow_public: Option<bool>,
+    /// Writing into knowledge bases: only none.
+    #[serde(default)]
+    allow_knowledgebase_ids: Option<Vec<String>>,
+    /// MemOS memory views: only none.
+    #[serde(default)]
+    allow_memory_view: Option<Vec<String>>,
 }
 
-/// One chat message on the wire.
+/// One chat message on the wire. Unknown fields (say an OpenAI `tool_calls`) are refused
+/// rather than dropped, which would store the turn without them.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WireMessage {
     role: Option<String>,
     content: Option<WireContent>,
@@ -89,6 +134,23 @@ impl WireContent {
 impl AddMessageRequest {
     /// Checks and converts to the domain request.
     pub fn into_input(self) -> Result<AddInput, Error> {
+        let _ = self.source;
+        only_default(
+            "allow_public",
+            &self.allow_public,
+            &[false],
+            "memories stay private to their user",
+        )?;
+        none_listed(
+            "allow_knowledgebase_ids",
+            &self.allow_knowledgebase_ids,
+            "knowledge bases are not served",
+        )?;
+        none_listed(
+            "allow_memory_view",
+            &self.allow_memory_view,
+            "memory views are not served",
+        )?;
         let user_id = required(self.user_id, "user_id")?;
         let conversation_id = required(self.conversation_id, "conversation_id")?;
         let wire = self.messages.ok_or_else(|| Error::required("messages"))?;
@@ -139,9 +201,10 @@ impl AddMessageRequest {
     }
 }
 
-/// `search/memory` request. MemOS fields this server does not use yet
-/// (`knowledgebase_ids`, `include_tool_memory`, ...) are accepted and ignored.
+/// `search/memory` request. Unknown fields are refused; the SDK's other fields are taken
+/// at the values that change nothing, or refused (see [`SearchMemoryRequest::check_sdk_fields`]).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchMemoryRequest {
     /// The end user.
     pub user_id: Option<String>,
@@ -165,10 +228,78 @@ pub struct SearchMemoryRequest {
     /// How many preferences (default 6).
     #[serde(default)]
     pub preference_limit_number: Option<usize>,
+    /// Least relativity a result must have (0 to 1); none by default.
+    #[serde(default)]
+    pub relativity: Option<f32>,
+    /// Also return tool memories (`tool_memory_detail_list`).
+    #[serde(default)]
+    pub include_tool_memory: Option<bool>,
+    /// How many tool memories.
+    #[serde(default)]
+    pub tool_memory_limit_number: Option<usize>,
+    /// Also return skill memories (`skill_detail_list`).
+    #[serde(default)]
+    pub include_skill: Option<bool>,
+    /// How many skill memories.
+    #[serde(default)]
+    pub skill_limit_number: Option<usize>,
+    /// An agent as the subject: not served yet, so refused when set.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Knowledge bases to search beside the memories: none yet, so only `[]` or null.
+    #[serde(default)]
+    pub knowledgebase_ids: Option<Vec<String>>,
+    /// MemOS memory views: only null.
+    #[serde(default)]
+    pub include_memory_view: Option<Vec<String>>,
+    /// The answer's shape: only `memory`.
+    #[serde(default)]
+    pub context_format: Option<String>,
+    /// Where the query comes from (a label); changes nothing.
+    #[serde(default)]
+    pub source: Option<Value>,
+}
+
+impl SearchMemoryRequest {
+    /// Refuses SDK fields set to what memos does not serve, naming them.
+    pub fn check_sdk_fields(&self) -> Result<(), Error> {
+        if self.agent_id.as_deref().is_some_and(|a| !a.is_empty()) {
+            return Err(Error::invalid(
+                "agent_id",
+                "agent_id as a search subject is not supported yet; search by user_id",
+            ));
+        }
+        none_listed(
+            "knowledgebase_ids",
+            &self.knowledgebase_ids,
+            "knowledge bases are not served",
+        )?;
+        none_listed(
+            "include_memory_view",
+            &self.include_memory_view,
+            "memory views are not served",
+        )?;
+        only_default(
+            "context_format",
+            &self.context_format,
+            &["memory".to_string()],
+            "memos answers memory lists",
+        )?;
+        if let Some(r) = self.relativity
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(Error::invalid(
+                "relativity",
+                "relativity must be between 0 and 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `get/profile` request.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetProfileRequest {
     /// The end user.
     pub user_id: Option<String>,
@@ -191,12 +322,21 @@ pub struct PreferenceDetail {
     status: &'static str,
     create_time: i64,
     update_time: i64,
-    relativity: f32,
+    /// How relevant to the query; absent in a plain listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relativity: Option<f32>,
 }
 
 impl From<SearchHit> for PreferenceDetail {
     fn from(h: SearchHit) -> Self {
-        let m = h.memory;
+        let mut p = Self::from(h.memory);
+        p.relativity = Some(h.relativity);
+        p
+    }
+}
+
+impl From<Memory> for PreferenceDetail {
+    fn from(m: Memory) -> Self {
         let preference = m
             .value
             .split_once("] ")
@@ -228,7 +368,7 @@ impl From<SearchHit> for PreferenceDetail {
             status: m.status.as_str(),
             create_time: m.create_time,
             update_time: m.update_time,
-            relativity: h.relativity,
+            relativity: None,
         }
     }
 }
@@ -247,6 +387,7 @@ pub fn preference_note(list: &[PreferenceDetail]) -> String {
 
 /// `get/memory` request.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetMemoryRequest {
     /// The end user.
     pub user_id: Option<String>,
@@ -259,10 +400,40 @@ pub struct GetMemoryRequest {
     /// MemOS filter.
     #[serde(default)]
     pub filter: Option<Value>,
+    /// Also list the user's preferences in `preference_detail_list` (default true).
+    #[serde(default)]
+    pub include_preference: Option<bool>,
+    /// Also list tool memories in `tool_memory_detail_list`.
+    #[serde(default)]
+    pub include_tool_memory: Option<bool>,
+    /// An agent as the subject: not served yet, so refused when set.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// MemOS memory views: only null.
+    #[serde(default)]
+    pub include_memory_view: Option<Vec<String>>,
+}
+
+impl GetMemoryRequest {
+    /// Refuses SDK fields set to what memos does not serve, naming them.
+    pub fn check_sdk_fields(&self) -> Result<(), Error> {
+        if self.agent_id.as_deref().is_some_and(|a| !a.is_empty()) {
+            return Err(Error::invalid(
+                "agent_id",
+                "agent_id as a subject is not supported yet; list by user_id",
+            ));
+        }
+        none_listed(
+            "include_memory_view",
+            &self.include_memory_view,
+            "memory views are not served",
+        )
+    }
 }
 
 /// `get/message` request.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetMessageRequest {
     /// The end user.
     pub user_id: Option<String>,
@@ -271,6 +442,13 @@ pub struct GetMessageRequest {
     /// How many of the newest messages.
     #[serde(default)]
     pub message_limit_number: Option<usize>,
+    /// How many recent conversations, without a `conversation_id`; memos reads one
+    /// conversation, named, so this changes nothing.
+    #[serde(default)]
+    pub conversation_limit_number: Option<usize>,
+    /// Where the request comes from (a label); changes nothing.
+    #[serde(default)]
+    pub source: Option<Value>,
 }
 
 /// `delete/memory` request. Exactly one selection: `memory_ids` (optionally scoped to a
@@ -453,6 +631,7 @@ where
 
 /// `update/memory` request. `content` / `title` are the MemOS SDK's names.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateMemoryRequest {
     /// The memory.
     pub memory_id: Option<String>,
@@ -475,6 +654,7 @@ pub struct UpdateMemoryRequest {
 
 /// `add/feedback` request.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddFeedbackRequest {
     /// The end user.
     pub user_id: Option<String>,
@@ -491,10 +671,34 @@ pub struct AddFeedbackRequest {
     /// The app.
     #[serde(default)]
     pub app_id: Option<String>,
+    /// Sharing with other users: only `false`.
+    #[serde(default)]
+    pub allow_public: Option<bool>,
+    /// Writing into knowledge bases: only none.
+    #[serde(default)]
+    pub allow_knowledgebase_ids: Option<Vec<String>>,
+}
+
+impl AddFeedbackRequest {
+    /// Refuses SDK fields set to what memos does not serve, naming them.
+    pub fn check_sdk_fields(&self) -> Result<(), Error> {
+        only_default(
+            "allow_public",
+            &self.allow_public,
+            &[false],
+            "memories stay private to their user",
+        )?;
+        none_listed(
+            "allow_knowledgebase_ids",
+            &self.allow_knowledgebase_ids,
+            "knowledge bases are not served",
+        )
+    }
 }
 
 /// `get/history` request.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetHistoryRequest {
     /// The memory.
     pub memory_id: Option<String>,
@@ -529,6 +733,7 @@ impl From<MemoryChange> for ChangeDetail {
 
 /// `get/status` request.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetStatusRequest {
     /// The task id an add returned.
     pub task_id: Option<String>,

@@ -11,3 +11,4 @@ mod bad_input;
 mod common;
 mod delete_modes;
 mod issue_13;
+mod sdk_fields;

@@ -7,4 +7,5 @@ mod bench;
 mod common;
 mod crash;
 mod postgres;
+mod sdk;
 mod seed;

@@ -1,0 +1,174 @@
+//! Issue 12: unknown fields are refused on every endpoint, naming them; the MemOS SDK's own
+//! fields are taken at the values that change nothing, acted on (`relativity`,
+//! `include_preference`), or refused.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::common::{TestServer, assert_error};
+
+#[tokio::test]
+async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
+    let s = TestServer::new().await;
+    let msg = json!([{"role": "user", "content": "I keep bees."}]);
+    let cases = [
+        (
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": msg, "user": "x"}),
+            "user",
+        ),
+        (
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": [{"role": "assistant", "content": null, "tool_calls": []}]}),
+            "tool_calls",
+        ),
+        (
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": msg, "allow_public": true}),
+            "allow_public",
+        ),
+        (
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": msg, "allow_knowledgebase_ids": ["kb"]}),
+            "allow_knowledgebase_ids",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": "bees", "limit": 3}),
+            "limit",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": "bees", "knowledgebase_ids": ["kb"]}),
+            "knowledgebase_ids",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": "bees", "agent_id": "a"}),
+            "agent_id",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": "bees", "relativity": 2}),
+            "relativity",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": "bees", "context_format": "text"}),
+            "context_format",
+        ),
+        (
+            "get/memory",
+            json!({"user_id": "u", "page_size": 3}),
+            "page_size",
+        ),
+        (
+            "get/message",
+            json!({"user_id": "u", "conversation_id": "c", "limit": 3}),
+            "limit",
+        ),
+        (
+            "update/memory",
+            json!({"memory_id": "m", "value": "x"}),
+            "value",
+        ),
+        (
+            "add/feedback",
+            json!({"user_id": "u", "conversation_id": "c", "feedback_content": "x", "allow_public": true}),
+            "allow_public",
+        ),
+        ("get/status", json!({"task_id": "t", "wait": true}), "wait"),
+        ("get/history", json!({"memory_id": "m", "all": true}), "all"),
+        (
+            "get/profile",
+            json!({"user_id": "u", "topic": "x"}),
+            "topic",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let got = s.post(path, body.clone()).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, 40000, field);
+    }
+    let (_, v) = s.post("get/memory", json!({"user_id": "u"})).await;
+    assert_eq!(v["data"]["total"], 0, "a refused add stores nothing");
+}
+
+#[tokio::test]
+async fn the_sdks_defaults_are_accepted_and_its_switches_act() {
+    let s = TestServer::new().await;
+    // What MemOSClient.add_message sends by default.
+    let (st, v) = s
+        .post(
+            "add/message",
+            json!({"messages": [{"role": "user", "content": "I love jazz and I avoid gluten."}],
+                   "user_id": "u", "conversation_id": "c", "info": null, "source": null,
+                   "app_id": null, "agent_id": null, "allow_public": false,
+                   "allow_knowledgebase_ids": null, "allow_memory_view": null, "tags": null,
+                   "async_mode": false}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    s.add(
+        "u",
+        "c",
+        json!([{"role": "user", "content": "My neighbour plays loud jazz records every Friday night at the club downtown."}]),
+    )
+    .await;
+    // What search_memory sends by default, with a threshold.
+    let body = |relativity: f64| {
+        json!({"query": "jazz", "user_id": "u", "conversation_id": null, "agent_id": null,
+               "memory_limit_number": 6, "include_preference": true, "knowledgebase_ids": null,
+               "filter": null, "preference_limit_number": 6, "tool_memory_limit_number": 6,
+               "relativity": relativity, "include_skill": false, "skill_limit_number": 6,
+               "include_memory_view": null, "context_format": "memory", "source": null,
+               "include_tool_memory": true})
+    };
+    let (st, all) = s.post("search/memory", body(0.0)).await;
+    assert_eq!(st, StatusCode::OK, "{all}");
+    assert_eq!(all["data"]["tool_memory_detail_list"], json!([]));
+    let scores: Vec<f64> = all["data"]["memory_detail_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["relativity"].as_f64().unwrap())
+        .collect();
+    let (lo, hi) = scores
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    assert!(hi > lo, "scores differ: {scores:?}");
+    let floor = (lo + hi) / 2.0;
+    let (_, some) = s.post("search/memory", body(floor)).await;
+    let kept = some["data"]["memory_detail_list"].as_array().unwrap();
+    assert!(
+        kept.len() < scores.len(),
+        "the threshold leaves the weakest out"
+    );
+    assert!(
+        kept.iter()
+            .all(|m| m["relativity"].as_f64().unwrap() >= floor)
+    );
+    // get_memory's defaults: the user's preferences listed beside the page.
+    let (st, v) = s
+        .post(
+            "get/memory",
+            json!({"include_preference": true, "user_id": "u", "agent_id": null,
+                   "include_tool_memory": true, "include_memory_view": null, "filter": null,
+                   "page": 1, "size": 10}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let prefs = v["data"]["preference_detail_list"].as_array().unwrap();
+    assert!(
+        prefs
+            .iter()
+            .any(|p| p["preference"].as_str().unwrap().contains("jazz")),
+        "{prefs:?}"
+    );
+    let (_, v) = s
+        .post(
+            "get/memory",
+            json!({"user_id": "u", "include_preference": false}),
+        )
+        .await;
+    assert_eq!(v["data"]["preference_detail_list"], json!([]));
+}

@@ -1,0 +1,234 @@
+"""Drives the official MemOS Python SDK (MemOSClient from PyPI MemoryOS, pinned by
+scripts/fetch-sdk.sh) against a running memos, method by method, as its docstrings show.
+
+Every answer is parsed by the SDK's own pydantic models (the client does that itself for
+the typed calls), and each row checks the effect on the server, not just the status.
+Prints one JSON line per row: {"row": name, "ok": bool, "detail": ...}; exits 1 when a row
+fails. Environment: MEMOS_SDK_DIR (holds memos/api/{client,product_models}.py),
+MEMOS_BASE_URL, MEMOS_API_KEY.
+"""
+
+import enum
+import json
+import logging
+import os
+import sys
+import time
+import types
+import typing
+
+# The SDK package's own __init__ imports a heavy tree the client does not use; stub only the
+# three tiny modules client.py and product_models.py import, and load those two as they are.
+sdk_dir = os.environ["MEMOS_SDK_DIR"]
+memos_pkg = types.ModuleType("memos")
+memos_pkg.__path__ = [os.path.join(sdk_dir, "memos")]
+api_pkg = types.ModuleType("memos.api")
+api_pkg.__path__ = [os.path.join(sdk_dir, "memos", "api")]
+log_mod = types.ModuleType("memos.log")
+log_mod.get_logger = logging.getLogger
+types_mod = types.ModuleType("memos.types")
+types_mod.MessageList = list[dict[str, typing.Any]]
+types_mod.MessagesType = typing.Union[str, list[dict[str, typing.Any]]]
+types_mod.PermissionDict = dict[str, typing.Any]
+
+
+class SearchMode(str, enum.Enum):
+    FAST = "fast"
+    FINE = "fine"
+    MIXTURE = "mixture"
+
+
+types_mod.SearchMode = SearchMode
+for name, mod in [
+    ("memos", memos_pkg),
+    ("memos.api", api_pkg),
+    ("memos.log", log_mod),
+    ("memos.types", types_mod),
+]:
+    sys.modules[name] = mod
+
+from memos.api.client import MemOSClient  # noqa: E402
+from memos.api import product_models as pm  # noqa: E402
+
+# The SDK logs every retry at ERROR; a failing row says what failed anyway.
+logging.disable(logging.CRITICAL)
+
+client = MemOSClient(api_key=os.environ["MEMOS_API_KEY"], base_url=os.environ["MEMOS_BASE_URL"])
+failures = 0
+
+
+def row(name, fn):
+    global failures
+    try:
+        detail = fn()
+        print(json.dumps({"row": name, "ok": True, "detail": detail}, default=str), flush=True)
+    except Exception as e:  # noqa: BLE001 - every failure is a row's result
+        failures += 1
+        print(json.dumps({"row": name, "ok": False, "detail": f"{type(e).__name__}: {e}"}), flush=True)
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def wait_task(task_id):
+    for _ in range(500):
+        st = client.get_task_status(task_id)
+        expect(isinstance(st, pm.MemOSGetTaskStatusResponse), "typed answer")
+        if st.data.status != "running":
+            return st.data.status
+        time.sleep(0.02)
+    raise AssertionError(f"task {task_id} never finished")
+
+
+U = "sdk_user"
+state = {}
+
+
+def add_sync():
+    r = client.add_message(
+        messages=[
+            {"role": "user", "content": "I am allergic to peanuts.", "chat_time": "2025-05-03T10:00:00Z"},
+            {"role": "assistant", "content": "Noted, no peanuts."},
+            {"role": "user", "content": "I live in Lisbon and I like jazz."},
+        ],
+        user_id=U,
+        conversation_id="conv1",
+        async_mode=False,
+        tags=["sdk"],
+        info={"scene": "test"},
+    )
+    expect(isinstance(r, pm.MemOSAddResponse) and r.success, r)
+    expect(r.status == "completed", r.status)
+    state["sync_task"] = r.task_id
+    return r.status
+
+
+def add_async():
+    r = client.add_message(
+        messages=[{"role": "user", "content": "My sister Ana is a pilot."}],
+        user_id=U,
+        conversation_id="conv2",
+    )
+    expect(r.status == "running", r.status)
+    expect(wait_task(r.task_id) == "completed", "the task completes")
+    return r.task_id
+
+
+def task_status():
+    st = client.get_task_status(state["sync_task"])
+    expect(st.data.task_id == state["sync_task"] and st.data.status == "completed", st)
+    return st.data.status
+
+
+def search():
+    r = client.search_memory(query="what is the user allergic to?", user_id=U, conversation_id="conv1")
+    expect(isinstance(r, pm.MemOSSearchResponse), "typed answer")
+    texts = [m.model_dump().get("memory_value", "") for m in r.memories]
+    expect(any("peanut" in t for t in texts), texts)
+    state["peanut_id"] = next(m.model_dump()["id"] for m in r.memories if "peanut" in m.model_dump()["memory_value"])
+    return len(texts)
+
+
+def search_filter_and_relativity():
+    r = client.search_memory(
+        query="jazz", user_id=U, filter={"tags": {"contains": "sdk"}}, relativity=0.0001,
+        include_preference=True, include_tool_memory=True, knowledgebase_ids=[],
+    )
+    expect(r.data.tool_memory_detail_list == [], r.data.tool_memory_detail_list)
+    rel = [m.model_dump()["relativity"] for m in r.memories]
+    expect(rel and all(x >= 0.0001 for x in rel), rel)
+    top = max(rel)
+    high = client.search_memory(query="jazz", user_id=U, relativity=1.0)
+    kept = [m.model_dump()["relativity"] for m in high.memories]
+    expect(all(x >= 1.0 for x in kept), kept)
+    expect(top >= 1.0 or kept == [], "a threshold above every score leaves nothing")
+    return rel
+
+
+def get_memory():
+    r = client.get_memory(user_id=U, page=1, size=10)
+    expect(isinstance(r, pm.MemOSGetMemoryResponse), "typed answer")
+    expect(r.data.total and r.data.total >= 3, r.data.total)
+    expect(isinstance(r.data.preference_detail_list, list), "preferences listed")
+    return r.data.total
+
+
+def get_memory_by_id():
+    r = client.get_memory_by_id(state["peanut_id"])
+    expect(r["code"] == 0 and r["data"]["id"] == state["peanut_id"], r)
+    return r["data"]["memory_value"]
+
+
+def get_message():
+    r = client.get_message(user_id=U, conversation_id="conv1")
+    expect(isinstance(r, pm.MemOSGetMessagesResponse), "typed answer")
+    expect(len(r.messages) == 3, len(r.messages))
+    return len(r.messages)
+
+
+def feedback():
+    r = client.add_feedback(user_id=U, conversation_id="conv1", feedback_content="Actually I live in Porto now.")
+    expect(isinstance(r, pm.MemOSAddFeedBackResponse) and r.success, r)
+    found = client.search_memory(query="where does the user live", user_id=U)
+    expect(any("Porto" in m.model_dump()["memory_value"] for m in found.memories), "the correction is searchable")
+    return r.status
+
+
+def update():
+    r = client.update_memory(memory_id=state["peanut_id"], content="The user is allergic to peanuts and cashews.")
+    expect(r["code"] == 0, r)
+    got = client.get_memory_by_id(state["peanut_id"])
+    expect("cashews" in got["data"]["memory_value"], got)
+    return got["data"]["memory_value"]
+
+
+def delete_by_ids():
+    r = client.delete_memory(memory_ids=[state["peanut_id"]])
+    expect(isinstance(r, pm.MemOSDeleteMemoryResponse) and r.success, r)
+    got = client._post_json_dict("get/history", {"memory_id": state["peanut_id"]}, "history")
+    expect(got["data"]["memory"]["status"] == "deleted", got)
+    return "deleted"
+
+
+def delete_by_user_and_type():
+    chat = len(client.get_message(user_id=U, conversation_id="conv1").messages)
+    before = client.get_memory(user_id=U, size=50).data.total
+    r = client.delete_memory(user_id=U, memory_type="WorkingMemory")
+    expect(r.success, r)
+    after = client.get_memory(user_id=U, size=50).data.total
+    expect(before == after, f"a type the user has none of deletes nothing ({before} -> {after})")
+    r = client.delete_memory(user_id=U, memory_type="LongTermMemory")
+    left = client.get_memory(user_id=U, size=50).memories
+    expect(left and all(m.model_dump()["memory_type"] != "LongTermMemory" for m in left), left)
+    expect(len(client.get_message(user_id=U, conversation_id="conv1").messages) == chat, "the chat log stays")
+    return len(left)
+
+
+def delete_user():
+    r = client.delete_memory(user_id=U)
+    expect(r.success, r)
+    expect(client.get_memory(user_id=U).data.total == 0, "nothing left")
+    expect(client.get_message(user_id=U, conversation_id="conv1").messages == [], "chat log gone")
+    return "erased"
+
+
+for name, fn in [
+    ("add_message sync", add_sync),
+    ("add_message async", add_async),
+    ("get_task_status", task_status),
+    ("search_memory", search),
+    ("search_memory filter+relativity+include_tool_memory", search_filter_and_relativity),
+    ("get_memory", get_memory),
+    ("get_memory_by_id", get_memory_by_id),
+    ("get_message", get_message),
+    ("add_feedback", feedback),
+    ("update_memory", update),
+    ("delete_memory by ids", delete_by_ids),
+    ("delete_memory by user + memory_type", delete_by_user_and_type),
+    ("delete_memory by user", delete_user),
+]:
+    row(name, fn)
+
+sys.exit(1 if failures else 0)
