@@ -8,12 +8,18 @@ use crate::store::{ListQuery, Page};
 use super::MemoryService;
 use super::input::{ListInput, MAX_MESSAGE_LIMIT, MAX_PAGE_SIZE};
 
+/// Highest page number: beyond it an offset stops fitting the stores' 64-bit integers.
+const MAX_PAGE: usize = 100_000_000;
+
 impl MemoryService {
     /// A page of a user's memories, newest first.
     pub async fn list(&self, project_id: &str, input: ListInput) -> Result<Page<Memory>> {
         self.check_user(&input.user_id)?;
-        if input.page == 0 {
-            return Err(Error::invalid("page", "page starts at 1"));
+        if input.page == 0 || input.page > MAX_PAGE {
+            return Err(Error::invalid(
+                "page",
+                format!("page must be between 1 and {MAX_PAGE}"),
+            ));
         }
         if input.size == 0 || input.size > MAX_PAGE_SIZE {
             return Err(Error::invalid(

@@ -25,7 +25,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             code: 40000,
-            message: message.into(),
+            message: cut(message.into()),
         }
     }
 
@@ -100,7 +100,8 @@ impl From<memos_core::Error> for ApiError {
                 )
             }
             E::Backend(_) | E::Index(_) | E::Config(_) => {
-                tracing::error!(error = %err, "internal error");
+                // With the causes: a database error's own Display is only "db error".
+                tracing::error!(error = %causes(&err), "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     50000,
@@ -111,9 +112,69 @@ impl From<memos_core::Error> for ApiError {
         Self {
             status,
             code,
-            message,
+            message: cut(message),
         }
     }
+}
+
+/// Wraps an error answer made outside the handlers (a 405, a path axum could not decode,
+/// any plain-text rejection) in MemOS's envelope, keeping its status; JSON answers and
+/// successes pass through.
+pub async fn envelope(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "method not allowed: API calls are POST (GET for get/memory/{id} and /health)".into()
+        }
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => 40001,
+        s if s.is_server_error() => 50000,
+        _ => 40000,
+    };
+    ApiError {
+        status,
+        code,
+        message: cut(message),
+    }
+    .into_response()
+}
+
+/// Longest message sent back: ids and values a client sent are echoed, and a 100 KB id
+/// must not come back whole.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+fn cut(mut message: String) -> String {
+    if let Some((i, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(i);
+        message.push('…');
+    }
+    message
+}
+
+/// An error and each of its sources, for the log.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {

@@ -48,6 +48,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        // JSON only; a client that says it sends something else gets told so. No header at
+        // all is taken as JSON (curl scripts, the SDK's json.dumps bodies set it anyway).
+        if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
+            let json = ct.to_str().ok().is_some_and(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || mime.to_ascii_lowercase().ends_with("+json")
+            });
+            if !json {
+                return Err(ApiError::bad_request(
+                    "Content-Type must be application/json",
+                ));
+            }
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(state.service.config().server.body_limit_bytes)
@@ -59,6 +73,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             return Err(ApiError::bad_request(
                 "request body is empty; send a JSON object",
             ));
+        }
+        // No string may hold a NUL: PostgreSQL cannot store one, and no client means one.
+        // The escape is rare, so only bodies that mention it are walked.
+        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(path) = nul_at(&v, String::new())
+        {
+            return Err(ApiError::bad_request(format!(
+                "{path}: a NUL character (\\u0000) is not allowed in a string"
+            )));
         }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
@@ -75,5 +99,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
                 ApiError::bad_request(format!("{path}: {what}"))
             }
         })
+    }
+}
+
+/// Where the first string (or object key) holding a NUL is, as `messages[0].content`.
+fn nul_at(v: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match v {
+        Value::String(s) => s.contains('\0').then(|| {
+            if path.is_empty() {
+                ".".into()
+            } else {
+                path.clone()
+            }
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(join("(a key)"))
+            } else {
+                nul_at(x, join(k))
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }

@@ -48,6 +48,8 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/health", get(health))
         .nest(API_PREFIX, api)
         .fallback(|| async { error::ApiError::no_route() })
+        // Answers made outside the handlers (axum's rejections, 405) get the envelope too.
+        .layer(axum::middleware::map_response(error::envelope))
         .layer(DefaultBodyLimit::max(limit))
         // A bug some input finds answers a logged 500 in the envelope; the connection and
         // the server live on (issue 13).

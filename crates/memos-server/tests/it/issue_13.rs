@@ -163,3 +163,146 @@ async fn issue_13_an_erase_racing_an_async_task_stays_final() {
         );
     }
 }
+
+/// A NUL byte anywhere in a string is a 40000 naming the field, on every store (PostgreSQL
+/// cannot store one and used to answer 500), and nothing is stored.
+#[tokio::test]
+async fn issue_13_a_nul_byte_is_refused_naming_the_field() {
+    let s = TestServer::new().await;
+    let nul = "a\u{0}b";
+    let cases = [
+        (
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": [{"role": "user", "content": nul}]}),
+            "messages[0].content",
+        ),
+        (
+            "add/message",
+            json!({"user_id": nul, "conversation_id": "c", "messages": [{"role": "user", "content": "hi"}]}),
+            "user_id",
+        ),
+        (
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": [{"role": "user", "content": "hi"}], "info": {nul: 1}}),
+            "info",
+        ),
+        (
+            "add/feedback",
+            json!({"user_id": "u", "conversation_id": "c", "feedback_content": nul}),
+            "feedback_content",
+        ),
+        (
+            "update/memory",
+            json!({"memory_id": "m", "memory_value": nul}),
+            "memory_value",
+        ),
+        (
+            "update/memory",
+            json!({"memory_id": nul, "memory_key": "k"}),
+            "memory_id",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": nul}),
+            "query",
+        ),
+        (
+            "search/memory",
+            json!({"user_id": "u", "query": "x", "filter": {"scene": nul}}),
+            "filter.scene",
+        ),
+        (
+            "delete/memory",
+            json!({"memory_ids": [nul]}),
+            "memory_ids[0]",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let got = s.post(path, body.clone()).await;
+        assert_eq!(got.0, StatusCode::BAD_REQUEST, "{body}: {:?}", got.1);
+        assert_eq!(got.1["code"], 40000, "{body}");
+        let msg = got.1["message"].as_str().unwrap();
+        assert!(msg.contains(field), "`{msg}` should name {field}");
+    }
+    let (_, v) = s.post("get/memory", json!({"user_id": "u"})).await;
+    assert_eq!(v["data"]["total"], 0);
+    let (st, v) = s
+        .raw(
+            "get/memory",
+            Some(&format!("Token {}", s.key)),
+            r#"{"user_id": "u", "page": 9223372036854775808}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["code"], 40000);
+    assert!(v["message"].as_str().unwrap().contains("page"), "{v}");
+}
+
+/// Every error answer is in the envelope: a wrong method, a path that does not decode, a
+/// body that is not JSON; an echoed id is cut short.
+#[tokio::test]
+async fn issue_13_every_error_is_in_the_envelope() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let s = TestServer::new().await;
+    let send = |req: Request<Body>| {
+        let app = s.app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+            )
+        }
+    };
+    let auth = format!("Token {}", s.key);
+    let (st, v) = send(
+        Request::get("/api/openmem/v1/add/message")
+            .header("authorization", &auth)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["code"], 40000, "{v}");
+    let (st, v) = send(
+        Request::get("/api/openmem/v1/get/memory/%ff")
+            .header("authorization", &auth)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(st.is_client_error(), "{st}");
+    assert!(v["code"].is_number() && v["message"].is_string(), "{v}");
+    let (st, v) = send(
+        Request::post("/api/openmem/v1/search/memory")
+            .header("authorization", &auth)
+            .header("content-type", "text/plain")
+            .body(Body::from(r#"{"user_id": "u", "query": "x"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"].as_str().unwrap().contains("Content-Type"),
+        "{v}"
+    );
+    let long = "x".repeat(20_000);
+    let (st, v) = send(
+        Request::get(format!("/api/openmem/v1/get/memory/{long}"))
+            .header("authorization", &auth)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(st.is_client_error(), "{st} {v}");
+    assert!(
+        v["message"].as_str().unwrap().chars().count() <= 301,
+        "cut short"
+    );
+}
