@@ -378,8 +378,9 @@ impl Bm25Index {
             .collect()
     }
 
-    /// Memories current at `t`: active ones, plus those archived (superseded) after `t`,
-    /// which were still current then. Without `t`, active ones only.
+    /// Memories current at `t` ([`super::current_at`] as a query): active ones, plus those
+    /// archived (superseded) after `t`, which were still current then. Without `t`, active
+    /// ones only.
     fn current_at(&self, t: Option<Millis>) -> Box<dyn Query> {
         let f = &self.inner.fields;
         let active = term_query(f.status, MemoryStatus::Activated.as_str());

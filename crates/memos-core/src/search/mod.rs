@@ -10,7 +10,20 @@ pub mod bm25;
 pub mod fusion;
 pub mod vector;
 
-use crate::model::Millis;
+use crate::model::{MemoryStatus, Millis};
+
+/// The one definition of "current at `t`", which every retriever applies (the tantivy
+/// query in [`bm25`], the RAM vectors in [`vector`], and the SQL of both SQL stores say the
+/// same in their own languages): a memory is current at `t` if it is active, or was
+/// archived (superseded) after `t`; with no `t` (now), only active memories are. Deleted
+/// memories never are. `archived_at` is the memory's `update_time` when archived.
+pub fn current_at(status: MemoryStatus, archived_at: Millis, t: Option<Millis>) -> bool {
+    match status {
+        MemoryStatus::Activated => true,
+        MemoryStatus::Archived => t.is_some_and(|t| archived_at > t),
+        MemoryStatus::Deleted => false,
+    }
+}
 
 /// An inclusive range over a memory's effective time (`memory_time`, else `create_time`).
 /// Retrievers apply it inside the search, like filters.

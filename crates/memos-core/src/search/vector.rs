@@ -18,7 +18,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use rayon::prelude::*;
 
 use super::TimeRange;
-use crate::model::{Millis, Scope};
+use crate::model::{MemoryStatus, Millis, Scope};
+use crate::store::StoredVector;
+
+/// The archive time of a row whose memory is active.
+const ACTIVE: Millis = Millis::MAX;
 
 /// One user's vectors.
 #[derive(Debug, Default)]
@@ -31,6 +35,9 @@ pub struct UserVectors {
     scales: Vec<f32>,
     /// Per row: `memory_time`, or `create_time` when there is none.
     times: Vec<Millis>,
+    /// Per row: when the memory was archived, [`ACTIVE`] while it is not. Archived rows
+    /// stay for as-of searches ([`super::current_at`]).
+    archived: Vec<Millis>,
     row: HashMap<Arc<str>, usize>,
     dim: usize,
 }
@@ -121,7 +128,12 @@ impl TopK {
 }
 
 impl UserVectors {
+    #[cfg(test)]
     fn upsert(&mut self, id: &str, time: Millis, v: &[f32]) {
+        self.upsert_as(id, time, None, v);
+    }
+
+    fn upsert_as(&mut self, id: &str, time: Millis, archived_at: Option<Millis>, v: &[f32]) {
         if self.dim == 0 {
             self.dim = v.len();
         }
@@ -132,6 +144,7 @@ impl UserVectors {
         let r = match self.row.get(id) {
             Some(&r) => {
                 self.times[r] = time;
+                self.archived[r] = archived_at.unwrap_or(ACTIVE);
                 r
             }
             None => {
@@ -142,6 +155,7 @@ impl UserVectors {
                 self.data.resize((r + 1) * self.dim, 0);
                 self.scales.push(0.0);
                 self.times.push(time);
+                self.archived.push(archived_at.unwrap_or(ACTIVE));
                 r
             }
         };
@@ -157,11 +171,13 @@ impl UserVectors {
             self.data.copy_within(last * d..(last + 1) * d, r * d);
             self.ids.swap(r, last);
             self.times.swap(r, last);
+            self.archived.swap(r, last);
             self.scales.swap(r, last);
             self.row.insert(moved, r);
         }
         self.ids.pop();
         self.times.pop();
+        self.archived.pop();
         self.scales.pop();
         self.data.truncate(last * self.dim);
     }
@@ -172,9 +188,27 @@ impl UserVectors {
         self.data.capacity()
             + self.scales.capacity() * 4
             + self.times.capacity() * 8
+            + self.archived.capacity() * 8
             + self.ids.capacity() * 16
             + self.row.capacity() * 24
             + per_id
+    }
+
+    /// Marks a row archived at `at`, or active again with `None`.
+    fn set_archived(&mut self, id: &str, at: Option<Millis>) {
+        if let Some(&r) = self.row.get(id) {
+            self.archived[r] = at.unwrap_or(ACTIVE);
+        }
+    }
+
+    /// Whether row `r` may answer a search over `time`: inside it, and current at its end.
+    fn eligible(&self, r: usize, time: TimeRange) -> bool {
+        let status = if self.archived[r] == ACTIVE {
+            MemoryStatus::Activated
+        } else {
+            MemoryStatus::Archived
+        };
+        time.contains(self.times[r]) && super::current_at(status, self.archived[r], time.to)
     }
 
     /// How many vectors the user has.
@@ -213,7 +247,7 @@ impl UserVectors {
                 let mut rows: Vec<usize> = a
                     .iter()
                     .filter_map(|id| self.row.get(id.as_str()).copied())
-                    .filter(|&r| time.contains(self.times[r]))
+                    .filter(|&r| self.eligible(r, time))
                     .collect();
                 rows.sort_unstable();
                 rows.into_iter().fold(TopK::new(k), |mut t, r| {
@@ -229,7 +263,7 @@ impl UserVectors {
                 .fold(
                     || TopK::new(k),
                     |mut t, r| {
-                        if time.contains(self.times[r])
+                        if self.eligible(r, time)
                             && allowed.is_none_or(|a| a.contains(&*self.ids[r]))
                         {
                             t.push(score(r), r);
@@ -278,8 +312,19 @@ pub enum VectorOp {
         id: String,
         /// Its `memory_time` or `create_time`.
         time: Millis,
+        /// When it was archived; `None` while active.
+        archived_at: Option<Millis>,
         /// Its vector.
         vector: Vec<f32>,
+    },
+    /// A memory was archived (at `at`) or made active again (`None`); its vector stays.
+    SetArchived {
+        /// The memory's scope.
+        scope: Scope,
+        /// The memory.
+        id: String,
+        /// When.
+        at: Option<Millis>,
     },
     /// Remove a memory's vector.
     Delete {
@@ -315,14 +360,10 @@ impl VectorIndex {
 
     /// Installs a scope's vectors loaded from the store. The caller holds the service's
     /// write lock, so no write slips between the load and the install.
-    pub fn install(
-        &self,
-        scope: Scope,
-        rows: Vec<(String, Millis, Vec<f32>)>,
-    ) -> Arc<RwLock<UserVectors>> {
+    pub fn install(&self, scope: Scope, rows: Vec<StoredVector>) -> Arc<RwLock<UserVectors>> {
         let mut u = UserVectors::default();
-        for (id, t, v) in rows {
-            u.upsert(&id, t, &v);
+        for r in rows {
+            u.upsert_as(&r.id, r.time, r.archived_at, &r.vector);
         }
         let u = Arc::new(RwLock::new(u));
         self.users
@@ -341,12 +382,23 @@ impl VectorIndex {
                     scope,
                     id,
                     time,
+                    archived_at,
                     vector,
                 } => {
                     if let Some(u) = users.get(scope) {
+                        u.write().unwrap_or_else(|e| e.into_inner()).upsert_as(
+                            id,
+                            *time,
+                            *archived_at,
+                            vector,
+                        );
+                    }
+                }
+                VectorOp::SetArchived { scope, id, at } => {
+                    if let Some(u) = users.get(scope) {
                         u.write()
                             .unwrap_or_else(|e| e.into_inner())
-                            .upsert(id, *time, vector);
+                            .set_archived(id, *at);
                     }
                 }
                 VectorOp::Delete { scope, id } => {
@@ -503,6 +555,32 @@ mod tests {
     }
 
     #[test]
+    fn archived_rows_answer_only_as_of_searches_before_their_archiving() {
+        let mut u = UserVectors::default();
+        u.upsert("now", 10, &unit(&[1.0, 0.0, 0.0]));
+        u.upsert_as("then", 10, Some(100), &unit(&[1.0, 0.1, 0.0]));
+        let ids = |u: &UserVectors, t: TimeRange| -> Vec<String> {
+            u.search(&unit(&[1.0, 0.0, 0.0]), 5, t, None)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(
+            ids(&u, TimeRange::default()),
+            vec!["now"],
+            "now: active only"
+        );
+        assert_eq!(ids(&u, TimeRange::until(Some(50))), vec!["now", "then"]);
+        assert_eq!(
+            ids(&u, TimeRange::until(Some(100))),
+            vec!["now"],
+            "archived by then"
+        );
+        u.set_archived("then", None);
+        assert_eq!(ids(&u, TimeRange::default()).len(), 2, "active again");
+    }
+
+    #[test]
     fn ops_touch_only_loaded_scopes() {
         let idx = VectorIndex::new();
         let s = Scope::new("p", "u");
@@ -510,6 +588,7 @@ mod tests {
             scope: s.clone(),
             id: "x".into(),
             time: 0,
+            archived_at: None,
             vector: vec![1.0],
         }]);
         assert!(idx.get(&s).is_none());
@@ -518,6 +597,7 @@ mod tests {
             scope: s.clone(),
             id: "x".into(),
             time: 0,
+            archived_at: None,
             vector: vec![1.0],
         }]);
         assert_eq!(idx.get(&s).unwrap().read().unwrap().len(), 1);

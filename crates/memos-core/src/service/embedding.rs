@@ -15,6 +15,7 @@ use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
 use crate::store::{Embedding, WriteBatch};
 
 use super::MemoryService;
+use super::write::archived_at;
 
 impl MemoryService {
     /// Forgets cached query vectors, so the next searches pay for their embeddings again
@@ -251,11 +252,12 @@ impl MemoryService {
                 })
             })
             .map(|(e, m)| {
-                if m.status == MemoryStatus::Activated {
+                if m.status != MemoryStatus::Deleted {
                     ops.push(VectorOp::Upsert {
                         scope: e.scope.clone(),
                         id: e.memory_id.clone(),
                         time: m.memory_time.unwrap_or(m.create_time),
+                        archived_at: archived_at(m),
                         vector: e.vector.clone(),
                     });
                 }

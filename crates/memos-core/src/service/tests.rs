@@ -558,7 +558,7 @@ async fn vectors_follow_adds_in_the_background_and_skip_deleted_memories() {
     let scope = Scope::new("p", "u");
     let stored = store.embeddings(&scope, "fake-hashed-bow").await.unwrap();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].0, kept.memory_ids[0]);
+    assert_eq!(stored[0].id, kept.memory_ids[0]);
     let hits = svc.search("p", dense("green tea")).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].memory.id, kept.memory_ids[0]);
@@ -673,4 +673,81 @@ fn embedding_text_drops_the_date() {
     assert_eq!(embedding_text(&m), "Caroline: I went home.");
     m.value = "no date".into();
     assert_eq!(embedding_text(&m), "no date");
+}
+
+/// Issue 11: "current at t" means the same for both retrievers on every store. A fact
+/// superseded later is what an as-of search before the change finds, lexically and by
+/// vector; a search now finds its successor. (The embedded store's RAM vectors used to hold
+/// active memories only, so a dense as-of search there missed it.)
+async fn as_of_searches_find_what_was_current_then_of(store: Arc<dyn MemoryStore>) {
+    let svc = fake_service(store).await;
+    let before = svc
+        .add(
+            "p",
+            said_at("u", "I live in Beijing.", "2020-01-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    // Vectors first, so the old fact is archived after it got one, as in a live system.
+    svc.embed_pending().await.unwrap();
+    let after = svc
+        .add(
+            "p",
+            said_at(
+                "u",
+                "I moved from Beijing to Shanghai.",
+                "2024-01-01T00:00:00Z",
+            ),
+        )
+        .await
+        .unwrap();
+    svc.embed_pending().await.unwrap();
+    let (old_id, new_id) = (&before.memory_ids[1], &after.memory_ids[1]);
+    let profile = |hits: Vec<SearchHit>| -> Vec<String> {
+        hits.into_iter()
+            .filter(|h| h.memory.memory_type == MemoryType::UserMemory)
+            .map(|h| h.memory.id)
+            .collect()
+    };
+    let query = "where does the user live Beijing Shanghai";
+    for mode in [SearchMode::Lexical, SearchMode::Dense] {
+        let input = SearchInput {
+            mode,
+            ..lexical(query)
+        };
+        let now = svc.search("p", input.clone()).await.unwrap();
+        assert_eq!(profile(now), vec![new_id.clone()], "{mode:?} now");
+        let then = svc
+            .search(
+                "p",
+                SearchInput {
+                    query_time: crate::time::parse_str("2022-06-01"),
+                    ..input
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(profile(then), vec![old_id.clone()], "{mode:?} as of 2022");
+    }
+}
+
+#[tokio::test]
+async fn as_of_searches_find_what_was_current_then_in_memory() {
+    as_of_searches_find_what_was_current_then_of(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn as_of_searches_find_what_was_current_then_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    as_of_searches_find_what_was_current_then_of(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn as_of_searches_find_what_was_current_then_in_postgres() {
+    let Some(url) = crate::store::tests_support::postgres_schema_url().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, 4).await.unwrap();
+    as_of_searches_find_what_was_current_then_of(Arc::new(store)).await;
 }

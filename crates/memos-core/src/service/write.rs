@@ -168,7 +168,9 @@ fn written_ids(memories: &[Memory]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The vector changes a batch implies, known before it is written.
+/// The vector changes a batch implies, known before it is written: a deleted memory's
+/// vector goes; an archived one's stays, marked, for as-of searches; new vectors come in
+/// with their memory's state.
 fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
     let written: HashMap<&str, &Memory> = batch
         .upsert_memories
@@ -178,19 +180,26 @@ fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
     let mut ops: Vec<VectorOp> = batch
         .upsert_memories
         .iter()
-        .filter(|m| m.status != MemoryStatus::Activated)
-        .map(|m| VectorOp::Delete {
-            scope: m.scope.clone(),
-            id: m.id.clone(),
+        .map(|m| match m.status {
+            MemoryStatus::Deleted => VectorOp::Delete {
+                scope: m.scope.clone(),
+                id: m.id.clone(),
+            },
+            MemoryStatus::Activated | MemoryStatus::Archived => VectorOp::SetArchived {
+                scope: m.scope.clone(),
+                id: m.id.clone(),
+                at: archived_at(m),
+            },
         })
         .collect();
     for e in &batch.embeddings {
         match written.get(e.memory_id.as_str()) {
-            Some(m) if m.status != MemoryStatus::Activated => {}
+            Some(m) if m.status == MemoryStatus::Deleted => {}
             Some(m) => ops.push(VectorOp::Upsert {
                 scope: e.scope.clone(),
                 id: e.memory_id.clone(),
                 time: m.memory_time.unwrap_or(m.create_time),
+                archived_at: archived_at(m),
                 vector: e.vector.clone(),
             }),
             // A vector of a memory written earlier: the caller supplies its op.
@@ -198,6 +207,11 @@ fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
         }
     }
     ops
+}
+
+/// When a memory was archived, as its vector row records it.
+pub(super) fn archived_at(m: &Memory) -> Option<Millis> {
+    (m.status == MemoryStatus::Archived).then_some(m.update_time)
 }
 
 /// Waits until the index writer has committed a write's changes: from then on they are

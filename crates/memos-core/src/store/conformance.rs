@@ -11,7 +11,7 @@
 use serde_json::json;
 
 use super::tests_support::{memory, memory_in, message};
-use super::{Embedding, Lease, ListQuery, MemoryStore, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, StoredVector, WriteBatch};
 use crate::filter::Filter;
 use crate::model::*;
 
@@ -528,7 +528,12 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
     let time = a.memory_time.unwrap();
     assert_eq!(
         store.embeddings(&alice, "m1").await.unwrap(),
-        vec![(a.id.clone(), time, va)]
+        vec![StoredVector {
+            id: a.id.clone(),
+            time,
+            archived_at: None,
+            vector: va
+        }]
     );
     let (missing, _) = store.missing_embeddings("m1", None, 10).await.unwrap();
     let missing: Vec<String> = missing.into_iter().map(|m| m.id).collect();
@@ -580,10 +585,30 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
     assert!(lacking("p", vec![], "m1").await.is_empty());
     let mut archived = b.clone();
     archived.status = MemoryStatus::Archived;
+    archived.update_time += 5;
     store
         .write(WriteBatch {
-            upsert_memories: vec![archived],
+            upsert_memories: vec![archived.clone()],
             embeddings: vec![emb(&b, "m1", vec![2.0; 4])],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Archived vectors are served with their archive time: an as-of search needs them.
+    let served = store.embeddings(&alice, "m1").await.unwrap();
+    assert_eq!(served.len(), 2);
+    let b_row = served.iter().find(|v| v.id == b.id).unwrap();
+    assert_eq!(b_row.archived_at, Some(archived.update_time));
+    assert_eq!(
+        lacking("p", vec![b.id.clone()], "m3").await,
+        vec![b.id.clone()],
+        "archived memories need a vector too"
+    );
+    let mut gone = b.clone();
+    gone.status = MemoryStatus::Deleted;
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![gone],
             ..Default::default()
         })
         .await
@@ -591,11 +616,11 @@ pub async fn embeddings_follow_their_memories(store: &dyn MemoryStore) {
     assert_eq!(
         store.embeddings(&alice, "m1").await.unwrap().len(),
         1,
-        "archived memories' vectors are not served"
+        "deleted memories' vectors are not served"
     );
     assert!(
         lacking("p", vec![b.id.clone()], "m3").await.is_empty(),
-        "archived memories need no vector"
+        "deleted memories need no vector"
     );
     store
         .write(WriteBatch {

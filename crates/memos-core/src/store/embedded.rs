@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVector, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
@@ -791,21 +791,24 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn embeddings(
-        &self,
-        scope: &Scope,
-        model: &str,
-    ) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>> {
         let (scope, model) = (scope.clone(), model.to_string());
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT e.memory_id, coalesce(m.memory_time, m.create_time), e.vector FROM embeddings e \
+                "SELECT e.memory_id, coalesce(m.memory_time, m.create_time), e.vector, \
+                 CASE WHEN m.status = 'archived' THEN m.update_time END FROM embeddings e \
                  JOIN memories m ON m.id = e.memory_id \
-                 WHERE e.project_id = ? AND e.user_id = ? AND e.model = ? AND m.status = 'activated'",
+                 WHERE e.project_id = ? AND e.user_id = ? AND e.model = ? \
+                 AND m.status IN ('activated', 'archived')",
             )?;
             let rows = stmt
                 .query_map(params![scope.project_id, scope.user_id, model], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, vector_from_bytes(&r.get::<_, Vec<u8>>(2)?)))
+                    Ok(StoredVector {
+                        id: r.get(0)?,
+                        time: r.get(1)?,
+                        vector: vector_from_bytes(&r.get::<_, Vec<u8>>(2)?),
+                        archived_at: r.get(3)?,
+                    })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
@@ -821,7 +824,7 @@ impl MemoryStore for EmbeddedStore {
     ) -> Result<(Vec<Memory>, Option<u64>)> {
         self.scan_with(
             format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ?1 AND status = 'activated' AND NOT EXISTS \
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ?1 AND status IN ('activated', 'archived') AND NOT EXISTS \
                  (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = ?3) \
                  ORDER BY seq LIMIT ?2"
             ),
@@ -843,7 +846,7 @@ impl MemoryStore for EmbeddedStore {
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1 AND project_id = ?2 \
-                 AND status = 'activated' AND NOT EXISTS \
+                 AND status IN ('activated', 'archived') AND NOT EXISTS \
                  (SELECT 1 FROM embeddings e WHERE e.memory_id = ?1 AND e.model = ?3)"
             ))?;
             let mut out = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, WriteBatch};
+use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVector, WriteBatch};
 use crate::error::Result;
 use crate::model::{
     ApiKey, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task, TaskStatus,
@@ -68,9 +68,9 @@ impl State {
         (page.into_iter().map(|(_, m)| m).collect(), cursor)
     }
 
-    /// Whether a memory is active and has no vector under `model`.
+    /// Whether a memory is active or archived and has no vector under `model`.
     fn needs_vector(&self, m: &Memory, model: &str) -> bool {
-        m.status == MemoryStatus::Activated
+        m.status != MemoryStatus::Deleted
             && !self
                 .embeddings
                 .contains_key(&(m.id.clone(), model.to_string()))
@@ -345,11 +345,7 @@ impl MemoryStore for InMemoryStore {
         Ok(self.state().memories_after(after, limit, |_| true))
     }
 
-    async fn embeddings(
-        &self,
-        scope: &Scope,
-        model: &str,
-    ) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>> {
         let s = self.state();
         Ok(s.embeddings
             .values()
@@ -359,12 +355,11 @@ impl MemoryStore for InMemoryStore {
                     .seq_of
                     .get(&e.memory_id)
                     .and_then(|seq| s.memories.get(seq))?;
-                (m.status == MemoryStatus::Activated).then(|| {
-                    (
-                        e.memory_id.clone(),
-                        m.memory_time.unwrap_or(m.create_time),
-                        e.vector.clone(),
-                    )
+                (m.status != MemoryStatus::Deleted).then(|| StoredVector {
+                    id: e.memory_id.clone(),
+                    time: m.memory_time.unwrap_or(m.create_time),
+                    archived_at: (m.status == MemoryStatus::Archived).then_some(m.update_time),
+                    vector: e.vector.clone(),
                 })
             })
             .collect())

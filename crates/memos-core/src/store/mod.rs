@@ -187,18 +187,14 @@ pub trait MemoryStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)>;
 
-    /// Every vector of a scope's activated memories under a model, with the memory's id and
-    /// its `memory_time` (or `create_time` when it has none).
-    async fn embeddings(
-        &self,
-        scope: &Scope,
-        model: &str,
-    ) -> Result<Vec<(String, Millis, Vec<f32>)>>;
+    /// Every vector of a scope's active and archived memories under a model.
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>>;
 
-    /// Up to `limit` active memories (any scope) that have no vector under `model` yet, in
-    /// write order after the cursor `after`, and the cursor of the last one: the work the
-    /// background embedder catches up on, in one walk over the store rather than one per
-    /// batch. Archived and deleted ones are never searched by vector, so they need none.
+    /// Up to `limit` active or archived memories (any scope) that have no vector under
+    /// `model` yet, in write order after the cursor `after`, and the cursor of the last one:
+    /// the work the background embedder catches up on, in one walk over the store rather
+    /// than one per batch. Archived ones need a vector too: an as-of search finds what was
+    /// current then ([`crate::search::current_at`]). Deleted ones are never searched.
     async fn missing_embeddings(
         &self,
         model: &str,
@@ -206,7 +202,7 @@ pub trait MemoryStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<(Vec<Memory>, Option<u64>)>;
 
-    /// The active memories among `ids` (of one project) that have no vector under `model`:
+    /// The active or archived memories among `ids` (of one project) without a vector under `model`:
     /// what the background embedder checks after this process wrote those memories, so that
     /// it never walks the whole store for a few new rows. Unknown ids are left out.
     async fn lacking_embeddings(
@@ -265,6 +261,19 @@ pub trait MemoryStore: Send + Sync + 'static {
     fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
         None
     }
+}
+
+/// A stored vector with what a dense search filters on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVector {
+    /// The memory.
+    pub id: String,
+    /// Its `memory_time`, or `create_time` when it has none.
+    pub time: Millis,
+    /// When it was archived (its `update_time`); `None` while it is active.
+    pub archived_at: Option<Millis>,
+    /// The vector.
+    pub vector: Vec<f32>,
 }
 
 /// Retrieval inside the database, for stores that several servers share: an index local

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, WriteBatch};
+use super::{
+    Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, StoredVector, WriteBatch,
+};
 use crate::error::{Error, Result};
 use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
@@ -1016,24 +1018,27 @@ impl MemoryStore for PostgresStore {
         .await
     }
 
-    async fn embeddings(
-        &self,
-        scope: &Scope,
-        model: &str,
-    ) -> Result<Vec<(String, Millis, Vec<f32>)>> {
+    async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>> {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT e.memory_id, coalesce(m.memory_time, m.create_time), e.vector::text FROM embeddings e \
+                "SELECT e.memory_id, coalesce(m.memory_time, m.create_time), e.vector::text, \
+                 CASE WHEN m.status = 'archived' THEN m.update_time END FROM embeddings e \
                  JOIN memories m ON m.id = e.memory_id \
-                 WHERE e.project_id = $1 AND e.user_id = $2 AND e.model = $3 AND m.status = 'activated'",
+                 WHERE e.project_id = $1 AND e.user_id = $2 AND e.model = $3 \
+                 AND m.status IN ('activated', 'archived')",
                 &[&scope.project_id, &scope.user_id, &model],
             )
             .await
             .map_err(pg)?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), vector_parse(r.get::<_, &str>(2))))
+            .map(|r| StoredVector {
+                id: r.get(0),
+                time: r.get(1),
+                vector: vector_parse(r.get::<_, &str>(2)),
+                archived_at: r.get(3),
+            })
             .collect())
     }
 
@@ -1045,7 +1050,8 @@ impl MemoryStore for PostgresStore {
     ) -> Result<(Vec<Memory>, Option<u64>)> {
         self.scan_with(
             &format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 AND status = 'activated' \
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 \
+                 AND status IN ('activated', 'archived') \
                  AND NOT EXISTS \
                  (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = $3) \
                  ORDER BY seq LIMIT $2"
@@ -1070,7 +1076,7 @@ impl MemoryStore for PostgresStore {
             .query(
                 &format!(
                     "SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY($1) AND project_id = $2 \
-                     AND status = 'activated' AND NOT EXISTS \
+                     AND status IN ('activated', 'archived') AND NOT EXISTS \
                      (SELECT 1 FROM embeddings e WHERE e.memory_id = memories.id AND e.model = $3) \
                      ORDER BY seq"
                 ),
@@ -1262,7 +1268,8 @@ fn search_conditions(
     (cond, params)
 }
 
-/// The SQL condition "current at `time.to`, inside `time`" over `memories` as `m`.
+/// The SQL condition "current at `time.to`, inside `time`" over `memories` as `m`:
+/// [`crate::search::current_at`] in SQL.
 fn current_sql(time: TimeRange, params: &mut Params) -> String {
     let mut cond = match time.to {
         None => "m.status = 'activated'".to_string(),
