@@ -374,8 +374,10 @@ async fn shutdown_signal() {
 }
 
 async fn keys(cfg: Config, cmd: KeysCommand) -> Result<()> {
-    let service = open(cfg).await?;
-    let store = service.store();
+    // The store alone, not the service: this runs beside a serving `memos serve` (whose
+    // index lock a full service would wait for), and a revoked key fails its next request.
+    let store = memos_core::store::open_beside_server(&cfg).await?;
+    let store = store.as_ref();
     match cmd {
         KeysCommand::Create { project, label } => {
             let (key, secret) = auth::create_key(store, &project, &label).await?;

@@ -148,8 +148,25 @@ fn open_connection(path: &Path) -> Result<Connection> {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) the database file `memos.db` inside `dir`.
+    /// Opens (creating if needed) the database file `memos.db` inside `dir`, for the one
+    /// process that serves it: leases of an earlier process are voided.
     pub fn open(dir: &Path) -> Result<Self> {
+        let store = Self::open_shared(dir)?;
+        // One process serves a data directory (the index's writer lock sees to that), so
+        // leases of an earlier process are void: its tasks are claimable at once.
+        store
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .execute_batch("UPDATE tasks SET lease_until = NULL WHERE status = 'running'")?;
+        Ok(store)
+    }
+
+    /// Opens the store beside a server that may be running on it (SQLite in WAL mode takes
+    /// both), touching none of the server's state: for administration, such as revoking a
+    /// key, which takes effect at the server's next request.
+    pub fn open_shared(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
@@ -178,9 +195,6 @@ impl EmbeddedStore {
                 "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until INTEGER;",
             )?;
         }
-        // One process owns a data directory (the index's writer lock sees to that), so
-        // leases of an earlier process are void: its tasks are claimable at once.
-        writer.execute_batch("UPDATE tasks SET lease_until = NULL WHERE status = 'running'")?;
         let readers = (0..READERS)
             .map(|_| open_connection(&path).map(Mutex::new))
             .collect::<Result<_>>()?;

@@ -6,6 +6,7 @@
 mod bench;
 mod common;
 mod crash;
+mod keys;
 mod postgres;
 mod sdk;
 mod seed;

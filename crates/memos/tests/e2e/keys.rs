@@ -1,0 +1,64 @@
+//! Issue 13: keys are managed while the server runs. `memos keys create` and `revoke` open
+//! the store beside the server (not a second service, which would wait for the index lock),
+//! and a revoked key fails its very next request, with no restart.
+
+use serde_json::json;
+
+use crate::common::{Server, memos};
+
+#[tokio::test]
+async fn issue_13_keys_created_and_revoked_while_serving_take_effect_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "e2e-boot-key");
+    server
+        .add(
+            "u",
+            "c",
+            json!([{"role": "user", "content": "I keep bees."}]),
+        )
+        .await;
+    let secret = memos(
+        &["keys", "create", "--project", "live", "--label", "e2e"],
+        dir.path(),
+    )
+    .trim()
+    .to_string();
+    let search = json!({"user_id": "u", "query": "bees"});
+    let (s, v) = server
+        .post_as(&secret, "search/memory", search.clone())
+        .await;
+    assert_eq!(s, 200, "a key made while serving works at once: {v}");
+    let list = memos(&["keys", "list"], dir.path());
+    let id = list
+        .lines()
+        .find(|l| l.contains(" live "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the new key is listed: {list}"))
+        .to_string();
+    memos(&["keys", "revoke", &id], dir.path());
+    let (s, v) = server
+        .post_as(&secret, "search/memory", search.clone())
+        .await;
+    assert_eq!(s, 401, "revoked while serving, refused at once: {v}");
+    assert_eq!(v["code"], 40132);
+    // The server's own key and its data are untouched, and its tasks still run.
+    let (s, v) = server
+        .post(
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c",
+                   "messages": [{"role": "user", "content": "I keep goats too."}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let task = v["data"]["task_id"].as_str().unwrap().to_string();
+    let mut status = String::new();
+    for _ in 0..500 {
+        let (_, t) = server.post("get/status", json!({"task_id": task})).await;
+        status = t["data"]["status"].as_str().unwrap_or_default().to_string();
+        if status != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, "completed");
+}
