@@ -101,6 +101,10 @@ pub struct ServerConfig {
     pub port: u16,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Longest a client may take to send a request body, in milliseconds: a body sent
+    /// slower (or never finished) is cut off, so half-sent requests cannot hold
+    /// connections and memory (slowloris).
+    pub body_timeout_ms: u64,
 }
 
 /// Storage settings.
@@ -175,6 +179,7 @@ impl Default for ServerConfig {
             host: "127.0.0.1".into(),
             port: 8000,
             body_limit_bytes: 2 * 1024 * 1024,
+            body_timeout_ms: 30_000,
         }
     }
 }
@@ -247,6 +252,9 @@ impl Config {
         let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
         if self.server.host.trim().is_empty() {
             return bad("server.host", "must not be empty");
+        }
+        if self.server.body_timeout_ms == 0 {
+            return bad("server.body_timeout_ms", "must be at least 1");
         }
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");

@@ -66,7 +66,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(state.service.config().server.body_limit_bytes)
             } else {
-                ApiError::bad_request("could not read the request body")
+                ApiError::bad_request(
+                    "could not read the request body: it was cut short or sent too slowly",
+                )
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {

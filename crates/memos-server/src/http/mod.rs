@@ -31,6 +31,7 @@ pub struct AppState {
 /// The whole router. Tests call it directly with `oneshot`; `run` serves it.
 pub fn app(service: Arc<MemoryService>) -> Router {
     let limit = service.config().server.body_limit_bytes;
+    let body_timeout = service.config().server.body_timeout_ms;
     let state = AppState { service };
     let api = Router::new()
         .route("/add/message", post(api::add_message))
@@ -51,6 +52,9 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         // Answers made outside the handlers (axum's rejections, 405) get the envelope too.
         .layer(axum::middleware::map_response(error::envelope))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_millis(body_timeout),
+        ))
         // A bug some input finds answers a logged 500 in the envelope; the connection and
         // the server live on (issue 13).
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

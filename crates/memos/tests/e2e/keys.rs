@@ -62,3 +62,45 @@ async fn issue_13_keys_created_and_revoked_while_serving_take_effect_at_once() {
     }
     assert_eq!(status, "completed");
 }
+
+/// Issue 13: a client that sends headers and part of a body, then stalls, is cut off when
+/// the body timeout runs out (answered in the envelope), and the server keeps serving.
+#[tokio::test]
+async fn issue_13_a_half_sent_body_is_cut_off_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_env(
+        dir.path(),
+        "e2e-slow-key",
+        &[],
+        &[("MEMOS__SERVER__BODY_TIMEOUT_MS", "500")],
+    );
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/openmem/v1/search/memory HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Token e2e-slow-key\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"user_id\""
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        slow.push(s);
+    }
+    let started = std::time::Instant::now();
+    for mut s in slow {
+        let mut buf = Vec::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the server held a half-sent request");
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(text.contains("\"code\":40000"), "{text}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let (s, _) = server
+        .post("search/memory", json!({"user_id": "u", "query": "x"}))
+        .await;
+    assert_eq!(s, 200, "still serving");
+}
