@@ -361,7 +361,7 @@ fn parse_time(field: &str, tf: TimeField, v: &Value) -> Result<Condition> {
         let at = time::parse_value(val).ok_or_else(|| {
             Error::invalid(
                 format!("{field}.{op}"),
-                format!("{field}.{op} must be an ISO 8601 time or epoch milliseconds"),
+                format!("{field}.{op} must be an ISO 8601 time, epoch seconds or milliseconds, or a date in words (3 May 2025 3pm, 2025年5月3日 下午3点)"),
             )
         })?;
         // A bare date names a whole day: `lte 2025-12-31` includes that day's evening.

@@ -60,7 +60,7 @@ pub async fn search_memory(
         Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
             Error::invalid(
                 "query_time",
-                "query_time must be an ISO 8601 time or epoch milliseconds",
+                "query_time must be an ISO 8601 time, epoch seconds or milliseconds, or a date in words (3 May 2025 3pm, 2025年5月3日 下午3点)",
             )
         })?),
     };
@@ -286,7 +286,7 @@ pub async fn add_feedback(
         Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
             Error::invalid(
                 "feedback_time",
-                "feedback_time must be an ISO 8601 time or epoch milliseconds",
+                "feedback_time must be an ISO 8601 time, epoch seconds or milliseconds, or a date in words (3 May 2025 3pm, 2025年5月3日 下午3点)",
             )
         })?),
     };

@@ -174,7 +174,7 @@ impl AddMessageRequest {
                     Error::invalid(
                         field("chat_time"),
                         format!(
-                            "{} must be an ISO 8601 time or epoch milliseconds",
+                            "{} must be an ISO 8601 time, epoch seconds or milliseconds, or a date in words (3 May 2025 3pm, 2025年5月3日 下午3点)",
                             field("chat_time")
                         ),
                     )

@@ -172,3 +172,54 @@ async fn the_sdks_defaults_are_accepted_and_its_switches_act() {
         .await;
     assert_eq!(v["data"]["preference_detail_list"], json!([]));
 }
+
+/// Issue 12: `chat_time` as MemOS's clients send it: ISO 8601 with or without a zone or a
+/// `T`, epoch seconds or milliseconds, and dates in words in English and Chinese.
+#[tokio::test]
+async fn chat_times_are_taken_in_every_form_memos_clients_send() {
+    let s = TestServer::new().await;
+    let want = "2025-05-03T15:00:00.000Z";
+    for (i, t) in [
+        json!("2025-05-03T15:00:00Z"),
+        json!("2025-05-03 15:00:00"),
+        json!("2025-05-03T23:00:00+08:00"),
+        json!(1_746_284_400),
+        json!(1_746_284_400_000i64),
+        json!("May 3, 2025 3pm"),
+        json!("3 May 2025 15:00"),
+        json!("3:00 pm on 3 May, 2025"),
+        json!("2025年5月3日 下午3点"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let conv = format!("c{i}");
+        s.add(
+            "u",
+            &conv,
+            json!([{"role": "user", "content": "I keep bees.", "chat_time": t}]),
+        )
+        .await;
+        let (_, v) = s
+            .post(
+                "get/message",
+                json!({"user_id": "u", "conversation_id": conv}),
+            )
+            .await;
+        assert_eq!(
+            v["data"]["message_detail_list"][0]["chat_time"], want,
+            "{t}"
+        );
+    }
+    assert_error(
+        &s.post(
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c",
+                   "messages": [{"role": "user", "content": "x", "chat_time": "the day after"}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "messages[0].chat_time",
+    );
+}
