@@ -49,7 +49,82 @@ pub struct LlmConfig {
     pub window: usize,
     /// `json_schema` (OpenAI, vLLM, llama.cpp, Ollama) or `json_object` (servers that only
     /// know JSON mode). The reply is checked against the schema either way.
-    pub response_format: String,
+    pub response_format: ResponseFormat,
+}
+
+/// How the fine path asks the LLM for JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// `response_format: {type: json_schema}` with the bounded schema.
+    #[default]
+    JsonSchema,
+    /// `response_format: {type: json_object}`, for servers that only know JSON mode.
+    JsonObject,
+}
+
+impl std::str::FromStr for ResponseFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "json_schema" => Ok(Self::JsonSchema),
+            "json_object" => Ok(Self::JsonObject),
+            _ => Err(Error::Config(format!(
+                "llm.response_format: must be `json_schema` or `json_object`, not `{s}`"
+            ))),
+        }
+    }
+}
+
+/// Which store holds the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite and tantivy in `data_dir`: one process, one binary.
+    #[default]
+    Embedded,
+    /// PostgreSQL at `url`: several servers share it, and it searches itself.
+    Postgres,
+    /// Nothing persisted (tests, demos).
+    Memory,
+}
+
+impl StoreBackend {
+    /// The name in configuration files and `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Postgres => "postgres",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+impl std::str::FromStr for StoreBackend {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "embedded" => Ok(Self::Embedded),
+            "postgres" => Ok(Self::Postgres),
+            "memory" => Ok(Self::Memory),
+            _ => Err(Error::Config(format!(
+                "store.backend: must be `embedded`, `postgres` or `memory`, not `{s}`"
+            ))),
+        }
+    }
+}
+
+/// How search merges the lexical and dense lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Weighted sum of calibrated relevance.
+    #[default]
+    Score,
+    /// Reciprocal rank fusion.
+    Rrf,
 }
 
 impl Default for LlmConfig {
@@ -62,7 +137,7 @@ impl Default for LlmConfig {
             max_retries: 3,
             backoff_ms: 500,
             window: 24,
-            response_format: "json_schema".into(),
+            response_format: ResponseFormat::JsonSchema,
         }
     }
 }
@@ -113,7 +188,7 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     /// `embedded` (SQLite + tantivy in `data_dir`), `postgres` (the database at `url`, the
     /// lexical index in `data_dir`) or `memory` (nothing persisted).
-    pub backend: String,
+    pub backend: StoreBackend,
     /// Directory of the embedded store and its indexes.
     pub data_dir: PathBuf,
     /// PostgreSQL URL (`postgres://user:pass@host:5432/db`), for `backend = "postgres"`.
@@ -148,7 +223,7 @@ pub struct SearchConfig {
     pub dense_weight: f32,
     /// How the lists are merged: `score` (weighted sum of calibrated relevance) or `rrf`
     /// (reciprocal rank).
-    pub fusion: String,
+    pub fusion: Fusion,
     /// Weight of the second pass inside a date the query names ("last week", "上个月");
     /// 0 turns date awareness off.
     pub date_weight: f32,
@@ -187,7 +262,7 @@ impl Default for ServerConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            backend: "embedded".into(),
+            backend: StoreBackend::Embedded,
             data_dir: PathBuf::from("./memos-data"),
             url: String::new(),
             max_connections: 16,
@@ -208,7 +283,7 @@ impl Default for SearchConfig {
             // Measured on LoCoMo (README, Performance): with e5 at equal weight the dense list
             // pulls good lexical hits down; at half weight it adds recall at depth.
             dense_weight: 0.5,
-            fusion: "score".into(),
+            fusion: Fusion::Score,
             date_weight: 1.0,
             duplicate_similarity: 0.9,
         }
@@ -259,16 +334,7 @@ impl Config {
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");
         }
-        if !matches!(
-            self.store.backend.as_str(),
-            "embedded" | "memory" | "postgres"
-        ) {
-            return bad(
-                "store.backend",
-                "must be `embedded`, `postgres` or `memory`",
-            );
-        }
-        if self.store.backend == "postgres" && self.store.url.trim().is_empty() {
+        if self.store.backend == StoreBackend::Postgres && self.store.url.trim().is_empty() {
             return bad("store.url", "the postgres backend needs a database URL");
         }
         let s = &self.search;
@@ -298,20 +364,11 @@ impl Config {
         if !(l.base_url.is_empty() || scheme_ok) {
             return bad("llm.base_url", "must start with http:// or https://");
         }
-        if !matches!(l.response_format.as_str(), "json_schema" | "json_object") {
-            return bad(
-                "llm.response_format",
-                "must be `json_schema` or `json_object`",
-            );
-        }
         if l.window == 0 || l.timeout_ms == 0 {
             return bad(
                 "llm.window",
                 "llm.window and llm.timeout_ms must be above 0",
             );
-        }
-        if !matches!(s.fusion.as_str(), "score" | "rrf") {
-            return bad("search.fusion", "must be `score` or `rrf`");
         }
         let l = &self.limits;
         for (k, v) in [
@@ -350,5 +407,23 @@ mod tests {
         let err = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+        // Typed values: a misspelled backend, fusion or format is an error naming the key.
+        for (toml, key) in [
+            ("[store]\nbackend = \"postgress\"\n", "backend"),
+            ("[search]\nfusion = \"sum\"\n", "fusion"),
+            ("[llm]\nresponse_format = \"json\"\n", "response_format"),
+        ] {
+            std::fs::write(&f, toml).unwrap();
+            let err = Config::load(Some(&f)).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        std::fs::write(
+            &f,
+            "[store]\nbackend = \"memory\"\n[search]\nfusion = \"rrf\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(cfg.store.backend, StoreBackend::Memory);
+        assert_eq!(cfg.search.fusion, Fusion::Rrf);
     }
 }

@@ -46,6 +46,17 @@ pub enum Error {
     /// The configuration is invalid; raised at start-up only.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The embedding model failed on an input at run time. Logged; a 500 to the client.
+    #[error("embedding failed: {0}")]
+    Embedding(String),
+    /// The LLM extractor failed (gave up after its retries, or got an answer it cannot
+    /// use). The fast path's memories stand.
+    #[error("extraction failed: {0}")]
+    Extraction(String),
+    /// A stored row holds what this version does not understand. Logged with the detail;
+    /// a 500 to the client (the data is there, the request may be fine).
+    #[error("stored data not understood: {0}")]
+    Corrupt(String),
     /// What a write was computed from changed before it could land (the memory was
     /// deleted or edited, or its user erased): nothing was written. Safe to show.
     #[error("{0}")]

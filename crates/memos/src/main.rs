@@ -262,7 +262,7 @@ async fn run(cli: Cli) -> Result<()> {
                 cfg.store.url = u;
             }
             if let Some(s) = args.store {
-                cfg.store.backend = s;
+                cfg.store.backend = s.parse()?;
             }
             cfg.validate()?;
             serve(cfg).await

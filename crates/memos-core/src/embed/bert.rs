@@ -154,7 +154,7 @@ impl BertEmbedder {
             let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
             mean.broadcast_div(&norm)?.to_vec2::<f32>()
         };
-        run().map_err(|e| Error::Config(format!("embedding failed: {e}")))
+        run().map_err(|e| Error::Embedding(e.to_string()))
     }
 
     fn embed(&self, prefix: &str, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>> {

@@ -132,14 +132,14 @@ impl LlmExtractor {
             }
             match self.call(&body).await {
                 Ok(items) => return Ok(items),
-                Err(Attempt::Fatal(e)) => return Err(Error::Unavailable(format!("llm: {e}"))),
+                Err(Attempt::Fatal(e)) => return Err(Error::Extraction(format!("llm: {e}"))),
                 Err(Attempt::Retry(e)) => {
                     tracing::warn!(attempt, error = %e, "llm extraction attempt failed");
                     last = e;
                 }
             }
         }
-        Err(Error::Unavailable(format!(
+        Err(Error::Extraction(format!(
             "llm: gave up after {} attempts: {last}",
             self.config.max_retries + 1
         )))
@@ -212,7 +212,9 @@ impl LlmExtractor {
                 )
             })
             .collect();
-        let response_format = if self.config.response_format == "json_object" {
+        let response_format = if self.config.response_format
+            == crate::config::ResponseFormat::JsonObject
+        {
             json!({"type": "json_object"})
         } else {
             json!({"type": "json_schema", "json_schema": {"name": "memories", "strict": true, "schema": schema()}})

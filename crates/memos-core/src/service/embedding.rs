@@ -52,7 +52,7 @@ impl MemoryService {
             embedder.embed_documents(&refs)
         })
         .await
-        .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+        .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
         Ok(memories
             .iter()
             .zip(vectors)
@@ -89,7 +89,7 @@ impl MemoryService {
             let (e, q) = (embedder.clone(), query.to_string());
             let v = tokio::task::spawn_blocking(move || e.embed_query(&q))
                 .await
-                .map_err(|e| Error::Unavailable(format!("embedding worker failed: {e}")))??;
+                .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
             Ok::<_, Error>(Arc::new(v))
         })
         .await

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::embed::Embedder;
 use crate::error::Result;
 use crate::ingest::llm::LlmExtractor;
@@ -86,26 +86,25 @@ impl MemoryService {
     pub async fn open(config: Config) -> Result<Arc<Self>> {
         config.validate()?;
         let embedder = load_embedder(&config)?;
-        let (store, index): (Arc<dyn MemoryStore>, Option<Bm25Index>) =
-            match config.store.backend.as_str() {
-                "memory" => (Arc::new(InMemoryStore::new()), None),
-                // Searches run in the database, where every server sees every write.
-                "postgres" => (
-                    Arc::new(
-                        PostgresStore::connect(&config.store.url, config.store.max_connections)
-                            .await?
-                            .with_index_memory_mb(config.store.vector_index_memory_mb),
-                    ),
-                    None,
+        let (store, index): (Arc<dyn MemoryStore>, Option<Bm25Index>) = match config.store.backend {
+            StoreBackend::Memory => (Arc::new(InMemoryStore::new()), None),
+            // Searches run in the database, where every server sees every write.
+            StoreBackend::Postgres => (
+                Arc::new(
+                    PostgresStore::connect(&config.store.url, config.store.max_connections)
+                        .await?
+                        .with_index_memory_mb(config.store.vector_index_memory_mb),
                 ),
-                _ => {
-                    let dir = &config.store.data_dir;
-                    (
-                        Arc::new(EmbeddedStore::open(dir)?),
-                        Some(Bm25Index::open(Some(&dir.join("index")))?),
-                    )
-                }
-            };
+                None,
+            ),
+            StoreBackend::Embedded => {
+                let dir = &config.store.data_dir;
+                (
+                    Arc::new(EmbeddedStore::open(dir)?),
+                    Some(Bm25Index::open(Some(&dir.join("index")))?),
+                )
+            }
+        };
         Self::start(store, index, embedder, config).await
     }
 

@@ -87,7 +87,7 @@ impl MemoryService {
                 lists.push((weight * s.dense_weight, dense));
             }
         }
-        let fused = if s.fusion == "rrf" {
+        let fused = if s.fusion == crate::config::Fusion::Rrf {
             fusion::fuse(&lists)
         } else {
             fusion::fuse_scores(&lists)

@@ -95,7 +95,7 @@ impl MemoryService {
         }
         let result: Result<()> = async {
             let ctx: AddContext = serde_json::from_value(task.payload.clone())
-                .map_err(|e| Error::Unavailable(format!("unreadable task payload: {e}")))?;
+                .map_err(|e| Error::Corrupt(format!("task payload: {e}")))?;
             if let Some(source) = &ctx.refine_of {
                 let llm = self
                     .llm

@@ -267,15 +267,15 @@ pub trait MemoryStore: Send + Sync + 'static {
 /// administration (API keys) while the server serves. Nothing of a running server's state
 /// is touched, and what is written here (a revoked key) holds at its next request.
 pub async fn open_beside_server(config: &crate::Config) -> Result<Arc<dyn MemoryStore>> {
-    match config.store.backend.as_str() {
-        "postgres" => Ok(Arc::new(
+    match config.store.backend {
+        crate::config::StoreBackend::Postgres => Ok(Arc::new(
             PostgresStore::connect(&config.store.url, 2).await?,
         )),
-        "memory" => Err(crate::Error::Config(
+        crate::config::StoreBackend::Memory => Err(crate::Error::Config(
             "the in-memory store lives inside its server; it has no keys to manage from outside"
                 .into(),
         )),
-        _ => Ok(Arc::new(EmbeddedStore::open_shared(
+        crate::config::StoreBackend::Embedded => Ok(Arc::new(EmbeddedStore::open_shared(
             &config.store.data_dir,
         )?)),
     }

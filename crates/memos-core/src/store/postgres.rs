@@ -217,7 +217,7 @@ fn pg(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 }
 
 fn corrupt(what: &str, value: &str) -> Error {
-    Error::Unavailable(format!("stored {what} `{value}` is not understood"))
+    Error::Corrupt(format!("stored {what} `{value}`"))
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;

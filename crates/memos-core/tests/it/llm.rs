@@ -308,7 +308,10 @@ async fn json_object_servers_and_fenced_replies_work_and_async_adds_wait_for_the
         ..ok(json!(null))
     }])
     .await;
-    let svc = service(&url, |c| c.response_format = "json_object".into()).await;
+    let svc = service(&url, |c| {
+        c.response_format = memos_core::config::ResponseFormat::JsonObject
+    })
+    .await;
     let out = svc.add("p", add(SAID, true)).await.unwrap();
     assert!(
         out.refine_task_id.is_none(),

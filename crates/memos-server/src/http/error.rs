@@ -99,7 +99,15 @@ impl From<memos_core::Error> for ApiError {
                     "memory service is temporarily unavailable".into(),
                 )
             }
-            E::Backend(_) | E::Index(_) | E::Config(_) => {
+            E::Extraction(_) => {
+                tracing::error!(error = %err, "LLM extraction failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    50004,
+                    "the LLM extractor is unavailable; try again later".into(),
+                )
+            }
+            E::Backend(_) | E::Index(_) | E::Config(_) | E::Embedding(_) | E::Corrupt(_) => {
                 // With the causes: a database error's own Display is only "db error".
                 tracing::error!(error = %causes(&err), "internal error");
                 (

@@ -70,7 +70,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "store": cfg.store.backend,
+        "store": cfg.store.backend.as_str(),
                 "search": {
             "lexical": "bm25",
             "dense": state.service.embedder().map_or("off: no embedding model loaded".to_string(), |e| e.model_id().to_string()),

@@ -35,7 +35,7 @@ impl TestServer {
         // memos-core and the end-to-end tests run with it.
         cfg.embed.model_dir = Default::default();
         if crate::BACKEND == "postgres" {
-            cfg.store.backend = "postgres".into();
+            cfg.store.backend = memos_core::config::StoreBackend::Postgres;
             cfg.store.max_connections = 4;
             cfg.store.url = memos_core::store::tests_support::postgres_schema_url()
                 .await

@@ -112,7 +112,7 @@ async fn llm(set: &[eval::Labelled], url: &str, args: &ExtractArgs) -> Result<()
     let llm = LlmExtractor::new(LlmConfig {
         base_url: url.to_string(),
         model: args.llm_model.clone(),
-        response_format: args.llm_format.clone(),
+        response_format: args.llm_format.parse()?,
         window: 10,
         ..Default::default()
     })?;
