@@ -733,16 +733,6 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn running_tasks(&self) -> Result<Vec<Task>> {
-        self.with_reader(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'running' ORDER BY create_time, rowid"
-            ))?;
-            Ok(stmt.query_map([], task_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
-    }
-
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
         let scope = scope.clone();
         self.with_writer(move |conn| {

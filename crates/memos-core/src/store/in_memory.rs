@@ -294,18 +294,6 @@ impl MemoryStore for InMemoryStore {
         }
     }
 
-    async fn running_tasks(&self) -> Result<Vec<Task>> {
-        let mut tasks: Vec<Task> = self
-            .state()
-            .tasks
-            .values()
-            .filter(|t| t.status == TaskStatus::Running)
-            .cloned()
-            .collect();
-        tasks.sort_by_key(|t| t.create_time);
-        Ok(tasks)
-    }
-
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)> {
         let mut s = self.state();
         let doomed: Vec<(u64, String)> = s

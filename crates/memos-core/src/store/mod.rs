@@ -160,9 +160,6 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// A task of the project.
     async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>>;
 
-    /// Every task still running, oldest first: the work a restart must finish.
-    async fn running_tasks(&self) -> Result<Vec<Task>>;
-
     /// Takes up to `limit` running tasks whose lease ran out before `now` (or that never
     /// had one), oldest first, and leases them to `lease.owner`. Concurrent callers, on one
     /// server or many, never get the same task.

@@ -920,20 +920,6 @@ impl MemoryStore for PostgresStore {
         row.as_ref().map(task_from_row).transpose()
     }
 
-    async fn running_tasks(&self) -> Result<Vec<Task>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'running' ORDER BY create_time, seq"
-                ),
-                &[],
-            )
-            .await
-            .map_err(pg)?;
-        rows.iter().map(task_from_row).collect()
-    }
-
     async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
         let c = self.client().await?;
         // SKIP LOCKED: servers claiming at the same moment pass over each other's rows
