@@ -30,11 +30,31 @@ impl Scope {
         }
     }
 
+    /// The scope of an agent's own memory (MemOS's `agent_id` as the subject instead of a
+    /// user): a user id no client can send, since ids may not hold control characters, so
+    /// an agent's memories and a user's never mix, whatever the names.
+    pub fn agent(project_id: impl Into<String>, agent_id: &str) -> Self {
+        Self::new(project_id, agent_subject(agent_id))
+    }
+
     /// One string that identifies the scope, for indexes that want a single key. The unit
     /// separator cannot appear in ids (they are validated), so keys never collide.
     pub fn key(&self) -> String {
         format!("{}\u{1f}{}", self.project_id, self.user_id)
     }
+}
+
+/// Starts the scope user id of an agent subject ([`Scope::agent`]).
+pub const AGENT_SUBJECT: &str = "\u{1}agent:";
+
+/// The scope user id under which an agent's own memories live.
+pub fn agent_subject(agent_id: &str) -> String {
+    format!("{AGENT_SUBJECT}{agent_id}")
+}
+
+/// The agent whose memory a scope user id holds, if it is an agent subject.
+pub fn subject_agent(user_id: &str) -> Option<&str> {
+    user_id.strip_prefix(AGENT_SUBJECT)
 }
 
 /// What kind of memory an item is, with MemOS's names.

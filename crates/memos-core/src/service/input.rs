@@ -31,7 +31,10 @@ impl MemoryService {
     }
 
     pub(super) fn check_user(&self, user_id: &str) -> Result<()> {
-        self.check_id("user_id", user_id, InputErrorKind::UserIdTooLong)
+        match subject_agent(user_id) {
+            Some(agent) => self.check_id("agent_id", agent, InputErrorKind::Invalid),
+            None => self.check_id("user_id", user_id, InputErrorKind::UserIdTooLong),
+        }
     }
 
     pub(super) fn check_optional_id(&self, field: &str, v: &Option<String>) -> Result<()> {

@@ -65,7 +65,7 @@ pub async fn search_memory(
         })?),
     };
     let input = SearchInput {
-        user_id: required(req.user_id, "user_id")?,
+        user_id: subject(req.user_id, req.agent_id.clone())?,
         query: req.query.unwrap_or_default(),
         conversation_id: req.conversation_id.filter(|c| !c.is_empty()),
         limit: req.memory_limit_number,
@@ -155,7 +155,7 @@ pub async fn get_memory(
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
     let input = ListInput {
-        user_id: required(req.user_id, "user_id")?,
+        user_id: subject(req.user_id, req.agent_id.clone())?,
         page,
         size,
         filter: parse_filter(req.filter)?,

@@ -6,11 +6,31 @@ use memos_core::Error;
 use memos_core::error::InputErrorKind;
 use memos_core::filter::{Condition, Filter, Logic};
 use memos_core::ingest::llm::IMPLICIT_TAG;
-use memos_core::model::{Memory, MemoryChange, MemoryType, Message, Role, Source, Task};
+use memos_core::model::{
+    Memory, MemoryChange, MemoryType, Message, Role, Source, Task, agent_subject, subject_agent,
+};
 use memos_core::service::{AddInput, NewMessage, SearchHit};
 use memos_core::time;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// The subject of a read or a delete, as the scope's user id: a user, or an agent (MemOS's
+/// agent memory, kept apart from every user's). Exactly one of the two.
+pub fn subject(user_id: Option<String>, agent_id: Option<String>) -> Result<String, Error> {
+    let blank = |s: &String| s.trim().is_empty();
+    match (
+        user_id.filter(|u| !blank(u)),
+        agent_id.filter(|a| !blank(a)),
+    ) {
+        (Some(u), None) => Ok(u),
+        (None, Some(a)) => Ok(agent_subject(&a)),
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "agent_id",
+            "give user_id or agent_id as the subject, not both",
+        )),
+        (None, None) => Err(Error::required("user_id or agent_id")),
+    }
+}
 
 /// Takes a required string field, or names it in a 40002 error.
 pub fn required(v: Option<String>, field: &str) -> Result<String, Error> {
@@ -52,6 +72,7 @@ fn none_listed(field: &str, value: &Option<Vec<String>>, why: &str) -> Result<()
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddMessageRequest {
+    #[serde(default, deserialize_with = "plain_user")]
     user_id: Option<String>,
     conversation_id: Option<String>,
     messages: Option<Vec<WireMessage>>,
@@ -151,7 +172,12 @@ impl AddMessageRequest {
             &self.allow_memory_view,
             "memory views are not served",
         )?;
-        let user_id = required(self.user_id, "user_id")?;
+        // The user is the subject, `agent_id` the agent that sent the messages; with no
+        // user, the agent itself is the subject (its own memory).
+        let user_id = match self.user_id.as_ref().filter(|u| !u.trim().is_empty()) {
+            Some(_) => required(self.user_id, "user_id")?,
+            None => subject(None, self.agent_id.clone())?,
+        };
         let conversation_id = required(self.conversation_id, "conversation_id")?;
         let wire = self.messages.ok_or_else(|| Error::required("messages"))?;
         let mut messages = Vec::with_capacity(wire.len());
@@ -207,6 +233,7 @@ impl AddMessageRequest {
 #[serde(deny_unknown_fields)]
 pub struct SearchMemoryRequest {
     /// The end user.
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// The query text.
     pub query: Option<String>,
@@ -243,7 +270,7 @@ pub struct SearchMemoryRequest {
     /// How many skill memories.
     #[serde(default)]
     pub skill_limit_number: Option<usize>,
-    /// An agent as the subject: not served yet, so refused when set.
+    /// An agent as the subject instead of a user (exactly one of the two).
     #[serde(default)]
     pub agent_id: Option<String>,
     /// Knowledge bases to search beside the memories: none yet, so only `[]` or null.
@@ -263,12 +290,6 @@ pub struct SearchMemoryRequest {
 impl SearchMemoryRequest {
     /// Refuses SDK fields set to what memos does not serve, naming them.
     pub fn check_sdk_fields(&self) -> Result<(), Error> {
-        if self.agent_id.as_deref().is_some_and(|a| !a.is_empty()) {
-            return Err(Error::invalid(
-                "agent_id",
-                "agent_id as a search subject is not supported yet; search by user_id",
-            ));
-        }
         none_listed(
             "knowledgebase_ids",
             &self.knowledgebase_ids,
@@ -302,6 +323,7 @@ impl SearchMemoryRequest {
 #[serde(deny_unknown_fields)]
 pub struct GetProfileRequest {
     /// The end user.
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
 }
 
@@ -390,6 +412,7 @@ pub fn preference_note(list: &[PreferenceDetail]) -> String {
 #[serde(deny_unknown_fields)]
 pub struct GetMemoryRequest {
     /// The end user.
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// 1-based page.
     #[serde(default)]
@@ -406,7 +429,7 @@ pub struct GetMemoryRequest {
     /// Also list tool memories in `tool_memory_detail_list`.
     #[serde(default)]
     pub include_tool_memory: Option<bool>,
-    /// An agent as the subject: not served yet, so refused when set.
+    /// An agent as the subject instead of a user (exactly one of the two).
     #[serde(default)]
     pub agent_id: Option<String>,
     /// MemOS memory views: only null.
@@ -417,12 +440,6 @@ pub struct GetMemoryRequest {
 impl GetMemoryRequest {
     /// Refuses SDK fields set to what memos does not serve, naming them.
     pub fn check_sdk_fields(&self) -> Result<(), Error> {
-        if self.agent_id.as_deref().is_some_and(|a| !a.is_empty()) {
-            return Err(Error::invalid(
-                "agent_id",
-                "agent_id as a subject is not supported yet; list by user_id",
-            ));
-        }
         none_listed(
             "include_memory_view",
             &self.include_memory_view,
@@ -436,6 +453,7 @@ impl GetMemoryRequest {
 #[serde(deny_unknown_fields)]
 pub struct GetMessageRequest {
     /// The end user.
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// The conversation.
     pub conversation_id: Option<String>,
@@ -463,11 +481,14 @@ pub struct DeleteMemoryRequest {
     pub memory_ids: Option<Option<Vec<String>>>,
     /// With ids: only this user's; with a filter or type: the user whose matching memories
     /// go; alone: erase everything of this user.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// The older SDK's form of `user_id` beside `memory_ids` (one user).
     #[serde(default)]
     pub user_ids: Option<Vec<String>>,
+    /// An agent as the subject instead of a user: alone, erases the agent's own memory.
+    #[serde(default)]
+    pub agent_id: Option<String>,
     /// Delete the user's memories that match this MemOS filter. `null`, `{}` and an empty
     /// `and`/`or` are refused: they would select every memory.
     #[serde(default, deserialize_with = "present")]
@@ -574,6 +595,12 @@ impl DeleteMemoryRequest {
                 if list.len() != 1 {
                     return Err(Error::invalid("user_ids", "user_ids must name one user"));
                 }
+                if list[0].chars().any(char::is_control) {
+                    return Err(Error::invalid(
+                        "user_ids",
+                        "user_ids cannot contain control characters",
+                    ));
+                }
                 list.pop()
             }
             (None, None) => None,
@@ -581,6 +608,16 @@ impl DeleteMemoryRequest {
         if user_id.as_deref().is_some_and(|u| u.trim().is_empty()) {
             return Err(Error::required("user_id"));
         }
+        let user_id = match (user_id, self.agent_id) {
+            (u, None) => u,
+            (None, Some(a)) => Some(subject(None, Some(a))?),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "agent_id",
+                    "give user_id or agent_id as the subject, not both",
+                ));
+            }
+        };
         match (ids, filter, memory_type) {
             (Some(_), Some(_), _) => Err(Error::invalid(
                 "filter",
@@ -619,6 +656,23 @@ impl DeleteMemoryRequest {
     }
 }
 
+/// A `user_id` as a client sends it: never the internal scope id of an agent subject
+/// ([`memos_core::model::AGENT_SUBJECT`]), which would read an agent's memory as a user.
+fn plain_user<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v = Option::<String>::deserialize(d)?;
+    if v.as_deref()
+        .is_some_and(|u| u.chars().any(char::is_control))
+    {
+        return Err(serde::de::Error::custom(
+            "user_id cannot contain control characters",
+        ));
+    }
+    Ok(v)
+}
+
 /// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via
 /// `#[serde(default)]`), where the two must not mean the same.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -636,7 +690,7 @@ pub struct UpdateMemoryRequest {
     /// The memory.
     pub memory_id: Option<String>,
     /// Only if it is this user's.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// New text.
     #[serde(default, alias = "content")]
@@ -657,6 +711,7 @@ pub struct UpdateMemoryRequest {
 #[serde(deny_unknown_fields)]
 pub struct AddFeedbackRequest {
     /// The end user.
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// The conversation.
     pub conversation_id: Option<String>,
@@ -703,7 +758,7 @@ pub struct GetHistoryRequest {
     /// The memory.
     pub memory_id: Option<String>,
     /// Only if it is this user's.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
 }
 
@@ -765,7 +820,8 @@ impl From<&Source> for SourceDetail {
 #[derive(Debug, Serialize)]
 pub struct MemoryDetail {
     id: String,
-    user_id: String,
+    /// The user whose memory it is; null for an agent's own memory (see `agent_id`).
+    user_id: Option<String>,
     memory_key: String,
     memory_value: String,
     memory_type: &'static str,
@@ -789,20 +845,26 @@ pub struct MemoryDetail {
 
 impl From<Memory> for MemoryDetail {
     fn from(m: Memory) -> Self {
+        // An agent's own memory answers with the agent as its subject, never the internal
+        // scope id.
+        let (user_id, agent_id) = match subject_agent(&m.scope.user_id) {
+            Some(agent) => (None, Some(agent.to_string())),
+            None => (Some(m.scope.user_id), m.agent_id),
+        };
         Self {
+            user_id,
+            agent_id,
             memory_type: m.memory_type.as_str(),
             memory_time: m.memory_time.map(time::to_iso),
             status: m.status.as_str(),
             sources: m.sources.iter().map(SourceDetail::from).collect(),
             id: m.id,
-            user_id: m.scope.user_id,
             memory_key: m.key,
             memory_value: m.value,
             conversation_id: m.conversation_id,
             confidence: m.confidence,
             tags: m.tags,
             info: m.info,
-            agent_id: m.agent_id,
             app_id: m.app_id,
             create_time: m.create_time,
             update_time: m.update_time,

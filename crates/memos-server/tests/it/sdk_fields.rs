@@ -223,3 +223,119 @@ async fn chat_times_are_taken_in_every_form_memos_clients_send() {
         "messages[0].chat_time",
     );
 }
+
+/// Issue 12: `agent_id` as the subject instead of `user_id` (exactly one, as the SDK
+/// enforces) in add, search, get and delete. An agent's memory is its own: a user of the
+/// same name never sees it, and erasing one leaves the other.
+#[tokio::test]
+async fn agent_memory_is_its_own_subject_in_add_search_get_and_delete() {
+    let s = TestServer::new().await;
+    let add = |subject: serde_json::Value, text: &str| {
+        let mut body = json!({"conversation_id": "c", "async_mode": false,
+                              "messages": [{"role": "user", "content": text}]});
+        for (k, v) in subject.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (subject, text) in [
+        (json!({"agent_id": "bot"}), "I prefer answering in French."),
+        (
+            json!({"user_id": "bot"}),
+            "I live in Oslo and I prefer tea.",
+        ),
+        (
+            json!({"user_id": "u", "agent_id": "bot"}),
+            "I keep bees on my roof.",
+        ),
+    ] {
+        let (st, v) = s.post("add/message", add(subject, text)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let texts = |v: &serde_json::Value| -> Vec<String> {
+        v["data"]["memory_detail_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["memory_value"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, agent) = s
+        .post(
+            "search/memory",
+            json!({"agent_id": "bot", "query": "prefer"}),
+        )
+        .await;
+    let found = texts(&agent);
+    assert!(found.iter().any(|t| t.contains("French")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|t| !t.contains("Oslo") && !t.contains("bees")),
+        "{found:?}"
+    );
+    let first = &agent["data"]["memory_detail_list"][0];
+    assert!(first["user_id"].is_null(), "{first}");
+    assert_eq!(first["agent_id"], "bot");
+    let (_, user) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "bot", "query": "prefer"}),
+        )
+        .await;
+    assert!(
+        texts(&user).iter().all(|t| !t.contains("French")),
+        "the user of the same name sees none of it"
+    );
+    // The user who spoke through the agent owns that memory; the agent is its sender.
+    let (_, u) = s.post("get/memory", json!({"user_id": "u"})).await;
+    assert_eq!(u["data"]["memory_detail_list"][0]["user_id"], "u");
+    assert_eq!(u["data"]["memory_detail_list"][0]["agent_id"], "bot");
+    let (_, listed) = s.post("get/memory", json!({"agent_id": "bot"})).await;
+    let agent_total = listed["data"]["total"].as_u64().unwrap();
+    assert!(agent_total >= 1, "{listed}");
+    // Exactly one subject; an agent's scope id cannot be forged as a user id.
+    assert_error(
+        &s.post(
+            "search/memory",
+            json!({"user_id": "bot", "agent_id": "bot", "query": "x"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "agent_id",
+    );
+    assert_error(
+        &s.post("search/memory", json!({"query": "x"})).await,
+        StatusCode::BAD_REQUEST,
+        40002,
+        "user_id or agent_id",
+    );
+    assert_error(
+        &s.post("get/memory", json!({"user_id": "\u{1}agent:bot"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "user_id",
+    );
+    // Deletes by agent: a type, then the whole agent; the user `bot` keeps everything.
+    let (_, before) = s.post("get/memory", json!({"user_id": "bot"})).await;
+    let (st, v) = s
+        .post(
+            "delete/memory",
+            json!({"agent_id": "bot", "memory_type": "LongTermMemory"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.post("delete/memory", json!({"agent_id": "bot"})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, gone) = s.post("get/memory", json!({"agent_id": "bot"})).await;
+    assert_eq!(gone["data"]["total"], 0);
+    let (_, after) = s.post("get/memory", json!({"user_id": "bot"})).await;
+    assert_eq!(after["data"]["total"], before["data"]["total"]);
+    let (_, u) = s.post("get/memory", json!({"user_id": "u"})).await;
+    assert!(
+        u["data"]["total"].as_u64().unwrap() >= 1,
+        "the user who spoke through it keeps theirs"
+    );
+}

@@ -214,6 +214,24 @@ def delete_user():
     return "erased"
 
 
+def agent_memory():
+    r = client.add_message(
+        messages=[{"role": "user", "content": "I prefer answering in French."}],
+        agent_id="sdk_agent", conversation_id="agent_conv", async_mode=False,
+    )
+    expect(r.success and r.status == "completed", r)
+    found = client.search_memory(query="answering French", agent_id="sdk_agent")
+    dumped = [m.model_dump() for m in found.memories]
+    expect(dumped and all(m["agent_id"] == "sdk_agent" and m["user_id"] is None for m in dumped), dumped)
+    mine = client.search_memory(query="answering French", user_id=U)
+    expect(all("French" not in m.model_dump()["memory_value"] for m in mine.memories), "kept apart from users")
+    listed = client.get_memory(agent_id="sdk_agent")
+    expect(listed.data.total >= 1, listed.data.total)
+    gone = client.delete_memory(agent_id="sdk_agent")
+    expect(gone.success and client.get_memory(agent_id="sdk_agent").data.total == 0, "erased")
+    return len(dumped)
+
+
 for name, fn in [
     ("add_message sync", add_sync),
     ("add_message async", add_async),
@@ -227,6 +245,7 @@ for name, fn in [
     ("update_memory", update),
     ("delete_memory by ids", delete_by_ids),
     ("delete_memory by user + memory_type", delete_by_user_and_type),
+    ("agent_id as subject: add, search, get, delete", agent_memory),
     ("delete_memory by user", delete_user),
 ]:
     row(name, fn)
