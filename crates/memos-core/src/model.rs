@@ -181,6 +181,10 @@ pub struct Message {
     pub create_time: Millis,
     /// The add task that brought it in.
     pub task_id: String,
+    /// What the client sent beyond text, kept verbatim: an OpenAI assistant turn's
+    /// `tool_calls`, a tool turn's `tool_call_id`, multimodal `content` parts. `None` for a
+    /// plain text message.
+    pub raw: Option<serde_json::Value>,
 }
 
 /// A message a memory was made from.

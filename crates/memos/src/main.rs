@@ -439,6 +439,7 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
                     chat_time,
                     name: args.name,
                     message_id: None,
+                    raw: None,
                 }],
                 tags: vec![],
                 info: Default::default(),

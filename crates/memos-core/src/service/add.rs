@@ -86,6 +86,7 @@ impl MemoryService {
                     chat_time: m.chat_time.unwrap_or(now),
                     create_time: now,
                     task_id: task_id.clone(),
+                    raw: m.raw.clone(),
                 }
             })
             .collect();

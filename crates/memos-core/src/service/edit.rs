@@ -259,6 +259,7 @@ impl MemoryService {
                     chat_time: input.time,
                     name: None,
                     message_id: None,
+                    raw: None,
                 }],
                 tags: vec!["feedback".into()],
                 info: Map::new(),

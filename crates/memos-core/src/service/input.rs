@@ -94,6 +94,8 @@ pub struct NewMessage {
     pub name: Option<String>,
     /// The client's id for the message.
     pub message_id: Option<String>,
+    /// What the client sent beyond text, kept verbatim ([`Message::raw`]).
+    pub raw: Option<Value>,
 }
 
 /// An add request.

@@ -117,6 +117,7 @@ fn add_input_async(user: &str, text: &str) -> AddInput {
             chat_time: None,
             name: None,
             message_id: None,
+            raw: None,
         }],
         tags: vec![],
         info: Map::new(),
@@ -188,6 +189,7 @@ fn add_input(user: &str, texts: &[&str], tags: &[&str]) -> AddInput {
                 chat_time: None,
                 name: None,
                 message_id: None,
+                raw: None,
             })
             .collect(),
         tags: tags.iter().map(|t| t.to_string()).collect(),

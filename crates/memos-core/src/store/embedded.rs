@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS messages (
     content TEXT NOT NULL,
     chat_time INTEGER NOT NULL,
     create_time INTEGER NOT NULL,
-    task_id TEXT NOT NULL
+    task_id TEXT NOT NULL,
+    raw TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages (project_id, user_id, conversation_id, chat_time);
 CREATE INDEX IF NOT EXISTS messages_task ON messages (task_id);
@@ -110,7 +111,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
      memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
 
-const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
+const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id, raw";
 
 const TASK_COLUMNS: &str =
     "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
@@ -190,6 +191,14 @@ impl EmbeddedStore {
             [],
             |r| r.get::<_, i64>(0).map(|n| n > 0),
         )?;
+        let has_raw: bool = writer.query_row(
+            "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'raw'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has_raw {
+            writer.execute_batch("ALTER TABLE messages ADD COLUMN raw TEXT")?;
+        }
         if !has_leases {
             writer.execute_batch(
                 "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until INTEGER;",
@@ -351,6 +360,10 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         chat_time: r.get(8)?,
         create_time: r.get(9)?,
         task_id: r.get(10)?,
+        raw: r
+            .get::<_, Option<String>>(11)?
+            .map(|s| from_json(&s))
+            .transpose()?,
     })
 }
 
@@ -464,7 +477,7 @@ impl MemoryStore for EmbeddedStore {
             let tx = conn.transaction()?;
             {
                 let mut ins = tx.prepare_cached(&format!(
-                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ))?;
                 for m in &batch.messages {
                     ins.execute(params![
@@ -478,7 +491,8 @@ impl MemoryStore for EmbeddedStore {
                         m.content,
                         m.chat_time,
                         m.create_time,
-                        m.task_id
+                        m.task_id,
+                        m.raw.as_ref().map(serde_json::Value::to_string)
                     ])?;
                 }
                 let mut up = tx.prepare_cached(
@@ -892,7 +906,7 @@ impl MemoryStore for EmbeddedStore {
             ),
             after,
             limit,
-            |r| Ok((r.get::<_, i64>(11)? as u64, message_from_row(r)?)),
+            |r| Ok((r.get::<_, i64>(12)? as u64, message_from_row(r)?)),
         )
         .await
     }

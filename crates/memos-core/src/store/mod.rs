@@ -413,6 +413,7 @@ pub mod tests_support {
             chat_time,
             create_time: now_millis(),
             task_id: "t".into(),
+            raw: None,
         }
     }
 }

@@ -180,11 +180,13 @@ CREATE TRIGGER memories_terms_update AFTER UPDATE ON memories
     "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until BIGINT;",
     // A write-order cursor over vectors, for `memos migrate`.
     "ALTER TABLE embeddings ADD COLUMN seq BIGSERIAL; CREATE INDEX embeddings_seq ON embeddings (seq);",
+    // What a message held beyond text: tool calls, a tool_call_id, content parts.
+    "ALTER TABLE messages ADD COLUMN raw JSONB;",
 ];
 
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
      memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
-const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id";
+const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id, raw";
 const TASK_COLUMNS: &str =
     "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
 const KEY_COLUMNS: &str = "id, project_id, hash, prefix, label, create_time, revoked_time";
@@ -337,7 +339,7 @@ impl PostgresStore {
                 &format!(
                     "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], \
                      $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
-                     $10::bigint[], $11::text[])"
+                     $10::bigint[], $11::text[], $12::jsonb[])"
                 ),
                 &[
                     &ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
@@ -351,6 +353,7 @@ impl PostgresStore {
                     &ms.iter().map(|m| m.chat_time).collect::<Vec<_>>(),
                     &ms.iter().map(|m| m.create_time).collect::<Vec<_>>(),
                     &ms.iter().map(|m| m.task_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.raw.as_ref()).collect::<Vec<_>>(),
                 ],
             )
             .await
@@ -652,6 +655,7 @@ fn message_from_row(r: &Row) -> Result<Message> {
         chat_time: r.get(8),
         create_time: r.get(9),
         task_id: r.get(10),
+        raw: r.get(11),
     })
 }
 
@@ -1100,7 +1104,7 @@ impl MemoryStore for PostgresStore {
             ),
             after,
             limit,
-            11,
+            12,
             message_from_row,
         )
         .await

@@ -117,6 +117,7 @@ fn add(text: &str, async_mode: bool) -> AddInput {
                 chat_time: memos_core::time::parse_str("2023-05-08T10:00:00Z"),
                 name: None,
                 message_id: None,
+                raw: None,
             },
             NewMessage {
                 role: Role::Assistant,
@@ -124,6 +125,7 @@ fn add(text: &str, async_mode: bool) -> AddInput {
                 chat_time: memos_core::time::parse_str("2023-05-08T10:00:05Z"),
                 name: None,
                 message_id: None,
+                raw: None,
             },
         ],
         tags: vec![],

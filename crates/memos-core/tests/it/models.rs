@@ -171,6 +171,7 @@ async fn dense_retrieval_finds_what_words_miss() {
         chat_time: None,
         name: None,
         message_id: None,
+        raw: None,
     };
     let input = AddInput {
         user_id: "u".into(),

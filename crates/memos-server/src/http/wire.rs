@@ -100,55 +100,123 @@ pub struct AddMessageRequest {
     allow_memory_view: Option<Vec<String>>,
 }
 
-/// One chat message on the wire. Unknown fields (say an OpenAI `tool_calls`) are refused
-/// rather than dropped, which would store the turn without them.
+/// One chat message on the wire: MemOS's fields and OpenAI's chat format, tool calls and
+/// multimodal parts included, so an agent framework's transcript goes in as it is. Unknown
+/// fields are refused rather than dropped, which would store the turn without them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireMessage {
     role: Option<String>,
-    content: Option<WireContent>,
+    /// Text, or OpenAI content parts (`text`, `image_url`, `file`, `input_audio`).
+    #[serde(default)]
+    content: Option<Value>,
     #[serde(default)]
     chat_time: Option<Value>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     message_id: Option<String>,
-}
-
-/// Message content: plain text or OpenAI-style parts.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum WireContent {
-    /// Plain text.
-    Text(String),
-    /// Multimodal parts; text parts are kept, others become placeholders.
-    Parts(Vec<ContentPart>),
-}
-
-/// One part of multimodal content.
-#[derive(Debug, Deserialize)]
-pub struct ContentPart {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
+    /// An assistant turn's tool calls (`[{id, type: "function", function: {name, arguments}}]`).
     #[serde(default)]
-    text: Option<String>,
+    tool_calls: Option<Vec<Value>>,
+    /// A tool turn's answer to this call.
+    #[serde(default)]
+    tool_call_id: Option<String>,
 }
 
-impl WireContent {
-    fn flatten(self) -> String {
-        match self {
-            Self::Text(t) => t,
-            Self::Parts(parts) => parts
-                .into_iter()
-                .map(|p| match (p.kind.as_deref(), p.text) {
-                    (_, Some(t)) => t,
-                    (Some(k), None) => format!("[{}]", k.trim_end_matches("_url")),
-                    (None, None) => String::new(),
-                })
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" "),
+/// Most characters of a URL kept in a message's indexed text (a `data:` URL is cut).
+const MAX_URL_CHARS: usize = 300;
+
+/// The text of one content part: its text, or a marker that keeps what the part points at.
+fn part_text(part: &Value) -> Option<String> {
+    let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+    let url = |v: Option<&Value>| {
+        v.and_then(|u| u.get("url").or(Some(u)))
+            .and_then(Value::as_str)
+            .map(|u| {
+                if u.starts_with("data:") {
+                    "inline data".to_string()
+                } else {
+                    u.chars().take(MAX_URL_CHARS).collect()
+                }
+            })
+    };
+    match kind {
+        "text" | "input_text" => part.get("text").and_then(Value::as_str).map(str::to_string),
+        "image_url" => Some(format!(
+            "[image: {}]",
+            url(part.get("image_url")).unwrap_or_default()
+        )),
+        "file" => {
+            let f = part.get("file");
+            let name = f
+                .and_then(|f| f.get("filename").or(f.get("file_id")))
+                .and_then(Value::as_str)
+                .unwrap_or("attached");
+            Some(format!("[file: {name}]"))
         }
+        "input_audio" => Some("[audio]".into()),
+        _ => part.get("text").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
+/// A tool call as text the memory can be found by: `[tool call] name(arguments)`.
+fn tool_call_text(call: &Value) -> String {
+    let f = call.get("function").unwrap_or(call);
+    let name = f.get("name").and_then(Value::as_str).unwrap_or("tool");
+    let args = match f.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    format!("[tool call] {name}({args})")
+}
+
+impl WireMessage {
+    /// The message's text (what is indexed and extracted from) and what is kept verbatim
+    /// beside it. `field` names the message in errors.
+    fn text_and_raw(
+        content: Option<Value>,
+        tool_calls: Option<Vec<Value>>,
+        tool_call_id: Option<String>,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<(String, Option<Value>), Error> {
+        let mut raw = Map::new();
+        let mut text = match content {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(Value::Array(parts)) => {
+                let t = parts
+                    .iter()
+                    .filter_map(part_text)
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                raw.insert("content".into(), Value::Array(parts));
+                t
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    field("content"),
+                    format!(
+                        "{} must be a string or a list of content parts",
+                        field("content")
+                    ),
+                ));
+            }
+        };
+        if let Some(calls) = tool_calls.filter(|c| !c.is_empty()) {
+            let calls_text: Vec<String> = calls.iter().map(tool_call_text).collect();
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&calls_text.join(" "));
+            raw.insert("tool_calls".into(), Value::Array(calls));
+        }
+        if let Some(id) = tool_call_id {
+            raw.insert("tool_call_id".into(), Value::String(id));
+        }
+        Ok((text, (!raw.is_empty()).then_some(Value::Object(raw))))
     }
 }
 
@@ -193,7 +261,8 @@ impl AddMessageRequest {
                     ),
                 )
             })?;
-            let content = m.content.map(WireContent::flatten).unwrap_or_default();
+            let (content, raw) =
+                WireMessage::text_and_raw(m.content, m.tool_calls, m.tool_call_id, &field)?;
             let chat_time = match m.chat_time {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
@@ -212,6 +281,7 @@ impl AddMessageRequest {
                 chat_time,
                 name: m.name,
                 message_id: m.message_id,
+                raw,
             });
         }
         Ok(AddInput {
@@ -893,11 +963,27 @@ pub struct MessageDetail {
     chat_time: String,
     create_time: i64,
     update_time: i64,
+    /// An assistant turn's tool calls, as the client sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
+    /// The tool call a tool turn answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Value>,
+    /// Multimodal content parts, as the client sent them (`content` holds their text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_parts: Option<Value>,
 }
 
 impl From<Message> for MessageDetail {
     fn from(m: Message) -> Self {
+        let mut raw = match m.raw {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
         Self {
+            tool_calls: raw.remove("tool_calls"),
+            tool_call_id: raw.remove("tool_call_id"),
+            content_parts: raw.remove("content"),
             role: m.role.as_str(),
             chat_time: time::to_iso(m.chat_time),
             message_id: m.message_id,

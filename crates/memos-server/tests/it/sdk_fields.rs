@@ -19,8 +19,8 @@ async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
         ),
         (
             "add/message",
-            json!({"user_id": "u", "conversation_id": "c", "messages": [{"role": "assistant", "content": null, "tool_calls": []}]}),
-            "tool_calls",
+            json!({"user_id": "u", "conversation_id": "c", "messages": [{"role": "assistant", "content": "x", "function_call": {}}]}),
+            "function_call",
         ),
         (
             "add/message",
@@ -337,5 +337,64 @@ async fn agent_memory_is_its_own_subject_in_add_search_get_and_delete() {
     assert!(
         u["data"]["total"].as_u64().unwrap() >= 1,
         "the user who spoke through it keeps theirs"
+    );
+}
+
+/// Issue 12: an agent framework's transcript goes in as it is: `system` turns, an
+/// assistant turn with `tool_calls` and no content, a `tool` turn with `tool_call_id`,
+/// multimodal parts. The chat log keeps them verbatim; their text is searchable.
+#[tokio::test]
+async fn tool_calling_transcripts_are_kept_verbatim_and_searchable() {
+    let s = TestServer::new().await;
+    let calls = json!([{"id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]);
+    let parts = json!([{"type": "text", "text": "Here is my ticket"},
+                       {"type": "image_url", "image_url": {"url": "https://example.com/t.png"}}]);
+    let transcript = json!([
+        {"role": "system", "content": "You are a travel agent."},
+        {"role": "user", "content": "What's the weather in Oslo?"},
+        {"role": "assistant", "content": null, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 3, \"sky\": \"snow\"}"},
+        {"role": "assistant", "content": "It is 3°C and snowing in Oslo."},
+        {"role": "user", "content": parts}
+    ]);
+    s.add("u", "trip", transcript).await;
+    let (_, v) = s
+        .post(
+            "get/message",
+            json!({"user_id": "u", "conversation_id": "trip", "message_limit_number": 10}),
+        )
+        .await;
+    let log = v["data"]["message_detail_list"].as_array().unwrap();
+    assert_eq!(log.len(), 6, "{v}");
+    assert_eq!(log[0]["role"], "system");
+    assert_eq!(log[2]["tool_calls"], calls, "kept verbatim");
+    assert!(log[2]["content"].as_str().unwrap().contains("get_weather"));
+    assert_eq!(log[3]["role"], "tool");
+    assert_eq!(log[3]["tool_call_id"], "call_1");
+    assert_eq!(log[5]["content_parts"], parts);
+    assert_eq!(
+        log[5]["content"],
+        "Here is my ticket [image: https://example.com/t.png]"
+    );
+    assert!(log[1].get("tool_calls").is_none(), "plain turns stay plain");
+    let hits = s
+        .search(json!({"user_id": "u", "query": "get_weather Oslo"}))
+        .await;
+    assert!(
+        hits.iter()
+            .any(|h| h["memory_value"].as_str().unwrap().contains("get_weather")),
+        "{hits:?}"
+    );
+    // A content that is neither text nor parts is named.
+    assert_error(
+        &s.post(
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "messages": [{"role": "user", "content": 5}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "messages[0].content",
     );
 }

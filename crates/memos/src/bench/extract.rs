@@ -139,6 +139,7 @@ async fn llm(set: &[eval::Labelled], url: &str, args: &ExtractArgs) -> Result<()
                 chat_time: memos_core::time::parse_str(&l.said_at).unwrap_or(0),
                 create_time: 0,
                 task_id: "bench".into(),
+                raw: None,
             })
             .collect();
         let items = match llm.extract(&ctx, &messages, 0).await {

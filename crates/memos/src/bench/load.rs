@@ -546,6 +546,7 @@ async fn preload(
                         chat_time: at + i as i64 * 60_000,
                         create_time: at,
                         task_id: format!("preload-{user}-{session}"),
+                        raw: None,
                     }
                 })
                 .collect();

@@ -266,6 +266,7 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
                         .or(session_time),
                     name: m.speaker.clone(),
                     message_id: Some(m.message_id.clone()),
+                    raw: None,
                 }
             })
             .filter(|m| !m.content.trim().is_empty())
