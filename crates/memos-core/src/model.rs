@@ -44,6 +44,11 @@ impl Scope {
     }
 }
 
+/// A new random id (UUID v4), for things the server names.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// Starts the scope user id of an agent subject ([`Scope::agent`]).
 pub const AGENT_SUBJECT: &str = "\u{1}agent:";
 

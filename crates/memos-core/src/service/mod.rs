@@ -11,6 +11,7 @@ mod embedding;
 mod input;
 mod read;
 mod refine;
+mod rerank;
 mod retrieval;
 mod search;
 mod tasks;
@@ -39,6 +40,7 @@ pub use input::{
     AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
     MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, UpdateInput,
 };
+pub use rerank::{MAX_RERANK_DOCUMENTS, Reranked};
 
 /// The memory service.
 pub struct MemoryService {

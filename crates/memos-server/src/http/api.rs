@@ -326,6 +326,52 @@ pub async fn get_history(
     ))
 }
 
+/// `POST rerank`: the documents ordered by relevance to the query, in MemOS's shape
+/// (`{id, model, results: [{index, document: {text}, relevance_score}]}`).
+pub async fn rerank(
+    State(state): State<AppState>,
+    Project(_project): Project,
+    Body(req): Body<RerankRequest>,
+) -> ApiResult<Json<Value>> {
+    let own = state
+        .service
+        .embedder()
+        .map_or("bm25", |e| e.model_id())
+        .to_string();
+    if let Some(m) = req.model.as_deref()
+        && !m.is_empty()
+        && !RERANK_MODELS.contains(&m)
+        && m != own
+    {
+        return Err(Error::invalid(
+            "model",
+            format!(
+                "model `{m}` is not served; send {}, {} or {own}",
+                RERANK_MODELS[0], RERANK_MODELS[1]
+            ),
+        )
+        .into());
+    }
+    let query = required(req.query, "query")?;
+    let documents = req.documents.ok_or_else(|| Error::required("documents"))?;
+    let ranked = state.service.rerank(&query, &documents, req.top_n).await?;
+    let results: Vec<Value> = ranked
+        .into_iter()
+        .map(|r| {
+            json!({
+                "index": r.index,
+                "document": {"text": documents[r.index]},
+                "relevance_score": r.relevance,
+            })
+        })
+        .collect();
+    Ok(ok(json!({
+        "id": format!("rerank-{}", memos_core::model::new_id()),
+        "model": own,
+        "results": results,
+    })))
+}
+
 /// `POST get/status`
 pub async fn get_status(
     State(state): State<AppState>,

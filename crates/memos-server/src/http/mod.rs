@@ -44,7 +44,8 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/profile", post(api::get_profile))
         .route("/get/history", post(api::get_history))
         .route("/update/memory", post(api::update_memory))
-        .route("/add/feedback", post(api::add_feedback));
+        .route("/add/feedback", post(api::add_feedback))
+        .route("/rerank", post(api::rerank));
     Router::new()
         .route("/health", get(health))
         .nest(API_PREFIX, api)

@@ -856,6 +856,29 @@ impl From<MemoryChange> for ChangeDetail {
     }
 }
 
+/// `rerank` request: candidate texts to order by relevance to a query (nothing stored).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RerankRequest {
+    /// What the documents are ranked against.
+    pub query: Option<String>,
+    /// The candidate texts.
+    pub documents: Option<Vec<String>>,
+    /// MemOS's reranker names are served by memos' own ranking (the embedding model and
+    /// BM25 coverage); any other name is refused.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Only the best `top_n`.
+    #[serde(default)]
+    pub top_n: Option<usize>,
+    /// Who asks; changes nothing.
+    #[serde(default, deserialize_with = "plain_user")]
+    pub user_id: Option<String>,
+}
+
+/// Reranker names a client may send: MemOS's, served by memos' own ranking.
+pub const RERANK_MODELS: [&str; 2] = ["memos-reranker-0.6b", "memos-reranker-4b"];
+
 /// `get/status` request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

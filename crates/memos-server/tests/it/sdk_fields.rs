@@ -398,3 +398,64 @@ async fn tool_calling_transcripts_are_kept_verbatim_and_searchable() {
         "messages[0].content",
     );
 }
+
+/// Issue 12: `rerank` orders a client's texts by relevance, in MemOS's answer shape, and
+/// stores nothing.
+#[tokio::test]
+async fn rerank_orders_documents_in_memos_shape() {
+    let s = TestServer::new().await;
+    let docs = json!([
+        "User is a backend developer in Hangzhou",
+        "User likes playing badminton on weekends",
+        "User prefers concise replies"
+    ]);
+    let (st, v) = s
+        .post(
+            "rerank",
+            json!({"model": "memos-reranker-0.6b", "query": "badminton weekends", "documents": docs}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let results = v["data"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["index"], 1);
+    assert_eq!(results[0]["document"]["text"], docs[1]);
+    let scores: Vec<f64> = results
+        .iter()
+        .map(|r| r["relevance_score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(v["data"]["id"].as_str().unwrap().starts_with("rerank-"));
+    assert!(v["data"]["model"].is_string());
+    let (_, v) = s
+        .post(
+            "rerank",
+            json!({"query": "badminton", "documents": docs, "top_n": 1}),
+        )
+        .await;
+    assert_eq!(v["data"]["results"].as_array().unwrap().len(), 1);
+    for (body, code, field) in [
+        (json!({"query": "x", "documents": []}), 40003, "documents"),
+        (json!({"query": "x"}), 40002, "documents"),
+        (json!({"documents": ["a"]}), 40002, "query"),
+        (
+            json!({"query": "x", "documents": ["a"], "top_n": 0}),
+            40000,
+            "top_n",
+        ),
+        (
+            json!({"query": "x", "documents": ["a"], "model": "gpt-4"}),
+            40000,
+            "model",
+        ),
+    ] {
+        assert_error(
+            &s.post("rerank", body).await,
+            StatusCode::BAD_REQUEST,
+            code,
+            field,
+        );
+    }
+    let (_, v) = s.post("get/memory", json!({"user_id": "u"})).await;
+    assert_eq!(v["data"]["total"], 0, "nothing stored");
+}

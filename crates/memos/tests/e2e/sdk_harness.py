@@ -232,6 +232,20 @@ def agent_memory():
     return len(dumped)
 
 
+def rerank():
+    docs = [
+        "User is a backend developer in Hangzhou",
+        "User likes playing badminton",
+        "User is going on a business trip to Beijing next Wednesday",
+    ]
+    r = client.rerank(query="What sports does the user play?", documents=docs, top_n=2)
+    expect(r["code"] == 0, r)
+    results = r["data"]["results"]
+    expect(len(results) == 2 and results[0]["index"] == 1, results)
+    expect(results[0]["document"]["text"] == docs[1], results)
+    return [round(x["relevance_score"], 3) for x in results]
+
+
 for name, fn in [
     ("add_message sync", add_sync),
     ("add_message async", add_async),
@@ -246,6 +260,7 @@ for name, fn in [
     ("delete_memory by ids", delete_by_ids),
     ("delete_memory by user + memory_type", delete_by_user_and_type),
     ("agent_id as subject: add, search, get, delete", agent_memory),
+    ("rerank", rerank),
     ("delete_memory by user", delete_user),
 ]:
     row(name, fn)
