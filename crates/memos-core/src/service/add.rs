@@ -11,7 +11,7 @@ use crate::search::TimeRange;
 use crate::store::WriteBatch;
 
 use super::MemoryService;
-use super::input::{AddInput, AddOutcome};
+use super::input::{AddInput, AddOutcome, NewMessage};
 
 impl MemoryService {
     /// Stores messages and turns them into memories.
@@ -24,20 +24,8 @@ impl MemoryService {
         )?;
         self.check_optional_id("agent_id", &input.agent_id)?;
         self.check_optional_id("app_id", &input.app_id)?;
+        self.check_messages(&input.messages)?;
         let limits = &self.config.limits;
-        if input.messages.is_empty() {
-            return Err(Error::input(
-                "messages",
-                "messages must hold at least one message",
-                InputErrorKind::Empty,
-            ));
-        }
-        if input.messages.len() > limits.max_messages {
-            return Err(Error::invalid(
-                "messages",
-                format!("at most {} messages per add", limits.max_messages),
-            ));
-        }
         if input.tags.len() > limits.max_tags {
             return Err(Error::invalid(
                 "tags",
@@ -47,49 +35,17 @@ impl MemoryService {
         for (i, t) in input.tags.iter().enumerate() {
             self.check_id(&format!("tags[{i}]"), t, InputErrorKind::Invalid)?;
         }
-        let mut total = 0usize;
-        for (i, m) in input.messages.iter().enumerate() {
-            if m.content.trim().is_empty() {
-                return Err(Error::required(format!("messages[{i}].content")));
-            }
-            total += m.content.chars().count();
-            self.check_optional_id(&format!("messages[{i}].message_id"), &m.message_id)?;
-            self.check_optional_id(&format!("messages[{i}].name"), &m.name)?;
-        }
-        if total > limits.max_add_chars {
-            return Err(Error::input(
-                "messages",
-                format!(
-                    "messages hold {total} characters; one add may carry at most {}",
-                    limits.max_add_chars
-                ),
-                InputErrorKind::TooLarge,
-            ));
-        }
 
         let scope = Scope::new(project_id, input.user_id.clone());
         let now = now_millis();
         let task_id = uuid::Uuid::new_v4().to_string();
-        let messages: Vec<Message> = input
-            .messages
-            .iter()
-            .map(|m| {
-                let id = uuid::Uuid::new_v4().to_string();
-                Message {
-                    message_id: m.message_id.clone().unwrap_or_else(|| id.clone()),
-                    id,
-                    scope: scope.clone(),
-                    conversation_id: input.conversation_id.clone(),
-                    role: m.role,
-                    name: m.name.clone(),
-                    content: m.content.clone(),
-                    chat_time: m.chat_time.unwrap_or(now),
-                    create_time: now,
-                    task_id: task_id.clone(),
-                    raw: m.raw.clone(),
-                }
-            })
-            .collect();
+        let messages = build_messages(
+            &scope,
+            &input.conversation_id,
+            &task_id,
+            now,
+            &input.messages,
+        );
         let ctx = AddContext {
             scope: scope.clone(),
             conversation_id: input.conversation_id.clone(),
@@ -380,3 +336,32 @@ impl Reconciled {
 pub(super) const RECONCILE_CANDIDATES: usize = 8;
 /// Fresh reads an add retries with when a memory it merges into changes under it.
 const RECONCILE_ATTEMPTS: usize = 3;
+
+/// The chat-log rows of an add's messages, as they are stored.
+pub(super) fn build_messages(
+    scope: &Scope,
+    conversation_id: &str,
+    task_id: &str,
+    now: Millis,
+    input: &[NewMessage],
+) -> Vec<Message> {
+    input
+        .iter()
+        .map(|m| {
+            let id = uuid::Uuid::new_v4().to_string();
+            Message {
+                message_id: m.message_id.clone().unwrap_or_else(|| id.clone()),
+                id,
+                scope: scope.clone(),
+                conversation_id: conversation_id.to_string(),
+                role: m.role,
+                name: m.name.clone(),
+                content: m.content.clone(),
+                chat_time: m.chat_time.unwrap_or(now),
+                create_time: now,
+                task_id: task_id.to_string(),
+                raw: m.raw.clone(),
+            }
+        })
+        .collect()
+}

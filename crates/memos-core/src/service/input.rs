@@ -37,6 +37,45 @@ impl MemoryService {
         }
     }
 
+    /// Checks a list of messages against the limits: count, size, ids.
+    pub(super) fn check_messages(&self, messages: &[NewMessage]) -> Result<()> {
+        let limits = &self.config.limits;
+        if messages.is_empty() {
+            return Err(Error::input(
+                "messages",
+                "messages must hold at least one message",
+                InputErrorKind::Empty,
+            ));
+        }
+        if messages.len() > limits.max_messages {
+            return Err(Error::invalid(
+                "messages",
+                format!("at most {} messages per add", limits.max_messages),
+            ));
+        }
+        let mut total = 0usize;
+        for (i, m) in messages.iter().enumerate() {
+            if m.content.trim().is_empty() {
+                return Err(Error::required(format!("messages[{i}].content")));
+            }
+            total += m.content.chars().count();
+            self.check_optional_id(&format!("messages[{i}].message_id"), &m.message_id)?;
+            self.check_optional_id(&format!("messages[{i}].name"), &m.name)?;
+        }
+        if total > limits.max_add_chars {
+            return Err(Error::input(
+                "messages",
+                format!(
+                    "messages hold {total} characters; one add may carry at most {}",
+                    limits.max_add_chars
+                ),
+                InputErrorKind::TooLarge,
+            ));
+        }
+
+        Ok(())
+    }
+
     pub(super) fn check_optional_id(&self, field: &str, v: &Option<String>) -> Result<()> {
         match v {
             Some(v) => self.check_id(field, v, InputErrorKind::Invalid),

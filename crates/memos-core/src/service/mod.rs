@@ -8,6 +8,7 @@
 mod add;
 mod edit;
 mod embedding;
+mod extract;
 mod input;
 mod read;
 mod refine;
@@ -36,6 +37,7 @@ use embedding::{QueryVector, VectorQueue, embed_worker, load_embedder};
 use retrieval::Retrieval;
 use tasks::{task_claimer, task_worker};
 
+pub use extract::Extracted;
 pub use input::{
     AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
     MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, UpdateInput,

@@ -326,6 +326,27 @@ pub async fn get_history(
     ))
 }
 
+/// `POST extract/memory`: the facts and preferences the messages state, stored nowhere:
+/// `{memory: [...], preference: [...]}` (each list only when asked for).
+pub async fn extract_memory(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Body(req): Body<ExtractMemoryRequest>,
+) -> ApiResult<Json<Value>> {
+    let (messages, memory, preference) = req.into_parts()?;
+    let out = state.service.extract(&project, &messages).await?;
+    let mut data = json!({});
+    if memory {
+        let list: Vec<ExtractedMemory> = out.memories.into_iter().map(Into::into).collect();
+        data["memory"] = json!(list);
+    }
+    if preference {
+        let list: Vec<ExtractedPreference> = out.preferences.into_iter().map(Into::into).collect();
+        data["preference"] = json!(list);
+    }
+    Ok(ok(data))
+}
+
 /// `POST rerank`: the documents ordered by relevance to the query, in MemOS's shape
 /// (`{id, model, results: [{index, document: {text}, relevance_score}]}`).
 pub async fn rerank(

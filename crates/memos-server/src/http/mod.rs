@@ -45,7 +45,8 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/history", post(api::get_history))
         .route("/update/memory", post(api::update_memory))
         .route("/add/feedback", post(api::add_feedback))
-        .route("/rerank", post(api::rerank));
+        .route("/rerank", post(api::rerank))
+        .route("/extract/memory", post(api::extract_memory));
     Router::new()
         .route("/health", get(health))
         .nest(API_PREFIX, api)

@@ -247,43 +247,7 @@ impl AddMessageRequest {
             None => subject(None, self.agent_id.clone())?,
         };
         let conversation_id = required(self.conversation_id, "conversation_id")?;
-        let wire = self.messages.ok_or_else(|| Error::required("messages"))?;
-        let mut messages = Vec::with_capacity(wire.len());
-        for (i, m) in wire.into_iter().enumerate() {
-            let field = |f: &str| format!("messages[{i}].{f}");
-            let role = required(m.role, &field("role"))?;
-            let role = Role::parse(&role).ok_or_else(|| {
-                Error::invalid(
-                    field("role"),
-                    format!(
-                        "{} must be user, assistant, system or tool, not `{role}`",
-                        field("role")
-                    ),
-                )
-            })?;
-            let (content, raw) =
-                WireMessage::text_and_raw(m.content, m.tool_calls, m.tool_call_id, &field)?;
-            let chat_time = match m.chat_time {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
-                    Error::invalid(
-                        field("chat_time"),
-                        format!(
-                            "{} must be an ISO 8601 time, epoch seconds or milliseconds, or a date in words (3 May 2025 3pm, 2025年5月3日 下午3点)",
-                            field("chat_time")
-                        ),
-                    )
-                })?),
-            };
-            messages.push(NewMessage {
-                role,
-                content,
-                chat_time,
-                name: m.name,
-                message_id: m.message_id,
-                raw,
-            });
-        }
+        let messages = new_messages(self.messages)?;
         Ok(AddInput {
             user_id,
             conversation_id,
@@ -295,6 +259,48 @@ impl AddMessageRequest {
             async_mode: self.async_mode.unwrap_or(true),
         })
     }
+}
+
+/// Checks and converts wire messages (an add's, an extraction's), naming a bad one's field.
+fn new_messages(wire: Option<Vec<WireMessage>>) -> Result<Vec<NewMessage>, Error> {
+    let wire = wire.ok_or_else(|| Error::required("messages"))?;
+    let mut messages = Vec::with_capacity(wire.len());
+    for (i, m) in wire.into_iter().enumerate() {
+        let field = |f: &str| format!("messages[{i}].{f}");
+        let role = required(m.role, &field("role"))?;
+        let role = Role::parse(&role).ok_or_else(|| {
+            Error::invalid(
+                field("role"),
+                format!(
+                    "{} must be user, assistant, system or tool, not `{role}`",
+                    field("role")
+                ),
+            )
+        })?;
+        let (content, raw) =
+            WireMessage::text_and_raw(m.content, m.tool_calls, m.tool_call_id, &field)?;
+        let chat_time = match m.chat_time {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
+                Error::invalid(
+                    field("chat_time"),
+                    format!(
+                        "{} must be an ISO 8601 time, epoch seconds or milliseconds, or a date in words (3 May 2025 3pm, 2025年5月3日 下午3点)",
+                        field("chat_time")
+                    ),
+                )
+            })?),
+        };
+        messages.push(NewMessage {
+            role,
+            content,
+            chat_time,
+            name: m.name,
+            message_id: m.message_id,
+            raw,
+        });
+    }
+    Ok(messages)
 }
 
 /// `search/memory` request. Unknown fields are refused; the SDK's other fields are taken
@@ -852,6 +858,104 @@ impl From<MemoryChange> for ChangeDetail {
             related_id: c.related_id,
             before: c.before,
             note: c.note,
+        }
+    }
+}
+
+/// `extract/memory` request: what an add would remember, stored nowhere.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractMemoryRequest {
+    /// The messages, as in an add.
+    pub messages: Option<Vec<WireMessage>>,
+    /// `memory` and/or `preference` (default both).
+    #[serde(default)]
+    pub extraction_types: Option<Vec<String>>,
+    /// An extraction model: memos extracts with its own rules, so only null.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+impl ExtractMemoryRequest {
+    /// The messages, and which kinds to return: (memory, preference).
+    pub fn into_parts(self) -> Result<(Vec<NewMessage>, bool, bool), Error> {
+        if self.model.as_deref().is_some_and(|m| !m.is_empty()) {
+            return Err(Error::invalid(
+                "model",
+                "model is not selectable: memos extracts with its own rules",
+            ));
+        }
+        let types = self
+            .extraction_types
+            .unwrap_or_else(|| vec!["memory".into(), "preference".into()]);
+        if types.is_empty() {
+            return Err(Error::input(
+                "extraction_types",
+                "extraction_types must name memory and/or preference",
+                InputErrorKind::Empty,
+            ));
+        }
+        for (i, t) in types.iter().enumerate() {
+            if t != "memory" && t != "preference" {
+                return Err(Error::invalid(
+                    format!("extraction_types[{i}]"),
+                    format!("extraction_types[{i}] must be memory or preference, not `{t}`"),
+                ));
+            }
+        }
+        let has = |t: &str| types.iter().any(|x| x == t);
+        Ok((
+            new_messages(self.messages)?,
+            has("memory"),
+            has("preference"),
+        ))
+    }
+}
+
+/// An extracted fact on the wire: what an add would store, without ids.
+#[derive(Debug, Serialize)]
+pub struct ExtractedMemory {
+    memory_key: String,
+    memory_value: String,
+    memory_type: &'static str,
+    memory_time: Option<String>,
+    confidence: f32,
+    tags: Vec<String>,
+}
+
+impl From<Memory> for ExtractedMemory {
+    fn from(m: Memory) -> Self {
+        Self {
+            memory_type: m.memory_type.as_str(),
+            memory_time: m.memory_time.map(time::to_iso),
+            memory_key: m.key,
+            memory_value: m.value,
+            confidence: m.confidence,
+            tags: m.tags,
+        }
+    }
+}
+
+/// An extracted preference on the wire, shaped like `preference_detail_list`'s items
+/// without the stored ones' ids and times.
+#[derive(Debug, Serialize)]
+pub struct ExtractedPreference {
+    preference: String,
+    preference_type: &'static str,
+    polarity: &'static str,
+    memory_key: String,
+    tags: Vec<String>,
+}
+
+impl From<Memory> for ExtractedPreference {
+    fn from(m: Memory) -> Self {
+        let p = PreferenceDetail::from(m.clone());
+        Self {
+            preference: p.preference,
+            preference_type: p.preference_type,
+            polarity: p.polarity,
+            memory_key: m.key,
+            tags: m.tags,
         }
     }
 }

@@ -459,3 +459,76 @@ async fn rerank_orders_documents_in_memos_shape() {
     let (_, v) = s.post("get/memory", json!({"user_id": "u"})).await;
     assert_eq!(v["data"]["total"], 0, "nothing stored");
 }
+
+/// Issue 12: `extract/memory` answers what an add would remember, and stores nothing.
+#[tokio::test]
+async fn extract_memory_answers_without_storing() {
+    let s = TestServer::new().await;
+    let messages = json!([
+        {"role": "user", "content": "I live in Lisbon and I work as a nurse."},
+        {"role": "assistant", "content": "Nice! How can I help?"},
+        {"role": "user", "content": "I love jazz."}
+    ]);
+    let (st, v) = s
+        .post(
+            "extract/memory",
+            json!({"messages": messages, "extraction_types": ["memory", "preference"], "model": null}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let memory = v["data"]["memory"].as_array().unwrap();
+    let preference = v["data"]["preference"].as_array().unwrap();
+    assert!(
+        memory
+            .iter()
+            .any(|m| m["memory_value"].as_str().unwrap().contains("Lisbon")),
+        "{v}"
+    );
+    assert!(
+        preference
+            .iter()
+            .any(|p| p["preference"].as_str().unwrap().contains("jazz")),
+        "{v}"
+    );
+    assert!(
+        memory.iter().all(|m| m.get("id").is_none()),
+        "nothing stored, no ids"
+    );
+    let (_, v) = s
+        .post(
+            "extract/memory",
+            json!({"messages": messages, "extraction_types": ["preference"]}),
+        )
+        .await;
+    assert!(v["data"].get("memory").is_none(), "{v}");
+    for (body, code, field) in [
+        (
+            json!({"messages": messages, "extraction_types": ["facts"]}),
+            40000,
+            "extraction_types[0]",
+        ),
+        (
+            json!({"messages": messages, "extraction_types": []}),
+            40003,
+            "extraction_types",
+        ),
+        (
+            json!({"messages": messages, "model": "gpt-4"}),
+            40000,
+            "model",
+        ),
+        (json!({"messages": []}), 40003, "messages"),
+        (json!({}), 40002, "messages"),
+    ] {
+        assert_error(
+            &s.post("extract/memory", body).await,
+            StatusCode::BAD_REQUEST,
+            code,
+            field,
+        );
+    }
+    for user in ["extract", "u"] {
+        let (_, v) = s.post("get/memory", json!({"user_id": user})).await;
+        assert_eq!(v["data"]["total"], 0, "nothing stored");
+    }
+}

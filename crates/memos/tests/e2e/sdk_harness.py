@@ -246,6 +246,22 @@ def rerank():
     return [round(x["relevance_score"], 3) for x in results]
 
 
+def extract():
+    r = client.extract_memory(
+        messages=[
+            {"role": "user", "content": "I booked a summer trip to Guangzhou. Which chain hotels are there?"},
+            {"role": "assistant", "content": "You can consider 7 Days Inn, All Seasons or Hilton."},
+            {"role": "user", "content": "I live in Shenzhen and I prefer quiet hotels."},
+        ],
+        extraction_types=["memory", "preference"],
+    )
+    expect(r["code"] == 0, r)
+    data = r["data"]
+    expect(any("Guangzhou" in m["memory_value"] for m in data["memory"]), data)
+    expect(any("quiet" in p["preference"] for p in data["preference"]), data)
+    return {k: len(v) for k, v in data.items()}
+
+
 for name, fn in [
     ("add_message sync", add_sync),
     ("add_message async", add_async),
@@ -261,6 +277,7 @@ for name, fn in [
     ("delete_memory by user + memory_type", delete_by_user_and_type),
     ("agent_id as subject: add, search, get, delete", agent_memory),
     ("rerank", rerank),
+    ("extract_memory", extract),
     ("delete_memory by user", delete_user),
 ]:
     row(name, fn)
