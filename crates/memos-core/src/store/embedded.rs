@@ -20,6 +20,8 @@ use crate::model::*;
 
 const READERS: usize = 4;
 
+/// The schema as the first release wrote it (version 1); [`MIGRATIONS`] bring it up to
+/// date, so a new file and an old one take the same path.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0), ('schema_version', 1);
@@ -57,8 +59,7 @@ CREATE TABLE IF NOT EXISTS messages (
     content TEXT NOT NULL,
     chat_time INTEGER NOT NULL,
     create_time INTEGER NOT NULL,
-    task_id TEXT NOT NULL,
-    raw TEXT
+    task_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages (project_id, user_id, conversation_id, chat_time);
 CREATE INDEX IF NOT EXISTS messages_task ON messages (task_id);
@@ -107,6 +108,79 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_time INTEGER
 );
 "#;
+
+/// Schema changes since version 1, in order: migration `i` brings the file to version
+/// `i + 2`, recorded in `meta.schema_version`. Each adds a column; files that an earlier
+/// memos upgraded by probing for columns may hold it already, so a present column counts
+/// as applied.
+const MIGRATIONS: &[Migration] = &[
+    // 2: the LLM's reasoning behind an inferred memory.
+    Migration {
+        table: "memories",
+        column: "reasoning",
+        sql: "ALTER TABLE memories ADD COLUMN reasoning TEXT",
+    },
+    // 3: task leases, so a restarted or second server takes over a stopped one's tasks.
+    Migration {
+        table: "tasks",
+        column: "owner",
+        sql: "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until INTEGER",
+    },
+    // 4: what a message held beyond text: tool calls, a tool_call_id, content parts.
+    Migration {
+        table: "messages",
+        column: "raw",
+        sql: "ALTER TABLE messages ADD COLUMN raw TEXT",
+    },
+];
+
+/// One numbered schema change.
+struct Migration {
+    table: &'static str,
+    column: &'static str,
+    sql: &'static str,
+}
+
+/// The schema version this memos writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64 + 1;
+
+/// Brings a file to [`SCHEMA_VERSION`], under SQLite's write lock so a server and a CLI
+/// opening it at once do not both migrate. A file from a newer memos is refused.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    let version: i64 = tx.query_row(
+        "SELECT value FROM meta WHERE key = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Config(format!(
+            "the data directory was written by a newer memos (schema {version}); this one \
+             reads up to schema {SCHEMA_VERSION}"
+        )));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        let to = i as i64 + 2;
+        if to <= version {
+            continue;
+        }
+        let present: bool = tx.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![m.table, m.column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !present {
+            tx.execute_batch(m.sql)?;
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            params![to],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
      memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
@@ -175,35 +249,8 @@ impl EmbeddedStore {
             ))
         })?;
         let path = dir.join("memos.db");
-        let writer = open_connection(&path)?;
-        writer.execute_batch(SCHEMA)?;
-        // Columns added after the first release: older files get them on open.
-        let has_reasoning: bool = writer.query_row(
-            "SELECT count(*) FROM pragma_table_info('memories') WHERE name = 'reasoning'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !has_reasoning {
-            writer.execute_batch("ALTER TABLE memories ADD COLUMN reasoning TEXT")?;
-        }
-        let has_leases: bool = writer.query_row(
-            "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'owner'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        let has_raw: bool = writer.query_row(
-            "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'raw'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !has_raw {
-            writer.execute_batch("ALTER TABLE messages ADD COLUMN raw TEXT")?;
-        }
-        if !has_leases {
-            writer.execute_batch(
-                "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until INTEGER;",
-            )?;
-        }
+        let mut writer = open_connection(&path)?;
+        migrate(&mut writer)?;
         let readers = (0..READERS)
             .map(|_| open_connection(&path).map(Mutex::new))
             .collect::<Result<_>>()?;
@@ -1029,5 +1076,82 @@ impl MemoryStore for EmbeddedStore {
             Ok(n > 0)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(dir: &Path) -> i64 {
+        Connection::open(dir.join("memos.db"))
+            .unwrap()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// A file in the first release's schema, with a memory and a message in it.
+    fn first_release_file(dir: &Path) {
+        let c = Connection::open(dir.join("memos.db")).unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(
+            "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, \
+             memory_value, memory_type, memory_time, status, confidence, tags, info, agent_id, \
+             app_id, sources, create_time, update_time) VALUES ('m1', 'p', 'u', 'c', 'k', \
+             'I keep bees.', 'UserMemory', NULL, 'activated', 0.9, '[]', '{}', NULL, NULL, '[]', 1, 1); \
+             INSERT INTO messages (id, message_id, project_id, user_id, conversation_id, role, \
+             name, content, chat_time, create_time, task_id) VALUES ('x1', 'x1', 'p', 'u', 'c', \
+             'user', NULL, 'I keep bees.', 1, 1, 't1');",
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_older_data_directory_is_upgraded_on_open_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        first_release_file(dir.path());
+        assert_eq!(version(dir.path()), 1);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(version(dir.path()), SCHEMA_VERSION);
+        let m = store.get_memories("p", &["m1".into()]).await.unwrap();
+        assert_eq!(m[0].value, "I keep bees.");
+        assert_eq!(m[0].reasoning, None);
+        let (msgs, _) = store.scan_messages(None, 10).await.unwrap();
+        assert_eq!(msgs[0].raw, None);
+        drop(store);
+        // Today's file opens again as it is.
+        EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(version(dir.path()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_file_an_earlier_memos_upgraded_by_probing_columns_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        first_release_file(dir.path());
+        let c = Connection::open(dir.path().join("memos.db")).unwrap();
+        c.execute_batch(MIGRATIONS[0].sql).unwrap();
+        c.execute_batch(MIGRATIONS[1].sql).unwrap();
+        drop(c);
+        EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(version(dir.path()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_file_from_a_newer_memos_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(EmbeddedStore::open(dir.path()).unwrap());
+        Connection::open(dir.path().join("memos.db"))
+            .unwrap()
+            .execute(
+                "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        let err = EmbeddedStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("newer memos"), "{err}");
     }
 }
