@@ -66,6 +66,25 @@ pub enum Error {
     Unavailable(String),
 }
 
+impl Error {
+    /// Whether trying again later may succeed: the store, the index or a worker failed
+    /// (a full disk, a lost connection, a restart), not the request or the data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Backend(_) | Self::Index(_) | Self::Unavailable(_) => true,
+            Self::InvalidInput { .. }
+            | Self::NotFound { .. }
+            | Self::MissingCredentials
+            | Self::InvalidCredentials
+            | Self::Config(_)
+            | Self::Embedding(_)
+            | Self::Extraction(_)
+            | Self::Corrupt(_)
+            | Self::Conflict(_) => false,
+        }
+    }
+}
+
 /// Sub-kinds of [`Error::InvalidInput`] that MemOS gives distinct codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputErrorKind {

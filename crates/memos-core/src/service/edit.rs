@@ -16,7 +16,7 @@ use super::MemoryService;
 use super::input::{
     AddInput, AddOutcome, FeedbackInput, MAX_DELETE_IDS, MAX_KEY_CHARS, NewMessage, UpdateInput,
 };
-use super::write::indexed;
+use super::write::{indexed, settle};
 
 impl MemoryService {
     /// Deletes memories by id, all or nothing: one unknown id (or one of another user, when
@@ -291,7 +291,7 @@ impl MemoryService {
             )?;
             (n, wait)
         };
-        indexed(wait).await?;
+        settle(indexed(wait).await);
         Ok(n)
     }
 }

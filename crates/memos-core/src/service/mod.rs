@@ -67,6 +67,8 @@ pub struct MemoryService {
     llm: Option<Arc<LlmExtractor>>,
     /// This service's name on the task leases it holds; new at every start.
     worker_id: String,
+    /// Transient failures per task so far, for [`tasks`]' retries.
+    task_failures: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for MemoryService {
@@ -147,6 +149,7 @@ impl MemoryService {
             embed_turn: Mutex::new(()),
             llm,
             worker_id: uuid::Uuid::new_v4().to_string(),
+            task_failures: Default::default(),
         });
         tokio::spawn(task_worker(Arc::downgrade(&svc), rx));
         if svc.embedder.is_some() {

@@ -65,6 +65,32 @@ impl MemoryService {
         self.run_task(&mut task).await;
     }
 
+    /// Counts a transient failure of a task; returns how many it has had.
+    fn note_failure(&self, task: &str) -> u32 {
+        let mut f = self.task_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(task.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    /// Transient failures of a task so far.
+    #[cfg(test)]
+    fn failures_of(&self, task: &str) -> u32 {
+        self.task_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(task)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn forget_failures(&self, task: &str) {
+        self.task_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task);
+    }
+
     /// Records a task as failed for good, with the message its client will read.
     async fn fail_task(&self, task: &mut Task, why: &str) {
         task.status = TaskStatus::Failed;
@@ -94,6 +120,13 @@ impl MemoryService {
             panic!("injected panic in task {}", task.id);
         }
         let result: Result<()> = async {
+            // A failpoint for the retry test: the store failing the task's first writes.
+            #[cfg(test)]
+            if let Some(n) = task.payload.get("fail_transient_for_test").and_then(|v| v.as_u64())
+                && self.failures_of(&task.id) < n as u32
+            {
+                return Err(Error::Unavailable("injected storage failure".into()));
+            }
             let ctx: AddContext = serde_json::from_value(task.payload.clone())
                 .map_err(|e| Error::Corrupt(format!("task payload: {e}")))?;
             if let Some(source) = &ctx.refine_of {
@@ -148,12 +181,25 @@ impl MemoryService {
             Err(Error::NotFound {
                 kind: NotFoundKind::Task,
                 ..
-            }) => tracing::info!(task = %task.id, "add task dropped: its user was erased"),
+            }) => {
+                self.forget_failures(&task.id);
+                tracing::info!(task = %task.id, "add task dropped: its user was erased");
+            }
+            // A full disk or a lost connection: leave the task running, unrenewed. Its lease
+            // runs out and a claimer (this server's or another's) takes it up again, so the
+            // lease is the backoff; the messages are safe in the chat log meanwhile.
+            Err(e) if e.is_transient() && self.note_failure(&task.id) <= MAX_TASK_RETRIES => {
+                tracing::warn!(task = %task.id, error = %e, "add task hit a transient failure; it is retried when its lease runs out");
+            }
             Err(e) => {
                 tracing::error!(task = %task.id, error = %e, "add task failed");
+                self.forget_failures(&task.id);
                 let why = failure_message(task);
                 self.fail_task(task, why).await;
             }
+        }
+        if task.status == TaskStatus::Completed {
+            self.forget_failures(&task.id);
         }
     }
 
@@ -211,6 +257,9 @@ pub(super) async fn task_claimer(svc: Weak<MemoryService>) {
         }
     }
 }
+
+/// Transient failures a task survives before it is failed for good (each waits out a lease).
+const MAX_TASK_RETRIES: u32 = 5;
 
 /// What a failed task tells its client.
 fn failure_message(task: &Task) -> &'static str {

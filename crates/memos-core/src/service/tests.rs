@@ -107,6 +107,51 @@ async fn issue_13_a_task_that_panics_is_failed_and_the_worker_goes_on() {
     );
 }
 
+/// Issue 13: a task that hits a transient failure (a full disk, a lost connection) is
+/// retried when its lease runs out, not failed for good; one that keeps failing is failed
+/// after a bounded number of tries.
+#[tokio::test]
+async fn issue_13_transient_task_failures_are_retried_then_given_up() {
+    let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+    let scope = Scope::new("p", "u");
+    let mut flaky = running_task(&scope, vec![]);
+    flaky.payload["fail_transient_for_test"] = 2.into();
+    let mut broken = running_task(&scope, vec![]);
+    broken.id = "broken".into();
+    broken.payload["fail_transient_for_test"] = 1000.into();
+    for t in [flaky, broken] {
+        store
+            .write(WriteBatch {
+                messages: vec![message(&scope, "c", "I keep bees on my roof.", 5)],
+                task: Some(t),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut cfg = Config::default();
+    cfg.store.task_lease_ms = 60;
+    let svc = MemoryService::start(store, None, None, cfg).await.unwrap();
+    let wait = |id: &'static str| {
+        let svc = svc.clone();
+        async move {
+            for _ in 0..500 {
+                let t = svc.task("p", id).await.unwrap();
+                if t.status != TaskStatus::Running {
+                    return t;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("task {id} never finished");
+        }
+    };
+    let t = wait("t").await;
+    assert_eq!(t.status, TaskStatus::Completed, "retried past two failures");
+    assert!(!t.memory_ids.is_empty());
+    let b = wait("broken").await;
+    assert_eq!(b.status, TaskStatus::Failed, "given up after its retries");
+}
+
 fn add_input_async(user: &str, text: &str) -> AddInput {
     AddInput {
         user_id: user.into(),

@@ -99,7 +99,16 @@ impl MemoryService {
         let mut vectors = vector_ops(&batch);
         vectors.extend(stale);
         let revision = self.store.write(batch).await?;
-        self.retrieval.apply(ops, &vectors, revision)
+        // From here the write stands: an index failure travels to the waiter, which logs it
+        // ([`settle`]) instead of failing a request whose data is stored.
+        Ok(self
+            .retrieval
+            .apply(ops, &vectors, revision)
+            .unwrap_or_else(|e| {
+                let (done, wait) = oneshot::channel();
+                let _ = done.send(Err(e));
+                wait
+            }))
     }
 }
 
@@ -142,7 +151,7 @@ impl WriteGuard<'_> {
         let wait = self.svc.write_locked(batch, stale).await?;
         let WriteGuard { svc, order } = self;
         drop(order);
-        indexed(wait).await?;
+        settle(indexed(wait).await);
         svc.queue_vectors(queued);
         Ok(())
     }
@@ -212,6 +221,16 @@ fn vector_ops(batch: &WriteBatch) -> Vec<VectorOp> {
 /// When a memory was archived, as its vector row records it.
 pub(super) fn archived_at(m: &Memory) -> Option<Millis> {
     (m.status == MemoryStatus::Archived).then_some(m.update_time)
+}
+
+/// What becomes of an index failure after the store committed: the write stands (it is
+/// durable, and a client told otherwise would retry and duplicate it), so it is logged, not
+/// returned. The index's recorded revision stopped advancing, so the next start rebuilds it
+/// from the store; until then search misses the change (issue 13).
+pub(super) fn settle(indexed: Result<()>) {
+    if let Err(e) = indexed {
+        tracing::error!(error = %e, "the index failed after the store committed; the write stands and the index is rebuilt at the next start");
+    }
 }
 
 /// Waits until the index writer has committed a write's changes: from then on they are
