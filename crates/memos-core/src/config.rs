@@ -180,6 +180,9 @@ pub struct ServerConfig {
     /// slower (or never finished) is cut off, so half-sent requests cannot hold
     /// connections and memory (slowloris).
     pub body_timeout_ms: u64,
+    /// Most requests of one project that run at once; more answer 429 (40300) at once
+    /// rather than slow every project down.
+    pub max_concurrent_per_project: usize,
 }
 
 /// Storage settings.
@@ -255,6 +258,7 @@ impl Default for ServerConfig {
             port: 8000,
             body_limit_bytes: 2 * 1024 * 1024,
             body_timeout_ms: 30_000,
+            max_concurrent_per_project: 64,
         }
     }
 }
@@ -327,6 +331,9 @@ impl Config {
         let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
         if self.server.host.trim().is_empty() {
             return bad("server.host", "must not be empty");
+        }
+        if self.server.max_concurrent_per_project == 0 {
+            return bad("server.max_concurrent_per_project", "must be at least 1");
         }
         if self.server.body_timeout_ms == 0 {
             return bad("server.body_timeout_ms", "must be at least 1");

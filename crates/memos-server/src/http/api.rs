@@ -34,7 +34,7 @@ fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
 /// `POST add/message`
 pub async fn add_message(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<AddMessageRequest>,
 ) -> ApiResult<Json<Value>> {
     let out = state.service.add(&project, req.into_input()?).await?;
@@ -51,7 +51,7 @@ pub async fn add_message(
 /// `POST search/memory`
 pub async fn search_memory(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<SearchMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
     req.check_sdk_fields()?;
@@ -127,7 +127,7 @@ pub async fn search_memory(
 /// `POST get/profile`: the user's profile items grouped by topic.
 pub async fn get_profile(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<GetProfileRequest>,
 ) -> ApiResult<Json<Value>> {
     let user_id = required(req.user_id, "user_id")?;
@@ -148,7 +148,7 @@ pub async fn get_profile(
 /// `POST get/memory`
 pub async fn get_memory(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<GetMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
     req.check_sdk_fields()?;
@@ -192,7 +192,7 @@ pub async fn get_memory(
 /// `GET get/memory/{memory_id}`
 pub async fn get_memory_by_id(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let m = state.service.get(&project, None, &id).await?;
@@ -202,7 +202,7 @@ pub async fn get_memory_by_id(
 /// `POST get/message`
 pub async fn get_message(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<GetMessageRequest>,
 ) -> ApiResult<Json<Value>> {
     let user = required(req.user_id, "user_id")?;
@@ -220,7 +220,7 @@ pub async fn get_message(
 /// whole user (erased) when `user_id` comes alone.
 pub async fn delete_memory(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<DeleteMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
     let hard = req.hard.unwrap_or(false);
@@ -249,7 +249,7 @@ pub async fn delete_memory(
 /// `POST update/memory`: edit a memory's text, headline, tags or status.
 pub async fn update_memory(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<UpdateMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
     let status = match req.status.as_deref() {
@@ -277,7 +277,7 @@ pub async fn update_memory(
 /// `POST add/feedback`: a correction in the user's words, applied like an add.
 pub async fn add_feedback(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<AddFeedbackRequest>,
 ) -> ApiResult<Json<Value>> {
     req.check_sdk_fields()?;
@@ -311,7 +311,7 @@ pub async fn add_feedback(
 /// `POST get/history`: a memory and every change it went through, oldest first.
 pub async fn get_history(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<GetHistoryRequest>,
 ) -> ApiResult<Json<Value>> {
     let id = required(req.memory_id, "memory_id")?;
@@ -330,7 +330,7 @@ pub async fn get_history(
 /// `{memory: [...], preference: [...]}` (each list only when asked for).
 pub async fn extract_memory(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<ExtractMemoryRequest>,
 ) -> ApiResult<Json<Value>> {
     let (messages, memory, preference) = req.into_parts()?;
@@ -351,7 +351,7 @@ pub async fn extract_memory(
 /// (`{id, model, results: [{index, document: {text}, relevance_score}]}`).
 pub async fn rerank(
     State(state): State<AppState>,
-    Project(_project): Project,
+    Project(_project, _turn): Project,
     Body(req): Body<RerankRequest>,
 ) -> ApiResult<Json<Value>> {
     let own = state
@@ -396,7 +396,7 @@ pub async fn rerank(
 /// `POST get/status`
 pub async fn get_status(
     State(state): State<AppState>,
-    Project(project): Project,
+    Project(project, _turn): Project,
     Body(req): Body<GetStatusRequest>,
 ) -> ApiResult<Json<Value>> {
     let task = state

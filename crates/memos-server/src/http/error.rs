@@ -54,6 +54,17 @@ impl ApiError {
         .into_response()
     }
 
+    /// The project has as many requests running as it may (MemOS's rate-limit code).
+    pub fn rate_limited(per_project: usize) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: 40300,
+            message: format!(
+                "rate limit exceeded: at most {per_project} requests of a project run at once; retry shortly"
+            ),
+        }
+    }
+
     /// No such route.
     pub fn no_route() -> Self {
         Self {

@@ -1,6 +1,8 @@
 //! Request extractors that answer in MemOS's envelope: the caller's project from the
 //! `Authorization` header, and JSON bodies whose errors name the offending field.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -10,9 +12,44 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 
-/// The project the presented API key grants.
-#[derive(Debug, Clone)]
-pub struct Project(pub String);
+/// The project the presented API key grants, and its turn: one of the project's
+/// concurrent requests, held until the handler returns.
+#[derive(Debug)]
+pub struct Project(pub String, pub Turn);
+
+/// A project's share of the server while one of its requests runs.
+pub type Turn = tokio::sync::OwnedSemaphorePermit;
+
+/// Caps how many requests of one project run at once, so that one client's burst (or a
+/// few maximum-size adds) answers quickly with MemOS's rate-limit code instead of slowing
+/// every project down.
+#[derive(Debug)]
+pub struct Limiter {
+    per_project: usize,
+    projects: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Limiter {
+    /// At most `per_project` requests of a project at once.
+    pub fn new(per_project: usize) -> Self {
+        Self {
+            per_project,
+            projects: Default::default(),
+        }
+    }
+
+    /// A turn for `project`, or `None` when it has as many requests running as it may.
+    pub fn try_turn(&self, project: &str) -> Option<Turn> {
+        let sem = self
+            .projects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(project.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_project)))
+            .clone();
+        sem.try_acquire_owned().ok()
+    }
+}
 
 impl FromRequestParts<AppState> for Project {
     type Rejection = ApiError;
@@ -36,7 +73,11 @@ impl FromRequestParts<AppState> for Project {
             }
         });
         let project = memos_core::auth::authenticate(state.service.store(), secret).await?;
-        Ok(Project(project))
+        let turn = state
+            .limiter
+            .try_turn(&project)
+            .ok_or_else(|| ApiError::rate_limited(state.limiter.per_project))?;
+        Ok(Project(project, turn))
     }
 }
 
@@ -134,5 +175,24 @@ fn nul_at(v: &serde_json::Value, path: String) -> Option<String> {
             }
         }),
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_gets_at_most_its_share_and_others_are_not_held_up() {
+        let l = Limiter::new(2);
+        let a1 = l.try_turn("a").unwrap();
+        let _a2 = l.try_turn("a").unwrap();
+        assert!(
+            l.try_turn("a").is_none(),
+            "the third waits for no one: refused"
+        );
+        assert!(l.try_turn("b").is_some(), "another project is not held up");
+        drop(a1);
+        assert!(l.try_turn("a").is_some(), "a finished request frees a turn");
     }
 }

@@ -26,13 +26,18 @@ pub const API_PREFIX: &str = "/api/openmem/v1";
 pub struct AppState {
     /// The memory service.
     pub service: Arc<MemoryService>,
+    /// The per-project cap on concurrent requests.
+    pub limiter: Arc<extract::Limiter>,
 }
 
 /// The whole router. Tests call it directly with `oneshot`; `run` serves it.
 pub fn app(service: Arc<MemoryService>) -> Router {
     let limit = service.config().server.body_limit_bytes;
     let body_timeout = service.config().server.body_timeout_ms;
-    let state = AppState { service };
+    let limiter = Arc::new(extract::Limiter::new(
+        service.config().server.max_concurrent_per_project,
+    ));
+    let state = AppState { service, limiter };
     let api = Router::new()
         .route("/add/message", post(api::add_message))
         .route("/search/memory", post(api::search_memory))

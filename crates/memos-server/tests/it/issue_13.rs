@@ -306,3 +306,63 @@ async fn issue_13_every_error_is_in_the_envelope() {
         "cut short"
     );
 }
+
+/// Issue 13: a burst beyond a project's cap answers 429 with MemOS's rate-limit code at
+/// once, stores nothing for the refused requests, and the rest succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_a_burst_beyond_the_cap_is_refused_quickly_with_40300() {
+    let s = TestServer::with_config(|c| c.server.max_concurrent_per_project = 1).await;
+    let adds = (0..16).map(|i| {
+        s.post(
+            "add/message",
+            json!({"user_id": "u", "conversation_id": format!("c{i}"), "async_mode": false,
+                   "messages": [{"role": "user", "content": format!("Fact number {i}: I keep {i} bees.")}]}),
+        )
+    });
+    let answers = futures_join_all(adds).await;
+    let mut ok = 0;
+    for (st, v) in &answers {
+        match st.as_u16() {
+            200 => ok += 1,
+            429 => assert_eq!(v["code"], 40300, "{v}"),
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!(ok >= 1);
+    let (_, v) = s
+        .post("get/memory", json!({"user_id": "u", "size": 50}))
+        .await;
+    let stored: std::collections::HashSet<String> = v["data"]["memory_detail_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["conversation_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stored.len(), ok, "exactly the accepted adds are stored");
+}
+
+/// Polls every future to completion, concurrently (no extra dependency for a join_all).
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
+}
