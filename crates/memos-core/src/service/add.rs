@@ -1,6 +1,7 @@
 //! Adding messages: validation, the chat log, fast extraction, and reconciling new facts
 //! with the stored ones (merge a repeat, archive what a change supersedes).
 
+use super::tasks::new_task;
 use super::write::Expect;
 use crate::error::{Error, InputErrorKind, Result};
 use crate::filter::{Condition, Filter};
@@ -55,16 +56,7 @@ impl MemoryService {
             app_id: input.app_id,
             ..Default::default()
         };
-        let mut task = Task {
-            id: task_id.clone(),
-            scope: scope.clone(),
-            status: TaskStatus::Running,
-            payload: serde_json::to_value(&ctx).expect("context serialises"),
-            memory_ids: vec![],
-            error: None,
-            create_time: now,
-            update_time: now,
-        };
+        let mut task = new_task(task_id.clone(), &ctx, now);
 
         if input.async_mode {
             // Durable first: once the client holds the task id, a crash cannot lose the

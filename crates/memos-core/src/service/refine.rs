@@ -9,6 +9,7 @@ use crate::model::*;
 use crate::search::vector::VectorOp;
 use crate::store::WriteBatch;
 
+use super::tasks::new_task;
 use super::write::Expect;
 
 use super::MemoryService;
@@ -22,16 +23,7 @@ impl MemoryService {
             fast_ids: source.memory_ids.clone(),
             ..ctx.clone()
         };
-        let task = Task {
-            id: uuid::Uuid::new_v4().to_string(),
-            scope: source.scope.clone(),
-            status: TaskStatus::Running,
-            payload: serde_json::to_value(&ctx).expect("context serialises"),
-            memory_ids: vec![],
-            error: None,
-            create_time: now,
-            update_time: now,
-        };
+        let task = new_task(new_id(), &ctx, now);
         self.record(WriteBatch {
             task: Some(task.clone()),
             lease: Some(self.lease()),

@@ -258,6 +258,20 @@ pub(super) async fn task_claimer(svc: Weak<MemoryService>) {
     }
 }
 
+/// A running task carrying `ctx`, whose scope it takes; made now.
+pub(super) fn new_task(id: String, ctx: &AddContext, now: Millis) -> Task {
+    Task {
+        id,
+        scope: ctx.scope.clone(),
+        status: TaskStatus::Running,
+        payload: serde_json::to_value(ctx).expect("context serialises"),
+        memory_ids: vec![],
+        error: None,
+        create_time: now,
+        update_time: now,
+    }
+}
+
 /// Transient failures a task survives before it is failed for good (each waits out a lease).
 const MAX_TASK_RETRIES: u32 = 5;
 
