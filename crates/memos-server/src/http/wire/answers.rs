@@ -1,0 +1,366 @@
+//! Answers as MemOS shapes them: memories, preferences, messages, tasks, history.
+
+use memos_core::ingest::llm::IMPLICIT_TAG;
+use memos_core::model::{Memory, MemoryChange, Message, Source, Task, subject_agent};
+use memos_core::service::SearchHit;
+use memos_core::time;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One entry of `preference_detail_list`, as MemOS shapes it.
+#[derive(Debug, Serialize)]
+pub struct PreferenceDetail {
+    id: String,
+    /// The preference in the third person, without the viewpoint prefix.
+    preference: String,
+    /// `explicit_preference` (the user said it) or `implicit_preference` (the LLM inferred it).
+    preference_type: &'static str,
+    /// Why it is believed: the LLM's reasoning for an inferred one, else when the user said it.
+    reasoning: String,
+    /// `like` or `dislike`.
+    polarity: &'static str,
+    memory_key: String,
+    conversation_id: String,
+    status: &'static str,
+    create_time: i64,
+    update_time: i64,
+    /// How relevant to the query; absent in a plain listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relativity: Option<f32>,
+}
+
+impl From<SearchHit> for PreferenceDetail {
+    fn from(h: SearchHit) -> Self {
+        let mut p = Self::from(h.memory);
+        p.relativity = Some(h.relativity);
+        p
+    }
+}
+
+impl From<Memory> for PreferenceDetail {
+    fn from(m: Memory) -> Self {
+        let preference = m
+            .value
+            .split_once("] ")
+            .filter(|_| m.value.starts_with('['))
+            .map_or(m.value.as_str(), |(_, rest)| rest)
+            .to_string();
+        let said = m.sources.first().map(|s| time::to_date(s.chat_time));
+        let implicit = m.tags.iter().any(|t| t == IMPLICIT_TAG);
+        Self {
+            id: m.id,
+            preference,
+            preference_type: if implicit {
+                "implicit_preference"
+            } else {
+                "explicit_preference"
+            },
+            reasoning: match (&m.reasoning, said) {
+                (Some(r), _) => r.clone(),
+                (None, Some(day)) => format!("Stated by the user in their own words on {day}."),
+                (None, None) => String::new(),
+            },
+            polarity: if m.tags.iter().any(|t| t == "dislike") {
+                "dislike"
+            } else {
+                "like"
+            },
+            memory_key: m.key,
+            conversation_id: m.conversation_id,
+            status: m.status.as_str(),
+            create_time: m.create_time,
+            update_time: m.update_time,
+            relativity: None,
+        }
+    }
+}
+
+/// `preference_note`: the preferences as one instruction an LLM prompt can include.
+pub fn preference_note(list: &[PreferenceDetail]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = list.iter().map(|p| p.preference.clone()).collect();
+    format!(
+        "The user has stated these preferences; respect them unless the user says otherwise: {}",
+        items.join(" ")
+    )
+}
+
+/// One history entry on the wire.
+#[derive(Debug, Serialize)]
+pub struct ChangeDetail {
+    /// ISO 8601.
+    time: String,
+    /// merged, superseded, supersedes, updated, deleted.
+    kind: &'static str,
+    related_id: Option<String>,
+    before: Option<String>,
+    note: String,
+}
+
+impl From<MemoryChange> for ChangeDetail {
+    fn from(c: MemoryChange) -> Self {
+        Self {
+            time: time::to_iso(c.time),
+            kind: c.kind.as_str(),
+            related_id: c.related_id,
+            before: c.before,
+            note: c.note,
+        }
+    }
+}
+
+/// An extracted fact on the wire: what an add would store, without ids.
+#[derive(Debug, Serialize)]
+pub struct ExtractedMemory {
+    memory_key: String,
+    memory_value: String,
+    memory_type: &'static str,
+    memory_time: Option<String>,
+    confidence: f32,
+    tags: Vec<String>,
+}
+
+impl From<Memory> for ExtractedMemory {
+    fn from(m: Memory) -> Self {
+        Self {
+            memory_type: m.memory_type.as_str(),
+            memory_time: m.memory_time.map(time::to_iso),
+            memory_key: m.key,
+            memory_value: m.value,
+            confidence: m.confidence,
+            tags: m.tags,
+        }
+    }
+}
+
+/// An extracted preference on the wire, shaped like `preference_detail_list`'s items
+/// without the stored ones' ids and times.
+#[derive(Debug, Serialize)]
+pub struct ExtractedPreference {
+    preference: String,
+    preference_type: &'static str,
+    polarity: &'static str,
+    memory_key: String,
+    tags: Vec<String>,
+}
+
+impl From<Memory> for ExtractedPreference {
+    fn from(m: Memory) -> Self {
+        let p = PreferenceDetail::from(m.clone());
+        Self {
+            preference: p.preference,
+            preference_type: p.preference_type,
+            polarity: p.polarity,
+            memory_key: m.key,
+            tags: m.tags,
+        }
+    }
+}
+
+/// A memory's source message on the wire.
+#[derive(Debug, Serialize)]
+pub struct SourceDetail {
+    message_id: String,
+    conversation_id: String,
+    role: &'static str,
+    name: Option<String>,
+    chat_time: String,
+}
+
+impl From<&Source> for SourceDetail {
+    fn from(s: &Source) -> Self {
+        Self {
+            message_id: s.message_id.clone(),
+            conversation_id: s.conversation_id.clone(),
+            role: s.role.as_str(),
+            name: s.name.clone(),
+            chat_time: time::to_iso(s.chat_time),
+        }
+    }
+}
+
+/// A memory item as MemOS returns it, plus our `sources`, `info`, `agent_id`, `app_id`.
+#[derive(Debug, Serialize)]
+pub struct MemoryDetail {
+    id: String,
+    /// The user whose memory it is; null for an agent's own memory (see `agent_id`).
+    user_id: Option<String>,
+    memory_key: String,
+    memory_value: String,
+    memory_type: &'static str,
+    /// ISO 8601, or null when the memory has no time.
+    memory_time: Option<String>,
+    conversation_id: String,
+    status: &'static str,
+    confidence: f32,
+    tags: Vec<String>,
+    info: Map<String, Value>,
+    agent_id: Option<String>,
+    app_id: Option<String>,
+    /// Epoch milliseconds, as MemOS's examples.
+    create_time: i64,
+    /// Epoch milliseconds.
+    update_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relativity: Option<f32>,
+    sources: Vec<SourceDetail>,
+}
+
+impl From<Memory> for MemoryDetail {
+    fn from(m: Memory) -> Self {
+        // An agent's own memory answers with the agent as its subject, never the internal
+        // scope id.
+        let (user_id, agent_id) = match subject_agent(&m.scope.user_id) {
+            Some(agent) => (None, Some(agent.to_string())),
+            None => (Some(m.scope.user_id), m.agent_id),
+        };
+        Self {
+            user_id,
+            agent_id,
+            memory_type: m.memory_type.as_str(),
+            memory_time: m.memory_time.map(time::to_iso),
+            status: m.status.as_str(),
+            sources: m.sources.iter().map(SourceDetail::from).collect(),
+            id: m.id,
+            memory_key: m.key,
+            memory_value: m.value,
+            conversation_id: m.conversation_id,
+            confidence: m.confidence,
+            tags: m.tags,
+            info: m.info,
+            app_id: m.app_id,
+            create_time: m.create_time,
+            update_time: m.update_time,
+            relativity: None,
+        }
+    }
+}
+
+impl From<SearchHit> for MemoryDetail {
+    fn from(h: SearchHit) -> Self {
+        let mut d = MemoryDetail::from(h.memory);
+        d.memory_type = h.memory_type.as_str();
+        d.relativity = Some(h.relativity);
+        d
+    }
+}
+
+/// A chat-log message on the wire.
+#[derive(Debug, Serialize)]
+pub struct MessageDetail {
+    message_id: String,
+    conversation_id: String,
+    role: &'static str,
+    name: Option<String>,
+    content: String,
+    chat_time: String,
+    create_time: i64,
+    update_time: i64,
+    /// An assistant turn's tool calls, as the client sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
+    /// The tool call a tool turn answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Value>,
+    /// Multimodal content parts, as the client sent them (`content` holds their text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_parts: Option<Value>,
+}
+
+impl From<Message> for MessageDetail {
+    fn from(m: Message) -> Self {
+        let mut raw = match m.raw {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        Self {
+            tool_calls: raw.remove("tool_calls"),
+            tool_call_id: raw.remove("tool_call_id"),
+            content_parts: raw.remove("content"),
+            role: m.role.as_str(),
+            chat_time: time::to_iso(m.chat_time),
+            message_id: m.message_id,
+            conversation_id: m.conversation_id,
+            name: m.name,
+            content: m.content,
+            create_time: m.create_time,
+            update_time: m.create_time,
+        }
+    }
+}
+
+/// A task on the wire.
+#[derive(Debug, Serialize)]
+pub struct TaskDetail {
+    task_id: String,
+    status: &'static str,
+    memory_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    create_time: i64,
+    update_time: i64,
+}
+
+impl From<Task> for TaskDetail {
+    fn from(t: Task) -> Self {
+        Self {
+            status: t.status.as_str(),
+            task_id: t.id,
+            memory_ids: t.memory_ids,
+            error: t.error,
+            create_time: t.create_time,
+            update_time: t.update_time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memos_core::model::{MemoryStatus, MemoryType, Scope};
+
+    use super::*;
+
+    fn preference(tags: &[&str], reasoning: Option<&str>) -> Value {
+        let m = Memory {
+            id: "m".into(),
+            scope: Scope::new("p", "u"),
+            conversation_id: "c".into(),
+            key: "User's travel preferences".into(),
+            value: "[user viewpoint] The user likes night trains.".into(),
+            memory_type: MemoryType::UserMemory,
+            memory_time: None,
+            status: MemoryStatus::Activated,
+            confidence: 0.9,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            info: Map::new(),
+            agent_id: None,
+            app_id: None,
+            sources: vec![],
+            reasoning: reasoning.map(str::to_string),
+            create_time: 1,
+            update_time: 1,
+        };
+        let hit = SearchHit {
+            memory_type: m.memory_type,
+            relativity: 0.5,
+            memory: m,
+        };
+        serde_json::to_value(PreferenceDetail::from(hit)).unwrap()
+    }
+
+    #[test]
+    fn preferences_say_whether_they_were_said_or_inferred_and_why() {
+        let said = preference(&["preference", "like"], None);
+        assert_eq!(said["preference_type"], "explicit_preference");
+        assert_eq!(said["preference"], "The user likes night trains.");
+        assert_eq!(said["polarity"], "like");
+        let inferred = preference(
+            &["preference", "like", IMPLICIT_TAG],
+            Some("Books sleeper cabins every trip."),
+        );
+        assert_eq!(inferred["preference_type"], "implicit_preference");
+        assert_eq!(inferred["reasoning"], "Books sleeper cabins every trip.");
+    }
+}

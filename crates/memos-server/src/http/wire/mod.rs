@@ -1,0 +1,13 @@
+//! Wire types of the MemOS cloud API (`/api/openmem/v1`) and their conversion to and from
+//! the domain. Required fields are `Option`s checked by hand so that a missing one gets
+//! MemOS's 40002 code with the field's name rather than a serde message.
+
+mod answers;
+mod fields;
+mod messages;
+mod requests;
+
+pub use answers::*;
+pub use fields::*;
+pub use messages::*;
+pub use requests::*;
