@@ -133,7 +133,7 @@ impl MemoryService {
                 let llm = self
                     .llm
                     .clone()
-                    .ok_or_else(|| Error::Unavailable("no LLM is configured any more".into()))?;
+                    .ok_or_else(|| Error::Extraction("no LLM is configured any more".into()))?;
                 let messages = self.store.task_messages(source).await?;
                 task.memory_ids = self
                     .refine(&llm, &ctx, &messages, &ctx.fast_ids, &task.id)
