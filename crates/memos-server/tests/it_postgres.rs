@@ -14,6 +14,8 @@ mod bad_input;
 mod common;
 #[path = "it/delete_modes.rs"]
 mod delete_modes;
+#[path = "it/golden.rs"]
+mod golden;
 #[path = "it/issue_13.rs"]
 mod issue_13;
 #[path = "it/sdk_fields.rs"]

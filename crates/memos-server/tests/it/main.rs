@@ -10,5 +10,6 @@ mod api;
 mod bad_input;
 mod common;
 mod delete_modes;
+mod golden;
 mod issue_13;
 mod sdk_fields;
