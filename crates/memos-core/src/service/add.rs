@@ -196,8 +196,20 @@ impl MemoryService {
                     RECONCILE_CANDIDATES,
                 )
                 .await?;
-            let ids: Vec<String> = hits.into_iter().map(|c| c.id).collect();
-            let stored = self.store.get_memories(&scope.project_id, &ids).await?;
+            let score: std::collections::HashMap<String, f32> =
+                hits.into_iter().map(|c| (c.id, c.score)).collect();
+            let ids: Vec<String> = score.keys().cloned().collect();
+            let mut stored = self.store.get_memories(&scope.project_id, &ids).await?;
+            // The first related candidate is the one merged into or superseded, so the order
+            // decides, and it must not depend on the store's answer order or on random ids (a
+            // property test caught two stores archiving different facts here): most relevant
+            // first, then the newest, then by content.
+            stored.sort_by(|a, b| {
+                let s = |m: &Memory| score.get(&m.id).copied().unwrap_or(0.0);
+                s(b).total_cmp(&s(a))
+                    .then(b.create_time.cmp(&a.create_time))
+                    .then_with(|| a.value.cmp(&b.value))
+            });
             candidates.extend(stored.into_iter().filter(|m| {
                 m.scope == *scope
                     && m.status == MemoryStatus::Activated

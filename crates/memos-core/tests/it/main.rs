@@ -7,3 +7,4 @@
 mod llm;
 mod models;
 mod postgres;
+mod props;
