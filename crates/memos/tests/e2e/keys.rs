@@ -64,7 +64,8 @@ async fn issue_13_keys_created_and_revoked_while_serving_take_effect_at_once() {
 }
 
 /// Issue 13: a client that sends headers and part of a body, then stalls, is cut off when
-/// the body timeout runs out (answered in the envelope), and the server keeps serving.
+/// the body timeout runs out (answered in the envelope); one that stalls inside its headers
+/// is disconnected after as long; and the server keeps serving.
 #[tokio::test]
 async fn issue_13_a_half_sent_body_is_cut_off_and_the_server_goes_on() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,6 +100,21 @@ async fn issue_13_a_half_sent_body_is_cut_off_and_the_server_goes_on() {
         assert!(text.contains("\"code\":40000"), "{text}");
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Half-sent headers: the connection is closed once the same timeout runs out.
+    let mut heads = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /api/openmem/v1/search/memory HTTP/1.1\r\nHost: x\r\nAuthor")
+            .await
+            .unwrap();
+        heads.push(s);
+    }
+    for mut s in heads {
+        let mut buf = Vec::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the server held a half-sent head");
+    }
     let (s, _) = server
         .post("search/memory", json!({"user_id": "u", "query": "x"}))
         .await;
