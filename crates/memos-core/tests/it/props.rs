@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use memos_core::model::{MemoryStatus, Role};
+use memos_core::model::{Memory, MemoryStatus, Role};
 use memos_core::service::{
     AddInput, FeedbackInput, ListInput, NewMessage, SearchInput, UpdateInput,
 };
@@ -65,22 +65,26 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A user's memories, as the service lists them.
+async fn listed(svc: &MemoryService, user: &str) -> Vec<Memory> {
+    svc.list(
+        "p",
+        ListInput {
+            user_id: user.into(),
+            page: 1,
+            size: 50,
+            filter: None,
+        },
+    )
+    .await
+    .unwrap()
+    .items
+}
+
 /// A user's memories as content: (value, status, type), sorted; ids differ between stores.
 async fn state(svc: &MemoryService, user: &str) -> Vec<(String, String, String)> {
-    let page = svc
-        .list(
-            "p",
-            ListInput {
-                user_id: user.into(),
-                page: 1,
-                size: 50,
-                filter: None,
-            },
-        )
+    let mut out: Vec<_> = listed(svc, user)
         .await
-        .unwrap();
-    let mut out: Vec<_> = page
-        .items
         .into_iter()
         .map(|m| {
             (
@@ -96,19 +100,7 @@ async fn state(svc: &MemoryService, user: &str) -> Vec<(String, String, String)>
 
 /// The id in `svc` of the `pick`-th memory (by content) of the user, if any.
 async fn pick_id(svc: &MemoryService, user: &str, pick: usize) -> Option<String> {
-    let page = svc
-        .list(
-            "p",
-            ListInput {
-                user_id: user.into(),
-                page: 1,
-                size: 50,
-                filter: None,
-            },
-        )
-        .await
-        .unwrap();
-    let mut items = page.items;
+    let mut items = listed(svc, user).await;
     if items.is_empty() {
         return None;
     }
