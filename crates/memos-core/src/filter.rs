@@ -306,16 +306,10 @@ fn parse_condition(key: &str, v: &Value, out: &mut Vec<Condition>) -> Result<()>
 }
 
 fn eq_string(field: &str, v: &Value) -> Result<String> {
-    let v = match v {
-        Value::Object(o) if o.len() == 1 => {
-            o.get("eq").or_else(|| o.get("=")).unwrap_or(&Value::Null)
-        }
-        v @ Value::Null
-        | v @ Value::Bool(_)
-        | v @ Value::Number(_)
-        | v @ Value::String(_)
-        | v @ Value::Array(_)
-        | v @ Value::Object(_) => v,
+    // `{"eq": x}` (or `{"=": x}`) says the same as `x`.
+    let v = match v.as_object().filter(|o| o.len() == 1) {
+        Some(o) => o.get("eq").or_else(|| o.get("=")).unwrap_or(&Value::Null),
+        None => v,
     };
     v.as_str()
         .map(str::to_string)
@@ -323,14 +317,13 @@ fn eq_string(field: &str, v: &Value) -> Result<String> {
 }
 
 fn info_condition(field: &str, key: &str, v: &Value) -> Result<Condition> {
-    let v = match v {
-        Value::Object(o) if o.len() == 1 && o.contains_key("eq") => &o["eq"],
-        v @ Value::Null
-        | v @ Value::Bool(_)
-        | v @ Value::Number(_)
-        | v @ Value::String(_)
-        | v @ Value::Array(_)
-        | v @ Value::Object(_) => v,
+    let v = match v
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("eq"))
+    {
+        Some(eq) => eq,
+        None => v,
     };
     let value = canonical_info_value(v).ok_or_else(|| {
         Error::invalid(

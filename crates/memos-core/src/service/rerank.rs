@@ -72,9 +72,8 @@ impl MemoryService {
         let dense: Vec<f32> = match &self.embedder {
             Some(e) => {
                 let q = self.query_vector(e, query).await?;
-                let docs: Vec<&str> = documents.iter().map(String::as_str).collect();
-                let e2 = e.clone();
-                let owned: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+                // Off the async executor, as every embedding: it owns its copy of the texts.
+                let (e2, owned) = (e.clone(), documents.to_vec());
                 let vectors = tokio::task::spawn_blocking(move || {
                     let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
                     e2.embed_documents(&refs)

@@ -46,6 +46,25 @@ pub fn only_default<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// The SDK's sharing fields of an add or a feedback: memos shares nothing, so only their
+/// defaults (`allow_public: false`, no knowledge bases) are taken.
+pub(super) fn private_only(
+    allow_public: &Option<bool>,
+    allow_knowledgebase_ids: &Option<Vec<String>>,
+) -> Result<(), Error> {
+    only_default(
+        "allow_public",
+        allow_public,
+        &[false],
+        "memories stay private to their user",
+    )?;
+    none_listed(
+        "allow_knowledgebase_ids",
+        allow_knowledgebase_ids,
+        "knowledge bases are not served",
+    )
+}
+
 /// A list field the SDK sends empty or null by default; a non-empty one is refused.
 pub(super) fn none_listed(
     field: &str,

@@ -9,7 +9,7 @@ use memos_core::time;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::fields::{none_listed, only_default, plain_user, required, subject};
+use super::fields::{none_listed, plain_user, private_only, required, subject};
 
 /// `add/message` request. Unknown fields are refused (a dropped field could change what
 /// is stored); the SDK's `source` is accepted and ignored, its sharing fields only at their
@@ -169,17 +169,7 @@ impl AddMessageRequest {
     /// Checks and converts to the domain request.
     pub fn into_input(self) -> Result<AddInput, Error> {
         let _ = self.source;
-        only_default(
-            "allow_public",
-            &self.allow_public,
-            &[false],
-            "memories stay private to their user",
-        )?;
-        none_listed(
-            "allow_knowledgebase_ids",
-            &self.allow_knowledgebase_ids,
-            "knowledge bases are not served",
-        )?;
+        private_only(&self.allow_public, &self.allow_knowledgebase_ids)?;
         none_listed(
             "allow_memory_view",
             &self.allow_memory_view,

@@ -8,7 +8,7 @@ use memos_core::model::MemoryType;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{none_listed, only_default, plain_user, present, subject};
+use super::fields::{none_listed, only_default, plain_user, present, private_only, subject};
 
 /// `search/memory` request. Unknown fields are refused; the SDK's other fields are taken
 /// at the values that change nothing, or refused (see [`SearchMemoryRequest::check_sdk_fields`]).
@@ -413,17 +413,7 @@ pub struct AddFeedbackRequest {
 impl AddFeedbackRequest {
     /// Refuses SDK fields set to what memos does not serve, naming them.
     pub fn check_sdk_fields(&self) -> Result<(), Error> {
-        only_default(
-            "allow_public",
-            &self.allow_public,
-            &[false],
-            "memories stay private to their user",
-        )?;
-        none_listed(
-            "allow_knowledgebase_ids",
-            &self.allow_knowledgebase_ids,
-            "knowledge bases are not served",
-        )
+        private_only(&self.allow_public, &self.allow_knowledgebase_ids)
     }
 }
 
