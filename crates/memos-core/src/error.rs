@@ -162,6 +162,14 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
+        // Our own error, carried through a rusqlite row callback (the SQL stores' shared
+        // row mappers), comes back as itself: corrupt data stays `Corrupt`.
+        if let rusqlite::Error::FromSqlConversionFailure(i, t, e) = err {
+            return match e.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Self::backend(rusqlite::Error::FromSqlConversionFailure(i, t, other)),
+            };
+        }
         Self::backend(err)
     }
 }

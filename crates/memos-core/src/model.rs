@@ -11,6 +11,17 @@ pub type Millis = i64;
 
 /// The partition every read and write is confined to: a user inside a project.
 ///
+/// One subject of a project (a user, or an agent's own memory) as the store sums it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    /// The subject's id within the project ([`agent_subject`] for an agent).
+    pub user_id: String,
+    /// How many memories it holds, soft-deleted ones not counted.
+    pub memories: usize,
+    /// When any of them last changed.
+    pub last_update: Millis,
+}
+
 /// A project is what an API key grants; user ids are only unique inside a project, so two
 /// projects with a user called `alice` never see each other's memories.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -107,15 +107,36 @@ impl MemoryService {
         Ok(unique.len())
     }
 
-    /// Deletes every memory of a user that matches `filter` (soft or hard, as
-    /// [`Self::delete`]). Returns how many; none matching is not an error.
+    /// Deletes every memory that matches `filter` (soft or hard, as [`Self::delete`]): of
+    /// one user, or with `None` of every user of the project (the SDK's
+    /// `delete_memory(filter=...)`), one user at a time. Returns how many; none matching is
+    /// not an error.
     pub async fn delete_matching(
         &self,
         project_id: &str,
-        user_id: &str,
+        user_id: Option<&str>,
         filter: &Filter,
         hard: bool,
     ) -> Result<usize> {
+        let Some(user_id) = user_id else {
+            let mut users = Vec::new();
+            loop {
+                let page = self
+                    .store
+                    .list_users(project_id, MAX_DELETE_IDS, users.len())
+                    .await?;
+                let n = page.items.len();
+                users.extend(page.items.into_iter().map(|u| u.user_id));
+                if n < MAX_DELETE_IDS {
+                    break;
+                }
+            }
+            let mut done = 0;
+            for u in &users {
+                done += Box::pin(self.delete_matching(project_id, Some(u), filter, hard)).await?;
+            }
+            return Ok(done);
+        };
         self.check_user(user_id)?;
         let scope = Scope::new(project_id, user_id);
         let mut ids = Vec::new();

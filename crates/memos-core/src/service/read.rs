@@ -15,18 +15,7 @@ impl MemoryService {
     /// A page of a user's memories, newest first.
     pub async fn list(&self, project_id: &str, input: ListInput) -> Result<Page<Memory>> {
         self.check_user(&input.user_id)?;
-        if input.page == 0 || input.page > MAX_PAGE {
-            return Err(Error::invalid(
-                "page",
-                format!("page must be between 1 and {MAX_PAGE}"),
-            ));
-        }
-        if input.size == 0 || input.size > MAX_PAGE_SIZE {
-            return Err(Error::invalid(
-                "size",
-                format!("size must be between 1 and {MAX_PAGE_SIZE}"),
-            ));
-        }
+        check_page(input.page, input.size)?;
         let q = ListQuery {
             filter: input.filter,
             conversation_id: None,
@@ -35,6 +24,20 @@ impl MemoryService {
         };
         self.store
             .list_memories(&Scope::new(project_id, input.user_id), &q)
+            .await
+    }
+
+    /// A page of the project's subjects (users, and agents with memory of their own), most
+    /// recently changed first, with how many memories each holds.
+    pub async fn users(
+        &self,
+        project_id: &str,
+        page: usize,
+        size: usize,
+    ) -> Result<Page<UserSummary>> {
+        check_page(page, size)?;
+        self.store
+            .list_users(project_id, size, (page - 1).saturating_mul(size))
             .await
     }
 
@@ -136,4 +139,21 @@ impl MemoryService {
             .list_messages(&Scope::new(project_id, user_id), conversation_id, limit)
             .await
     }
+}
+
+/// A page number and size within bounds.
+fn check_page(page: usize, size: usize) -> Result<()> {
+    if page == 0 || page > MAX_PAGE {
+        return Err(Error::invalid(
+            "page",
+            format!("page must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    if size == 0 || size > MAX_PAGE_SIZE {
+        return Err(Error::invalid(
+            "size",
+            format!("size must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok(())
 }

@@ -27,7 +27,8 @@ macro_rules! store_conformance {
             tasks_round_trip, delete_user_is_confined, keys_round_trip, scan_visits_everything_once,
             revision_grows_with_every_write, embeddings_follow_their_memories,
             history_is_kept_in_order_and_goes_with_its_memory, a_new_text_drops_the_old_vector,
-            soft_deleted_memories_are_kept_but_not_listed, a_task_goes_to_one_worker_at_a_time);
+            soft_deleted_memories_are_kept_but_not_listed, a_task_goes_to_one_worker_at_a_time,
+            users_are_summed_up_per_project);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -887,4 +888,46 @@ pub async fn a_task_goes_to_one_worker_at_a_time(store: &dyn MemoryStore) {
             .unwrap(),
         vec![fresh]
     );
+}
+
+/// A project's users come with their counts and last change, most recent first, paged;
+/// soft-deleted memories and other projects do not count.
+pub async fn users_are_summed_up_per_project(store: &dyn MemoryStore) {
+    let mut ms = Vec::new();
+    for (user, n, t) in [("ann", 3, 5_000), ("bob", 1, 9_000), ("cy", 2, 5_000)] {
+        for i in 0..n {
+            let mut m = memory(user, "c", &format!("{user} memory {i}"));
+            m.update_time = t - i;
+            ms.push(m);
+        }
+    }
+    let mut deleted = memory("dee", "c", "gone");
+    deleted.status = MemoryStatus::Deleted;
+    ms.push(deleted);
+    let mut gone_too = memory("bob", "c", "deleted, and newer than the rest");
+    gone_too.status = MemoryStatus::Deleted;
+    gone_too.update_time = 99_000;
+    ms.push(gone_too);
+    ms.push(memory_in("q", "zed", "c", "another project"));
+    store
+        .write(WriteBatch {
+            upsert_memories: ms,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let all = store.list_users("p", 10, 0).await.unwrap();
+    assert_eq!(all.total, 3);
+    let got: Vec<(&str, usize, Millis)> = all
+        .items
+        .iter()
+        .map(|u| (u.user_id.as_str(), u.memories, u.last_update))
+        .collect();
+    assert_eq!(
+        got,
+        [("bob", 1, 9_000), ("ann", 3, 5_000), ("cy", 2, 5_000)]
+    );
+    let page = store.list_users("p", 1, 2).await.unwrap();
+    assert_eq!((page.total, page.items[0].user_id.as_str()), (3, "cy"));
+    assert_eq!(store.list_users("nobody", 10, 0).await.unwrap().total, 0);
 }

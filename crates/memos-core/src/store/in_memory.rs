@@ -10,6 +10,7 @@ use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVect
 use crate::error::Result;
 use crate::model::{
     ApiKey, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task, TaskStatus,
+    UserSummary,
 };
 
 /// A store that lives in memory only.
@@ -178,6 +179,39 @@ impl MemoryStore for InMemoryStore {
             .take(q.limit)
             .cloned()
             .collect();
+        Ok(Page { items, total })
+    }
+
+    async fn list_users(
+        &self,
+        project_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<UserSummary>> {
+        let s = self.state();
+        let mut by_user: BTreeMap<&str, UserSummary> = BTreeMap::new();
+        for m in s.memories.values() {
+            if m.scope.project_id != project_id || m.status == MemoryStatus::Deleted {
+                continue;
+            }
+            let u = by_user
+                .entry(m.scope.user_id.as_str())
+                .or_insert_with(|| UserSummary {
+                    user_id: m.scope.user_id.clone(),
+                    memories: 0,
+                    last_update: m.update_time,
+                });
+            u.memories += 1;
+            u.last_update = u.last_update.max(m.update_time);
+        }
+        let mut all: Vec<UserSummary> = by_user.into_values().collect();
+        all.sort_by(|a, b| {
+            b.last_update
+                .cmp(&a.last_update)
+                .then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        let total = all.len();
+        let items = all.into_iter().skip(offset).take(limit).collect();
         Ok(Page { items, total })
     }
 

@@ -18,13 +18,14 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::filter::Filter;
-use crate::model::{ApiKey, Memory, MemoryChange, Message, Millis, Scope, Task};
+use crate::model::{ApiKey, Memory, MemoryChange, Message, Millis, Scope, Task, UserSummary};
 use crate::search::{Candidate, TimeRange};
 
 mod embedded;
 mod in_memory;
 mod migrate;
 mod postgres;
+mod sql;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -145,6 +146,15 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// A scope's memories, newest first, filtered and paged.
     /// Never lists soft-deleted memories (status `deleted`).
     async fn list_memories(&self, scope: &Scope, query: &ListQuery) -> Result<Page<Memory>>;
+
+    /// The project's subjects that hold memories (soft-deleted ones not counted), most
+    /// recently changed first, then by id; paged.
+    async fn list_users(
+        &self,
+        project_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<UserSummary>>;
 
     /// The newest `limit` messages of a conversation, returned oldest first (chat order).
     async fn list_messages(

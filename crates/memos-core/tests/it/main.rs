@@ -4,6 +4,7 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
+mod fuzz;
 mod llm;
 mod models;
 mod postgres;

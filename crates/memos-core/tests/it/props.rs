@@ -1,15 +1,22 @@
-//! Property tests (issue 11): random sequences of add, update, delete, feedback and search
-//! run on the embedded store and on the in-memory store, the reference; after every step
-//! both hold the same memories, and no search ever returns a memory that is not current or
-//! not its user's.
+//! Property tests (issue 11).
+//!
+//! - Random sequences of add, update, delete, feedback and search run on the embedded
+//!   store, on PostgreSQL (when `MEMOS_PG_URL` names a server, as in CI) and on the
+//!   in-memory store, the reference; after every step all hold the same memories, and no
+//!   search ever returns a memory that is not current or not its user's.
+//! - Fusion invariants over random candidate lists: every candidate comes out once, ranked
+//!   by its fused score, with the best relevance any retriever gave it, and a candidate at
+//!   least as good as another in every list never ranks below it.
 
 use std::sync::Arc;
 
 use memos_core::model::{Memory, MemoryStatus, Role};
+use memos_core::search::Candidate;
+use memos_core::search::fusion::{fuse, fuse_scores};
 use memos_core::service::{
     AddInput, FeedbackInput, ListInput, NewMessage, SearchInput, UpdateInput,
 };
-use memos_core::store::{EmbeddedStore, InMemoryStore, MemoryStore};
+use memos_core::store::{EmbeddedStore, InMemoryStore, MemoryStore, PostgresStore, tests_support};
 use memos_core::{Config, MemoryService};
 use proptest::prelude::*;
 
@@ -202,7 +209,15 @@ async fn run(ops: Vec<Op>) {
             .unwrap()
     };
     let reference = start(Arc::new(InMemoryStore::new())).await;
-    let embedded = start(Arc::new(EmbeddedStore::open(dir.path()).unwrap())).await;
+    let mut stores = vec![(
+        "embedded",
+        start(Arc::new(EmbeddedStore::open(dir.path()).unwrap())).await,
+    )];
+    // A fresh schema per case, so cases never see each other's rows.
+    if let Some(url) = tests_support::postgres_schema_url().await {
+        let pg = PostgresStore::connect(&url, 4).await.unwrap();
+        stores.push(("postgres", start(Arc::new(pg)).await));
+    }
     for op in &ops {
         let (user, pick) = match op {
             Op::Update { user, pick, .. } | Op::Delete { user, pick, .. } => (*user, Some(*pick)),
@@ -210,7 +225,7 @@ async fn run(ops: Vec<Op>) {
                 (*user, None)
             }
         };
-        for svc in [&reference, &embedded] {
+        for svc in std::iter::once(&reference).chain(stores.iter().map(|(_, s)| s)) {
             let id = match pick {
                 Some(p) => pick_id(svc, USERS[user], p).await,
                 None => None,
@@ -218,11 +233,14 @@ async fn run(ops: Vec<Op>) {
             apply(svc, op, id).await;
         }
         for u in USERS {
-            assert_eq!(
-                state(&reference, u).await,
-                state(&embedded, u).await,
-                "stores differ for {u} after {op:?} (ops: {ops:?})"
-            );
+            let expected = state(&reference, u).await;
+            for (name, svc) in &stores {
+                assert_eq!(
+                    expected,
+                    state(svc, u).await,
+                    "{name} differs from the reference for {u} after {op:?} (ops: {ops:?})"
+                );
+            }
         }
     }
 }
@@ -232,11 +250,102 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_embedded_store_behaves_as_the_reference(ops in prop::collection::vec(op(), 1..14)) {
+    fn every_store_behaves_as_the_reference(ops in prop::collection::vec(op(), 1..14)) {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(run(ops));
+    }
+}
+
+/// Candidate lists as retrievers return them: distinct ids within a list, relevance in
+/// [0, 1], drawn from a small pool of ids so that lists overlap.
+fn lists() -> impl Strategy<Value = Vec<(f32, Vec<Candidate>)>> {
+    let list = prop::collection::btree_map(0..12usize, 0.0f32..=1.0, 0..8).prop_flat_map(|m| {
+        let items: Vec<(usize, f32)> = m.into_iter().collect();
+        Just(items).prop_shuffle()
+    });
+    prop::collection::vec((0.1f32..3.0, list), 1..4).prop_map(|ls| {
+        ls.into_iter()
+            .map(|(w, items)| {
+                let cands = items
+                    .into_iter()
+                    .map(|(id, rel)| Candidate {
+                        id: format!("m{id}"),
+                        score: rel,
+                        relativity: rel,
+                    })
+                    .collect();
+                (w, cands)
+            })
+            .collect()
+    })
+}
+
+/// The invariants both fusions keep.
+fn check_fusion(lists: &[(f32, Vec<Candidate>)], fused: &[Candidate], name: &str) {
+    let mut ids: Vec<&str> = lists
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|c| c.id.as_str()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out: Vec<&str> = fused.iter().map(|c| c.id.as_str()).collect();
+    out.sort_unstable();
+    assert_eq!(ids, out, "{name}: every candidate exactly once");
+    if lists.len() == 1 {
+        assert_eq!(fused, &lists[0].1[..], "{name}: one list passes through");
+        return;
+    }
+    for w in fused.windows(2) {
+        assert!(w[0].score >= w[1].score, "{name}: ranked by fused score");
+    }
+    for c in fused {
+        let best = lists
+            .iter()
+            .flat_map(|(_, l)| l.iter().filter(|x| x.id == c.id))
+            .map(|x| x.relativity)
+            .fold(0.0f32, f32::max);
+        assert_eq!(
+            c.relativity, best,
+            "{name}: the best relevance any retriever gave"
+        );
+    }
+}
+
+/// Whether `a` is at least as good as `b` in every list: present wherever `b` is, ranked
+/// no lower and no less relevant.
+fn dominates(lists: &[(f32, Vec<Candidate>)], a: &str, b: &str) -> bool {
+    lists.iter().all(|(_, l)| {
+        let pa = l.iter().position(|c| c.id == a);
+        let pb = l.iter().position(|c| c.id == b);
+        match (pa, pb) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(x), Some(y)) => x <= y && l[x].relativity >= l[y].relativity,
+        }
+    })
+}
+
+proptest! {
+    #[test]
+    fn fusion_keeps_its_invariants(lists in lists()) {
+        for (name, fused) in [("rrf", fuse(&lists)), ("scores", fuse_scores(&lists))] {
+            check_fusion(&lists, &fused, name);
+            if lists.len() > 1 {
+                let score = |id: &str| fused.iter().find(|c| c.id == id).map(|c| c.score);
+                for a in &fused {
+                    for b in &fused {
+                        if a.id != b.id && dominates(&lists, &a.id, &b.id) {
+                            prop_assert!(
+                                score(&a.id) >= score(&b.id),
+                                "{name}: {} dominates {} but ranks lower", a.id, b.id
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

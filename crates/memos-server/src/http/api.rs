@@ -216,6 +216,26 @@ pub async fn get_message(
     Ok(ok(json!({"message_detail_list": list})))
 }
 
+/// `POST get/users` (our extension): the project's users (and agents with memory of
+/// their own), most recently changed first, with their memory counts; paged.
+pub async fn get_users(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<GetUsersRequest>,
+) -> ApiResult<Json<Value>> {
+    let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
+    let page = req.page.unwrap_or(1);
+    let out = state.service.users(&project, page, size).await?;
+    let list: Vec<UserDetail> = out.items.into_iter().map(UserDetail::from).collect();
+    Ok(ok(json!({
+        "user_detail_list": list,
+        "total": out.total,
+        "size": size,
+        "current": page,
+        "pages": out.total.div_ceil(size),
+    })))
+}
+
 /// `POST delete/memory`: by ids, by filter and/or memory type (with `user_id`), or a
 /// whole user (erased) when `user_id` comes alone.
 pub async fn delete_memory(
@@ -235,7 +255,7 @@ pub async fn delete_memory(
         DeleteSelection::Matching { user_id, filter } => {
             state
                 .service
-                .delete_matching(&project, &user_id, &filter, hard)
+                .delete_matching(&project, user_id.as_deref(), &filter, hard)
                 .await?
         }
         // The privacy path: always erased, chat log and history included.

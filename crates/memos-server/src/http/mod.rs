@@ -43,6 +43,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/search/memory", post(api::search_memory))
         .route("/get/memory", post(api::get_memory))
         .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
+        .route("/get/users", post(api::get_users))
         .route("/get/message", post(api::get_message))
         .route("/delete/memory", post(api::delete_memory))
         .route("/get/status", post(api::get_status))

@@ -185,3 +185,116 @@ async fn each_delete_mode_removes_exactly_what_it_names() {
     assert_eq!(memories(&s, "other").await.len(), ids.len());
     assert_eq!(message_count(&s, "other").await, 2);
 }
+
+/// The SDK's `delete_memory(filter=...)`: a filter alone deletes what matches, of every
+/// user of the project and of no other project; the users and their chat logs stay.
+#[tokio::test]
+async fn a_filter_alone_deletes_its_matches_across_the_project_only() {
+    let s = TestServer::new().await;
+    for user in ["u", "v"] {
+        s.post(
+            "add/message",
+            json!({"user_id": user, "conversation_id": "c", "async_mode": false,
+                   "tags": ["trip"], "messages": [{"role": "user", "content": "Booked a train to Rome."}]}),
+        )
+        .await;
+        seeded(&s, user).await;
+    }
+    let (st, _) = s
+        .post_as(
+            &s.other_key.clone(),
+            "add/message",
+            json!({"user_id": "u", "conversation_id": "c", "async_mode": false,
+                   "tags": ["trip"], "messages": [{"role": "user", "content": "Booked a flight to Oslo."}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let tagged = |ms: &[Value]| {
+        ms.iter()
+            .filter(|m| m["tags"].to_string().contains("\"trip\""))
+            .count()
+    };
+    let before_u = memories(&s, "u").await;
+    assert!(tagged(&before_u) > 0, "{before_u:?}");
+
+    let (st, v) = s
+        .post(
+            "delete/memory",
+            json!({"filter": {"tags": {"contains": "trip"}}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["deleted_count"], 2 * tagged(&before_u), "{v}");
+    for user in ["u", "v"] {
+        let left = memories(&s, user).await;
+        assert_eq!(tagged(&left), 0, "{left:?}");
+        assert_eq!(left.len(), before_u.len() - tagged(&before_u));
+        assert_eq!(message_count(&s, user).await, 3, "the chat log stays");
+    }
+    // The other project's matching memory is untouched.
+    let (_, v) = s
+        .post_as(
+            &s.other_key.clone(),
+            "get/memory",
+            json!({"user_id": "u", "size": 50}),
+        )
+        .await;
+    assert!(
+        !v["data"]["memory_detail_list"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{v}"
+    );
+
+    // A filter without conditions, or a type alone, still selects nothing project-wide.
+    for body in [json!({"filter": {}}), json!({"filter": {"and": []}})] {
+        let got = s.post("delete/memory", body).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, 40000, "filter");
+    }
+}
+
+/// `get/users` lists the project's subjects with counts, most recently changed first.
+#[tokio::test]
+async fn users_are_listed_per_project_with_counts() {
+    let s = TestServer::new().await;
+    let u = seeded(&s, "u").await;
+    let v = seeded(&s, "v").await;
+    s.post(
+        "add/message",
+        json!({"agent_id": "planner", "conversation_id": "c", "async_mode": false,
+               "messages": [{"role": "user", "content": "Plan the week."}]}),
+    )
+    .await;
+    let (st, got) = s.post("get/users", json!({"size": 2})).await;
+    assert_eq!(st, StatusCode::OK, "{got}");
+    let data = &got["data"];
+    assert_eq!(
+        (data["total"].as_u64(), data["pages"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let list = data["user_detail_list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["agent_id"], "planner", "{got}");
+    assert_eq!(list[0]["user_id"], Value::Null);
+    assert_eq!(list[1]["user_id"], "v");
+    assert_eq!(list[1]["memory_count"], v.len());
+    let (_, got) = s.post("get/users", json!({"size": 2, "page": 2})).await;
+    assert_eq!(got["data"]["user_detail_list"][0]["memory_count"], u.len());
+    let (_, other) = s
+        .post_as(&s.other_key.clone(), "get/users", json!({}))
+        .await;
+    assert_eq!(other["data"]["total"], 0, "{other}");
+    assert_error(
+        &s.post("get/users", json!({"size": 0})).await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "size",
+    );
+    assert_error(
+        &s.post("get/users", json!({"project": "beta"})).await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "project",
+    );
+}

@@ -102,6 +102,7 @@ async fn every_answer_keeps_its_shape() {
         "get_profile",
         &post("get/profile", json!({"user_id": "u"})).await,
     );
+    check("get_users", &post("get/users", json!({})).await);
     check(
         "update_memory",
         &post("update/memory", json!({"memory_id": id, "tags": ["x"]})).await,

@@ -1,7 +1,7 @@
 //! Answers as MemOS shapes them: memories, preferences, messages, tasks, history.
 
 use memos_core::ingest::llm::IMPLICIT_TAG;
-use memos_core::model::{Memory, MemoryChange, Message, Source, Task, subject_agent};
+use memos_core::model::{Memory, MemoryChange, Message, Source, Task, UserSummary, subject_agent};
 use memos_core::service::SearchHit;
 use memos_core::time;
 use serde::Serialize;
@@ -362,5 +362,33 @@ mod tests {
         );
         assert_eq!(inferred["preference_type"], "implicit_preference");
         assert_eq!(inferred["reasoning"], "Books sleeper cabins every trip.");
+    }
+}
+
+/// One subject of a project in `get/users`: a user, or an agent's own memory.
+#[derive(Debug, Serialize)]
+pub struct UserDetail {
+    /// The user; null for an agent's own memory.
+    pub user_id: Option<String>,
+    /// The agent, when the memory is the agent's own.
+    pub agent_id: Option<String>,
+    /// How many memories it holds (soft-deleted ones not counted).
+    pub memory_count: usize,
+    /// When any of them last changed, epoch ms.
+    pub last_update_time: i64,
+}
+
+impl From<UserSummary> for UserDetail {
+    fn from(u: UserSummary) -> Self {
+        let (user_id, agent_id) = match subject_agent(&u.user_id) {
+            Some(agent) => (None, Some(agent.to_string())),
+            None => (Some(u.user_id), None),
+        };
+        Self {
+            user_id,
+            agent_id,
+            memory_count: u.memories,
+            last_update_time: u.last_update,
+        }
     }
 }

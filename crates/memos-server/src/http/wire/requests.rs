@@ -110,6 +110,18 @@ pub struct GetProfileRequest {
     pub user_id: Option<String>,
 }
 
+/// `get/users` request (our extension): a page of the project's users.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetUsersRequest {
+    /// 1-based page.
+    #[serde(default)]
+    pub page: Option<usize>,
+    /// Page size.
+    #[serde(default)]
+    pub size: Option<usize>,
+}
+
 /// `get/memory` request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,10 +227,10 @@ pub enum DeleteSelection {
         /// The user they must belong to.
         user_id: Option<String>,
     },
-    /// The user's memories that match.
+    /// The memories that match: of one user, or of every user of the project.
     Matching {
-        /// The user.
-        user_id: String,
+        /// The user; `None` for the whole project.
+        user_id: Option<String>,
         /// What they must match.
         filter: Filter,
     },
@@ -335,9 +347,15 @@ impl DeleteMemoryRequest {
                 Some(u) => Ok(DeleteSelection::User(u)),
                 None => Err(Error::required("memory_ids or user_id")),
             },
+            // A filter alone selects across the project (the SDK's
+            // `delete_memory(filter=...)`): it has at least one condition.
+            (None, Some(filter), None) if user_id.is_none() => Ok(DeleteSelection::Matching {
+                user_id: None,
+                filter,
+            }),
             // A filter, a type, or both: at least one condition, so never the whole user.
             (None, filter, memory_type) => {
-                let user_id = user_id.ok_or_else(|| Error::required("user_id"))?;
+                let user_id = Some(user_id.ok_or_else(|| Error::required("user_id"))?);
                 let mut filter = filter.unwrap_or(Filter {
                     logic: Logic::And,
                     conditions: vec![],

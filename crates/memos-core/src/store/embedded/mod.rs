@@ -3,7 +3,9 @@
 //! One writer connection serialises writes (SQLite allows one writer anyway); a few reader
 //! connections serve reads concurrently thanks to WAL. `synchronous = FULL` makes every
 //! acknowledged write survive a crash of the process and of the machine. All calls run on
-//! tokio's blocking pool so a slow fsync never stalls the async executor.
+//! tokio's blocking pool so a slow fsync never stalls the async executor. Columns, row
+//! mapping and filters as SQL are shared with PostgreSQL ([`super::sql`]); the schema is
+//! `migrations/*.sql`, numbered, its version kept in `meta.schema_version`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,101 +15,21 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use serde_json::Value;
+
+use super::sql::{
+    self, CHANGE_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS, Param, SqlRow,
+    TASK_COLUMNS, filter_sql,
+};
 use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVector, WriteBatch};
 use crate::error::{Error, Result};
-use crate::filter::{Condition, Filter, Logic};
 use crate::model::*;
 
 const READERS: usize = 4;
 
 /// The schema as the first release wrote it (version 1); [`MIGRATIONS`] bring it up to
 /// date, so a new file and an old one take the same path.
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0), ('schema_version', 1);
-CREATE TABLE IF NOT EXISTS memories (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    memory_key TEXT NOT NULL,
-    memory_value TEXT NOT NULL,
-    memory_type TEXT NOT NULL,
-    memory_time INTEGER,
-    status TEXT NOT NULL,
-    confidence REAL NOT NULL,
-    tags TEXT NOT NULL,
-    info TEXT NOT NULL,
-    agent_id TEXT,
-    app_id TEXT,
-    sources TEXT NOT NULL,
-    create_time INTEGER NOT NULL,
-    update_time INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS memories_scope ON memories (project_id, user_id, create_time);
-CREATE INDEX IF NOT EXISTS memories_conversation ON memories (project_id, user_id, conversation_id, create_time);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    message_id TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    name TEXT,
-    content TEXT NOT NULL,
-    chat_time INTEGER NOT NULL,
-    create_time INTEGER NOT NULL,
-    task_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_conversation ON messages (project_id, user_id, conversation_id, chat_time);
-CREATE INDEX IF NOT EXISTS messages_task ON messages (task_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    memory_ids TEXT NOT NULL,
-    error TEXT,
-    create_time INTEGER NOT NULL,
-    update_time INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, create_time);
-CREATE INDEX IF NOT EXISTS tasks_scope ON tasks (project_id, user_id);
-CREATE TABLE IF NOT EXISTS embeddings (
-    memory_id TEXT NOT NULL,
-    model TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (memory_id, model)
-);
-CREATE INDEX IF NOT EXISTS embeddings_scope ON embeddings (project_id, user_id, model);
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    memory_id TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    time INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    related_id TEXT,
-    before TEXT,
-    note TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
-CREATE INDEX IF NOT EXISTS history_scope ON history (project_id, user_id);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    label TEXT NOT NULL,
-    create_time INTEGER NOT NULL,
-    revoked_time INTEGER
-);
-"#;
+const SCHEMA: &str = include_str!("migrations/0001_schema.sql");
 
 /// Schema changes since version 1, in order: migration `i` brings the file to version
 /// `i + 2`, recorded in `meta.schema_version`. Each adds a column; files that an earlier
@@ -118,19 +40,19 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         table: "memories",
         column: "reasoning",
-        sql: "ALTER TABLE memories ADD COLUMN reasoning TEXT",
+        sql: include_str!("migrations/0002_memory_reasoning.sql"),
     },
     // 3: task leases, so a restarted or second server takes over a stopped one's tasks.
     Migration {
         table: "tasks",
         column: "owner",
-        sql: "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until INTEGER",
+        sql: include_str!("migrations/0003_task_leases.sql"),
     },
     // 4: what a message held beyond text: tool calls, a tool_call_id, content parts.
     Migration {
         table: "messages",
         column: "raw",
-        sql: "ALTER TABLE messages ADD COLUMN raw TEXT",
+        sql: include_str!("migrations/0004_message_raw.sql"),
     },
 ];
 
@@ -181,16 +103,6 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit()?;
     Ok(())
 }
-
-const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
-     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
-
-const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id, raw";
-
-const TASK_COLUMNS: &str =
-    "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
-
-const KEY_COLUMNS: &str = "id, project_id, hash, prefix, label, create_time, revoked_time";
 
 /// The SQLite-backed store.
 #[derive(Clone)]
@@ -337,107 +249,60 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("domain types serialise")
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+/// A SQLite row as the shared mappers read it.
+struct SqliteRow<'a, 'r>(&'a Row<'r>);
+
+impl SqlRow for SqliteRow<'_, '_> {
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.0.get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.0.get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.0.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.0.get(i)?)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        Ok(self.0.get(i)?)
+    }
+    fn json(&self, i: usize) -> Result<Option<Value>> {
+        self.0
+            .get::<_, Option<String>>(i)?
+            .map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|e| Error::Corrupt(format!("stored JSON in column {i}: {e}")))
+            })
+            .transpose()
+    }
 }
 
-fn bad_enum(what: &str, v: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("unknown {what} `{v}` in database").into(),
-    )
+/// Our error as rusqlite's, for the shared mappers run inside rusqlite's row callbacks;
+/// [`Error`]'s conversion from rusqlite's unwraps it again, so corrupt data stays corrupt.
+fn carry(e: Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
 }
 
 fn memory_from_row(r: &Row<'_>) -> rusqlite::Result<(u64, Memory)> {
-    let memory_type: String = r.get(7)?;
-    let status: String = r.get(9)?;
-    Ok((
-        r.get::<_, i64>(0)? as u64,
-        Memory {
-            id: r.get(1)?,
-            scope: Scope::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
-            conversation_id: r.get(4)?,
-            key: r.get(5)?,
-            value: r.get(6)?,
-            memory_type: MemoryType::parse(&memory_type)
-                .ok_or_else(|| bad_enum("memory_type", &memory_type))?,
-            memory_time: r.get(8)?,
-            status: MemoryStatus::parse(&status).ok_or_else(|| bad_enum("status", &status))?,
-            confidence: r.get::<_, f64>(10)? as f32,
-            tags: from_json(&r.get::<_, String>(11)?)?,
-            info: from_json(&r.get::<_, String>(12)?)?,
-            agent_id: r.get(13)?,
-            app_id: r.get(14)?,
-            sources: from_json(&r.get::<_, String>(15)?)?,
-            create_time: r.get(16)?,
-            update_time: r.get(17)?,
-            reasoning: r.get(18)?,
-        },
-    ))
+    sql::memory(&SqliteRow(r)).map_err(carry)
 }
 
-const CHANGE_COLUMNS: &str = "memory_id, project_id, user_id, time, kind, related_id, before, note";
-
 fn change_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryChange> {
-    let kind: String = r.get(4)?;
-    Ok(MemoryChange {
-        memory_id: r.get(0)?,
-        scope: Scope::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-        time: r.get(3)?,
-        kind: ChangeKind::parse(&kind).ok_or_else(|| bad_enum("change kind", &kind))?,
-        related_id: r.get(5)?,
-        before: r.get(6)?,
-        note: r.get(7)?,
-    })
+    sql::change(&SqliteRow(r)).map_err(carry)
 }
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
-    let role: String = r.get(5)?;
-    Ok(Message {
-        id: r.get(0)?,
-        message_id: r.get(1)?,
-        scope: Scope::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
-        conversation_id: r.get(4)?,
-        role: Role::parse(&role).ok_or_else(|| bad_enum("role", &role))?,
-        name: r.get(6)?,
-        content: r.get(7)?,
-        chat_time: r.get(8)?,
-        create_time: r.get(9)?,
-        task_id: r.get(10)?,
-        raw: r
-            .get::<_, Option<String>>(11)?
-            .map(|s| from_json(&s))
-            .transpose()?,
-    })
+    sql::message(&SqliteRow(r)).map_err(carry)
 }
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
-    let status: String = r.get(3)?;
-    Ok(Task {
-        id: r.get(0)?,
-        scope: Scope::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-        status: TaskStatus::parse(&status).ok_or_else(|| bad_enum("task status", &status))?,
-        payload: from_json(&r.get::<_, String>(4)?)?,
-        memory_ids: from_json(&r.get::<_, String>(5)?)?,
-        error: r.get(6)?,
-        create_time: r.get(7)?,
-        update_time: r.get(8)?,
-    })
+    sql::task(&SqliteRow(r)).map_err(carry)
 }
 
 fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
-    Ok(ApiKey {
-        id: r.get(0)?,
-        project_id: r.get(1)?,
-        hash: r.get(2)?,
-        prefix: r.get(3)?,
-        label: r.get(4)?,
-        create_time: r.get(5)?,
-        revoked_time: r.get(6)?,
-    })
+    sql::key(&SqliteRow(r)).map_err(carry)
 }
 
 /// Vectors are stored as little-endian f32s: compact, and readable by any language.
@@ -451,6 +316,13 @@ fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+fn sqlite_param(p: Param) -> SqlValue {
+    match p {
+        Param::Text(s) => s.into(),
+        Param::Int(i) => i.into(),
+    }
+}
+
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<Revision> {
     let rev: i64 = tx.query_row(
         "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
@@ -458,63 +330,6 @@ fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<Revision> {
         |r| r.get(0),
     )?;
     Ok(rev as Revision)
-}
-
-/// Translates a filter into a SQL condition with positional parameters, the SQL twin of
-/// [`Filter::matches`].
-fn filter_sql(f: &Filter, params: &mut Vec<SqlValue>) -> String {
-    let parts: Vec<String> = f
-        .conditions
-        .iter()
-        .map(|c| match c {
-            Condition::AgentId(a) => {
-                params.push(a.clone().into());
-                "agent_id = ?".to_string()
-            }
-            Condition::AppId(a) => {
-                params.push(a.clone().into());
-                "app_id = ?".to_string()
-            }
-            Condition::TagContains(t) => {
-                params.push(t.clone().into());
-                "EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE lower(json_each.value) = ?)".to_string()
-            }
-            Condition::MemoryType(t) => {
-                params.push(t.as_str().to_string().into());
-                "memory_type = ?".to_string()
-            }
-            Condition::Time { field, min, max } => {
-                let col = field.as_str();
-                let mut s = format!("({col} IS NOT NULL");
-                if let Some(lo) = min {
-                    params.push((*lo).into());
-                    s.push_str(&format!(" AND {col} >= ?"));
-                }
-                if let Some(hi) = max {
-                    params.push((*hi).into());
-                    s.push_str(&format!(" AND {col} <= ?"));
-                }
-                s.push(')');
-                s
-            }
-            Condition::Info { key, value } => {
-                // json_each compares keys exactly, with no path syntax to escape.
-                params.push(key.clone().into());
-                params.push(value.clone().into());
-                "EXISTS (SELECT 1 FROM json_each(memories.info) WHERE json_each.key = ? AND \
-                 (CASE json_each.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-                 WHEN 'text' THEN json_each.value WHEN 'integer' THEN CAST(json_each.value AS TEXT) \
-                 WHEN 'real' THEN CAST(json_each.value AS TEXT) END) = ?)"
-                    .to_string()
-            }
-        })
-        .collect();
-    let join = if f.logic == Logic::And {
-        " AND "
-    } else {
-        " OR "
-    };
-    format!("({})", parts.join(join))
 }
 
 #[async_trait]
@@ -691,7 +506,9 @@ impl MemoryStore for EmbeddedStore {
             }
             if let Some(f) = &q.filter {
                 cond.push_str(" AND ");
-                cond.push_str(&filter_sql(f, &mut params));
+                let mut fp = Vec::new();
+                cond.push_str(&filter_sql(f, Dialect::Sqlite, "memories", params.len(), &mut fp));
+                params.extend(fp.into_iter().map(sqlite_param));
             }
             let total: i64 = c.query_row(
                 &format!("SELECT count(*) FROM memories WHERE {cond}"),
@@ -708,6 +525,41 @@ impl MemoryStore for EmbeddedStore {
                 .map(|r| r.map(|(_, m)| m))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Page { items, total: total as usize })
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        project_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<UserSummary>> {
+        let project_id = project_id.to_string();
+        self.with_reader(move |c| {
+            let total: i64 = c.query_row(
+                "SELECT count(DISTINCT user_id) FROM memories WHERE project_id = ? AND status != 'deleted'",
+                [&project_id],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare_cached(
+                "SELECT user_id, count(*), max(update_time) AS last FROM memories \
+                 WHERE project_id = ? AND status != 'deleted' GROUP BY user_id \
+                 ORDER BY last DESC, user_id LIMIT ? OFFSET ?",
+            )?;
+            let items = stmt
+                .query_map(params![project_id, limit as i64, offset as i64], |r| {
+                    Ok(UserSummary {
+                        user_id: r.get(0)?,
+                        memories: r.get::<_, i64>(1)? as usize,
+                        last_update: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page {
+                items,
+                total: total as usize,
+            })
         })
         .await
     }

@@ -4,9 +4,11 @@
 //! The same contract as the embedded store, checked by the same conformance suite: every
 //! [`WriteBatch`] is one transaction that also bumps a revision row (which orders writers),
 //! every query names the project and user, filters become SQL over `jsonb` columns, and
-//! vectors live in a pgvector `vector` column. The schema is created by numbered
-//! migrations recorded in `memos_migrations`; a schema name in the URL's `search_path`
-//! isolates tenants or tests.
+//! vectors live in a pgvector `vector` column. Columns, row mapping and filters as SQL are
+//! shared with the embedded store ([`super::sql`]); the search the store does itself is in
+//! [`search`]. The schema is created by numbered migrations (`migrations/*.sql`) recorded
+//! in `memos_migrations`; a schema name in the URL's `search_path` isolates tenants or
+//! tests.
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -15,181 +17,29 @@ use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+mod search;
+
+use super::sql::{
+    self, CHANGE_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS, Param, SqlRow,
+    TASK_COLUMNS, filter_sql,
+};
 use super::{
     Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, StoredVector, WriteBatch,
 };
 use crate::error::{Error, Result};
-use crate::filter::{Condition, Filter, Logic};
+use crate::filter::Filter;
 use crate::model::*;
-use crate::search::{Candidate, TimeRange};
 
-/// Numbered schema migrations; each runs once, in order, in its own transaction.
+/// Numbered schema migrations, one `.sql` file each in `migrations/`; each runs once, in
+/// order, in its own transaction, and is recorded in `memos_migrations`.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE memos_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-INSERT INTO memos_meta (key, value) VALUES ('revision', 0);
-CREATE TABLE memories (
-    seq BIGSERIAL PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    memory_key TEXT NOT NULL,
-    memory_value TEXT NOT NULL,
-    memory_type TEXT NOT NULL,
-    memory_time BIGINT,
-    status TEXT NOT NULL,
-    confidence REAL NOT NULL,
-    tags JSONB NOT NULL,
-    info JSONB NOT NULL,
-    agent_id TEXT,
-    app_id TEXT,
-    sources JSONB NOT NULL,
-    create_time BIGINT NOT NULL,
-    update_time BIGINT NOT NULL
-);
-CREATE INDEX memories_scope ON memories (project_id, user_id, create_time DESC, seq DESC);
-CREATE TABLE messages (
-    seq BIGSERIAL PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    message_id TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    name TEXT,
-    content TEXT NOT NULL,
-    chat_time BIGINT NOT NULL,
-    create_time BIGINT NOT NULL,
-    task_id TEXT NOT NULL
-);
-CREATE INDEX messages_conversation ON messages (project_id, user_id, conversation_id, chat_time);
-CREATE INDEX messages_task ON messages (task_id);
-CREATE TABLE tasks (
-    seq BIGSERIAL,
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload JSONB NOT NULL,
-    memory_ids JSONB NOT NULL,
-    error TEXT,
-    create_time BIGINT NOT NULL,
-    update_time BIGINT NOT NULL
-);
-CREATE INDEX tasks_status ON tasks (status, create_time);
-CREATE TABLE embeddings (
-    memory_id TEXT NOT NULL,
-    model TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    vector vector NOT NULL,
-    PRIMARY KEY (memory_id, model)
-);
-CREATE INDEX embeddings_scope ON embeddings (project_id, user_id, model);
-CREATE TABLE history (
-    seq BIGSERIAL PRIMARY KEY,
-    memory_id TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    time BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    related_id TEXT,
-    before TEXT,
-    note TEXT NOT NULL
-);
-CREATE INDEX history_memory ON history (memory_id);
-CREATE TABLE api_keys (
-    seq BIGSERIAL,
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    label TEXT NOT NULL,
-    create_time BIGINT NOT NULL,
-    revoked_time BIGINT
-);
-"#,
-    "ALTER TABLE memories ADD COLUMN reasoning TEXT;",
-    // The shared lexical index: each memory's terms as memos' own tokenizer computes them
-    // (jieba for Chinese, stemming for English), so the database cannot tokenize
-    // differently from the embedded store. A GIN index over (scope, terms) finds a user's
-    // memories holding any query term; document frequencies and lengths for BM25 are kept
-    // by statement triggers in the same transaction as the write.
-    r#"
-CREATE EXTENSION IF NOT EXISTS btree_gin;
-ALTER TABLE memories ADD COLUMN terms TEXT[];
-CREATE INDEX memories_terms ON memories USING gin (project_id, user_id, terms);
-CREATE TABLE memos_term_df (term TEXT PRIMARY KEY, df BIGINT NOT NULL);
-INSERT INTO memos_meta (key, value) VALUES ('docs', 0), ('doc_terms', 0);
-CREATE FUNCTION memos_terms_added() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO memos_term_df (term, df)
-        SELECT t, count(*) FROM new_rows, LATERAL (SELECT DISTINCT unnest(new_rows.terms) AS t) x
-        GROUP BY t
-        ON CONFLICT (term) DO UPDATE SET df = memos_term_df.df + excluded.df;
-    UPDATE memos_meta SET value = value + CASE key
-        WHEN 'docs' THEN (SELECT count(*) FROM new_rows WHERE terms IS NOT NULL)
-        ELSE (SELECT coalesce(sum(cardinality(terms)), 0) FROM new_rows) END
-        WHERE key IN ('docs', 'doc_terms');
-    RETURN NULL;
-END $$;
-CREATE FUNCTION memos_terms_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE memos_term_df d SET df = d.df - x.n
-        FROM (SELECT t, count(*) AS n FROM old_rows,
-              LATERAL (SELECT DISTINCT unnest(old_rows.terms) AS t) y GROUP BY t) x
-        WHERE d.term = x.t;
-    UPDATE memos_meta SET value = value - CASE key
-        WHEN 'docs' THEN (SELECT count(*) FROM old_rows WHERE terms IS NOT NULL)
-        ELSE (SELECT coalesce(sum(cardinality(terms)), 0) FROM old_rows) END
-        WHERE key IN ('docs', 'doc_terms');
-    RETURN NULL;
-END $$;
-CREATE FUNCTION memos_terms_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- Only rows whose terms changed count; status changes and the like leave the stats be.
-    UPDATE memos_term_df d SET df = d.df - x.n
-        FROM (SELECT t, count(*) AS n FROM old_rows JOIN new_rows USING (seq),
-              LATERAL (SELECT DISTINCT unnest(old_rows.terms) AS t) y
-              WHERE old_rows.terms IS DISTINCT FROM new_rows.terms GROUP BY t) x
-        WHERE d.term = x.t;
-    INSERT INTO memos_term_df (term, df)
-        SELECT t, count(*) FROM new_rows JOIN old_rows USING (seq),
-        LATERAL (SELECT DISTINCT unnest(new_rows.terms) AS t) x
-        WHERE old_rows.terms IS DISTINCT FROM new_rows.terms GROUP BY t
-        ON CONFLICT (term) DO UPDATE SET df = memos_term_df.df + excluded.df;
-    UPDATE memos_meta SET value = value + CASE key
-        WHEN 'docs' THEN (SELECT count(*) FILTER (WHERE n.terms IS NOT NULL)
-                                 - count(*) FILTER (WHERE o.terms IS NOT NULL)
-                          FROM new_rows n JOIN old_rows o USING (seq))
-        ELSE (SELECT coalesce(sum(cardinality(n.terms)), 0) - coalesce(sum(cardinality(o.terms)), 0)
-              FROM new_rows n JOIN old_rows o USING (seq)) END
-        WHERE key IN ('docs', 'doc_terms');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER memories_terms_insert AFTER INSERT ON memories
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memos_terms_added();
-CREATE TRIGGER memories_terms_delete AFTER DELETE ON memories
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION memos_terms_removed();
-CREATE TRIGGER memories_terms_update AFTER UPDATE ON memories
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION memos_terms_changed();
-"#,
-    // Leases: which server's worker holds a running task, and until when.
-    "ALTER TABLE tasks ADD COLUMN owner TEXT; ALTER TABLE tasks ADD COLUMN lease_until BIGINT;",
-    // A write-order cursor over vectors, for `memos migrate`.
-    "ALTER TABLE embeddings ADD COLUMN seq BIGSERIAL; CREATE INDEX embeddings_seq ON embeddings (seq);",
-    // What a message held beyond text: tool calls, a tool_call_id, content parts.
-    "ALTER TABLE messages ADD COLUMN raw JSONB;",
+    include_str!("migrations/0001_schema.sql"),
+    include_str!("migrations/0002_memory_reasoning.sql"),
+    include_str!("migrations/0003_shared_lexical_index.sql"),
+    include_str!("migrations/0004_task_leases.sql"),
+    include_str!("migrations/0005_embedding_seq.sql"),
+    include_str!("migrations/0006_message_raw.sql"),
 ];
-
-const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
-     memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
-const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id, raw";
-const TASK_COLUMNS: &str =
-    "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";
-const KEY_COLUMNS: &str = "id, project_id, hash, prefix, label, create_time, revoked_time";
 
 /// How long to wait for a new connection to the database.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -216,10 +66,6 @@ impl std::fmt::Debug for PostgresStore {
 
 fn pg(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::backend(e)
-}
-
-fn corrupt(what: &str, value: &str) -> Error {
-    Error::Corrupt(format!("stored {what} `{value}`"))
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -583,10 +429,6 @@ fn json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("serialisable")
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| corrupt(what, &e.to_string()))
-}
-
 fn vector_text(v: &[f32]) -> String {
     let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
     format!("[{}]", parts.join(","))
@@ -599,142 +441,65 @@ fn vector_parse(s: &str) -> Vec<f32> {
         .collect()
 }
 
-fn memory_from_row(r: &Row) -> Result<(u64, Memory)> {
-    let memory_type: String = r.get(7);
-    let status: String = r.get(9);
-    Ok((
-        r.get::<_, i64>(0) as u64,
-        Memory {
-            id: r.get(1),
-            scope: Scope::new(r.get::<_, String>(2), r.get::<_, String>(3)),
-            conversation_id: r.get(4),
-            key: r.get(5),
-            value: r.get(6),
-            memory_type: MemoryType::parse(&memory_type)
-                .ok_or_else(|| corrupt("memory_type", &memory_type))?,
-            memory_time: r.get(8),
-            status: MemoryStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-            confidence: r.get(10),
-            tags: from_json(r.get(11), "tags")?,
-            info: from_json(r.get(12), "info")?,
-            agent_id: r.get(13),
-            app_id: r.get(14),
-            sources: from_json(r.get(15), "sources")?,
-            create_time: r.get(16),
-            update_time: r.get(17),
-            reasoning: r.get(18),
-        },
-    ))
-}
+/// A PostgreSQL row as the shared mappers read it.
+struct PgRow<'a>(&'a Row);
 
-const CHANGE_COLUMNS: &str = "memory_id, project_id, user_id, time, kind, related_id, before, note";
-
-fn change_from_row(r: &Row) -> Result<MemoryChange> {
-    let kind: String = r.get(4);
-    Ok(MemoryChange {
-        memory_id: r.get(0),
-        scope: Scope::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-        time: r.get(3),
-        kind: ChangeKind::parse(&kind).ok_or_else(|| corrupt("change kind", &kind))?,
-        related_id: r.get(5),
-        before: r.get(6),
-        note: r.get(7),
-    })
-}
-
-fn message_from_row(r: &Row) -> Result<Message> {
-    let role: String = r.get(5);
-    Ok(Message {
-        id: r.get(0),
-        message_id: r.get(1),
-        scope: Scope::new(r.get::<_, String>(2), r.get::<_, String>(3)),
-        conversation_id: r.get(4),
-        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-        name: r.get(6),
-        content: r.get(7),
-        chat_time: r.get(8),
-        create_time: r.get(9),
-        task_id: r.get(10),
-        raw: r.get(11),
-    })
-}
-
-fn task_from_row(r: &Row) -> Result<Task> {
-    let status: String = r.get(3);
-    Ok(Task {
-        id: r.get(0),
-        scope: Scope::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-        status: TaskStatus::parse(&status).ok_or_else(|| corrupt("task status", &status))?,
-        payload: r.get(4),
-        memory_ids: from_json(r.get(5), "memory_ids")?,
-        error: r.get(6),
-        create_time: r.get(7),
-        update_time: r.get(8),
-    })
-}
-
-fn key_from_row(r: &Row) -> ApiKey {
-    ApiKey {
-        id: r.get(0),
-        project_id: r.get(1),
-        hash: r.get(2),
-        prefix: r.get(3),
-        label: r.get(4),
-        create_time: r.get(5),
-        revoked_time: r.get(6),
+impl SqlRow for PgRow<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        self.0.try_get(i).map_err(pg)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.0.try_get(i).map_err(pg)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.0.try_get(i).map_err(pg)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.0.try_get(i).map_err(pg)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        // `confidence` is a REAL column.
+        self.0.try_get::<_, f32>(i).map(f64::from).map_err(pg)
+    }
+    fn json(&self, i: usize) -> Result<Option<Value>> {
+        self.0.try_get(i).map_err(pg)
     }
 }
 
-/// A filter as SQL over `memories` (named `table` in the query), appending its parameters.
-fn filter_sql(f: &Filter, table: &str, params: &mut Params) -> String {
-    let next = |p: Box<dyn ToSql + Sync + Send>, params: &mut Params| {
-        params.push(p);
-        format!("${}", params.len())
-    };
-    let parts: Vec<String> = f
-        .conditions
-        .iter()
-        .map(|c| match c {
-            Condition::AgentId(a) => format!("{table}.agent_id = {}", next(Box::new(a.clone()), params)),
-            Condition::AppId(a) => format!("{table}.app_id = {}", next(Box::new(a.clone()), params)),
-            Condition::TagContains(t) => format!(
-                "EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags) t WHERE lower(t) = {})",
-                next(Box::new(t.clone()), params)
-            ),
-            Condition::MemoryType(t) => format!(
-                "{table}.memory_type = {}",
-                next(Box::new(t.as_str().to_string()), params)
-            ),
-            Condition::Time { field, min, max } => {
-                let col = format!("{table}.{}", field.as_str());
-                let mut s = format!("({col} IS NOT NULL");
-                if let Some(lo) = min {
-                    s.push_str(&format!(" AND {col} >= {}", next(Box::new(*lo), params)));
-                }
-                if let Some(hi) = max {
-                    s.push_str(&format!(" AND {col} <= {}", next(Box::new(*hi), params)));
-                }
-                s.push(')');
-                s
-            }
-            Condition::Info { key, value } => {
-                let k = next(Box::new(key.clone()), params);
-                let v = next(Box::new(value.clone()), params);
-                // The canonical text of strings, numbers and booleans, as the filter module
-                // defines it; objects, arrays and null never match.
-                format!(
-                    "(CASE jsonb_typeof({table}.info -> {k}) WHEN 'string' THEN {table}.info ->> {k} \
-                     WHEN 'number' THEN ({table}.info -> {k})::text WHEN 'boolean' THEN ({table}.info -> {k})::text END) = {v}"
-                )
-            }
-        })
-        .collect();
-    let join = if f.logic == Logic::And {
-        " AND "
-    } else {
-        " OR "
-    };
-    format!("({})", parts.join(join))
+fn memory_from_row(r: &Row) -> Result<(u64, Memory)> {
+    sql::memory(&PgRow(r))
+}
+
+fn change_from_row(r: &Row) -> Result<MemoryChange> {
+    sql::change(&PgRow(r))
+}
+
+fn message_from_row(r: &Row) -> Result<Message> {
+    sql::message(&PgRow(r))
+}
+
+fn task_from_row(r: &Row) -> Result<Task> {
+    sql::task(&PgRow(r))
+}
+
+fn key_from_row(r: &Row) -> Result<ApiKey> {
+    sql::key(&PgRow(r))
+}
+
+/// A shared filter parameter as a PostgreSQL one.
+fn pg_param(p: Param) -> Box<dyn ToSql + Sync + Send> {
+    match p {
+        Param::Text(s) => Box::new(s),
+        Param::Int(i) => Box::new(i),
+    }
+}
+
+/// [`filter_sql`] in PostgreSQL's dialect, its parameters appended to `params`.
+fn pg_filter(f: &Filter, table: &str, params: &mut Params) -> String {
+    let mut fp = Vec::new();
+    let cond = filter_sql(f, Dialect::Postgres, table, params.len(), &mut fp);
+    params.extend(fp.into_iter().map(pg_param));
+    cond
 }
 
 /// The items whose key does not come again later in `items`, in order: what applying them
@@ -836,7 +601,7 @@ impl MemoryStore for PostgresStore {
         }
         if let Some(f) = &q.filter {
             cond.push_str(" AND ");
-            cond.push_str(&filter_sql(f, "memories", &mut params));
+            cond.push_str(&pg_filter(f, "memories", &mut params));
         }
         let total: i64 = c
             .query_one(
@@ -864,6 +629,45 @@ impl MemoryStore for PostgresStore {
             .iter()
             .map(|r| memory_from_row(r).map(|(_, m)| m))
             .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            total: total as usize,
+        })
+    }
+
+    async fn list_users(
+        &self,
+        project_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<UserSummary>> {
+        let c = self.client().await?;
+        let total: i64 = c
+            .query_one(
+                "SELECT count(DISTINCT user_id) FROM memories WHERE project_id = $1 AND status <> 'deleted'",
+                &[&project_id],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let rows = c
+            .query(
+                // Byte order, as the other stores sort ids, whatever the database's collation.
+                r#"SELECT user_id, count(*), max(update_time) AS last FROM memories
+                 WHERE project_id = $1 AND status <> 'deleted' GROUP BY user_id
+                 ORDER BY last DESC, user_id COLLATE "C" LIMIT $2 OFFSET $3"#,
+                &[&project_id, &(limit as i64), &(offset as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        let items = rows
+            .iter()
+            .map(|r| UserSummary {
+                user_id: r.get(0),
+                memories: r.get::<_, i64>(1) as usize,
+                last_update: r.get(2),
+            })
+            .collect();
         Ok(Page {
             items,
             total: total as usize,
@@ -1194,19 +998,20 @@ impl MemoryStore for PostgresStore {
 
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
         let c = self.client().await?;
-        Ok(c.query_opt(
+        c.query_opt(
             &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"),
             &[&hash],
         )
         .await
         .map_err(pg)?
         .as_ref()
-        .map(key_from_row))
+        .map(key_from_row)
+        .transpose()
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>> {
         let c = self.client().await?;
-        Ok(c.query(
+        c.query(
             &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, seq"),
             &[],
         )
@@ -1214,7 +1019,7 @@ impl MemoryStore for PostgresStore {
         .map_err(pg)?
         .iter()
         .map(key_from_row)
-        .collect())
+        .collect()
     }
 
     fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
@@ -1231,195 +1036,5 @@ impl MemoryStore for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(n > 0)
-    }
-}
-
-/// The parameters every search starts with (`$1` project, `$2` user, `$3` the query, `$4`
-/// the limit) and its condition over `memories` as `m`: current at `time.to`, inside
-/// `time`, passing `filter`.
-fn search_conditions(
-    scope: &Scope,
-    query: Box<dyn ToSql + Sync + Send>,
-    time: TimeRange,
-    filter: Option<&Filter>,
-    limit: usize,
-) -> (String, Params) {
-    let mut params: Params = vec![
-        Box::new(scope.project_id.clone()),
-        Box::new(scope.user_id.clone()),
-        query,
-        Box::new(limit as i64),
-    ];
-    let mut cond = current_sql(time, &mut params);
-    if let Some(f) = filter {
-        cond.push_str(" AND ");
-        cond.push_str(&filter_sql(f, "m", &mut params));
-    }
-    (cond, params)
-}
-
-/// The SQL condition "current at `time.to`, inside `time`" over `memories` as `m`:
-/// [`crate::search::current_at`] in SQL.
-fn current_sql(time: TimeRange, params: &mut Params) -> String {
-    let mut cond = match time.to {
-        None => "m.status = 'activated'".to_string(),
-        Some(t) => {
-            params.push(Box::new(t));
-            format!(
-                "(m.status = 'activated' OR (m.status = 'archived' AND m.update_time > ${}))",
-                params.len()
-            )
-        }
-    };
-    if let Some(lo) = time.from {
-        params.push(Box::new(lo));
-        cond.push_str(&format!(
-            " AND coalesce(m.memory_time, m.create_time) >= ${}",
-            params.len()
-        ));
-    }
-    if let Some(hi) = time.to {
-        params.push(Box::new(hi));
-        cond.push_str(&format!(
-            " AND coalesce(m.memory_time, m.create_time) <= ${}",
-            params.len()
-        ));
-    }
-    cond
-}
-
-/// The name of the HNSW index over one model's vectors.
-fn vector_index_name(model: &str) -> String {
-    // FNV-1a: stable across builds (every server must arrive at the same name), SQL-safe.
-    let h = model.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("embeddings_hnsw_{h:016x}")
-}
-
-/// A string as an SQL literal (DDL takes no parameters).
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// BM25 constants, tantivy's, so both backends rank alike.
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
-
-#[async_trait]
-impl StoreSearch for PostgresStore {
-    async fn lexical(
-        &self,
-        scope: &Scope,
-        terms: &[String],
-        filter: Option<&Filter>,
-        time: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<Candidate>> {
-        if terms.is_empty() || limit == 0 {
-            return Ok(vec![]);
-        }
-        let c = self.client().await?;
-        let (cond, params) =
-            search_conditions(scope, Box::new(terms.to_vec()), time, filter, limit);
-        // idf and length normalisation as tantivy computes them (over every memory of the
-        // database, as tantivy's statistics cover its whole index); a term's frequency in a
-        // memory is the count of its positions in the term array.
-        let sql = format!(
-            "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
-                    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
-                    FROM memos_meta WHERE key IN ('docs', 'doc_terms')), \
-             q AS (SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
-                    / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
-                   FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
-                   LEFT JOIN memos_term_df d ON d.term = t.term), \
-             c AS (SELECT m.id, m.terms, cardinality(m.terms) AS len FROM memories m \
-                   WHERE m.project_id = $1 AND m.user_id = $2 AND m.terms && $3::text[] AND {cond}) \
-             SELECT c.id, sum(q.idf * x.tf * {k1p1} / (x.tf + {K1} * ({omb} + {B} * c.len \
-                    / (SELECT total / n FROM s))))::float4 AS score, \
-                    (SELECT sum(idf) FROM q)::float4 \
-             FROM c CROSS JOIN q \
-             CROSS JOIN LATERAL (SELECT cardinality(array_positions(c.terms, q.term))::float8 AS tf) x \
-             WHERE x.tf > 0 \
-             GROUP BY c.id ORDER BY score DESC, c.id LIMIT $4",
-            k1p1 = K1 + 1.0,
-            omb = 1.0 - B,
-        );
-        let rows = c.query(&sql, &refs(&params)).await.map_err(pg)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let (score, idf_sum): (f32, f32) = (r.get(1), r.get(2));
-                Candidate {
-                    id: r.get(0),
-                    score,
-                    relativity: if idf_sum > 0.0 {
-                        (score / idf_sum).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    },
-                }
-            })
-            .collect())
-    }
-
-    async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        // Concurrent starts of several servers take turns; the index is built once. The
-        // build is many times faster when the graph fits in maintenance memory.
-        tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(7235502); SET LOCAL maintenance_work_mem = '{mb}MB'; \
-             SET LOCAL statement_timeout = 0; \
-             CREATE INDEX IF NOT EXISTS {name} ON embeddings \
-             USING hnsw ((vector::vector({dim})) vector_cosine_ops) WHERE model = {model}",
-            name = vector_index_name(model),
-            model = literal(model),
-            mb = self.index_memory_mb,
-        ))
-        .await
-        .map_err(pg)?;
-        tx.commit().await.map_err(pg)
-    }
-
-    async fn dense(
-        &self,
-        scope: &Scope,
-        model: &str,
-        query: &[f32],
-        filter: Option<&Filter>,
-        time: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<(String, f32)>> {
-        if limit == 0 || query.is_empty() {
-            return Ok(vec![]);
-        }
-        let dim = query.len();
-        let mut c = self.client().await?;
-        let (cond, params) =
-            search_conditions(scope, Box::new(vector_text(query)), time, filter, limit);
-        // The model is a literal so the planner can match the partial HNSW index. The
-        // index is shared by every user: iterative scans keep walking the graph until
-        // enough of this user's memories pass the conditions; for a small user the planner
-        // scans its rows exactly instead.
-        let sql = format!(
-            "SELECT e.memory_id, (1 - (e.vector::vector({dim}) <=> $3::text::vector({dim})))::float4 \
-             FROM embeddings e JOIN memories m ON m.id = e.memory_id \
-             WHERE e.model = {model} AND e.project_id = $1 AND e.user_id = $2 AND {cond} \
-             ORDER BY e.vector::vector({dim}) <=> $3::text::vector({dim}) LIMIT $4",
-            model = literal(model),
-        );
-        let tx = c.transaction().await.map_err(pg)?;
-        tx.batch_execute(
-            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100",
-        )
-        .await
-        .map_err(pg)?;
-        let rows = tx.query(&sql, &refs(&params)).await.map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
-        let mut out: Vec<(String, f32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        // relaxed_order may return a near neighbour slightly out of place.
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
-        Ok(out)
     }
 }

@@ -1,0 +1,205 @@
+//! The store's own search, so every server sees what every other wrote: BM25 over the
+//! terms memos' tokenizer stored with each memory (document statistics kept by triggers),
+//! and pgvector's HNSW index over each model's vectors. Both apply "current at time t"
+//! ([`current_sql`]) and the request's filter inside the query, so a filtered search
+//! still fills its limit.
+
+use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
+
+use super::{Params, PostgresStore, pg, pg_filter, refs, vector_text};
+use crate::error::Result;
+use crate::filter::Filter;
+use crate::model::Scope;
+use crate::search::{Candidate, TimeRange};
+use crate::store::StoreSearch;
+
+/// The parameters every search starts with (`$1` project, `$2` user, `$3` the query, `$4`
+/// the limit) and its condition over `memories` as `m`: current at `time.to`, inside
+/// `time`, passing `filter`.
+fn search_conditions(
+    scope: &Scope,
+    query: Box<dyn ToSql + Sync + Send>,
+    time: TimeRange,
+    filter: Option<&Filter>,
+    limit: usize,
+) -> (String, Params) {
+    let mut params: Params = vec![
+        Box::new(scope.project_id.clone()),
+        Box::new(scope.user_id.clone()),
+        query,
+        Box::new(limit as i64),
+    ];
+    let mut cond = current_sql(time, &mut params);
+    if let Some(f) = filter {
+        cond.push_str(" AND ");
+        cond.push_str(&pg_filter(f, "m", &mut params));
+    }
+    (cond, params)
+}
+
+/// The SQL condition "current at `time.to`, inside `time`" over `memories` as `m`:
+/// [`crate::search::current_at`] in SQL.
+fn current_sql(time: TimeRange, params: &mut Params) -> String {
+    let mut cond = match time.to {
+        None => "m.status = 'activated'".to_string(),
+        Some(t) => {
+            params.push(Box::new(t));
+            format!(
+                "(m.status = 'activated' OR (m.status = 'archived' AND m.update_time > ${}))",
+                params.len()
+            )
+        }
+    };
+    if let Some(lo) = time.from {
+        params.push(Box::new(lo));
+        cond.push_str(&format!(
+            " AND coalesce(m.memory_time, m.create_time) >= ${}",
+            params.len()
+        ));
+    }
+    if let Some(hi) = time.to {
+        params.push(Box::new(hi));
+        cond.push_str(&format!(
+            " AND coalesce(m.memory_time, m.create_time) <= ${}",
+            params.len()
+        ));
+    }
+    cond
+}
+
+/// The name of the HNSW index over one model's vectors.
+fn vector_index_name(model: &str) -> String {
+    // FNV-1a: stable across builds (every server must arrive at the same name), SQL-safe.
+    let h = model.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("embeddings_hnsw_{h:016x}")
+}
+
+/// A string as an SQL literal (DDL takes no parameters).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// BM25 constants, tantivy's, so both backends rank alike.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+#[async_trait]
+impl StoreSearch for PostgresStore {
+    async fn lexical(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        if terms.is_empty() || limit == 0 {
+            return Ok(vec![]);
+        }
+        let c = self.client().await?;
+        let (cond, params) =
+            search_conditions(scope, Box::new(terms.to_vec()), time, filter, limit);
+        // idf and length normalisation as tantivy computes them (over every memory of the
+        // database, as tantivy's statistics cover its whole index); a term's frequency in a
+        // memory is the count of its positions in the term array.
+        let sql = format!(
+            "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
+                    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
+                    FROM memos_meta WHERE key IN ('docs', 'doc_terms')), \
+             q AS (SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
+                    / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
+                   FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
+                   LEFT JOIN memos_term_df d ON d.term = t.term), \
+             c AS (SELECT m.id, m.terms, cardinality(m.terms) AS len FROM memories m \
+                   WHERE m.project_id = $1 AND m.user_id = $2 AND m.terms && $3::text[] AND {cond}) \
+             SELECT c.id, sum(q.idf * x.tf * {k1p1} / (x.tf + {K1} * ({omb} + {B} * c.len \
+                    / (SELECT total / n FROM s))))::float4 AS score, \
+                    (SELECT sum(idf) FROM q)::float4 \
+             FROM c CROSS JOIN q \
+             CROSS JOIN LATERAL (SELECT cardinality(array_positions(c.terms, q.term))::float8 AS tf) x \
+             WHERE x.tf > 0 \
+             GROUP BY c.id ORDER BY score DESC, c.id LIMIT $4",
+            k1p1 = K1 + 1.0,
+            omb = 1.0 - B,
+        );
+        let rows = c.query(&sql, &refs(&params)).await.map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (score, idf_sum): (f32, f32) = (r.get(1), r.get(2));
+                Candidate {
+                    id: r.get(0),
+                    score,
+                    relativity: if idf_sum > 0.0 {
+                        (score / idf_sum).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Concurrent starts of several servers take turns; the index is built once. The
+        // build is many times faster when the graph fits in maintenance memory.
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(7235502); SET LOCAL maintenance_work_mem = '{mb}MB'; \
+             SET LOCAL statement_timeout = 0; \
+             CREATE INDEX IF NOT EXISTS {name} ON embeddings \
+             USING hnsw ((vector::vector({dim})) vector_cosine_ops) WHERE model = {model}",
+            name = vector_index_name(model),
+            model = literal(model),
+            mb = self.index_memory_mb,
+        ))
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn dense(
+        &self,
+        scope: &Scope,
+        model: &str,
+        query: &[f32],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<(String, f32)>> {
+        if limit == 0 || query.is_empty() {
+            return Ok(vec![]);
+        }
+        let dim = query.len();
+        let mut c = self.client().await?;
+        let (cond, params) =
+            search_conditions(scope, Box::new(vector_text(query)), time, filter, limit);
+        // The model is a literal so the planner can match the partial HNSW index. The
+        // index is shared by every user: iterative scans keep walking the graph until
+        // enough of this user's memories pass the conditions; for a small user the planner
+        // scans its rows exactly instead.
+        let sql = format!(
+            "SELECT e.memory_id, (1 - (e.vector::vector({dim}) <=> $3::text::vector({dim})))::float4 \
+             FROM embeddings e JOIN memories m ON m.id = e.memory_id \
+             WHERE e.model = {model} AND e.project_id = $1 AND e.user_id = $2 AND {cond} \
+             ORDER BY e.vector::vector({dim}) <=> $3::text::vector({dim}) LIMIT $4",
+            model = literal(model),
+        );
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.batch_execute(
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100",
+        )
+        .await
+        .map_err(pg)?;
+        let rows = tx.query(&sql, &refs(&params)).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        let mut out: Vec<(String, f32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // relaxed_order may return a near neighbour slightly out of place.
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(out)
+    }
+}
