@@ -83,6 +83,10 @@ pub enum MemoryType {
     LongTermMemory,
     /// What the user says about themself; together these form the user's profile.
     UserMemory,
+    /// One tool call an agent made, with the request that prompted it and the tool's
+    /// answer (MemOS's tool memory). Kept apart: searches and lists return these only when
+    /// asked (`include_tool_memory`, or a filter on this type).
+    ToolTrajectoryMemory,
 }
 
 impl MemoryType {
@@ -92,6 +96,7 @@ impl MemoryType {
             Self::WorkingMemory => "WorkingMemory",
             Self::LongTermMemory => "LongTermMemory",
             Self::UserMemory => "UserMemory",
+            Self::ToolTrajectoryMemory => "ToolTrajectoryMemory",
         }
     }
 
@@ -101,6 +106,7 @@ impl MemoryType {
             "WorkingMemory" => Some(Self::WorkingMemory),
             "LongTermMemory" => Some(Self::LongTermMemory),
             "UserMemory" => Some(Self::UserMemory),
+            "ToolTrajectoryMemory" => Some(Self::ToolTrajectoryMemory),
             _ => None,
         }
     }

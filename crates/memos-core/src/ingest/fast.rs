@@ -8,7 +8,9 @@
 //! characters): "Yes, twice a week" is meaningless alone, and questions are often phrased
 //! like the turn that prompted the answer. On LoCoMo this lifts message-level recall@10 from
 //! 0.70 to 0.75 (BM25, README). The reply is its memory's first source, the quoted turn its
-//! second. System and tool messages stay in the chat log only.
+//! second. System and tool messages stay in the chat log only, except that each tool call
+//! an assistant turn makes becomes a tool trajectory (`ToolTrajectoryMemory`, MemOS's tool
+//! memory): the request that prompted it, the call, and the tool's answer.
 
 use crate::ingest::{AddContext, facts};
 use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
@@ -30,7 +32,23 @@ pub fn extract(
 ) -> Vec<Memory> {
     let mut out = Vec::new();
     let mut prev = previous;
-    for m in messages {
+    let mut request = previous.filter(|p| p.role == Role::User);
+    for (i, m) in messages.iter().enumerate() {
+        let calls = tool_calls(m);
+        if m.role == Role::User {
+            request = Some(m);
+        }
+        if !calls.is_empty() {
+            out.extend(
+                calls
+                    .iter()
+                    .map(|c| tool_memory(ctx, m, c, request, &messages[i + 1..], now)),
+            );
+            // A turn that only calls tools is its trajectories; its text says nothing more.
+            if m.content.trim_start().starts_with(TOOL_CALL_PREFIX) {
+                continue;
+            }
+        }
         if matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty() {
             let context = prev.filter(|p| speaker(p, false) != speaker(m, false));
             out.push(turn_memory(ctx, m, context, now));
@@ -110,6 +128,151 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
         memory_time: Some(m.chat_time),
         status: MemoryStatus::Activated,
         // A verbatim turn is exactly what was said.
+        confidence: 1.0,
+        tags,
+        info: ctx.info.clone(),
+        agent_id: ctx.agent_id.clone(),
+        app_id: ctx.app_id.clone(),
+        sources,
+        reasoning: None,
+        create_time: now,
+        update_time: now,
+    }
+}
+
+/// How the HTTP layer writes a tool call into a message's text (`[tool call] name(args)`).
+const TOOL_CALL_PREFIX: &str = "[tool call]";
+/// How much of a tool's answer and of the request a trajectory quotes.
+const TOOL_TEXT_CHARS: usize = 300;
+/// Tag on every tool trajectory.
+pub const TOOL_TAG: &str = "tool";
+/// Tag on a trajectory whose tool answered with an error.
+pub const TOOL_FAILED_TAG: &str = "tool_failed";
+
+/// One tool call of an assistant turn, as OpenAI's format writes it.
+struct ToolCall {
+    id: Option<String>,
+    name: String,
+    arguments: String,
+}
+
+/// The tool calls an assistant turn kept verbatim (`raw.tool_calls`).
+fn tool_calls(m: &Message) -> Vec<ToolCall> {
+    if m.role != Role::Assistant {
+        return vec![];
+    }
+    let Some(calls) = m
+        .raw
+        .as_ref()
+        .and_then(|r| r.get("tool_calls"))
+        .and_then(|c| c.as_array())
+    else {
+        return vec![];
+    };
+    calls
+        .iter()
+        .map(|c| {
+            let f = c.get("function").unwrap_or(c);
+            ToolCall {
+                id: c.get("id").and_then(|v| v.as_str()).map(str::to_string),
+                name: f
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("tool")
+                    .to_string(),
+                arguments: match f.get("arguments") {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The tool turn answering `call` among the turns after it: the one naming its id, or,
+/// when the call has none, the first tool turn.
+fn tool_answer<'a>(call: &ToolCall, later: &'a [Message]) -> Option<&'a Message> {
+    later.iter().filter(|m| m.role == Role::Tool).find(|m| {
+        let answers = m
+            .raw
+            .as_ref()
+            .and_then(|r| r.get("tool_call_id"))
+            .and_then(|v| v.as_str());
+        match (&call.id, answers) {
+            (Some(id), Some(a)) => id == a,
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+    })
+}
+
+/// Whether a tool's answer reports a failure: an `error` field, or text that says so.
+fn tool_failed(answer: &str) -> bool {
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(answer) {
+        return o.get("error").is_some_and(|e| !e.is_null())
+            || o.get("success") == Some(&serde_json::Value::Bool(false));
+    }
+    let lower = answer.trim_start().to_lowercase();
+    ["error", "exception", "failed", "traceback", "错误", "失败"]
+        .iter()
+        .any(|w| lower.starts_with(w))
+}
+
+/// A tool trajectory: what was asked, the call, and what the tool answered.
+fn tool_memory(
+    ctx: &AddContext,
+    m: &Message,
+    call: &ToolCall,
+    request: Option<&Message>,
+    later: &[Message],
+    now: Millis,
+) -> Memory {
+    let answer = tool_answer(call, later);
+    let zh = request.is_some_and(|r| text::is_mostly_cjk(&r.content));
+    let date = time::to_date(m.chat_time);
+    let asked = request.map(|r| snippet(&r.content, TOOL_TEXT_CHARS));
+    let got = answer.map(|a| snippet(&a.content, TOOL_TEXT_CHARS));
+    let call_text = format!(
+        "{}({})",
+        call.name,
+        snippet(&call.arguments, TOOL_TEXT_CHARS)
+    );
+    let value = match (zh, &asked, &got) {
+        (true, Some(q), Some(a)) => format!("[{date}] 为“{q}”调用 {call_text} → {a}"),
+        (true, None, Some(a)) => format!("[{date}] 调用 {call_text} → {a}"),
+        (true, Some(q), None) => format!("[{date}] 为“{q}”调用 {call_text}，未记录结果"),
+        (true, None, None) => format!("[{date}] 调用 {call_text}，未记录结果"),
+        (false, Some(q), Some(a)) => format!("[{date}] For \"{q}\": called {call_text} → {a}"),
+        (false, None, Some(a)) => format!("[{date}] Called {call_text} → {a}"),
+        (false, Some(q), None) => {
+            format!("[{date}] For \"{q}\": called {call_text}; no result recorded")
+        }
+        (false, None, None) => format!("[{date}] Called {call_text}; no result recorded"),
+    };
+    let mut tags = vec![TOOL_TAG.to_string(), call.name.clone()];
+    if answer.is_some_and(|a| tool_failed(&a.content)) {
+        tags.push(TOOL_FAILED_TAG.to_string());
+    }
+    for t in &ctx.tags {
+        if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+            tags.push(t.clone());
+        }
+    }
+    // The call first: it is what the memory is about; then its answer and its request.
+    let mut sources = vec![Source::from(m)];
+    sources.extend(answer.map(Source::from));
+    sources.extend(request.map(Source::from));
+    Memory {
+        id: uuid::Uuid::new_v4().to_string(),
+        scope: ctx.scope.clone(),
+        conversation_id: m.conversation_id.clone(),
+        key: format!("Tool: {}", call.name),
+        value,
+        memory_type: MemoryType::ToolTrajectoryMemory,
+        memory_time: Some(m.chat_time),
+        status: MemoryStatus::Activated,
+        // The transcript, rearranged: exactly what happened.
         confidence: 1.0,
         tags,
         info: ctx.info.clone(),
@@ -355,5 +518,53 @@ mod tests {
             5,
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn each_tool_call_becomes_a_trajectory_with_its_request_and_answer() {
+        let ask = msg(Role::User, None, "What's the weather in Oslo and Rome?", 1);
+        let mut call = msg(
+            Role::Assistant,
+            None,
+            "[tool call] get_weather({\"city\":\"Oslo\"}) [tool call] get_weather({\"city\":\"Rome\"})",
+            2,
+        );
+        call.raw = Some(serde_json::json!({"tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}},
+            {"id": "b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+        ]}));
+        let mut rome = msg(Role::Tool, None, "{\"error\": \"city not found\"}", 3);
+        rome.raw = Some(serde_json::json!({"tool_call_id": "b"}));
+        let mut oslo = msg(Role::Tool, None, "{\"temp\": 12}", 3);
+        oslo.raw = Some(serde_json::json!({"tool_call_id": "a"}));
+        let out = extract(&ctx(), &[ask, call, rome, oslo], None, 5);
+        let tools: Vec<&Memory> = out
+            .iter()
+            .filter(|m| m.memory_type == MemoryType::ToolTrajectoryMemory)
+            .collect();
+        assert_eq!(tools.len(), 2, "{out:#?}");
+        assert_eq!(
+            tools[0].value,
+            "[1970-01-01] For \"What's the weather in Oslo and Rome?\": called get_weather({\"city\":\"Oslo\"}) → {\"temp\": 12}"
+        );
+        assert_eq!(tools[0].key, "Tool: get_weather");
+        assert_eq!(tools[0].tags, ["tool", "get_weather", "trip"]);
+        assert_eq!(
+            tools[0].sources.iter().map(|s| s.role).collect::<Vec<_>>(),
+            [Role::Assistant, Role::Tool, Role::User]
+        );
+        assert!(tools[1].value.contains("city not found"));
+        assert!(tools[1].tags.contains(&TOOL_FAILED_TAG.to_string()));
+        // The call-only assistant turn is its trajectories, not a turn memory as well.
+        assert!(
+            !out.iter().any(|m| m.value.contains("[tool call]")),
+            "{out:#?}"
+        );
+        assert_eq!(
+            out.iter()
+                .filter(|m| m.memory_type == MemoryType::LongTermMemory)
+                .count(),
+            1
+        );
     }
 }

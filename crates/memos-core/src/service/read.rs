@@ -16,11 +16,16 @@ impl MemoryService {
     pub async fn list(&self, project_id: &str, input: ListInput) -> Result<Page<Memory>> {
         self.check_user(&input.user_id)?;
         check_page(input.page, input.size)?;
+        // Tool trajectories are listed on their own (`tool_memories`) unless the filter
+        // names their type.
+        let tools =
+            super::search::names_type(input.filter.as_ref(), MemoryType::ToolTrajectoryMemory);
         let q = ListQuery {
             filter: input.filter,
             conversation_id: None,
             offset: (input.page - 1).saturating_mul(input.size),
             limit: input.size,
+            exclude_type: (!tools).then_some(MemoryType::ToolTrajectoryMemory),
         };
         self.store
             .list_memories(&Scope::new(project_id, input.user_id), &q)
@@ -41,6 +46,29 @@ impl MemoryService {
             .await
     }
 
+    /// The subject's newest tool trajectories, at most `limit`: what `get/memory` lists in
+    /// `tool_memory_detail_list`.
+    pub async fn tool_memories(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Memory>> {
+        self.check_user(user_id)?;
+        let q = ListQuery {
+            filter: Some(Filter::only(Condition::MemoryType(
+                MemoryType::ToolTrajectoryMemory,
+            ))),
+            limit: limit.min(MAX_PAGE_SIZE),
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .list_memories(&Scope::new(project_id, user_id), &q)
+            .await?
+            .items)
+    }
+
     /// The user's current preferences (profile items tagged as such), newest first, at
     /// most `limit`: what `get/memory` lists beside a page.
     pub async fn preferences(
@@ -55,9 +83,8 @@ impl MemoryService {
         ));
         let q = ListQuery {
             filter: Some(only),
-            conversation_id: None,
-            offset: 0,
             limit,
+            ..Default::default()
         };
         let page = self
             .store

@@ -100,11 +100,16 @@ impl MemoryService {
             .into_iter()
             .map(|m| (m.id.clone(), m))
             .collect();
+        let tools = names_type(input.filter.as_ref(), MemoryType::ToolTrajectoryMemory);
         let mut ranked: Vec<(f32, f32, Memory)> = fused
             .into_iter()
             .filter_map(|c| {
                 // The index is derived data: trust only what the store confirms for this user.
                 let m = by_id.remove(&c.id).filter(|m| m.scope == scope)?;
+                // Tool trajectories have a channel of their own (`search_tools`).
+                if m.memory_type == MemoryType::ToolTrajectoryMemory && !tools {
+                    return None;
+                }
                 let boost = match &input.conversation_id {
                     Some(conv) if *conv == m.conversation_id => s.conversation_boost,
                     _ => 1.0,
@@ -176,6 +181,33 @@ impl MemoryService {
         out
     }
 
+    /// The agent's tool trajectories most relevant to a query (MemOS's tool memory), ranked
+    /// like [`Self::search`], with the same filter and `query_time`.
+    pub async fn search_tools(
+        &self,
+        project_id: &str,
+        input: &SearchInput,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let hits = self
+            .search(
+                project_id,
+                SearchInput {
+                    filter: Some(narrowed(
+                        input.filter.as_ref(),
+                        Condition::MemoryType(MemoryType::ToolTrajectoryMemory),
+                    )),
+                    limit: Some(limit.clamp(1, self.config.search.max_limit)),
+                    ..input.clone()
+                },
+            )
+            .await?;
+        Ok(hits
+            .into_iter()
+            .filter(|h| h.memory.memory_type == MemoryType::ToolTrajectoryMemory)
+            .collect())
+    }
+
     /// The user's stated preferences most relevant to a query (profile items tagged
     /// [`fast::PREFERENCE_TAG`]), ranked like [`Self::search`], with the same filter and
     /// `query_time`.
@@ -186,18 +218,10 @@ impl MemoryService {
         limit: usize,
     ) -> Result<Vec<SearchHit>> {
         // Tags compare lower-cased, as a parsed `contains` condition does.
-        let only = Filter::only(Condition::TagContains(fast::PREFERENCE_TAG.to_lowercase()));
-        let filter = match &input.filter {
-            None => only,
-            Some(f) if f.logic == Logic::And => {
-                let mut f = f.clone();
-                f.conditions.extend(only.conditions);
-                f
-            }
-            // An `or` filter cannot take one more `and` condition: search with it and
-            // keep the preferences.
-            Some(f) => f.clone(),
-        };
+        let filter = narrowed(
+            input.filter.as_ref(),
+            Condition::TagContains(fast::PREFERENCE_TAG.to_lowercase()),
+        );
         let hits = self
             .search(
                 project_id,
@@ -284,3 +308,22 @@ impl MemoryService {
 
 /// Pages of [`MAX_PAGE_SIZE`] a profile reads at most (2,500 items).
 pub(super) const PROFILE_PAGES: usize = 50;
+
+/// `filter` and `also`: one more `and` condition. An `or` filter cannot take one, so it
+/// stays as it is and the caller keeps only what `also` would have let through.
+fn narrowed(filter: Option<&Filter>, also: Condition) -> Filter {
+    match filter {
+        None => Filter::only(also),
+        Some(f) if f.logic == Logic::And => {
+            let mut f = f.clone();
+            f.conditions.push(also);
+            f
+        }
+        Some(f) => f.clone(),
+    }
+}
+
+/// Whether a filter asks for memories of type `t` by name.
+pub(super) fn names_type(filter: Option<&Filter>, t: MemoryType) -> bool {
+    filter.is_some_and(|f| f.conditions.contains(&Condition::MemoryType(t)))
+}

@@ -170,6 +170,7 @@ impl MemoryStore for InMemoryStore {
                     .is_none_or(|c| &m.conversation_id == c)
             })
             .filter(|m| q.filter.as_ref().is_none_or(|f| f.matches(m)))
+            .filter(|m| q.exclude_type != Some(m.memory_type))
             .collect();
         all.sort_by(|a, b| newest_first(a, b));
         let total = all.len();

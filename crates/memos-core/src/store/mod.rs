@@ -18,7 +18,9 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::filter::Filter;
-use crate::model::{ApiKey, Memory, MemoryChange, Message, Millis, Scope, Task, UserSummary};
+use crate::model::{
+    ApiKey, Memory, MemoryChange, MemoryType, Message, Millis, Scope, Task, UserSummary,
+};
 use crate::search::{Candidate, TimeRange};
 
 mod embedded;
@@ -115,6 +117,8 @@ pub struct ListQuery {
     pub offset: usize,
     /// How many to return at most.
     pub limit: usize,
+    /// Leave out memories of this type.
+    pub exclude_type: Option<MemoryType>,
 }
 
 /// One page of results plus the total that matched.

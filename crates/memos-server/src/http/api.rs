@@ -84,7 +84,29 @@ pub async fn search_memory(
         )
         .into());
     }
-    // Both at once: they share the query's embedding, and while one scans the other ranks.
+    let tool_limit = req.tool_memory_limit_number.unwrap_or(DEFAULT_PREFERENCES);
+    if tool_limit > state.service.config().search.max_limit {
+        return Err(Error::invalid(
+            "tool_memory_limit_number",
+            format!(
+                "tool_memory_limit_number must be at most {}",
+                state.service.config().search.max_limit
+            ),
+        )
+        .into());
+    }
+    let include_tools = req.include_tool_memory.unwrap_or(false);
+    let tools = async {
+        if include_tools && tool_limit > 0 {
+            state
+                .service
+                .search_tools(&project, &input, tool_limit)
+                .await
+        } else {
+            Ok(vec![])
+        }
+    };
+    // All at once: they share the query's embedding, and while one scans another ranks.
     let preferences = async {
         if req.include_preference.unwrap_or(true) && preference_limit > 0 {
             state
@@ -95,8 +117,11 @@ pub async fn search_memory(
             Ok(vec![])
         }
     };
-    let (hits, preferences) =
-        tokio::join!(state.service.search(&project, input.clone()), preferences);
+    let (hits, preferences, tools) = tokio::join!(
+        state.service.search(&project, input.clone()),
+        preferences,
+        tools
+    );
     // `relativity` is MemOS's score threshold: results below it are left out.
     let floor = req.relativity.unwrap_or(0.0);
     let preferences: Vec<PreferenceDetail> = preferences?
@@ -114,10 +139,15 @@ pub async fn search_memory(
         "preference_note": preference_note(&preferences),
         "preference_detail_list": preferences,
     });
-    // memos keeps no tool or skill memories yet: asked for, their lists are empty.
-    if req.include_tool_memory.unwrap_or(false) {
-        data["tool_memory_detail_list"] = json!([]);
+    if include_tools {
+        let tools: Vec<ToolMemoryDetail> = tools?
+            .into_iter()
+            .filter(|h| h.relativity >= floor)
+            .map(ToolMemoryDetail::from)
+            .collect();
+        data["tool_memory_detail_list"] = json!(tools);
     }
+    // memos keeps no skill memories yet: asked for, the list is empty.
     if req.include_skill.unwrap_or(false) {
         data["skill_detail_list"] = json!([]);
     }
@@ -184,7 +214,14 @@ pub async fn get_memory(
         "pages": out.total.div_ceil(size),
     });
     if req.include_tool_memory.unwrap_or(false) {
-        data["tool_memory_detail_list"] = json!([]);
+        let tools: Vec<ToolMemoryDetail> = state
+            .service
+            .tool_memories(&project, &user_id, size)
+            .await?
+            .into_iter()
+            .map(ToolMemoryDetail::from)
+            .collect();
+        data["tool_memory_detail_list"] = json!(tools);
     }
     Ok(ok(data))
 }

@@ -378,13 +378,131 @@ async fn tool_calling_transcripts_are_kept_verbatim_and_searchable() {
         "Here is my ticket [image: https://example.com/t.png]"
     );
     assert!(log[1].get("tool_calls").is_none(), "plain turns stay plain");
-    let hits = s
-        .search(json!({"user_id": "u", "query": "get_weather Oslo"}))
+    // The tool call is a tool trajectory (MemOS's tool memory): searched in its own
+    // channel, never mixed into the memory list.
+    let (st, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "get_weather Oslo", "include_tool_memory": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let tools = v["data"]["tool_memory_detail_list"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{v}");
+    assert_eq!(tools[0]["tool_type"], "ToolTrajectoryMemory");
+    assert_eq!(
+        tools[0]["tool_value"],
+        format!(
+            "[{}] For \"What's the weather in Oslo?\": called get_weather({{\"city\":\"Oslo\"}}) → {{\"temp\": 3, \"sky\": \"snow\"}}",
+            &tools[0]["memory_time"].as_str().unwrap()[..10]
+        )
+    );
+    assert_eq!(tools[0]["tool_used_status"][0]["used_tool"], "get_weather");
+    assert_eq!(tools[0]["tool_used_status"][0]["success_rate"], 1.0);
+    let roles: Vec<&str> = tools[0]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["assistant", "tool", "user"]);
+    let main = v["data"]["memory_detail_list"].as_array().unwrap();
+    assert!(
+        main.iter()
+            .all(|m| m["memory_type"] != "ToolTrajectoryMemory"
+                && !m["memory_value"].as_str().unwrap().contains("[tool call]")),
+        "{main:?}"
+    );
+    let (_, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "get_weather Oslo"}),
+        )
         .await;
     assert!(
-        hits.iter()
-            .any(|h| h["memory_value"].as_str().unwrap().contains("get_weather")),
-        "{hits:?}"
+        v["data"].get("tool_memory_detail_list").is_none(),
+        "only when asked: {v}"
+    );
+    // Listed apart too, and selectable by type.
+    let (_, v) = s
+        .post(
+            "get/memory",
+            json!({"user_id": "u", "include_tool_memory": true}),
+        )
+        .await;
+    assert_eq!(
+        v["data"]["tool_memory_detail_list"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{v}"
+    );
+    let listed = v["data"]["memory_detail_list"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|m| m["memory_type"] != "ToolTrajectoryMemory")
+    );
+    let (_, v) = s
+        .post(
+            "get/memory",
+            json!({"user_id": "u", "filter": {"memory_type": "ToolTrajectoryMemory"}}),
+        )
+        .await;
+    assert_eq!(v["data"]["total"], 1, "{v}");
+    let (st, v) = s
+        .post(
+            "delete/memory",
+            json!({"user_id": "u", "memory_type": "ToolTrajectoryMemory"}),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["data"]["deleted_count"]),
+        (StatusCode::OK, &json!(1)),
+        "{v}"
+    );
+    let (_, v) = s
+        .post(
+            "get/memory",
+            json!({"user_id": "u", "include_tool_memory": true}),
+        )
+        .await;
+    assert_eq!(v["data"]["tool_memory_detail_list"], json!([]), "{v}");
+    assert!(
+        !v["data"]["memory_detail_list"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A tool that answers with an error is a failed trajectory.
+    s.add(
+        "u",
+        "trip2",
+        json!([
+            {"role": "user", "content": "Book the 9am train to Bergen."},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "b1", "type": "function",
+                "function": {"name": "book_train", "arguments": "{\"to\":\"Bergen\"}"}}]},
+            {"role": "tool", "tool_call_id": "b1", "content": "Error: sold out"}
+        ]),
+    )
+    .await;
+    let (_, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": "train to Bergen", "include_tool_memory": true}),
+        )
+        .await;
+    let status = &v["data"]["tool_memory_detail_list"][0]["tool_used_status"][0];
+    assert_eq!(
+        (
+            &status["used_tool"],
+            &status["error_type"],
+            &status["success_rate"]
+        ),
+        (&json!("book_train"), &json!("tool_error"), &json!(0.0)),
+        "{v}"
     );
     // A content that is neither text nor parts is named.
     assert_error(

@@ -147,6 +147,32 @@ def search_filter_and_relativity():
     return rel
 
 
+def tool_memory():
+    # An agent framework's transcript: the tool call becomes a tool trajectory that comes
+    # back in its own list, parsed by the SDK's models.
+    r = client.add_message(
+        messages=[
+            {"role": "system", "content": "You are a travel agent."},
+            {"role": "user", "content": "What's the weather in Reykjavik?"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "w1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\": \"Reykjavik\"}"}}]},
+            {"role": "tool", "tool_call_id": "w1", "content": "{\"temp\": -2, \"sky\": \"clear\"}"},
+            {"role": "assistant", "content": "It is -2°C and clear in Reykjavik."},
+        ],
+        user_id="sdk_tools", conversation_id="tools", async_mode=False,
+    )
+    expect(r.success and r.status == "completed", r)
+    found = client.search_memory(query="weather Reykjavik", user_id="sdk_tools", include_tool_memory=True)
+    tools = [t.model_dump() for t in found.data.tool_memory_detail_list]
+    expect(len(tools) == 1 and tools[0]["tool_type"] == "ToolTrajectoryMemory", tools)
+    expect("get_weather" in tools[0]["tool_value"] and "-2" in tools[0]["tool_value"], tools)
+    expect(tools[0]["tool_used_status"][0]["used_tool"] == "get_weather", tools)
+    expect(all(m.model_dump()["memory_type"] != "ToolTrajectoryMemory" for m in found.memories), "apart")
+    listed = client.get_memory(user_id="sdk_tools")  # include_tool_memory defaults to True
+    expect(len(listed.data.tool_memory_detail_list) == 1, listed.data.tool_memory_detail_list)
+    return tools[0]["tool_value"]
+
+
 def get_memory():
     r = client.get_memory(user_id=U, page=1, size=10)
     expect(isinstance(r, pm.MemOSGetMemoryResponse), "typed answer")
@@ -204,6 +230,27 @@ def delete_by_user_and_type():
     expect(left and all(m.model_dump()["memory_type"] != "LongTermMemory" for m in left), left)
     expect(len(client.get_message(user_id=U, conversation_id="conv1").messages) == chat, "the chat log stays")
     return len(left)
+
+
+def delete_by_filter():
+    # Two users hold memories tagged "trip"; a filter alone deletes them for both and
+    # leaves everything else.
+    for user in ("sdk_filter_a", "sdk_filter_b"):
+        client.add_message(
+            messages=[{"role": "user", "content": "Booked a night train to Vienna."}],
+            user_id=user, conversation_id="trip", async_mode=False, tags=["trip"],
+        )
+        client.add_message(
+            messages=[{"role": "user", "content": "I water the plants on Sundays."}],
+            user_id=user, conversation_id="home", async_mode=False,
+        )
+    r = client.delete_memory(filter={"and": [{"tags": {"contains": "trip"}}]})
+    expect(isinstance(r, pm.MemOSDeleteMemoryResponse) and r.success, r)
+    for user in ("sdk_filter_a", "sdk_filter_b"):
+        left = [m.model_dump() for m in client.get_memory(user_id=user, size=50).memories]
+        expect(left and all("trip" not in m["tags"] for m in left), left)
+        expect(any("plants" in m["memory_value"] for m in left), left)
+    return "deleted across users"
 
 
 def delete_user():
@@ -268,6 +315,7 @@ for name, fn in [
     ("get_task_status", task_status),
     ("search_memory", search),
     ("search_memory filter+relativity+include_tool_memory", search_filter_and_relativity),
+    ("add_message with tool calls, search and get with include_tool_memory", tool_memory),
     ("get_memory", get_memory),
     ("get_memory_by_id", get_memory_by_id),
     ("get_message", get_message),
@@ -275,6 +323,7 @@ for name, fn in [
     ("update_memory", update),
     ("delete_memory by ids", delete_by_ids),
     ("delete_memory by user + memory_type", delete_by_user_and_type),
+    ("delete_memory by filter", delete_by_filter),
     ("agent_id as subject: add, search, get, delete", agent_memory),
     ("rerank", rerank),
     ("extract_memory", extract),

@@ -504,6 +504,10 @@ impl MemoryStore for EmbeddedStore {
                 cond.push_str(" AND conversation_id = ?");
                 params.push(conv.into());
             }
+            if let Some(t) = q.exclude_type {
+                cond.push_str(" AND memory_type != ?");
+                params.push(t.as_str().to_string().into());
+            }
             if let Some(f) = &q.filter {
                 cond.push_str(" AND ");
                 let mut fp = Vec::new();

@@ -599,6 +599,10 @@ impl MemoryStore for PostgresStore {
             params.push(Box::new(conv.clone()));
             cond.push_str(&format!(" AND conversation_id = ${}", params.len()));
         }
+        if let Some(t) = q.exclude_type {
+            params.push(Box::new(t.as_str().to_string()));
+            cond.push_str(&format!(" AND memory_type <> ${}", params.len()));
+        }
         if let Some(f) = &q.filter {
             cond.push_str(" AND ");
             cond.push_str(&pg_filter(f, "memories", &mut params));

@@ -1,5 +1,6 @@
 //! Answers as MemOS shapes them: memories, preferences, messages, tasks, history.
 
+use memos_core::ingest::fast::TOOL_FAILED_TAG;
 use memos_core::ingest::llm::IMPLICIT_TAG;
 use memos_core::model::{Memory, MemoryChange, Message, Source, Task, UserSummary, subject_agent};
 use memos_core::service::SearchHit;
@@ -390,5 +391,86 @@ impl From<UserSummary> for UserDetail {
             memory_count: u.memories,
             last_update_time: u.last_update,
         }
+    }
+}
+
+/// One tool trajectory in `tool_memory_detail_list`, in MemOS's shape (`tool_type`,
+/// `tool_value`, `tool_used_status`, `experience`) with memos' usual fields beside it.
+#[derive(Debug, Serialize)]
+pub struct ToolMemoryDetail {
+    /// Memory id.
+    pub id: String,
+    /// Always `ToolTrajectoryMemory`: memos keeps no tool schemas.
+    pub tool_type: &'static str,
+    /// The request, the call and the tool's answer.
+    pub tool_value: String,
+    /// The tool used, and whether it answered with an error.
+    pub tool_used_status: Vec<ToolUsedStatus>,
+    /// What was learnt from the trajectory; empty without an LLM.
+    pub experience: String,
+    /// The conversation it happened in.
+    pub conversation_id: String,
+    /// When the call was made (ISO 8601).
+    pub memory_time: Option<String>,
+    /// Epoch ms.
+    pub create_time: i64,
+    /// Epoch ms.
+    pub update_time: i64,
+    /// Tags: `tool`, the tool's name, `tool_failed` when it failed, the request's tags.
+    pub tags: Vec<String>,
+    /// The call, the answer and the request, as chat-log references.
+    pub sources: Vec<SourceDetail>,
+    /// Relevance to the query in [0, 1]; 1 in lists.
+    pub relativity: f32,
+}
+
+/// MemOS's `tool_used_status` entry.
+#[derive(Debug, Serialize)]
+pub struct ToolUsedStatus {
+    /// The tool's name.
+    pub used_tool: String,
+    /// `""` when the tool answered, `"tool_error"` when its answer reported an error.
+    pub error_type: &'static str,
+    /// 1 or 0 for one call.
+    pub success_rate: f32,
+    /// What was learnt about the tool; empty without an LLM.
+    pub tool_experience: String,
+}
+
+impl ToolMemoryDetail {
+    fn new(m: Memory, relativity: f32) -> Self {
+        let tool = m.key.strip_prefix("Tool: ").unwrap_or(&m.key).to_string();
+        let failed = m.tags.iter().any(|t| t == TOOL_FAILED_TAG);
+        Self {
+            id: m.id,
+            tool_type: "ToolTrajectoryMemory",
+            tool_value: m.value,
+            tool_used_status: vec![ToolUsedStatus {
+                used_tool: tool,
+                error_type: if failed { "tool_error" } else { "" },
+                success_rate: if failed { 0.0 } else { 1.0 },
+                tool_experience: String::new(),
+            }],
+            experience: String::new(),
+            conversation_id: m.conversation_id,
+            memory_time: m.memory_time.map(time::to_iso),
+            create_time: m.create_time,
+            update_time: m.update_time,
+            tags: m.tags,
+            sources: m.sources.iter().map(SourceDetail::from).collect(),
+            relativity,
+        }
+    }
+}
+
+impl From<SearchHit> for ToolMemoryDetail {
+    fn from(h: SearchHit) -> Self {
+        Self::new(h.memory, h.relativity)
+    }
+}
+
+impl From<Memory> for ToolMemoryDetail {
+    fn from(m: Memory) -> Self {
+        Self::new(m, 1.0)
     }
 }

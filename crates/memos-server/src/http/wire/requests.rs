@@ -287,7 +287,7 @@ impl DeleteMemoryRequest {
                 Error::invalid(
                     "memory_type",
                     format!(
-                        "memory_type must be WorkingMemory, LongTermMemory or UserMemory, not `{t}`"
+                        "memory_type must be WorkingMemory, LongTermMemory, UserMemory or ToolTrajectoryMemory, not `{t}`"
                     ),
                 )
             })?),
