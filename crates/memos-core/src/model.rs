@@ -11,6 +11,49 @@ pub type Millis = i64;
 
 /// The partition every read and write is confined to: a user inside a project.
 ///
+/// A small JSON document kept beside the memories, addressed by kind, project, subject
+/// and id: a profile template (subject `""`), a profile instance bound to a subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Doc {
+    /// What it is (`profile_template`, `profile`).
+    pub kind: String,
+    /// The project.
+    pub project_id: String,
+    /// The subject it belongs to; `""` for the project's own documents.
+    pub user_id: String,
+    /// Its id within kind, project and subject.
+    pub id: String,
+    /// The document.
+    pub body: serde_json::Value,
+    /// Epoch ms.
+    pub create_time: Millis,
+    /// Epoch ms.
+    pub update_time: Millis,
+}
+
+/// Which documents a call selects: each `None` matches any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DocSelect<'a> {
+    /// The kind.
+    pub kind: Option<&'a str>,
+    /// The project.
+    pub project_id: Option<&'a str>,
+    /// The subject.
+    pub user_id: Option<&'a str>,
+    /// The id.
+    pub id: Option<&'a str>,
+}
+
+impl DocSelect<'_> {
+    /// Whether `d` is selected.
+    pub fn matches(&self, d: &Doc) -> bool {
+        self.kind.is_none_or(|k| k == d.kind)
+            && self.project_id.is_none_or(|p| p == d.project_id)
+            && self.user_id.is_none_or(|u| u == d.user_id)
+            && self.id.is_none_or(|i| i == d.id)
+    }
+}
+
 /// One subject of a project (a user, or an agent's own memory) as the store sums it up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserSummary {

@@ -18,5 +18,7 @@ mod delete_modes;
 mod golden;
 #[path = "it/issue_13.rs"]
 mod issue_13;
+#[path = "it/profiles.rs"]
+mod profiles;
 #[path = "it/sdk_fields.rs"]
 mod sdk_fields;

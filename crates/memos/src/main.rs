@@ -310,12 +310,13 @@ async fn migrate(args: MigrateArgs) -> Result<()> {
     .await?;
     eprintln!();
     println!(
-        "migrated {} memories, {} messages, {} tasks, {} history entries, {} vectors and {} API keys in {:.1} s",
+        "migrated {} memories, {} messages, {} tasks, {} history entries, {} vectors, {} documents and {} API keys in {:.1} s",
         n.memories,
         n.messages,
         n.tasks,
         n.history,
         n.embeddings,
+        n.docs,
         n.keys,
         started.elapsed().as_secs_f64()
     );

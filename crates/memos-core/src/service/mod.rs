@@ -10,6 +10,7 @@ mod edit;
 mod embedding;
 mod extract;
 mod input;
+mod profiles;
 mod read;
 mod refine;
 mod rerank;
@@ -42,6 +43,7 @@ pub use input::{
     AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
     MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, UpdateInput,
 };
+pub use profiles::{MAX_BINDINGS, Profile, ProfileTemplate};
 pub use rerank::{MAX_RERANK_DOCUMENTS, Reranked};
 
 /// The memory service.

@@ -28,7 +28,7 @@ macro_rules! store_conformance {
             revision_grows_with_every_write, embeddings_follow_their_memories,
             history_is_kept_in_order_and_goes_with_its_memory, a_new_text_drops_the_old_vector,
             soft_deleted_memories_are_kept_but_not_listed, a_task_goes_to_one_worker_at_a_time,
-            users_are_summed_up_per_project);
+            users_are_summed_up_per_project, docs_are_kept_per_subject_and_erased_with_it);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -930,4 +930,66 @@ pub async fn users_are_summed_up_per_project(store: &dyn MemoryStore) {
     let page = store.list_users("p", 1, 2).await.unwrap();
     assert_eq!((page.total, page.items[0].user_id.as_str()), (3, "cy"));
     assert_eq!(store.list_users("nobody", 10, 0).await.unwrap().total, 0);
+}
+
+/// Documents are replaced in place (their creation time kept), selected by kind, project,
+/// subject and id, deleted by selection, and erased with their subject.
+pub async fn docs_are_kept_per_subject_and_erased_with_it(store: &dyn MemoryStore) {
+    let doc = |project: &str, user: &str, id: &str, v: i64| Doc {
+        kind: "profile".into(),
+        project_id: project.into(),
+        user_id: user.into(),
+        id: id.into(),
+        body: json!({"城市": {"value": v}}),
+        create_time: v,
+        update_time: v,
+    };
+    store
+        .put_docs(vec![
+            doc("p", "u", "t1", 1),
+            doc("p", "u", "t2", 1),
+            doc("p", "v", "t1", 1),
+            doc("q", "u", "t1", 1),
+        ])
+        .await
+        .unwrap();
+    store.put_docs(vec![doc("p", "u", "t1", 7)]).await.unwrap();
+    let select = |user: Option<&'static str>| DocSelect {
+        kind: Some("profile"),
+        project_id: Some("p"),
+        user_id: user,
+        id: None,
+    };
+    let mine = store.list_docs(select(Some("u"))).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    assert_eq!(
+        (
+            mine[0].id.as_str(),
+            mine[0].create_time,
+            mine[0].update_time
+        ),
+        ("t1", 1, 7)
+    );
+    assert_eq!(mine[0].body, json!({"城市": {"value": 7}}));
+    assert_eq!(store.list_docs(select(None)).await.unwrap().len(), 3);
+    assert_eq!(
+        store.list_docs(DocSelect::default()).await.unwrap().len(),
+        4
+    );
+    // By id across the project's subjects: never another project's.
+    assert_eq!(
+        store
+            .delete_docs("p", "profile", None, Some("t1"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.list_docs(DocSelect::default()).await.unwrap().len(),
+        2
+    );
+    store.delete_user(&Scope::new("p", "u")).await.unwrap();
+    let left = store.list_docs(DocSelect::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].project_id, "q");
 }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVector, WriteBatch};
 use crate::error::Result;
 use crate::model::{
-    ApiKey, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task, TaskStatus,
-    UserSummary,
+    ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task,
+    TaskStatus, UserSummary,
 };
 
 /// A store that lives in memory only.
@@ -35,6 +35,8 @@ struct State {
     embeddings: BTreeMap<(String, String), Embedding>,
     /// In write order.
     history: Vec<MemoryChange>,
+    /// (kind, project, subject, id) → document.
+    docs: BTreeMap<(String, String, String, String), Doc>,
 }
 
 impl InMemoryStore {
@@ -181,6 +183,53 @@ impl MemoryStore for InMemoryStore {
             .cloned()
             .collect();
         Ok(Page { items, total })
+    }
+
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
+        let mut s = self.state();
+        for d in docs {
+            let key = (
+                d.kind.clone(),
+                d.project_id.clone(),
+                d.user_id.clone(),
+                d.id.clone(),
+            );
+            let create_time = s
+                .docs
+                .get(&key)
+                .map_or(d.create_time, |old| old.create_time);
+            s.docs.insert(key, Doc { create_time, ..d });
+        }
+        Ok(())
+    }
+
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
+        Ok(self
+            .state()
+            .docs
+            .values()
+            .filter(|d| select.matches(d))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize> {
+        let select = DocSelect {
+            kind: Some(kind),
+            project_id: Some(project_id),
+            user_id,
+            id,
+        };
+        let mut s = self.state();
+        let before = s.docs.len();
+        s.docs.retain(|_, d| !select.matches(d));
+        Ok(before - s.docs.len())
     }
 
     async fn list_users(
@@ -350,6 +399,8 @@ impl MemoryStore for InMemoryStore {
         s.tasks.retain(|_, t| &t.scope != scope);
         s.embeddings.retain(|_, e| &e.scope != scope);
         s.history.retain(|h| &h.scope != scope);
+        s.docs
+            .retain(|_, d| d.project_id != scope.project_id || d.user_id != scope.user_id);
         s.revision += 1;
         Ok((visible, s.revision))
     }
@@ -357,7 +408,10 @@ impl MemoryStore for InMemoryStore {
     async fn user_exists(&self, scope: &Scope) -> Result<bool> {
         let s = self.state();
         Ok(s.memories.values().any(|m| &m.scope == scope)
-            || s.messages.iter().any(|m| &m.scope == scope))
+            || s.messages.iter().any(|m| &m.scope == scope)
+            || s.docs
+                .values()
+                .any(|d| d.project_id == scope.project_id && d.user_id == scope.user_id))
     }
 
     async fn scan_memories(

@@ -23,6 +23,8 @@ pub struct Copied {
     pub embeddings: usize,
     /// API keys, revoked ones included.
     pub keys: usize,
+    /// Documents: profile templates and instances.
+    pub docs: usize,
 }
 
 /// Copies everything in `from` into `to`, which must be empty: merging two deployments
@@ -42,6 +44,10 @@ pub async fn copy_store(
         to.insert_key(key).await?;
         n.keys += 1;
     }
+    // Few and small: one batch.
+    let docs = from.list_docs(crate::model::DocSelect::default()).await?;
+    n.docs = docs.len();
+    to.put_docs(docs).await?;
     // Pages of one kind of row, each written as one batch field and counted in `n`.
     macro_rules! copy_pages {
         ($scan:ident, $field:ident, $count:ident) => {

@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::{
-    ApiKey, Memory, MemoryChange, MemoryType, Message, Millis, Scope, Task, UserSummary,
+    ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryType, Message, Millis, Scope, Task,
+    UserSummary,
 };
 use crate::search::{Candidate, TimeRange};
 
@@ -151,6 +152,23 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Never lists soft-deleted memories (status `deleted`).
     async fn list_memories(&self, scope: &Scope, query: &ListQuery) -> Result<Page<Memory>>;
 
+    /// Writes documents, replacing any with the same kind, project, subject and id; all or
+    /// none.
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()>;
+
+    /// The documents `select` selects, by kind, project, subject and id.
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>>;
+
+    /// Deletes a project's documents of `kind`, of one subject or any (`None`), with one id
+    /// or any; returns how many.
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize>;
+
     /// The project's subjects that hold memories (soft-deleted ones not counted), most
     /// recently changed first, then by id; paged.
     async fn list_users(
@@ -182,12 +200,13 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Extends `lease.owner`'s hold on a running task; false when it holds it no more.
     async fn renew_task(&self, task_id: &str, lease: &Lease) -> Result<bool>;
 
-    /// Removes a user's memories (with their vectors and history), messages and tasks;
+    /// Removes a user's memories (with their vectors and history), messages, tasks and
+    /// documents;
     /// returns how many memories the client could still see (soft-deleted ones not
     /// counted) and the revision it produced.
     async fn delete_user(&self, scope: &Scope) -> Result<(usize, Revision)>;
 
-    /// Whether a scope holds anything at all (memories or messages).
+    /// Whether a scope holds anything at all (memories, messages or documents).
     async fn user_exists(&self, scope: &Scope) -> Result<bool>;
 
     /// Every memory of every scope in a stable order, `limit` at a time after the cursor

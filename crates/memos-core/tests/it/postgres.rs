@@ -31,6 +31,7 @@ struct Dump {
     history: Vec<memos_core::model::MemoryChange>,
     embeddings: Vec<memos_core::store::Embedding>,
     keys: Vec<memos_core::model::ApiKey>,
+    docs: Vec<memos_core::model::Doc>,
 }
 
 async fn dump(s: &dyn MemoryStore) -> Dump {
@@ -54,6 +55,7 @@ async fn dump(s: &dyn MemoryStore) -> Dump {
         history: all!(scan_history),
         embeddings: all!(scan_embeddings),
         keys: s.list_keys().await.unwrap(),
+        docs: s.list_docs(Default::default()).await.unwrap(),
     }
 }
 
@@ -136,11 +138,28 @@ async fn migration_there_and_back_is_lossless() {
         .await
         .unwrap();
     source.revoke_key(&key.id, 42).await.unwrap();
+    let doc = |kind: &str, user: &str, id: &str| Doc {
+        kind: kind.into(),
+        project_id: "p".into(),
+        user_id: user.into(),
+        id: id.into(),
+        body: serde_json::json!({"名字": {"value": "Ana", "algorithm_updatable": false}}),
+        create_time: 3,
+        update_time: 4,
+    };
+    source
+        .put_docs(vec![
+            doc("profile_template", "", "t1"),
+            doc("profile", "u", "t1"),
+        ])
+        .await
+        .unwrap();
 
     let pg = PostgresStore::connect(&url, 4).await.unwrap();
     let copied = copy_store(&source, &pg, &|_| {}).await.unwrap();
     assert_eq!((copied.memories, copied.messages, copied.tasks), (8, 5, 2));
     assert_eq!((copied.history, copied.embeddings, copied.keys), (1, 5, 2));
+    assert_eq!(copied.docs, 2);
     let back = EmbeddedStore::open(&dir.path().join("b")).unwrap();
     copy_store(&pg, &back, &|_| {}).await.unwrap();
     let original = dump(&source).await;

@@ -23,8 +23,16 @@ const DEFAULT_PREFERENCE_LIST: usize = 50;
 /// MemOS's default `preference_limit_number`.
 const DEFAULT_PREFERENCES: usize = 6;
 
-fn ok(data: Value) -> Json<Value> {
+pub(super) fn ok(data: Value) -> Json<Value> {
     Json(json!({"code": 0, "message": "ok", "data": data}))
+}
+
+/// The subject's profile instances in `profile_detail_list`, when it has any.
+fn with_profiles(data: &mut Value, profiles: Vec<memos_core::service::Profile>) {
+    if !profiles.is_empty() {
+        let list: Vec<ProfileDetail> = profiles.into_iter().map(ProfileDetail::from).collect();
+        data["profile_detail_list"] = json!(list);
+    }
 }
 
 fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
@@ -117,10 +125,11 @@ pub async fn search_memory(
             Ok(vec![])
         }
     };
-    let (hits, preferences, tools) = tokio::join!(
+    let (hits, preferences, tools, profiles) = tokio::join!(
         state.service.search(&project, input.clone()),
         preferences,
-        tools
+        tools,
+        state.service.profiles(&project, &input.user_id)
     );
     // `relativity` is MemOS's score threshold: results below it are left out.
     let floor = req.relativity.unwrap_or(0.0);
@@ -147,6 +156,7 @@ pub async fn search_memory(
             .collect();
         data["tool_memory_detail_list"] = json!(tools);
     }
+    with_profiles(&mut data, profiles?);
     // memos keeps no skill memories yet: asked for, the list is empty.
     if req.include_skill.unwrap_or(false) {
         data["skill_detail_list"] = json!([]);
@@ -170,9 +180,19 @@ pub async fn get_profile(
             json!({"memory_key": key, "memory_detail_list": items})
         })
         .collect();
-    Ok(ok(
-        json!({"user_id": user_id, "total": total, "profile": topics}),
-    ))
+    let profiles: Vec<ProfileDetail> = state
+        .service
+        .profiles(&project, &user_id)
+        .await?
+        .into_iter()
+        .map(ProfileDetail::from)
+        .collect();
+    Ok(ok(json!({
+        "user_id": user_id,
+        "total": total,
+        "profile": topics,
+        "profile_detail_list": profiles,
+    })))
 }
 
 /// `POST get/memory`
@@ -213,6 +233,7 @@ pub async fn get_memory(
         "current": page,
         "pages": out.total.div_ceil(size),
     });
+    with_profiles(&mut data, state.service.profiles(&project, &user_id).await?);
     if req.include_tool_memory.unwrap_or(false) {
         let tools: Vec<ToolMemoryDetail> = state
             .service

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, shared state, and the health check.
 //!
 //! - [`api`]: handlers of the MemOS cloud API under `/api/openmem/v1`.
+//! - [`profiles`]: its profile templates and profile instances.
 //! - [`wire`]: request and response shapes.
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
 //! - [`error`]: the single mapping from domain errors to codes and statuses.
@@ -8,6 +9,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod profiles;
 pub mod wire;
 
 use std::sync::Arc;
@@ -44,6 +46,28 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/memory", post(api::get_memory))
         .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
         .route("/get/users", post(api::get_users))
+        .route(
+            "/add/profile_template",
+            post(profiles::add_profile_template),
+        )
+        .route(
+            "/update/profile_template",
+            post(profiles::update_profile_template),
+        )
+        .route(
+            "/delete/profile_template",
+            post(profiles::delete_profile_template),
+        )
+        .route(
+            "/get/profile_template",
+            post(profiles::get_profile_template),
+        )
+        .route(
+            "/bind/profile_template",
+            post(profiles::bind_profile_template),
+        )
+        .route("/edit/profile", post(profiles::edit_profile))
+        .route("/delete/profile", post(profiles::delete_profile))
         .route("/get/message", post(api::get_message))
         .route("/delete/memory", post(api::delete_memory))
         .route("/get/status", post(api::get_status))

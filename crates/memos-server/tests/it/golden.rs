@@ -70,6 +70,41 @@ async fn every_answer_keeps_its_shape() {
     )
     .await;
     check("add_message_async", &async_add);
+    let tpl = post(
+        "add/profile_template",
+        json!({"name": "t", "metadata": {"Basic": {"Name": {"value": "", "algorithm_updatable": true}}}}),
+    )
+    .await;
+    check("add_profile_template", &tpl);
+    let tpl = tpl["data"]["profile_template_id"].clone();
+    check(
+        "update_profile_template",
+        &post(
+            "update/profile_template",
+            json!({"profile_template_id": tpl, "metadata": {"Basic": {"Name": {"value": ""}}}}),
+        )
+        .await,
+    );
+    check(
+        "bind_profile_template",
+        &post(
+            "bind/profile_template",
+            json!({"bind_list": [{"user_id": "u", "profile_template_id": tpl}]}),
+        )
+        .await,
+    );
+    check(
+        "edit_profile",
+        &post(
+            "edit/profile",
+            json!({"user_id": "u", "profile_template_id": tpl, "metadata": {"Basic": {"Name": {"value": "Ana"}}}}),
+        )
+        .await,
+    );
+    check(
+        "get_profile_template",
+        &post("get/profile_template", json!({})).await,
+    );
     let search = post(
         "search/memory",
         json!({"user_id": "u", "query": "where does the user live jazz", "include_tool_memory": true}),
@@ -132,6 +167,22 @@ async fn every_answer_keeps_its_shape() {
         &post(
             "rerank",
             json!({"query": "tea", "documents": ["tea", "coffee"]}),
+        )
+        .await,
+    );
+    check(
+        "delete_profile",
+        &post(
+            "delete/profile",
+            json!({"user_id": "u", "profile_template_id": tpl}),
+        )
+        .await,
+    );
+    check(
+        "delete_profile_template",
+        &post(
+            "delete/profile_template",
+            json!({"profile_template_id": tpl}),
         )
         .await,
     );

@@ -12,4 +12,5 @@ mod common;
 mod delete_modes;
 mod golden;
 mod issue_13;
+mod profiles;
 mod sdk_fields;

@@ -253,6 +253,30 @@ def delete_by_filter():
     return "deleted across users"
 
 
+def profile_templates():
+    # The SDK binds, edits and deletes; the template itself is made with the cloud's
+    # add/profile_template call (the SDK has no method for it), through its own helper.
+    made = client._post_json_dict("add/profile_template", {"name": "Support user", "metadata": {
+        "Basic Info": {"Name": {"value": "", "algorithm_updatable": False},
+                       "Occupation": {"value": "", "algorithm_updatable": True}}}}, "add template")
+    tpl = made["data"]["profile_template_id"]
+    r = client.bind_profile_template(bind_list=[{"user_id": U, "profile_template_id": tpl}])
+    expect(r["code"] == 0 and r["data"]["success"], r)
+    r = client.edit_profile(profile_template_id=tpl, user_id=U, metadata={
+        "Basic Info": {"Name": {"value": "Ana", "algorithm_updatable": False}}})
+    expect(r["data"]["profile"]["metadata"]["Basic Info"]["Name"]["value"] == "Ana", r)
+    r = client.edit_profile(profile_template_id=tpl, user_id=U, remove_fields=["Occupation"])
+    expect("Occupation" not in r["data"]["profile"]["metadata"]["Basic Info"], r)
+    found = client.search_memory(query="who is the user", user_id=U)
+    listed = [p.model_dump() for p in found.data.profile_detail_list]
+    expect(listed and listed[0]["metadata"]["Basic Info"]["Name"]["value"] == "Ana", listed)
+    r = client.delete_profile(profile_template_id=tpl, user_id=U)
+    expect(r["data"]["deleted"] is True, r)
+    after = client.search_memory(query="who is the user", user_id=U)
+    expect(not after.data.profile_detail_list, after.data.profile_detail_list)
+    return tpl
+
+
 def delete_user():
     r = client.delete_memory(user_id=U)
     expect(r.success, r)
@@ -327,6 +351,7 @@ for name, fn in [
     ("agent_id as subject: add, search, get, delete", agent_memory),
     ("rerank", rerank),
     ("extract_memory", extract),
+    ("bind_profile_template, edit_profile, delete_profile", profile_templates),
     ("delete_memory by user", delete_user),
 ]:
     row(name, fn)

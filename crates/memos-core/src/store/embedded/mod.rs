@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         column: "raw",
         sql: include_str!("migrations/0004_message_raw.sql"),
     },
+    // 5: small JSON documents: profile templates and profile instances.
+    Migration {
+        table: "docs",
+        column: "id",
+        sql: include_str!("migrations/0005_docs.sql"),
+    },
 ];
 
 /// One numbered schema change.
@@ -316,6 +322,24 @@ fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// The condition and parameters of a document selection.
+fn docs_where(select: &DocSelect<'_>) -> (String, Vec<String>) {
+    let mut cond = vec!["1 = 1".to_string()];
+    let mut bound = Vec::new();
+    for (col, v) in [
+        ("kind", select.kind),
+        ("project_id", select.project_id),
+        ("user_id", select.user_id),
+        ("id", select.id),
+    ] {
+        if let Some(v) = v {
+            cond.push(format!("{col} = ?"));
+            bound.push(v.to_string());
+        }
+    }
+    (cond.join(" AND "), bound)
+}
+
 fn sqlite_param(p: Param) -> SqlValue {
     match p {
         Param::Text(s) => s.into(),
@@ -533,6 +557,79 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            for d in &docs {
+                tx.execute(
+                    "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, project_id, user_id, id) \
+                     DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
+                    params![
+                        d.kind,
+                        d.project_id,
+                        d.user_id,
+                        d.id,
+                        d.body.to_string(),
+                        d.create_time,
+                        d.update_time
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
+        let (sql, bound) = docs_where(&select);
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
+                 WHERE {sql} ORDER BY kind, project_id, user_id, id"
+            ))?;
+            let docs = stmt
+                .query_map(params_from_iter(bound.iter()), |r| {
+                    Ok(Doc {
+                        kind: r.get(0)?,
+                        project_id: r.get(1)?,
+                        user_id: r.get(2)?,
+                        id: r.get(3)?,
+                        body: serde_json::from_str(&r.get::<_, String>(4)?)
+                            .map_err(|e| carry(Error::Corrupt(format!("stored document: {e}"))))?,
+                        create_time: r.get(5)?,
+                        update_time: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(docs)
+        })
+        .await
+    }
+
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize> {
+        let (sql, bound) = docs_where(&DocSelect {
+            kind: Some(kind),
+            project_id: Some(project_id),
+            user_id,
+            id,
+        });
+        self.with_writer(move |conn| {
+            Ok(conn.execute(
+                &format!("DELETE FROM docs WHERE {sql}"),
+                params_from_iter(bound.iter()),
+            )?)
+        })
+        .await
+    }
+
     async fn list_users(
         &self,
         project_id: &str,
@@ -678,6 +775,7 @@ impl MemoryStore for EmbeddedStore {
                 "DELETE FROM history WHERE project_id = ? AND user_id = ?",
                 p,
             )?;
+            tx.execute("DELETE FROM docs WHERE project_id = ? AND user_id = ?", p)?;
             let rev = bump_revision(&tx)?;
             tx.commit()?;
             Ok((n as usize, rev))
@@ -690,7 +788,8 @@ impl MemoryStore for EmbeddedStore {
         self.with_reader(move |c| {
             Ok(c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM memories WHERE project_id = ?1 AND user_id = ?2) \
-                 OR EXISTS (SELECT 1 FROM messages WHERE project_id = ?1 AND user_id = ?2)",
+                 OR EXISTS (SELECT 1 FROM messages WHERE project_id = ?1 AND user_id = ?2) \
+                 OR EXISTS (SELECT 1 FROM docs WHERE project_id = ?1 AND user_id = ?2)",
                 params![scope.project_id, scope.user_id],
                 |r| r.get(0),
             )?)

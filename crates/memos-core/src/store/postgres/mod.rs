@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_task_leases.sql"),
     include_str!("migrations/0005_embedding_seq.sql"),
     include_str!("migrations/0006_message_raw.sql"),
+    include_str!("migrations/0007_docs.sql"),
 ];
 
 /// How long to wait for a new connection to the database.
@@ -502,6 +503,24 @@ fn pg_filter(f: &Filter, table: &str, params: &mut Params) -> String {
     cond
 }
 
+/// The condition and parameters of a document selection.
+fn docs_where(select: &DocSelect<'_>) -> (String, Vec<String>) {
+    let mut cond = vec!["TRUE".to_string()];
+    let mut bound = Vec::new();
+    for (col, v) in [
+        ("kind", select.kind),
+        ("project_id", select.project_id),
+        ("user_id", select.user_id),
+        ("id", select.id),
+    ] {
+        if let Some(v) = v {
+            bound.push(v.to_string());
+            cond.push(format!("{col} = ${}", bound.len()));
+        }
+    }
+    (cond.join(" AND "), bound)
+}
+
 /// The items whose key does not come again later in `items`, in order: what applying them
 /// one by one would leave.
 fn last_of<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
@@ -637,6 +656,83 @@ impl MemoryStore for PostgresStore {
             items,
             total: total as usize,
         })
+    }
+
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        for d in &docs {
+            tx.execute(
+                "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, project_id, user_id, id) \
+                 DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
+                &[
+                    &d.kind,
+                    &d.project_id,
+                    &d.user_id,
+                    &d.id,
+                    &d.body,
+                    &d.create_time,
+                    &d.update_time,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
+        let (sql, bound) = docs_where(&select);
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
+                     WHERE {sql} ORDER BY kind COLLATE \"C\", project_id COLLATE \"C\", \
+                     user_id COLLATE \"C\", id COLLATE \"C\""
+                ),
+                &refs,
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| Doc {
+                kind: r.get(0),
+                project_id: r.get(1),
+                user_id: r.get(2),
+                id: r.get(3),
+                body: r.get(4),
+                create_time: r.get(5),
+                update_time: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize> {
+        let (sql, bound) = docs_where(&DocSelect {
+            kind: Some(kind),
+            project_id: Some(project_id),
+            user_id,
+            id,
+        });
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let c = self.client().await?;
+        let n = c
+            .execute(&format!("DELETE FROM docs WHERE {sql}"), &refs)
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
     }
 
     async fn list_users(
@@ -777,7 +873,14 @@ impl MemoryStore for PostgresStore {
             .await
             .map_err(pg)?
             .get(0);
-        for table in ["memories", "messages", "tasks", "embeddings", "history"] {
+        for table in [
+            "memories",
+            "messages",
+            "tasks",
+            "embeddings",
+            "history",
+            "docs",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE project_id = $1 AND user_id = $2"),
                 &p,
@@ -793,7 +896,8 @@ impl MemoryStore for PostgresStore {
         let c = self.client().await?;
         Ok(c.query_one(
             "SELECT EXISTS (SELECT 1 FROM memories WHERE project_id = $1 AND user_id = $2) \
-             OR EXISTS (SELECT 1 FROM messages WHERE project_id = $1 AND user_id = $2)",
+             OR EXISTS (SELECT 1 FROM messages WHERE project_id = $1 AND user_id = $2) \
+             OR EXISTS (SELECT 1 FROM docs WHERE project_id = $1 AND user_id = $2)",
             &[&scope.project_id, &scope.user_id],
         )
         .await

@@ -5,9 +5,11 @@
 mod answers;
 mod fields;
 mod messages;
+mod profiles;
 mod requests;
 
 pub use answers::*;
 pub use fields::*;
 pub use messages::*;
+pub use profiles::*;
 pub use requests::*;

@@ -1,0 +1,139 @@
+//! Handlers of profile templates and profile instances (MemOS's attribute memory):
+//! `add/`, `update/`, `delete/`, `get/profile_template`, `bind/profile_template`,
+//! `edit/profile`, `delete/profile`.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::api::ok;
+use super::error::ApiResult;
+use super::extract::{Body, Project};
+use super::wire::*;
+
+/// `POST add/profile_template`: a new template; answers its id.
+pub async fn add_profile_template(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<AddProfileTemplateRequest>,
+) -> ApiResult<Json<Value>> {
+    let name = required(req.name, "name")?;
+    let metadata =
+        tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
+    let id = state
+        .service
+        .create_profile_template(&project, &name, metadata)
+        .await?;
+    Ok(ok(json!({"profile_template_id": id})))
+}
+
+/// `POST update/profile_template`: the whole template anew, carried to every instance.
+pub async fn update_profile_template(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<UpdateProfileTemplateRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = required(req.profile_template_id, "profile_template_id")?;
+    let metadata =
+        tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
+    let n = state
+        .service
+        .update_profile_template(&project, &id, req.name.as_deref(), metadata)
+        .await?;
+    Ok(ok(json!({
+        "success": true,
+        "profile_template_id": id,
+        "updated_instances": n,
+    })))
+}
+
+/// `POST delete/profile_template`: the template and every instance of it.
+pub async fn delete_profile_template(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<ProfileTemplateIdRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = required(req.profile_template_id, "profile_template_id")?;
+    let n = state.service.delete_profile_template(&project, &id).await?;
+    Ok(ok(json!({
+        "success": true,
+        "profile_template_id": id,
+        "deleted_instances": n,
+    })))
+}
+
+/// `POST get/profile_template` (our extension): the project's templates, or one.
+pub async fn get_profile_template(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<ProfileTemplateIdRequest>,
+) -> ApiResult<Json<Value>> {
+    let mut all = state.service.profile_templates(&project).await?;
+    if let Some(id) = req.profile_template_id {
+        all.retain(|t| t.id == id);
+        if all.is_empty() {
+            return Err(memos_core::Error::not_found(
+                format!("profile template {id}"),
+                memos_core::error::NotFoundKind::Record,
+            )
+            .into());
+        }
+    }
+    let list: Vec<ProfileTemplateDetail> =
+        all.into_iter().map(ProfileTemplateDetail::from).collect();
+    Ok(ok(json!({"profile_template_list": list})))
+}
+
+/// `POST bind/profile_template`: creates each subject's instance of a template.
+pub async fn bind_profile_template(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<BindProfileTemplateRequest>,
+) -> ApiResult<Json<Value>> {
+    let bindings = req.bindings()?;
+    let n = state
+        .service
+        .bind_profile_templates(&project, &bindings)
+        .await?;
+    Ok(ok(json!({"success": true, "bound": n})))
+}
+
+/// `POST edit/profile`: adds, overwrites, locks or removes fields of one instance.
+pub async fn edit_profile(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<EditProfileRequest>,
+) -> ApiResult<Json<Value>> {
+    let subject = subject(req.user_id, req.agent_id)?;
+    let id = required(req.profile_template_id, "profile_template_id")?;
+    let metadata = tree(req.metadata, "metadata")?;
+    let profile = state
+        .service
+        .edit_profile(
+            &project,
+            &subject,
+            &id,
+            metadata,
+            &req.remove_fields.unwrap_or_default(),
+        )
+        .await?;
+    Ok(ok(
+        json!({"success": true, "profile": ProfileDetail::from(profile)}),
+    ))
+}
+
+/// `POST delete/profile`: one subject's instance, its values and binding.
+pub async fn delete_profile(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<DeleteProfileRequest>,
+) -> ApiResult<Json<Value>> {
+    let subject = subject(req.user_id, req.agent_id)?;
+    let id = required(req.profile_template_id, "profile_template_id")?;
+    let deleted = state
+        .service
+        .delete_profile(&project, &subject, &id)
+        .await?;
+    Ok(ok(json!({"success": true, "deleted": deleted})))
+}
