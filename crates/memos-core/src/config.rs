@@ -50,6 +50,13 @@ pub struct LlmConfig {
     /// `json_schema` (OpenAI, vLLM, llama.cpp, Ollama) or `json_object` (servers that only
     /// know JSON mode). The reply is checked against the schema either way.
     pub response_format: ResponseFormat,
+    /// Whether every add is refined by the LLM (the fine path); `false` keeps the LLM for
+    /// `chat` only.
+    pub refine: bool,
+    /// Models `chat` may name in `model_name`, besides `model` (the default).
+    pub chat_models: Vec<String>,
+    /// Turns of the conversation's chat log that `chat` shows the model before the query.
+    pub chat_history: usize,
 }
 
 /// How the fine path asks the LLM for JSON.
@@ -138,6 +145,9 @@ impl Default for LlmConfig {
             backoff_ms: 500,
             window: 24,
             response_format: ResponseFormat::JsonSchema,
+            refine: true,
+            chat_models: vec![],
+            chat_history: 10,
         }
     }
 }

@@ -61,6 +61,13 @@ pub enum Error {
     /// deleted or edited, or its user erased): nothing was written. Safe to show.
     #[error("{0}")]
     Conflict(String),
+    /// `chat` was asked for but no LLM is configured. Safe to show.
+    #[error("{0}")]
+    NoLlm(String),
+    /// The chat model failed (after its retries) or answered with nothing usable. The
+    /// detail is logged; the client hears that the model failed.
+    #[error("chat model failed: {0}")]
+    Llm(String),
     /// The service is shutting down or a background worker is gone.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -80,7 +87,9 @@ impl Error {
             | Self::Embedding(_)
             | Self::Extraction(_)
             | Self::Corrupt(_)
-            | Self::Conflict(_) => false,
+            | Self::Conflict(_)
+            | Self::NoLlm(_)
+            | Self::Llm(_) => false,
         }
     }
 }

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod dates;
 pub mod embed;

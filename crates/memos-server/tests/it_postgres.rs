@@ -10,6 +10,8 @@ pub const BACKEND: &str = "postgres";
 mod api;
 #[path = "it/bad_input.rs"]
 mod bad_input;
+#[path = "it/chat.rs"]
+mod chat;
 #[path = "it/common.rs"]
 mod common;
 #[path = "it/delete_modes.rs"]

@@ -6,6 +6,7 @@
 //! recorded revision is always a prefix of the store's history.
 
 mod add;
+mod chat;
 mod edit;
 mod embedding;
 mod extract;
@@ -38,6 +39,7 @@ use embedding::{QueryVector, VectorQueue, embed_worker, load_embedder};
 use retrieval::Retrieval;
 use tasks::{task_claimer, task_worker};
 
+pub use chat::{ChatAnswer, ChatEvent, ChatInput, ChatStream};
 pub use extract::Extracted;
 pub use input::{
     AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
@@ -65,8 +67,10 @@ pub struct MemoryService {
     vector_queue: std::sync::Mutex<VectorQueue>,
     /// One embedding pass at a time: the worker, or a caller of [`Self::embed_pending`].
     embed_turn: Mutex<()>,
-    /// The fine path, when `llm.base_url` is set.
+    /// The fine path, when `llm.base_url` is set and `llm.refine` on.
     llm: Option<Arc<LlmExtractor>>,
+    /// The model `chat` answers with, when `llm.base_url` is set.
+    chat_model: Option<crate::chat::ChatModel>,
     /// This service's name on the task leases it holds; new at every start.
     worker_id: String,
     /// Transient failures per task so far, for [`tasks`]' retries.
@@ -127,13 +131,15 @@ impl MemoryService {
     ) -> Result<Arc<Self>> {
         let model = embedder.as_ref().map(|e| (e.model_id(), e.dim()));
         let retrieval = Retrieval::open(&store, index, model).await?;
-        let llm = if config.llm.base_url.is_empty() {
+        let llm = if config.llm.base_url.is_empty() || !config.llm.refine {
             None
         } else {
             Some(Arc::new(LlmExtractor::new(config.llm.clone())?))
         };
+        let chat_model = crate::chat::ChatModel::new(&config.llm)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let svc = Arc::new(Self {
+            chat_model,
             store,
             retrieval,
             embedder,

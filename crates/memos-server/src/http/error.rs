@@ -110,6 +110,15 @@ impl From<memos_core::Error> for ApiError {
                     "memory service is temporarily unavailable".into(),
                 )
             }
+            E::NoLlm(message) => (StatusCode::NOT_IMPLEMENTED, 50001, message.clone()),
+            E::Llm(_) => {
+                tracing::error!(error = %err, "chat model failed");
+                (
+                    StatusCode::BAD_GATEWAY,
+                    50004,
+                    "the chat model failed; try again later".into(),
+                )
+            }
             E::Extraction(_) => {
                 tracing::error!(error = %err, "LLM extraction failed");
                 (
@@ -194,6 +203,14 @@ fn causes(err: &dyn std::error::Error) -> String {
         next = e.source();
     }
     out
+}
+
+impl ApiError {
+    /// The envelope's body, for an error that cannot change the status any more (one in
+    /// the middle of a stream).
+    pub fn body(&self) -> serde_json::Value {
+        json!({"code": self.code, "message": self.message})
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -2,11 +2,13 @@
 //!
 //! - [`api`]: handlers of the MemOS cloud API under `/api/openmem/v1`.
 //! - [`profiles`]: its profile templates and profile instances.
+//! - [`chat`]: `chat`, whole or streamed.
 //! - [`wire`]: request and response shapes.
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
 //! - [`error`]: the single mapping from domain errors to codes and statuses.
 
 pub mod api;
+pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod profiles;
@@ -46,6 +48,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/memory", post(api::get_memory))
         .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
         .route("/get/users", post(api::get_users))
+        .route("/chat", post(chat::chat))
         .route(
             "/add/profile_template",
             post(profiles::add_profile_template),

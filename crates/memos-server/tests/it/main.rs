@@ -8,6 +8,7 @@ pub const BACKEND: &str = "embedded";
 
 mod api;
 mod bad_input;
+mod chat;
 mod common;
 mod delete_modes;
 mod golden;

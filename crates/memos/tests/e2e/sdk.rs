@@ -24,11 +24,75 @@ fn sdk_dir() -> Option<PathBuf> {
     None
 }
 
+/// Tokens of the scripted model's answer, streamed 150 ms apart.
+const TOKENS: [&str; 5] = ["You", " like", " jazz", " and", " Lisbon."];
+
+/// A scripted OpenAI-compatible model on a real socket, for `chat`: the whole answer at
+/// once, or streamed slowly so the SDK sees the first tokens well before the last.
+fn scripted_model() -> String {
+    use axum::Json;
+    use axum::response::IntoResponse;
+    use serde_json::{Value, json};
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/chat/completions",
+                axum::routing::post(|Json(body): Json<Value>| async move {
+                    if body["stream"] != true {
+                        return Json(json!({"choices": [{"message": {"role": "assistant", "content": TOKENS.concat()}}]}))
+                            .into_response();
+                    }
+                    let frames = futures_util::stream::unfold(0usize, |i| async move {
+                        let frame = match i {
+                            0..5 => {
+                                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                                format!(
+                                    "data: {}\n\n",
+                                    json!({"choices": [{"index": 0, "delta": {"content": TOKENS[i]}}]})
+                                )
+                            }
+                            5 => "data: [DONE]\n\n".to_string(),
+                            _ => return None,
+                        };
+                        Some((Ok::<_, std::convert::Infallible>(frame), i + 1))
+                    });
+                    axum::response::Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(axum::body::Body::from_stream(frames))
+                        .unwrap()
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}/v1", listener.local_addr().unwrap()))
+                .unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
 #[test]
 fn every_everyday_sdk_call_works_and_parses_into_the_sdks_models() {
     let Some(sdk) = sdk_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), "e2e-sdk-key");
+    let model = scripted_model();
+    // The model answers `chat` only: adds stay on the fast path (`llm.refine = false`).
+    let server = Server::start_env(
+        dir.path(),
+        "e2e-sdk-key",
+        &[],
+        &[
+            ("MEMOS__LLM__BASE_URL", &model),
+            ("MEMOS__LLM__MODEL", "scripted"),
+            ("MEMOS__LLM__REFINE", "false"),
+        ],
+    );
     let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/sdk_harness.py");
     let out = Command::new("python3")
         .arg(&harness)

@@ -277,6 +277,27 @@ def profile_templates():
     return tpl
 
 
+def chat():
+    r = client.chat(user_id=U, conversation_id="conv_chat", query="What do I like?", async_mode=False)
+    expect(isinstance(r, pm.MemOSChatResponse) and r.response == "You like jazz and Lisbon.", r)
+    log = client.get_message(user_id=U, conversation_id="conv_chat").messages
+    expect([m.model_dump()["role"] for m in log] == ["user", "assistant"], log)
+    return r.response
+
+
+def chat_stream():
+    started = time.monotonic()
+    events = []
+    for data in client.chat(user_id=U, conversation_id="conv_chat2", query="And what else?", stream=True):
+        events.append((time.monotonic() - started, json.loads(data)))
+    texts = [(t, e["data"]) for t, e in events if e["type"] == "text"]
+    expect("".join(d for _, d in texts) == "You like jazz and Lisbon.", events)
+    expect(events[-1][1]["type"] == "end" and events[-1][1]["data"]["response"] == "You like jazz and Lisbon.", events)
+    # Streamed as written: the first token came well before the last (150 ms apart).
+    expect(texts[-1][0] - texts[0][0] > 0.4, [round(t, 3) for t, _ in texts])
+    return [round(t, 2) for t, _ in texts]
+
+
 def delete_user():
     r = client.delete_memory(user_id=U)
     expect(r.success, r)
@@ -352,6 +373,8 @@ for name, fn in [
     ("rerank", rerank),
     ("extract_memory", extract),
     ("bind_profile_template, edit_profile, delete_profile", profile_templates),
+    ("chat", chat),
+    ("chat stream=True", chat_stream),
     ("delete_memory by user", delete_user),
 ]:
     row(name, fn)

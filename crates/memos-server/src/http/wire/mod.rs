@@ -3,12 +3,14 @@
 //! MemOS's 40002 code with the field's name rather than a serde message.
 
 mod answers;
+mod chat;
 mod fields;
 mod messages;
 mod profiles;
 mod requests;
 
 pub use answers::*;
+pub use chat::*;
 pub use fields::*;
 pub use messages::*;
 pub use profiles::*;

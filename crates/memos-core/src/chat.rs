@@ -1,0 +1,268 @@
+//! The model `chat` answers with: any OpenAI-compatible chat-completions endpoint (the
+//! fine path's `[llm]`), asked plainly or streamed token by token.
+//!
+//! A streamed answer is read as the server sends it (server-sent events, `data: {json}`
+//! lines, `data: [DONE]` last) and handed on event by event: the caller forwards each
+//! token as it comes, and dropping the [`AnswerStream`] closes the connection, which
+//! cancels the generation on the server.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::LlmConfig;
+use crate::error::{Error, Result};
+
+/// One message of the prompt, in OpenAI's roles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: &'static str,
+    /// The text.
+    pub content: String,
+}
+
+/// What the model is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The model name the server expects.
+    pub model: String,
+    /// The prompt.
+    pub messages: Vec<PromptMessage>,
+    /// Longest answer, in tokens.
+    pub max_tokens: u32,
+    /// Sampling temperature; the server's default when `None`.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling; the server's default when `None`.
+    pub top_p: Option<f32>,
+}
+
+/// One piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerEvent {
+    /// The model's reasoning, for servers that stream it apart (`reasoning_content`).
+    Reasoning(String),
+    /// Answer text.
+    Text(String),
+}
+
+/// The chat model: an OpenAI-compatible endpoint.
+#[derive(Debug, Clone)]
+pub struct ChatModel {
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Option<String>,
+    default_model: String,
+    allowed: Vec<String>,
+    max_retries: u32,
+    backoff_ms: u64,
+}
+
+impl ChatModel {
+    /// The configured model, or `None` when no LLM is configured.
+    pub fn new(config: &LlmConfig) -> Result<Option<Self>> {
+        if config.base_url.is_empty() {
+            return Ok(None);
+        }
+        // No overall timeout: a streamed answer may take long. A server that stops
+        // sending is cut off by the read timeout instead.
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.timeout_ms))
+            .read_timeout(Duration::from_millis(config.timeout_ms))
+            .build()
+            .map_err(|e| Error::Config(format!("llm client: {e}")))?;
+        Ok(Some(Self {
+            client,
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            api_key: std::env::var(&config.api_key_env)
+                .ok()
+                .filter(|k| !k.is_empty()),
+            default_model: config.model.clone(),
+            allowed: config.chat_models.clone(),
+            max_retries: config.max_retries,
+            backoff_ms: config.backoff_ms,
+        }))
+    }
+
+    /// The model to ask: the one named, if the configuration allows it, or the default.
+    pub fn pick(&self, named: Option<&str>) -> Result<String> {
+        match named.map(str::trim).filter(|n| !n.is_empty()) {
+            None => Ok(self.default_model.clone()),
+            Some(n) if n == self.default_model || self.allowed.iter().any(|a| a == n) => {
+                Ok(n.to_string())
+            }
+            Some(n) => {
+                let mut choices = vec![self.default_model.clone()];
+                choices.extend(self.allowed.iter().cloned());
+                Err(Error::invalid(
+                    "model_name",
+                    format!(
+                        "model_name `{n}` is not served here; choose one of: {}",
+                        choices.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn body(&self, req: &ChatRequest, stream: bool) -> Value {
+        let messages: Vec<Value> = req
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
+        let mut body = json!({
+            "model": req.model,
+            "messages": messages,
+            "max_tokens": req.max_tokens,
+            "stream": stream,
+        });
+        if let Some(t) = req.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(p) = req.top_p {
+            body["top_p"] = json!(p);
+        }
+        body
+    }
+
+    /// Sends the request, retrying refused connections, 429s and 5xx answers with
+    /// backoff; returns the first answer that is not one of those.
+    async fn send(&self, body: &Value) -> Result<reqwest::Response> {
+        let url = format!("{}/chat/completions", self.base_url);
+        let mut last = String::new();
+        for attempt in 0..=self.max_retries {
+            if attempt > 0 {
+                let wait = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(6));
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            let mut req = self.client.post(&url).json(body);
+            if let Some(k) = &self.api_key {
+                req = req.bearer_auth(k);
+            }
+            match req.send().await {
+                Ok(resp) if resp.status().as_u16() == 429 || resp.status().is_server_error() => {
+                    last = format!("HTTP {}", resp.status());
+                }
+                Ok(resp) if !resp.status().is_success() => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(Error::Llm(format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(300).collect::<String>()
+                    )));
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) => last = format!("request failed: {e}"),
+            }
+        }
+        Err(Error::Llm(format!(
+            "gave up after {} attempts: {last}",
+            self.max_retries + 1
+        )))
+    }
+
+    /// The whole answer at once.
+    pub async fn answer(&self, req: &ChatRequest) -> Result<String> {
+        let resp = self.send(&self.body(req, false)).await?;
+        let reply: Value = resp
+            .json()
+            .await
+            .map_err(|e| Error::Llm(format!("reply is not JSON: {e}")))?;
+        reply["choices"][0]["message"]["content"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Llm("reply has no choices[0].message.content".into()))
+    }
+
+    /// The answer as the model writes it.
+    pub async fn stream(&self, req: &ChatRequest) -> Result<AnswerStream> {
+        let resp = self.send(&self.body(req, true)).await?;
+        Ok(AnswerStream {
+            resp,
+            buf: Vec::new(),
+            pending: std::collections::VecDeque::new(),
+            done: false,
+        })
+    }
+}
+
+/// A streamed answer, read as the server sends it.
+#[derive(Debug)]
+pub struct AnswerStream {
+    resp: reqwest::Response,
+    /// Bytes of a line not yet complete.
+    buf: Vec<u8>,
+    /// Events parsed but not yet handed out.
+    pending: std::collections::VecDeque<AnswerEvent>,
+    done: bool,
+}
+
+impl AnswerStream {
+    /// The next piece of the answer; `None` once the model is done.
+    pub async fn next(&mut self) -> Option<Result<AnswerEvent>> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.done {
+                return None;
+            }
+            match self.resp.chunk().await {
+                Ok(Some(bytes)) => {
+                    self.buf.extend_from_slice(&bytes);
+                    while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = self.buf.drain(..=end).collect();
+                        if let Err(e) = self.line(&String::from_utf8_lossy(&line)) {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                Ok(None) => {
+                    // A last line without its newline still counts.
+                    let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).to_string();
+                    self.done = true;
+                    if let Err(e) = self.line(&rest) {
+                        return Some(Err(e));
+                    }
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(Error::Llm(format!("reading the stream: {e}"))));
+                }
+            }
+        }
+    }
+
+    /// Takes one line of the event stream.
+    fn line(&mut self, line: &str) -> Result<()> {
+        let Some(data) = line.trim().strip_prefix("data:") else {
+            // Comments, `event:` and `id:` lines, blank separators.
+            return Ok(());
+        };
+        let data = data.trim();
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data)
+            .map_err(|e| Error::Llm(format!("stream event is not JSON: {e}")))?;
+        if let Some(err) = v.get("error") {
+            return Err(Error::Llm(format!("the server reported: {err}")));
+        }
+        let delta = &v["choices"][0]["delta"];
+        for (key, make) in [
+            (
+                "reasoning_content",
+                AnswerEvent::Reasoning as fn(String) -> AnswerEvent,
+            ),
+            ("content", AnswerEvent::Text),
+        ] {
+            if let Some(s) = delta[key].as_str().filter(|s| !s.is_empty()) {
+                self.pending.push_back(make(s.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
