@@ -21,6 +21,7 @@ pub mod embed;
 pub mod error;
 pub mod filter;
 pub mod ingest;
+pub mod knowledge;
 pub mod model;
 pub mod search;
 pub mod service;

@@ -103,6 +103,20 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Starts the scope user id of a knowledge base's partition: like an agent's, an id no
+/// client can send.
+pub const KB_SUBJECT: &str = "\u{2}kb:";
+
+/// The scope user id under which a knowledge base's chunks live.
+pub fn kb_subject(kb_id: &str) -> String {
+    format!("{KB_SUBJECT}{kb_id}")
+}
+
+/// The knowledge base a scope user id belongs to, if it is one's partition.
+pub fn subject_kb(user_id: &str) -> Option<&str> {
+    user_id.strip_prefix(KB_SUBJECT)
+}
+
 /// Starts the scope user id of an agent subject ([`Scope::agent`]).
 pub const AGENT_SUBJECT: &str = "\u{1}agent:";
 

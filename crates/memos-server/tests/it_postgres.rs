@@ -20,6 +20,8 @@ mod delete_modes;
 mod golden;
 #[path = "it/issue_13.rs"]
 mod issue_13;
+#[path = "it/knowledge.rs"]
+mod knowledge;
 #[path = "it/profiles.rs"]
 mod profiles;
 #[path = "it/sdk_fields.rs"]

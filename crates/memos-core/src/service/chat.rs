@@ -55,6 +55,8 @@ pub struct ChatInput {
     pub agent_id: Option<String>,
     /// The app.
     pub app_id: Option<String>,
+    /// Knowledge bases whose chunks may go into the prompt beside the memories.
+    pub knowledge: super::knowledge::KbSelect,
 }
 
 /// A chat's answer.
@@ -207,7 +209,16 @@ impl MemoryService {
                 .map(|h| h.memory)
                 .collect()
         };
-        let memories = keep(self.search(project_id, input.search.clone()).await?);
+        let limit = input
+            .search
+            .limit
+            .unwrap_or(self.config.search.default_limit);
+        let memories = keep(super::knowledge::merge_hits(
+            self.search(project_id, input.search.clone()).await?,
+            self.search_knowledge(project_id, &input.knowledge, &input.search)
+                .await?,
+            limit,
+        ));
         let preferences = if input.include_preference && input.preference_limit > 0 {
             keep(
                 self.search_preferences(project_id, &input.search, input.preference_limit)

@@ -31,6 +31,9 @@ impl MemoryService {
     }
 
     pub(super) fn check_user(&self, user_id: &str) -> Result<()> {
+        if let Some(kb) = subject_kb(user_id) {
+            return self.check_id("knowledgebase_id", kb, InputErrorKind::Invalid);
+        }
         match subject_agent(user_id) {
             Some(agent) => self.check_id("agent_id", agent, InputErrorKind::Invalid),
             None => self.check_id("user_id", user_id, InputErrorKind::UserIdTooLong),

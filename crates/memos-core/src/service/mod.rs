@@ -11,6 +11,7 @@ mod edit;
 mod embedding;
 mod extract;
 mod input;
+mod knowledge;
 mod profiles;
 mod read;
 mod refine;
@@ -44,6 +45,10 @@ pub use extract::Extracted;
 pub use input::{
     AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
     MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, UpdateInput,
+};
+pub use knowledge::{
+    FileSelect, FileStatus, KNOWLEDGE_TAG, KbFile, KbSelect, KnowledgeBase, MAX_CALL_BYTES,
+    MAX_FILE_BYTES, MAX_FILES_PER_CALL, NewFile, merge_hits,
 };
 pub use profiles::{MAX_BINDINGS, Profile, ProfileTemplate};
 pub use rerank::{MAX_RERANK_DOCUMENTS, Reranked};

@@ -125,12 +125,18 @@ pub async fn search_memory(
             Ok(vec![])
         }
     };
-    let (hits, preferences, tools, profiles) = tokio::join!(
+    let knowledge = kb_select(req.knowledgebase_ids, "knowledgebase_ids")?;
+    let limit = input
+        .limit
+        .unwrap_or(state.service.config().search.default_limit);
+    let (hits, kb_hits, preferences, tools, profiles) = tokio::join!(
         state.service.search(&project, input.clone()),
+        state.service.search_knowledge(&project, &knowledge, &input),
         preferences,
         tools,
         state.service.profiles(&project, &input.user_id)
     );
+    let hits: Result<_, Error> = Ok(memos_core::service::merge_hits(hits?, kb_hits?, limit));
     // `relativity` is MemOS's score threshold: results below it are left out.
     let floor = req.relativity.unwrap_or(0.0);
     let preferences: Vec<PreferenceDetail> = preferences?

@@ -3,6 +3,7 @@
 //! - [`api`]: handlers of the MemOS cloud API under `/api/openmem/v1`.
 //! - [`profiles`]: its profile templates and profile instances.
 //! - [`chat`]: `chat`, whole or streamed.
+//! - [`knowledge`]: knowledge bases and their files.
 //! - [`wire`]: request and response shapes.
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
 //! - [`error`]: the single mapping from domain errors to codes and statuses.
@@ -11,6 +12,7 @@ pub mod api;
 pub mod chat;
 pub mod error;
 pub mod extract;
+pub mod knowledge;
 pub mod profiles;
 pub mod wire;
 
@@ -49,6 +51,29 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
         .route("/get/users", post(api::get_users))
         .route("/chat", post(chat::chat))
+        .route(
+            "/create/knowledgebase",
+            post(knowledge::create_knowledgebase),
+        )
+        .route(
+            "/delete/knowledgebase",
+            post(knowledge::delete_knowledgebase),
+        )
+        // Files are large: this route alone takes MemOS's 300 MB per call, base64 included.
+        .route(
+            "/add/knowledgebase-file",
+            post(knowledge::add_knowledgebase_file).layer(DefaultBodyLimit::max(
+                memos_core::service::MAX_CALL_BYTES / 3 * 4 + (1 << 20),
+            )),
+        )
+        .route(
+            "/get/knowledgebase-file",
+            post(knowledge::get_knowledgebase_file),
+        )
+        .route(
+            "/delete/knowledgebase-file",
+            post(knowledge::delete_knowledgebase_file),
+        )
         .route(
             "/add/profile_template",
             post(profiles::add_profile_template),

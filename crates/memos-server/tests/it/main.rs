@@ -13,5 +13,6 @@ mod common;
 mod delete_modes;
 mod golden;
 mod issue_13;
+mod knowledge;
 mod profiles;
 mod sdk_fields;

@@ -94,8 +94,31 @@ fn every_everyday_sdk_call_works_and_parses_into_the_sdks_models() {
         ],
     );
     let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/sdk_harness.py");
+    // Files for the knowledge-base rows, written here so no binary fixture is committed.
+    let files = tempfile::tempdir().unwrap();
+    use memos_core::knowledge::fixtures;
+    std::fs::write(
+        files.path().join("policy.pdf"),
+        fixtures::pdf(&[
+            &["Software procurement policy."],
+            &["The design software limit is 1000 yuan per seat."],
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        files.path().join("travel.docx"),
+        fixtures::docx(&[
+            (Some("Heading1"), "Trains"),
+            (
+                None,
+                "Employees travel second class on trains under four hours.",
+            ),
+        ]),
+    )
+    .unwrap();
     let out = Command::new("python3")
         .arg(&harness)
+        .env("MEMOS_FIXTURES", files.path())
         .env("MEMOS_SDK_DIR", &sdk)
         .env("MEMOS_BASE_URL", server.base())
         .env("MEMOS_API_KEY", &server.key)

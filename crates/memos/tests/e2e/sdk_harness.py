@@ -9,6 +9,7 @@ MEMOS_BASE_URL, MEMOS_API_KEY.
 """
 
 import enum
+import base64
 import json
 import logging
 import os
@@ -298,6 +299,35 @@ def chat_stream():
     return [round(t, 2) for t, _ in texts]
 
 
+def knowledge_bases():
+    fixtures = os.environ["MEMOS_FIXTURES"]
+    kb = client.create_knowledgebase(knowledgebase_name="Policies", knowledgebase_description="company rules")
+    expect(isinstance(kb, pm.MemOSCreateKnowledgebaseResponse), kb)
+    kb_id = kb.knowledgebase_id
+    with open(os.path.join(fixtures, "policy.pdf"), "rb") as f:
+        pdf = base64.b64encode(f.read()).decode()
+    added = client.add_knowledgebase_file_json(kb_id, [{"content": pdf, "name": "policy.pdf"}])
+    expect(isinstance(added, pm.MemOSAddKnowledgebaseFileResponse) and added.data[0]["status"] == "COMPLETED", added)
+    form = client.add_knowledgebase_file_form(kb_id, [os.path.join(fixtures, "travel.docx")])
+    expect(form.data[0]["status"] == "COMPLETED" and form.data[0]["name"] == "travel.docx", form)
+    listed = client.get_knowledgebase_file(knowledgebase_id=kb_id, page=1, page_size=10)
+    expect(isinstance(listed, pm.MemOSGetKnowledgebaseFileResponse) and listed.data.total == 2, listed)
+    by_id = client.get_knowledgebase_file(file_ids=[added.data[0]["id"]])
+    expect(by_id.files[0].model_dump()["name"] == "policy.pdf", by_id)
+    found = {}
+    for q, needle in [("design software limit", "1000 yuan"), ("second class trains", "second class")]:
+        r = client.search_memory(query=q, user_id=U, knowledgebase_ids=[kb_id])
+        texts = [m.model_dump()["memory_value"] for m in r.memories]
+        expect(any(needle in t for t in texts), texts)
+        found[q] = next(m.model_dump()["info"]["file_name"] for m in r.memories if needle in m.model_dump()["memory_value"])
+    gone = client.delete_knowledgebase_file([added.data[0]["id"]])
+    expect(isinstance(gone, pm.MemOSDeleteKnowledgebaseResponse) and gone.success, gone)
+    r = client.search_memory(query="design software limit", user_id=U, knowledgebase_ids=[kb_id])
+    expect(all("1000 yuan" not in m.model_dump()["memory_value"] for m in r.memories), "chunks gone")
+    expect(client.delete_knowledgebase(kb_id).success, "deleted")
+    return found
+
+
 def delete_user():
     r = client.delete_memory(user_id=U)
     expect(r.success, r)
@@ -373,6 +403,7 @@ for name, fn in [
     ("rerank", rerank),
     ("extract_memory", extract),
     ("bind_profile_template, edit_profile, delete_profile", profile_templates),
+    ("knowledge bases: create, add json + form, get, search, delete", knowledge_bases),
     ("chat", chat),
     ("chat stream=True", chat_stream),
     ("delete_memory by user", delete_user),

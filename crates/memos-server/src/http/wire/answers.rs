@@ -2,7 +2,9 @@
 
 use memos_core::ingest::fast::TOOL_FAILED_TAG;
 use memos_core::ingest::llm::IMPLICIT_TAG;
-use memos_core::model::{Memory, MemoryChange, Message, Source, Task, UserSummary, subject_agent};
+use memos_core::model::{
+    Memory, MemoryChange, Message, Source, Task, UserSummary, subject_agent, subject_kb,
+};
 use memos_core::service::SearchHit;
 use memos_core::time;
 use serde::Serialize;
@@ -213,8 +215,10 @@ impl From<Memory> for MemoryDetail {
     fn from(m: Memory) -> Self {
         // An agent's own memory answers with the agent as its subject, never the internal
         // scope id.
+        // A knowledge base's chunk belongs to no user: its base and file are in `info`.
         let (user_id, agent_id) = match subject_agent(&m.scope.user_id) {
             Some(agent) => (None, Some(agent.to_string())),
+            None if subject_kb(&m.scope.user_id).is_some() => (None, None),
             None => (Some(m.scope.user_id), m.agent_id),
         };
         Self {

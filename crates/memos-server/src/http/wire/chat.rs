@@ -6,7 +6,8 @@ use memos_core::service::{ChatInput, SearchInput, SearchMode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::fields::{none_listed, only_default, plain_user, private_only, required, subject};
+use super::fields::{only_default, plain_user, private_only, required, subject};
+use super::knowledge::kb_select;
 
 /// `chat` request.
 #[derive(Debug, Deserialize)]
@@ -27,9 +28,9 @@ pub struct ChatRequest {
     /// A model the configuration allows.
     #[serde(default)]
     pub model_name: Option<String>,
-    /// Knowledge bases to search: none served yet, so only `null` or `[]`.
+    /// Knowledge bases whose chunks may go into the prompt: ids, `[]` or `"all"`.
     #[serde(default)]
-    pub knowledgebase_ids: Option<Vec<String>>,
+    pub knowledgebase_ids: Option<Value>,
     /// Which memories may go into the prompt.
     #[serde(default)]
     pub filter: Option<Value>,
@@ -106,11 +107,6 @@ impl ChatRequest {
     pub fn into_input(self, default_limit: usize) -> Result<(ChatInput, bool), Error> {
         let _ = (self.source, self.tool_memory_limit_number);
         private_only(&self.allow_public, &self.allow_knowledgebase_ids)?;
-        none_listed(
-            "knowledgebase_ids",
-            &self.knowledgebase_ids,
-            "knowledge bases are not served yet",
-        )?;
         only_default(
             "include_tool_memory",
             &self.include_tool_memory,
@@ -171,6 +167,7 @@ impl ChatRequest {
             info: self.info.unwrap_or_default(),
             agent_id: self.agent_id,
             app_id: self.app_id,
+            knowledge: kb_select(self.knowledgebase_ids, "knowledgebase_ids")?,
         };
         Ok((input, self.stream.unwrap_or(false)))
     }

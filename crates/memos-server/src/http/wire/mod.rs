@@ -5,6 +5,7 @@
 mod answers;
 mod chat;
 mod fields;
+mod knowledge;
 mod messages;
 mod profiles;
 mod requests;
@@ -12,6 +13,7 @@ mod requests;
 pub use answers::*;
 pub use chat::*;
 pub use fields::*;
+pub use knowledge::*;
 pub use messages::*;
 pub use profiles::*;
 pub use requests::*;

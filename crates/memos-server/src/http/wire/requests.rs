@@ -56,9 +56,9 @@ pub struct SearchMemoryRequest {
     /// An agent as the subject instead of a user (exactly one of the two).
     #[serde(default)]
     pub agent_id: Option<String>,
-    /// Knowledge bases to search beside the memories: none yet, so only `[]` or null.
+    /// Knowledge bases to search beside the memories: ids, `[]` or `"all"`.
     #[serde(default)]
-    pub knowledgebase_ids: Option<Vec<String>>,
+    pub knowledgebase_ids: Option<Value>,
     /// MemOS memory views: only null.
     #[serde(default)]
     pub include_memory_view: Option<Vec<String>>,
@@ -73,11 +73,6 @@ pub struct SearchMemoryRequest {
 impl SearchMemoryRequest {
     /// Refuses SDK fields set to what memos does not serve, naming them.
     pub fn check_sdk_fields(&self) -> Result<(), Error> {
-        none_listed(
-            "knowledgebase_ids",
-            &self.knowledgebase_ids,
-            "knowledge bases are not served",
-        )?;
         none_listed(
             "include_memory_view",
             &self.include_memory_view,

@@ -1,0 +1,580 @@
+//! Knowledge bases (MemOS's `create/knowledgebase` and friends): a project's documents,
+//! searchable beside a user's memories.
+//!
+//! A knowledge base and its files are [`Doc`]s; a file's text is read
+//! ([`crate::knowledge::parse`]), split into chunks that keep heading, page and place
+//! ([`crate::knowledge::chunk`]) and stored as memories of the base's own partition
+//! ([`kb_subject`]), one "conversation" per file. So both retrievers, both stores and the
+//! embedder take them like any memory, a search of a base is a search of its partition,
+//! and deleting a file deletes its conversation.
+
+use serde_json::{Map, json};
+
+use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
+use crate::knowledge::chunk::chunks;
+use crate::knowledge::parse::{FileKind, extract};
+use crate::model::*;
+use crate::store::{ListQuery, Page, WriteBatch};
+
+use super::MemoryService;
+use super::input::{MAX_DELETE_IDS, SearchHit, SearchInput};
+
+/// Document kind of a knowledge base.
+const KB: &str = "knowledgebase";
+/// Document kind of a file (its subject is the base's id).
+const FILE: &str = "kb_file";
+/// Files one call may add (MemOS's limit).
+pub const MAX_FILES_PER_CALL: usize = 20;
+/// Largest file (MemOS's limit).
+pub const MAX_FILE_BYTES: usize = 100 * 1024 * 1024;
+/// Most bytes one call may add.
+pub const MAX_CALL_BYTES: usize = 300 * 1024 * 1024;
+/// Longest chunk, in characters.
+const CHUNK_CHARS: usize = 800;
+/// Tag on every chunk.
+pub const KNOWLEDGE_TAG: &str = "knowledge";
+
+/// A knowledge base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnowledgeBase {
+    /// Its id (`kb_…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What it holds.
+    pub description: Option<String>,
+    /// Epoch ms.
+    pub create_time: Millis,
+}
+
+/// A file to add: its name (which says its type) and its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFile {
+    /// The file name, e.g. `policy.pdf`; without one the type comes from the bytes.
+    pub name: Option<String>,
+    /// Its content.
+    pub bytes: Vec<u8>,
+}
+
+/// Where a file stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    /// Being read.
+    Processing,
+    /// Read, chunked and searchable.
+    Completed,
+    /// Could not be read; `reason` says why.
+    Failed,
+}
+
+impl FileStatus {
+    /// MemOS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "PROCESSING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "COMPLETED" => Self::Completed,
+            "FAILED" => Self::Failed,
+            _ => Self::Processing,
+        }
+    }
+}
+
+/// A file of a knowledge base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbFile {
+    /// Its id.
+    pub id: String,
+    /// The base it belongs to.
+    pub knowledgebase_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its type (`pdf`, `docx`, …), once known.
+    pub kind: Option<String>,
+    /// Its size in bytes.
+    pub size_bytes: usize,
+    /// Where it stands.
+    pub status: FileStatus,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// How many chunks it became.
+    pub chunks: usize,
+    /// Epoch ms.
+    pub create_time: Millis,
+    /// Epoch ms.
+    pub update_time: Millis,
+}
+
+impl KbFile {
+    fn doc(&self, project_id: &str) -> Doc {
+        Doc {
+            kind: FILE.into(),
+            project_id: project_id.into(),
+            user_id: self.knowledgebase_id.clone(),
+            id: self.id.clone(),
+            body: json!({
+                "name": self.name,
+                "type": self.kind,
+                "size_bytes": self.size_bytes,
+                "status": self.status.as_str(),
+                "reason": self.reason,
+                "chunks": self.chunks,
+            }),
+            create_time: self.create_time,
+            update_time: self.update_time,
+        }
+    }
+
+    fn from_doc(d: Doc) -> Self {
+        let b = &d.body;
+        Self {
+            name: b["name"].as_str().unwrap_or_default().to_string(),
+            kind: b["type"].as_str().map(str::to_string),
+            size_bytes: b["size_bytes"].as_u64().unwrap_or(0) as usize,
+            status: FileStatus::parse(b["status"].as_str().unwrap_or_default()),
+            reason: b["reason"].as_str().map(str::to_string),
+            chunks: b["chunks"].as_u64().unwrap_or(0) as usize,
+            id: d.id,
+            knowledgebase_id: d.user_id,
+            create_time: d.create_time,
+            update_time: d.update_time,
+        }
+    }
+}
+
+/// Which knowledge bases a search also ranks.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum KbSelect {
+    /// None (MemOS's `[]`).
+    #[default]
+    None,
+    /// These.
+    Some(Vec<String>),
+    /// Every base of the project (MemOS's `"all"`).
+    All,
+}
+
+/// Which files a listing names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileSelect {
+    /// These files.
+    Ids(Vec<String>),
+    /// The files of this base.
+    Base(String),
+}
+
+fn kb_not_found(id: &str) -> Error {
+    Error::not_found(format!("knowledge base {id}"), NotFoundKind::Record)
+}
+
+impl MemoryService {
+    /// The project's knowledge bases, by id.
+    pub async fn knowledgebases(&self, project_id: &str) -> Result<Vec<KnowledgeBase>> {
+        Ok(self
+            .store
+            .list_docs(DocSelect {
+                kind: Some(KB),
+                project_id: Some(project_id),
+                user_id: Some(""),
+                id: None,
+            })
+            .await?
+            .into_iter()
+            .map(|d| KnowledgeBase {
+                name: d.body["name"].as_str().unwrap_or_default().to_string(),
+                description: d.body["description"].as_str().map(str::to_string),
+                id: d.id,
+                create_time: d.create_time,
+            })
+            .collect())
+    }
+
+    async fn knowledgebase(&self, project_id: &str, id: &str) -> Result<KnowledgeBase> {
+        self.knowledgebases(project_id)
+            .await?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| kb_not_found(id))
+    }
+
+    /// Creates a knowledge base (`create/knowledgebase`); returns its id.
+    pub async fn create_knowledgebase(
+        &self,
+        project_id: &str,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::required("knowledgebase_name"));
+        }
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "knowledgebase_name",
+                "knowledgebase_name holds at most 100 characters and no control characters",
+            ));
+        }
+        if description.is_some_and(|d| d.chars().count() > 2000) {
+            return Err(Error::invalid(
+                "knowledgebase_description",
+                "knowledgebase_description holds at most 2000 characters",
+            ));
+        }
+        let id = format!("kb_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let now = now_millis();
+        self.store
+            .put_docs(vec![Doc {
+                kind: KB.into(),
+                project_id: project_id.into(),
+                user_id: String::new(),
+                id: id.clone(),
+                body: json!({"name": name, "description": description}),
+                create_time: now,
+                update_time: now,
+            }])
+            .await?;
+        Ok(id)
+    }
+
+    /// Deletes a knowledge base with its files and every chunk (`delete/knowledgebase`).
+    pub async fn delete_knowledgebase(&self, project_id: &str, id: &str) -> Result<()> {
+        self.knowledgebase(project_id, id).await?;
+        match self.delete_user(project_id, &kb_subject(id)).await {
+            Ok(_) => {}
+            // A base without files has no partition yet.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.store
+            .delete_docs(project_id, FILE, Some(id), None)
+            .await?;
+        self.store
+            .delete_docs(project_id, KB, Some(""), Some(id))
+            .await?;
+        Ok(())
+    }
+
+    /// Adds files to a knowledge base (`add/knowledgebase-file`): each read, chunked and
+    /// stored, searchable when this returns. A file that cannot be read is recorded as
+    /// `FAILED` with its reason; the others are stored all the same.
+    pub async fn add_knowledge_files(
+        &self,
+        project_id: &str,
+        kb_id: &str,
+        files: Vec<NewFile>,
+    ) -> Result<Vec<KbFile>> {
+        self.knowledgebase(project_id, kb_id).await?;
+        if files.is_empty() {
+            return Err(Error::input(
+                "file",
+                "file holds no files",
+                InputErrorKind::Empty,
+            ));
+        }
+        if files.len() > MAX_FILES_PER_CALL {
+            return Err(Error::invalid(
+                "file",
+                format!("at most {MAX_FILES_PER_CALL} files per call"),
+            ));
+        }
+        let total: usize = files.iter().map(|f| f.bytes.len()).sum();
+        if total > MAX_CALL_BYTES {
+            return Err(Error::input(
+                "file",
+                format!("the files hold {total} bytes; at most {MAX_CALL_BYTES} per call"),
+                InputErrorKind::TooLarge,
+            ));
+        }
+        let scope = Scope::new(project_id, kb_subject(kb_id));
+        let mut out = Vec::with_capacity(files.len());
+        for (i, f) in files.into_iter().enumerate() {
+            let now = now_millis();
+            let name = f
+                .name
+                .clone()
+                .map(|n| {
+                    n.rsplit(['/', '\\'])
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                })
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("file-{}", i + 1));
+            let mut file = KbFile {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                knowledgebase_id: kb_id.into(),
+                name: name.chars().take(200).collect(),
+                kind: None,
+                size_bytes: f.bytes.len(),
+                status: FileStatus::Failed,
+                reason: None,
+                chunks: 0,
+                create_time: now,
+                update_time: now,
+            };
+            let read = if f.bytes.len() > MAX_FILE_BYTES {
+                Err(format!(
+                    "the file holds {} bytes; at most {MAX_FILE_BYTES}",
+                    f.bytes.len()
+                ))
+            } else {
+                FileKind::detect(&file.name, &f.bytes).map(|kind| {
+                    file.kind = Some(kind.as_str().into());
+                    (kind, f.bytes)
+                })
+            };
+            let sections = match read {
+                // PDF and DOCX parsing is CPU work: off the async executor.
+                Ok((kind, bytes)) => tokio::task::spawn_blocking(move || extract(kind, &bytes))
+                    .await
+                    .map_err(|e| format!("reading the file failed: {e}"))
+                    .and_then(|r| r),
+                Err(e) => Err(e),
+            };
+            match sections {
+                Err(reason) => file.reason = Some(reason),
+                Ok(sections) => {
+                    let pieces = chunks(&sections, CHUNK_CHARS);
+                    let memories: Vec<Memory> = pieces
+                        .iter()
+                        .map(|c| {
+                            let mut info = Map::new();
+                            info.insert("knowledgebase_id".into(), json!(kb_id));
+                            info.insert("file_id".into(), json!(file.id));
+                            info.insert("file_name".into(), json!(file.name));
+                            info.insert("chunk".into(), json!(c.index));
+                            if let Some(p) = c.page {
+                                info.insert("page".into(), json!(p));
+                            }
+                            if let Some(h) = &c.heading {
+                                info.insert("heading".into(), json!(h));
+                            }
+                            let key = match &c.heading {
+                                Some(h) => format!("{} › {h}", file.name),
+                                None => file.name.clone(),
+                            };
+                            Memory {
+                                id: new_id(),
+                                scope: scope.clone(),
+                                conversation_id: file.id.clone(),
+                                key: key.chars().take(200).collect(),
+                                value: c.text.clone(),
+                                memory_type: MemoryType::LongTermMemory,
+                                memory_time: None,
+                                status: MemoryStatus::Activated,
+                                confidence: 1.0,
+                                tags: vec![
+                                    KNOWLEDGE_TAG.to_string(),
+                                    file.kind.clone().unwrap_or_default(),
+                                ],
+                                info,
+                                agent_id: None,
+                                app_id: None,
+                                sources: vec![],
+                                reasoning: None,
+                                create_time: now,
+                                update_time: now,
+                            }
+                        })
+                        .collect();
+                    file.chunks = memories.len();
+                    self.lock_writes()
+                        .await
+                        .write(
+                            WriteBatch {
+                                upsert_memories: memories,
+                                ..Default::default()
+                            },
+                            vec![],
+                        )
+                        .await?;
+                    file.status = FileStatus::Completed;
+                }
+            }
+            file.update_time = now_millis();
+            self.store.put_docs(vec![file.doc(project_id)]).await?;
+            out.push(file);
+        }
+        Ok(out)
+    }
+
+    /// Files by id, or a base's files, newest first and paged (`get/knowledgebase-file`).
+    pub async fn knowledge_files(
+        &self,
+        project_id: &str,
+        select: &FileSelect,
+        kind: Option<&str>,
+        page: usize,
+        size: usize,
+    ) -> Result<Page<KbFile>> {
+        if page == 0 || size == 0 || size > 100 {
+            return Err(Error::invalid(
+                "page_size",
+                "page starts at 1 and page_size is between 1 and 100",
+            ));
+        }
+        let mut files: Vec<KbFile> = match select {
+            FileSelect::Base(kb) => {
+                self.knowledgebase(project_id, kb).await?;
+                self.store
+                    .list_docs(DocSelect {
+                        kind: Some(FILE),
+                        project_id: Some(project_id),
+                        user_id: Some(kb),
+                        id: None,
+                    })
+                    .await?
+                    .into_iter()
+                    .map(KbFile::from_doc)
+                    .collect()
+            }
+            FileSelect::Ids(ids) => {
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(
+                        self.store
+                            .list_docs(DocSelect {
+                                kind: Some(FILE),
+                                project_id: Some(project_id),
+                                user_id: None,
+                                id: Some(id),
+                            })
+                            .await?
+                            .into_iter()
+                            .map(KbFile::from_doc),
+                    );
+                }
+                out
+            }
+        };
+        if let Some(k) = kind {
+            files.retain(|f| f.kind.as_deref() == Some(k));
+        }
+        files.sort_by(|a, b| b.create_time.cmp(&a.create_time).then(a.id.cmp(&b.id)));
+        let total = files.len();
+        let items = files
+            .into_iter()
+            .skip((page - 1).saturating_mul(size))
+            .take(size)
+            .collect();
+        Ok(Page { items, total })
+    }
+
+    /// Deletes files and their chunks (`delete/knowledgebase-file`); all or nothing: an
+    /// unknown id deletes none.
+    pub async fn delete_knowledge_files(&self, project_id: &str, ids: &[String]) -> Result<usize> {
+        if ids.is_empty() {
+            return Err(Error::input(
+                "file_ids",
+                "file_ids is empty",
+                InputErrorKind::Empty,
+            ));
+        }
+        if ids.len() > 100 {
+            return Err(Error::invalid("file_ids", "at most 100 file_ids per call"));
+        }
+        let found = self
+            .knowledge_files(project_id, &FileSelect::Ids(ids.to_vec()), None, 1, 100)
+            .await?;
+        for id in ids {
+            if !found.items.iter().any(|f| &f.id == id) {
+                return Err(Error::not_found(
+                    format!("knowledge base file {id}"),
+                    NotFoundKind::Record,
+                ));
+            }
+        }
+        for f in &found.items {
+            let subject = kb_subject(&f.knowledgebase_id);
+            let scope = Scope::new(project_id, subject.clone());
+            loop {
+                let page = self
+                    .store
+                    .list_memories(
+                        &scope,
+                        &ListQuery {
+                            conversation_id: Some(f.id.clone()),
+                            limit: MAX_DELETE_IDS,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                if page.items.is_empty() {
+                    break;
+                }
+                let chunk_ids: Vec<String> = page.items.into_iter().map(|m| m.id).collect();
+                self.delete(project_id, Some(&subject), &chunk_ids, true)
+                    .await?;
+            }
+            self.store
+                .delete_docs(project_id, FILE, Some(&f.knowledgebase_id), Some(&f.id))
+                .await?;
+        }
+        Ok(found.items.len())
+    }
+
+    /// The chunks of the named knowledge bases most relevant to a query, ranked as a
+    /// user's memories are. An unknown base is a 404 naming it.
+    pub async fn search_knowledge(
+        &self,
+        project_id: &str,
+        select: &KbSelect,
+        input: &SearchInput,
+    ) -> Result<Vec<SearchHit>> {
+        let ids: Vec<String> = match select {
+            KbSelect::None => return Ok(vec![]),
+            KbSelect::All => self
+                .knowledgebases(project_id)
+                .await?
+                .into_iter()
+                .map(|k| k.id)
+                .collect(),
+            KbSelect::Some(ids) => {
+                let known = self.knowledgebases(project_id).await?;
+                for id in ids {
+                    if !known.iter().any(|k| &k.id == id) {
+                        return Err(kb_not_found(id));
+                    }
+                }
+                ids.clone()
+            }
+        };
+        let mut hits = Vec::new();
+        for id in ids {
+            // The request's filter and conversation describe the user's memories.
+            let found = self
+                .search(
+                    project_id,
+                    SearchInput {
+                        user_id: kb_subject(&id),
+                        conversation_id: None,
+                        filter: None,
+                        ..input.clone()
+                    },
+                )
+                .await?;
+            hits.extend(found);
+        }
+        hits.sort_by(|a, b| b.relativity.total_cmp(&a.relativity));
+        Ok(hits)
+    }
+}
+
+/// A user's hits and a knowledge base's, as one list ranked by relevance, at most `limit`.
+pub fn merge_hits(mine: Vec<SearchHit>, knowledge: Vec<SearchHit>, limit: usize) -> Vec<SearchHit> {
+    if knowledge.is_empty() {
+        return mine;
+    }
+    let mut all: Vec<SearchHit> = mine.into_iter().chain(knowledge).collect();
+    // Stable: equal relevance keeps the user's memory first.
+    all.sort_by(|a, b| b.relativity.total_cmp(&a.relativity));
+    all.truncate(limit);
+    all
+}

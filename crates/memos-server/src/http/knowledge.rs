@@ -1,0 +1,202 @@
+//! Handlers of knowledge bases: `create/` and `delete/knowledgebase`,
+//! `add/`, `get/` and `delete/knowledgebase-file`. Files come as JSON (base64 `content`)
+//! or as the multipart form the SDK's `add_knowledgebase_file_form` sends (the base in the
+//! query string, each file a `file` part).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use base64::Engine;
+use memos_core::Error;
+use memos_core::service::{FileSelect, NewFile};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::api::ok;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Project};
+use super::wire::*;
+
+/// `POST create/knowledgebase`
+pub async fn create_knowledgebase(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<CreateKnowledgebaseRequest>,
+) -> ApiResult<Json<Value>> {
+    let name = required(req.knowledgebase_name, "knowledgebase_name")?;
+    let id = state
+        .service
+        .create_knowledgebase(&project, &name, req.knowledgebase_description.as_deref())
+        .await?;
+    Ok(ok(json!({"id": id})))
+}
+
+/// `POST delete/knowledgebase`: the base, its files and every chunk.
+pub async fn delete_knowledgebase(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<DeleteKnowledgebaseRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = required(req.knowledgebase_id, "knowledgebase_id")?;
+    state.service.delete_knowledgebase(&project, &id).await?;
+    Ok(ok(json!({"success": true})))
+}
+
+/// A file's bytes from a JSON item: base64 (a `data:` URL too); a web URL is refused.
+fn decode(item: FileItem, i: usize) -> Result<NewFile, Error> {
+    let field = format!("file[{i}].content");
+    let content = item
+        .content
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| Error::required(&field))?;
+    let c = content.trim();
+    if c.starts_with("http://") || c.starts_with("https://") {
+        return Err(Error::invalid(
+            &field,
+            format!(
+                "{field} is a URL: memos fetches nothing from the network; send the file's \
+                 bytes base64-encoded, or upload it as a form"
+            ),
+        ));
+    }
+    let b64 = match c.strip_prefix("data:") {
+        Some(rest) => rest.split_once(',').map_or(rest, |(_, b)| b),
+        None => c,
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| Error::invalid(&field, format!("{field} is not base64: {e}")))?;
+    // A type without a name: the name says it.
+    let name = match (item.name, item.kind) {
+        (Some(n), _) => Some(n),
+        (None, Some(k)) => Some(format!("file-{}.{k}", i + 1)),
+        (None, None) => None,
+    };
+    Ok(NewFile { name, bytes })
+}
+
+/// `POST add/knowledgebase-file`, JSON or multipart.
+pub async fn add_knowledgebase_file(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Query(query): Query<HashMap<String, String>>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
+    if let Some(k) = query
+        .keys()
+        .find(|k| k.as_str() != "knowledgebase_id" && k.as_str() != "type")
+    {
+        return Err(Error::invalid(k.clone(), format!("unknown query parameter `{k}`")).into());
+    }
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (kb, files) = if multipart {
+        let kind = query.get("type").cloned();
+        let mut kb = query.get("knowledgebase_id").cloned();
+        let mut files = Vec::new();
+        let mut form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the form cannot be read: {e}")))?;
+        while let Some(part) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the form cannot be read: {e}")))?
+        {
+            match part.name().unwrap_or_default() {
+                "file" | "files" => {
+                    let name = part.file_name().map(str::to_string).or_else(|| {
+                        kind.as_ref()
+                            .map(|k| format!("file-{}.{k}", files.len() + 1))
+                    });
+                    let bytes = part.bytes().await.map_err(|e| {
+                        ApiError::bad_request(format!("a file of the form cannot be read: {e}"))
+                    })?;
+                    files.push(NewFile {
+                        name,
+                        bytes: bytes.to_vec(),
+                    });
+                }
+                "knowledgebase_id" => {
+                    kb = Some(part.text().await.map_err(|e| {
+                        ApiError::bad_request(format!("the form cannot be read: {e}"))
+                    })?);
+                }
+                other => {
+                    return Err(Error::invalid(
+                        other.to_string(),
+                        format!("unknown form field `{other}`"),
+                    )
+                    .into());
+                }
+            }
+        }
+        (required(kb, "knowledgebase_id")?, files)
+    } else {
+        let Body(body) = Body::<AddKnowledgebaseFileRequest>::from_request(req, &state).await?;
+        let kb = required(body.knowledgebase_id, "knowledgebase_id")?;
+        let items = body.file.ok_or_else(|| Error::required("file"))?;
+        let files = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| decode(item, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        (kb, files)
+    };
+    let added = state
+        .service
+        .add_knowledge_files(&project, &kb, files)
+        .await?;
+    let list: Vec<FileDetail> = added.into_iter().map(FileDetail::from).collect();
+    Ok(ok(json!(list)))
+}
+
+/// `POST get/knowledgebase-file`: by ids or by base, newest first, paged.
+pub async fn get_knowledgebase_file(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<GetKnowledgebaseFileRequest>,
+) -> ApiResult<Json<Value>> {
+    let select = match (
+        req.file_ids.filter(|f| !f.is_empty()),
+        req.knowledgebase_id.filter(|k| !k.trim().is_empty()),
+    ) {
+        (Some(ids), None) => FileSelect::Ids(ids),
+        (None, Some(kb)) => FileSelect::Base(kb),
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "knowledgebase_id",
+                "give file_ids or knowledgebase_id, not both",
+            )
+            .into());
+        }
+        (None, None) => return Err(Error::required("file_ids or knowledgebase_id").into()),
+    };
+    let page = req.page.unwrap_or(1);
+    let size = req.page_size.unwrap_or(20);
+    let out = state
+        .service
+        .knowledge_files(&project, &select, req.kind.as_deref(), page, size)
+        .await?;
+    let list: Vec<FileDetail> = out.items.into_iter().map(FileDetail::from).collect();
+    Ok(ok(json!({
+        "file_detail_list": list,
+        "total": out.total,
+        "page": page,
+        "page_size": size,
+    })))
+}
+
+/// `POST delete/knowledgebase-file`: the files and their chunks, all or nothing.
+pub async fn delete_knowledgebase_file(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<DeleteKnowledgebaseFileRequest>,
+) -> ApiResult<Json<Value>> {
+    let ids = req.file_ids.ok_or_else(|| Error::required("file_ids"))?;
+    let n = state.service.delete_knowledge_files(&project, &ids).await?;
+    Ok(ok(json!({"success": true, "deleted": n})))
+}

@@ -1,0 +1,378 @@
+//! Knowledge bases (issue 14), on both stores: every file type, every bad file, limits,
+//! search beside a user's memories, deletes removing chunks, and a second project that
+//! cannot see the first's base.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use http_body_util::BodyExt;
+use memos_core::knowledge::fixtures;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::common::{TestServer, assert_error};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn create(s: &TestServer, name: &str) -> String {
+    let (st, v) = s
+        .post(
+            "create/knowledgebase",
+            json!({"knowledgebase_name": name, "knowledgebase_description": "policies"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["data"]["id"].as_str().unwrap().to_string()
+}
+
+fn every_kind() -> Value {
+    json!([
+        {"name": "policy.pdf", "content": b64(&fixtures::pdf(&[
+            &["Software procurement policy."],
+            &["The design software limit is 1000 yuan per seat."]]))},
+        {"name": "travel.docx", "content": b64(&fixtures::docx(&[
+            (Some("Heading1"), "Trains"),
+            (None, "Employees travel second class on trains under four hours.")]))},
+        {"name": "notes.txt", "content": b64(b"The office opens at nine.")},
+        {"name": "guide.md", "content": b64(b"# Parking\nVisitors park in lot C.")},
+        {"name": "limits.json", "content": b64(br#"{"meals": {"dinner_limit": 60}}"#)},
+        {"name": "page.html", "content": b64(b"<html><body><h1>Badges</h1><p>Lost badges cost 20 euros.</p></body></html>")},
+        {"name": "broken.pdf", "content": b64(b"%PDF-1.4 this is not really a pdf")},
+        {"name": "empty.txt", "content": ""},
+        {"name": "tool.exe", "content": b64(b"MZ")},
+        {"name": "bomb.docx", "content": b64(&fixtures::zipped(&[("word/document.xml", &" ".repeat(70 * 1024 * 1024))]))}
+    ])
+}
+
+async fn search(s: &TestServer, query: &str, kbs: Value) -> Vec<Value> {
+    let (st, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "u", "query": query, "knowledgebase_ids": kbs}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["data"]["memory_detail_list"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn files_of_every_kind_become_searchable_and_bad_ones_fail_alone() {
+    let s = TestServer::new().await;
+    let kb = create(&s, "Company policies").await;
+    // An empty content is a missing field: the call names it and stores nothing.
+    assert_error(
+        &s.post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "file": every_kind()}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        40002,
+        "file[7].content",
+    );
+    let mut files = every_kind();
+    files[7]["content"] = json!(b64(b"   "));
+    let (st, v) = s
+        .post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "file": files}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let out = v["data"].as_array().unwrap();
+    assert_eq!(out.len(), 10);
+    let status = |name: &str| {
+        out.iter()
+            .find(|f| f["name"] == name)
+            .map(|f| {
+                (
+                    f["status"].as_str().unwrap().to_string(),
+                    f["reason"].clone(),
+                )
+            })
+            .unwrap()
+    };
+    for good in [
+        "policy.pdf",
+        "travel.docx",
+        "notes.txt",
+        "guide.md",
+        "limits.json",
+        "page.html",
+    ] {
+        assert_eq!(status(good).0, "COMPLETED", "{good}: {v}");
+    }
+    for (bad, why) in [
+        ("broken.pdf", "PDF"),
+        ("empty.txt", "no text"),
+        ("tool.exe", ".exe"),
+        ("bomb.docx", "unpacks to more than"),
+    ] {
+        let (st, reason) = status(bad);
+        assert_eq!(st, "FAILED", "{bad}");
+        assert!(reason.as_str().unwrap().contains(why), "{bad}: {reason}");
+    }
+    assert!(out[0]["sizeMB"].as_f64().unwrap() > 0.0);
+
+    // Found beside the user's memories when the base is named, and only then.
+    s.add(
+        "u",
+        "c",
+        json!([{"role": "user", "content": "I design posters in Photoshop."}]),
+    )
+    .await;
+    let hits = search(&s, "design software limit", json!([kb])).await;
+    let chunk = hits
+        .iter()
+        .find(|h| h["memory_value"].as_str().unwrap().contains("1000 yuan"))
+        .unwrap_or_else(|| panic!("{hits:?}"));
+    assert_eq!(chunk["info"]["file_name"], "policy.pdf");
+    assert_eq!(chunk["info"]["page"], 2);
+    assert_eq!(chunk["info"]["knowledgebase_id"], kb);
+    assert_eq!(chunk["user_id"], Value::Null);
+    assert!(
+        hits.iter()
+            .any(|h| h["memory_value"].as_str().unwrap().contains("Photoshop")),
+        "{hits:?}"
+    );
+    let hits = search(&s, "second class trains", json!("all")).await;
+    let chunk = hits
+        .iter()
+        .find(|h| h["memory_value"].as_str().unwrap().contains("second class"))
+        .unwrap_or_else(|| panic!("{hits:?}"));
+    assert_eq!(chunk["memory_key"], "travel.docx › Trains");
+    for (q, text) in [
+        ("lost badges cost", "20 euros"),
+        ("dinner limit", "dinner_limit: 60"),
+        ("visitors park", "lot C"),
+    ] {
+        let hits = search(&s, q, json!([kb])).await;
+        assert!(
+            hits.iter()
+                .any(|h| h["memory_value"].as_str().unwrap().contains(text)),
+            "{q}: {hits:?}"
+        );
+    }
+    assert!(
+        search(&s, "design software limit", json!([]))
+            .await
+            .iter()
+            .all(|h| !h["memory_value"].as_str().unwrap().contains("1000 yuan"))
+    );
+    assert_error(
+        &s.post(
+            "search/memory",
+            json!({"user_id": "u", "query": "x", "knowledgebase_ids": ["kb_nope"]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "kb_nope",
+    );
+
+    // Listing, by base (paged) and by id.
+    let (_, v) = s
+        .post(
+            "get/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "page": 1, "page_size": 4}),
+        )
+        .await;
+    assert_eq!(
+        (
+            v["data"]["total"].as_u64(),
+            v["data"]["file_detail_list"].as_array().unwrap().len()
+        ),
+        (Some(10), 4),
+        "{v}"
+    );
+    let pdf_id = out.iter().find(|f| f["name"] == "policy.pdf").unwrap()["id"].clone();
+    let (_, v) = s
+        .post("get/knowledgebase-file", json!({"file_ids": [pdf_id]}))
+        .await;
+    assert_eq!(v["data"]["file_detail_list"][0]["chunks"], 2, "{v}");
+
+    // Deleting a file takes its chunks out of search; deleting the base takes the rest.
+    let (st, v) = s
+        .post("delete/knowledgebase-file", json!({"file_ids": [pdf_id]}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        search(&s, "design software limit", json!([kb]))
+            .await
+            .iter()
+            .all(|h| !h["memory_value"].as_str().unwrap().contains("1000 yuan"))
+    );
+    assert_error(
+        &s.post("delete/knowledgebase-file", json!({"file_ids": [pdf_id]}))
+            .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "file",
+    );
+    let (st, _) = s
+        .post("delete/knowledgebase", json!({"knowledgebase_id": kb}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_error(
+        &s.post(
+            "search/memory",
+            json!({"user_id": "u", "query": "second class", "knowledgebase_ids": [kb]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "knowledge base",
+    );
+    let hits = search(&s, "second class trains", json!("all")).await;
+    assert!(
+        hits.iter()
+            .all(|h| h["info"].get("knowledgebase_id").is_none()),
+        "{hits:?}"
+    );
+    // The user's own memories stay.
+    assert!(!search(&s, "Photoshop", json!([])).await.is_empty());
+}
+
+#[tokio::test]
+async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
+    let s = TestServer::new().await;
+    let kb = create(&s, "Forms").await;
+    // The SDK's add_knowledgebase_file_form: the base in the query, files as parts.
+    let boundary = "XyZmemos";
+    let mut body = Vec::new();
+    for (name, bytes) in [
+        (
+            "hr.docx",
+            fixtures::docx(&[(None, "Vacation is 25 days a year.")]),
+        ),
+        ("it.txt", b"Passwords rotate every 90 days.".to_vec()),
+    ] {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let req = Request::post(format!(
+        "/api/openmem/v1/add/knowledgebase-file?knowledgebase_id={kb}"
+    ))
+    .header("authorization", format!("Token {}", s.key))
+    .header(
+        "content-type",
+        format!("multipart/form-data; boundary={boundary}"),
+    )
+    .body(Body::from(body))
+    .unwrap();
+    let resp = s.app.clone().oneshot(req).await.unwrap();
+    let st = resp.status();
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "COMPLETED"),
+        "{v}"
+    );
+    let hits = search(&s, "vacation days", json!([kb])).await;
+    assert!(
+        hits.iter()
+            .any(|h| h["memory_value"].as_str().unwrap().contains("25 days")),
+        "{hits:?}"
+    );
+
+    for (body, code, field) in [
+        (
+            json!({"knowledgebase_id": kb, "file": [{"content": "https://example.com/a.pdf"}]}),
+            40000,
+            "file[0].content",
+        ),
+        (
+            json!({"knowledgebase_id": kb, "file": [{"content": "not base64!", "name": "a.txt"}]}),
+            40000,
+            "file[0].content",
+        ),
+        (json!({"knowledgebase_id": kb, "file": []}), 40003, "file"),
+        (
+            json!({"knowledgebase_id": kb, "file": vec![json!({"content": b64(b"x"), "name": "a.txt"}); 21]}),
+            40000,
+            "20 files",
+        ),
+        (json!({"knowledgebase_id": kb, "files": []}), 40000, "files"),
+        (
+            json!({"file": [{"content": b64(b"x")}]}),
+            40002,
+            "knowledgebase_id",
+        ),
+    ] {
+        let got = s.post("add/knowledgebase-file", body.clone()).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, code, field);
+    }
+    assert_error(
+        &s.post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": "kb_nope", "file": [{"content": b64(b"x")}]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "kb_nope",
+    );
+    let (_, v) = s
+        .post("get/knowledgebase-file", json!({"knowledgebase_id": kb}))
+        .await;
+    assert_eq!(v["data"]["total"], 2, "refused calls stored nothing: {v}");
+
+    // Another project sees none of it.
+    let other = s.other_key.clone();
+    assert_error(
+        &s.post_as(
+            &other,
+            "search/memory",
+            json!({"user_id": "u", "query": "vacation", "knowledgebase_ids": [kb]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "knowledge base",
+    );
+    let (_, v) = s
+        .post_as(
+            &other,
+            "search/memory",
+            json!({"user_id": "u", "query": "vacation days", "knowledgebase_ids": "all"}),
+        )
+        .await;
+    assert_eq!(v["data"]["memory_detail_list"], json!([]), "{v}");
+    assert_error(
+        &s.post_as(
+            &other,
+            "get/knowledgebase-file",
+            json!({"knowledgebase_id": kb}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "knowledge base",
+    );
+    assert_error(
+        &s.post_as(
+            &other,
+            "delete/knowledgebase",
+            json!({"knowledgebase_id": kb}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        40001,
+        "knowledge base",
+    );
+}
