@@ -126,7 +126,14 @@ impl MemoryService {
                     .list_users(project_id, MAX_DELETE_IDS, users.len())
                     .await?;
                 let n = page.items.len();
-                users.extend(page.items.into_iter().map(|u| u.user_id));
+                // Users' and agents' memories; a knowledge base's chunks are documents,
+                // deleted through their files.
+                users.extend(
+                    page.items
+                        .into_iter()
+                        .map(|u| u.user_id)
+                        .filter(|u| subject_kb(u).is_none()),
+                );
                 if n < MAX_DELETE_IDS {
                     break;
                 }

@@ -115,6 +115,24 @@ async fn files_of_every_kind_become_searchable_and_bad_ones_fail_alone() {
         assert!(reason.as_str().unwrap().contains(why), "{bad}: {reason}");
     }
     assert!(out[0]["sizeMB"].as_f64().unwrap() > 0.0);
+    // A project-wide delete by filter deletes users' memories, never a base's chunks.
+    let (st, v) = s
+        .post(
+            "delete/memory",
+            json!({"filter": {"tags": {"contains": "knowledge"}}}),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["data"]["deleted_count"]),
+        (StatusCode::OK, &json!(0)),
+        "{v}"
+    );
+    let (_, v) = s.post("get/users", json!({})).await;
+    assert_eq!(
+        v["data"]["user_detail_list"][0]["knowledgebase_id"], kb,
+        "{v}"
+    );
+    assert_eq!(v["data"]["user_detail_list"][0]["user_id"], Value::Null);
 
     // Found beside the user's memories when the base is named, and only then.
     s.add(

@@ -370,13 +370,17 @@ mod tests {
     }
 }
 
-/// One subject of a project in `get/users`: a user, or an agent's own memory.
+/// One subject of a project in `get/users`: a user, an agent's own memory, or a knowledge
+/// base's chunks.
 #[derive(Debug, Serialize)]
 pub struct UserDetail {
-    /// The user; null for an agent's own memory.
+    /// The user; null for an agent's own memory and a knowledge base.
     pub user_id: Option<String>,
     /// The agent, when the memory is the agent's own.
     pub agent_id: Option<String>,
+    /// The knowledge base, when these are its chunks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knowledgebase_id: Option<String>,
     /// How many memories it holds (soft-deleted ones not counted).
     pub memory_count: usize,
     /// When any of them last changed, epoch ms.
@@ -385,13 +389,16 @@ pub struct UserDetail {
 
 impl From<UserSummary> for UserDetail {
     fn from(u: UserSummary) -> Self {
+        let knowledgebase_id = subject_kb(&u.user_id).map(str::to_string);
         let (user_id, agent_id) = match subject_agent(&u.user_id) {
             Some(agent) => (None, Some(agent.to_string())),
+            None if knowledgebase_id.is_some() => (None, None),
             None => (Some(u.user_id), None),
         };
         Self {
             user_id,
             agent_id,
+            knowledgebase_id,
             memory_count: u.memories,
             last_update_time: u.last_update,
         }
