@@ -119,7 +119,15 @@ impl LlmExtractor {
     }
 
     async fn window(&self, window: &[&Message]) -> Result<Vec<Item>> {
-        let body = self.request(window);
+        self.ask(&self.request(window), parse_items).await
+    }
+
+    /// One request, retried with backoff until a reply passes `parse`.
+    async fn ask<T>(
+        &self,
+        body: &Value,
+        parse: impl Fn(&str) -> std::result::Result<T, String>,
+    ) -> Result<T> {
         let mut last = String::new();
         for attempt in 0..=self.config.max_retries {
             if attempt > 0 {
@@ -130,7 +138,11 @@ impl LlmExtractor {
                     .saturating_mul(1 << (attempt - 1).min(6));
                 tokio::time::sleep(Duration::from_millis(backoff)).await;
             }
-            match self.call(&body).await {
+            match self
+                .call(body)
+                .await
+                .and_then(|c| parse(&c).map_err(Attempt::Retry))
+            {
                 Ok(items) => return Ok(items),
                 Err(Attempt::Fatal(e)) => return Err(Error::Extraction(format!("llm: {e}"))),
                 Err(Attempt::Retry(e)) => {
@@ -145,7 +157,8 @@ impl LlmExtractor {
         )))
     }
 
-    async fn call(&self, body: &Value) -> std::result::Result<Vec<Item>, Attempt> {
+    /// One attempt; the reply's content.
+    async fn call(&self, body: &Value) -> std::result::Result<String, Attempt> {
         self.count(|u| u.calls += 1);
         let url = format!(
             "{}/chat/completions",
@@ -189,10 +202,69 @@ impl LlmExtractor {
                 x.completion_tokens += c;
             });
         }
-        let content = reply["choices"][0]["message"]["content"]
+        reply["choices"][0]["message"]["content"]
             .as_str()
-            .ok_or_else(|| Attempt::Retry("reply has no choices[0].message.content".into()))?;
-        parse_items(content).map_err(Attempt::Retry)
+            .map(str::to_string)
+            .ok_or_else(|| Attempt::Retry("reply has no choices[0].message.content".into()))
+    }
+
+    /// New values for profile fields the transcript states (MemOS's attribute memory that
+    /// updates itself): `fields` are `(path, current value)`; the answer names only paths
+    /// among them, each with a short text value.
+    pub async fn fill_profile(
+        &self,
+        messages: &[Message],
+        fields: &[(String, Value)],
+    ) -> Result<Vec<(String, String)>> {
+        let chat: Vec<&Message> = messages
+            .iter()
+            .filter(|m| {
+                matches!(m.role, Role::User | Role::Assistant) && !m.content.trim().is_empty()
+            })
+            .collect();
+        if chat.is_empty() || fields.is_empty() {
+            return Ok(vec![]);
+        }
+        let transcript = self.request(&chat)["messages"][1]["content"].clone();
+        let asked: Vec<Value> = fields
+            .iter()
+            .map(|(p, v)| json!({"path": p, "current": v}))
+            .collect();
+        let schema = json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["fields"],
+            "properties": {"fields": {"type": "array", "maxItems": fields.len(), "items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["path", "value"],
+                "properties": {"path": {"type": "string"}, "value": {"type": "string", "maxLength": 300}}
+            }}}
+        });
+        let response_format = if self.config.response_format
+            == crate::config::ResponseFormat::JsonObject
+        {
+            json!({"type": "json_object"})
+        } else {
+            json!({"type": "json_schema", "json_schema": {"name": "profile", "strict": true, "schema": schema}})
+        };
+        let body = json!({
+            "model": self.config.model,
+            "temperature": 0,
+            "response_format": response_format,
+            "messages": [
+                {"role": "system", "content": PROFILE_PROMPT},
+                {"role": "user", "content": format!(
+                    "Fields: {}\n\nTranscript:\n{}",
+                    Value::Array(asked),
+                    transcript.as_str().unwrap_or_default()
+                )},
+            ],
+        });
+        let known: Vec<&str> = fields.iter().map(|(p, _)| p.as_str()).collect();
+        self.ask(&body, |content| parse_fields(content, &known))
+            .await
+            .inspect_err(|_| self.count(|u| u.failures += 1))
     }
 
     fn request(&self, window: &[&Message]) -> Value {
@@ -241,6 +313,50 @@ for facts about the user themself or \"LongTermMemory\" for anything else worth 
 you infer it from what they did or asked, or null, \"reasoning\": for an implicit preference, one \
 sentence on why, else null, \"sources\": indexes [n] of the messages it comes from}]}. Write every item \
 in the language of the messages it comes from. At most 20 items; skip greetings and small talk.";
+
+const PROFILE_PROMPT: &str = "You keep a user's profile up to date. You get profile fields (a \
+path and its current value) and a chat transcript. Return only JSON: {\"fields\": [{\"path\": \
+one of the given paths, \"value\": the field's new value, short (a name, a city, a job, a \
+phrase), in the language of the messages}]}, only for fields the transcript states or changes \
+about the user; leave out every other field. Never guess.";
+
+/// Parses a profile-fill reply: known paths only, each once, with a value.
+fn parse_fields(
+    content: &str,
+    known: &[&str],
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let trimmed = content.trim();
+    let body = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|r| r.trim_end().strip_suffix("```"))
+        .unwrap_or(trimmed);
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("content is not JSON: {e}"))?;
+    let list = v
+        .get("fields")
+        .and_then(Value::as_array)
+        .ok_or("content has no `fields` array")?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let path = f["path"]
+            .as_str()
+            .ok_or(format!("fields[{i}].path is not a string"))?;
+        let value = f["value"]
+            .as_str()
+            .ok_or(format!("fields[{i}].value is not a string"))?
+            .trim();
+        if !known.contains(&path) {
+            return Err(format!("fields[{i}].path `{path}` was not asked for"));
+        }
+        if value.is_empty() || value.chars().count() > 300 {
+            return Err(format!("fields[{i}].value must hold 1 to 300 characters"));
+        }
+        if !out.iter().any(|(p, _)| p == path) {
+            out.push((path.to_string(), value.to_string()));
+        }
+    }
+    Ok(out)
+}
 
 /// The JSON schema sent with `json_schema` requests and enforced on every reply.
 pub fn schema() -> Value {

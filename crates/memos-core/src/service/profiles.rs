@@ -533,6 +533,63 @@ impl MemoryService {
             > 0)
     }
 
+    /// Lets the LLM update the fields of the subject's profiles that are open to it
+    /// (`algorithm_updatable` not `false`) from `messages`: one call per profile with such
+    /// fields. A field locked, removed or edited to locked meanwhile keeps its value.
+    pub(super) async fn fill_profiles(
+        &self,
+        llm: &crate::ingest::llm::LlmExtractor,
+        scope: &Scope,
+        messages: &[Message],
+    ) -> Result<usize> {
+        let open = |f: &Value| f.get("algorithm_updatable") != Some(&Value::Bool(false));
+        let mut changed = 0;
+        for p in self.profiles(&scope.project_id, &scope.user_id).await? {
+            let asked: Vec<(String, Value)> = fields(&p.metadata)
+                .into_iter()
+                .filter(|(_, f)| open(f))
+                .map(|(path, f)| (path, f["value"].clone()))
+                .collect();
+            if asked.is_empty() {
+                continue;
+            }
+            let values = llm.fill_profile(messages, &asked).await?;
+            if values.is_empty() {
+                continue;
+            }
+            let _order = self.write_lock.lock().await;
+            let Ok(doc) = self
+                .instance(&scope.project_id, &scope.user_id, &p.template_id)
+                .await
+            else {
+                continue;
+            };
+            let mut now = profile_from(doc.clone())?;
+            let current: std::collections::HashMap<String, Value> =
+                fields(&now.metadata).into_iter().collect();
+            let mut n = 0;
+            for (path, value) in values {
+                if let Some(f) = current.get(&path).filter(|f| open(f)) {
+                    let mut f = f.clone();
+                    f["value"] = Value::String(value);
+                    set_field(&mut now.metadata, &path, f);
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                self.store
+                    .put_docs(vec![Doc {
+                        body: json!({"name": now.name, "metadata": now.metadata}),
+                        update_time: now_millis(),
+                        ..doc
+                    }])
+                    .await?;
+                changed += n;
+            }
+        }
+        Ok(changed)
+    }
+
     /// A subject's profile instances, by template id.
     pub async fn profiles(&self, project_id: &str, subject: &str) -> Result<Vec<Profile>> {
         self.check_user(subject)?;

@@ -130,6 +130,11 @@ impl MemoryService {
             &expect,
         )
         .await?;
+        // The subject's bound profiles follow what was said; a failure here leaves the
+        // refined memories standing.
+        if let Err(e) = self.fill_profiles(llm, &ctx.scope, messages).await {
+            tracing::warn!(error = %e, "profile update by the LLM failed");
+        }
         Ok(ids)
     }
 }

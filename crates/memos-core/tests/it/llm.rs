@@ -339,3 +339,57 @@ async fn json_object_servers_and_fenced_replies_work_and_async_adds_wait_for_the
             .any(|v| v == "The user loves spicy Sichuan food, but not oily hotpot.")
     );
 }
+
+/// A bound profile follows what the user says (MemOS: "after binding, the fields update as
+/// messages are added"): the LLM fills the fields open to it, a locked one keeps its value,
+/// a reply naming a field nobody asked about is refused and retried.
+#[tokio::test]
+async fn the_llm_fills_the_open_fields_of_a_bound_profile() {
+    let (url, script) = scripted(vec![
+        ok(items()),
+        ok(json!({"fields": [{"path": "Basic.Nickname", "value": "made up"}]})),
+        ok(json!({"fields": [
+            {"path": "Basic.City", "value": "Chengdu"},
+            {"path": "Food.Likes", "value": "spicy Sichuan food"}
+        ]})),
+    ])
+    .await;
+    let svc = service(&url, |_| {}).await;
+    let tpl = svc
+        .create_profile_template(
+            "p",
+            "User",
+            json!({
+                "Basic": {"Name": {"value": "Ana", "algorithm_updatable": false},
+                          "City": {"value": "", "algorithm_updatable": true}},
+                "Food": {"Likes": {"value": ""}}
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        )
+        .await
+        .unwrap();
+    svc.bind_profile_templates("p", &[("u".into(), tpl.clone())])
+        .await
+        .unwrap();
+    let out = svc.add("p", add(SAID, false)).await.unwrap();
+    let refine = out.refine_task_id.unwrap();
+    assert_eq!(finished(&svc, &refine).await.status, TaskStatus::Completed);
+    let p = svc.profiles("p", "u").await.unwrap().remove(0);
+    assert_eq!(p.metadata["Basic"]["City"]["value"], "Chengdu");
+    assert_eq!(p.metadata["Basic"]["Name"]["value"], "Ana", "locked");
+    assert_eq!(p.metadata["Food"]["Likes"]["value"], "spicy Sichuan food");
+    let requests = script.requests.lock().unwrap();
+    assert_eq!(
+        requests.len(),
+        3,
+        "extraction, a refused fill, the retried fill"
+    );
+    let asked = requests[1]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        asked.contains("Basic.City") && !asked.contains("Basic.Name"),
+        "{asked}"
+    );
+    assert!(asked.contains("spicy food"), "{asked}");
+}

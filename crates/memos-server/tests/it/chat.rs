@@ -384,7 +384,7 @@ async fn chat_refuses_clearly_and_stores_nothing() {
             "internet_search",
         ),
         (
-            json!({"user_id": "u", "conversation_id": "c", "query": "hi", "knowledgebase_ids": ["kb"]}),
+            json!({"user_id": "u", "conversation_id": "c", "query": "hi", "knowledgebase_ids": 5}),
             40000,
             "knowledgebase_ids",
         ),

@@ -39,7 +39,7 @@ async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
         ),
         (
             "search/memory",
-            json!({"user_id": "u", "query": "bees", "knowledgebase_ids": ["kb"]}),
+            json!({"user_id": "u", "query": "bees", "knowledgebase_ids": {"kb": 1}}),
             "knowledgebase_ids",
         ),
         (
