@@ -1,7 +1,8 @@
 //! Knowledge bases (MemOS's `create/knowledgebase` and friends): a project's documents,
 //! searchable beside a user's memories.
 //!
-//! A knowledge base and its files are [`Doc`]s; a file's text is read
+//! A knowledge base and its files are [`Doc`]s (the files under the base's partition id);
+//! a file's text is read
 //! ([`crate::knowledge::parse`]), split into chunks that keep heading, page and place
 //! ([`crate::knowledge::chunk`]) and stored as memories of the base's own partition
 //! ([`kb_subject`]), one "conversation" per file. So both retrievers, both stores and the
@@ -116,7 +117,9 @@ impl KbFile {
         Doc {
             kind: FILE.into(),
             project_id: project_id.into(),
-            user_id: self.knowledgebase_id.clone(),
+            // The base's partition, which no client can name: erasing a user never
+            // reaches a base's files, and erasing the partition takes them along.
+            user_id: kb_subject(&self.knowledgebase_id),
             id: self.id.clone(),
             body: json!({
                 "name": self.name,
@@ -141,7 +144,7 @@ impl KbFile {
             reason: b["reason"].as_str().map(str::to_string),
             chunks: b["chunks"].as_u64().unwrap_or(0) as usize,
             id: d.id,
-            knowledgebase_id: d.user_id,
+            knowledgebase_id: subject_kb(&d.user_id).unwrap_or(&d.user_id).to_string(),
             create_time: d.create_time,
             update_time: d.update_time,
         }
@@ -252,7 +255,7 @@ impl MemoryService {
             Err(e) => return Err(e),
         }
         self.store
-            .delete_docs(project_id, FILE, Some(id), None)
+            .delete_docs(project_id, FILE, Some(&kb_subject(id)), None)
             .await?;
         self.store
             .delete_docs(project_id, KB, Some(""), Some(id))
@@ -427,7 +430,7 @@ impl MemoryService {
                     .list_docs(DocSelect {
                         kind: Some(FILE),
                         project_id: Some(project_id),
-                        user_id: Some(kb),
+                        user_id: Some(&kb_subject(kb)),
                         id: None,
                     })
                     .await?
@@ -514,7 +517,7 @@ impl MemoryService {
                     .await?;
             }
             self.store
-                .delete_docs(project_id, FILE, Some(&f.knowledgebase_id), Some(&f.id))
+                .delete_docs(project_id, FILE, Some(&subject), Some(&f.id))
                 .await?;
         }
         Ok(found.items.len())

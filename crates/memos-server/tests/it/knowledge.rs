@@ -349,6 +349,20 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         .post("get/knowledgebase-file", json!({"knowledgebase_id": kb}))
         .await;
     assert_eq!(v["data"]["total"], 2, "refused calls stored nothing: {v}");
+    // A user who happens to share the base's id is someone else: erasing them leaves
+    // the base alone.
+    s.add(
+        &kb,
+        "c",
+        json!([{"role": "user", "content": "I am a user."}]),
+    )
+    .await;
+    let (st, _) = s.post("delete/memory", json!({"user_id": kb})).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = s
+        .post("get/knowledgebase-file", json!({"knowledgebase_id": kb}))
+        .await;
+    assert_eq!(v["data"]["total"], 2, "{v}");
 
     // Another project sees none of it.
     let other = s.other_key.clone();
