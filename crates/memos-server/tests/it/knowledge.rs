@@ -349,6 +349,21 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         .post("get/knowledgebase-file", json!({"knowledgebase_id": kb}))
         .await;
     assert_eq!(v["data"]["total"], 2, "refused calls stored nothing: {v}");
+    // Files are larger than other bodies: this route takes more than the server's 2 MiB.
+    let big = "Quarterly numbers rise. ".repeat(110_000);
+    assert!(big.len() > 2 * 1024 * 1024);
+    let (st, v) = s
+        .post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "file": [{"name": "big.txt", "content": b64(big.as_bytes())}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"][0]["status"], "COMPLETED", "{v}");
+    let (st, v) = s
+        .post("delete/knowledgebase-file", json!({"file_ids": [v["data"][0]["id"]]}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     // A user who happens to share the base's id is someone else: erasing them leaves
     // the base alone.
     s.add(
