@@ -22,6 +22,8 @@ mod golden;
 mod issue_13;
 #[path = "it/knowledge.rs"]
 mod knowledge;
+#[path = "it/ops.rs"]
+mod ops;
 #[path = "it/profiles.rs"]
 mod profiles;
 #[path = "it/sdk_fields.rs"]

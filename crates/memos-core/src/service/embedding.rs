@@ -124,6 +124,13 @@ impl MemoryService {
     /// added since the last pass (adds do not wait for vectors unless `embed.inline`), and
     /// data from before the model was configured. Returns how many got one.
     ///
+    /// Memories this process wrote that may still lack a vector, or `None` when a full
+    /// pass over the store is due (how many lack one is then unknown until it runs).
+    pub fn embedding_backlog(&self) -> Option<usize> {
+        let q = self.vector_queue.lock().unwrap_or_else(|e| e.into_inner());
+        (!q.full_pass).then_some(q.len)
+    }
+
     /// The bench and tests call this to wait until dense search sees everything added.
     pub async fn embed_pending(&self) -> Result<usize> {
         let Some(embedder) = &self.embedder else {

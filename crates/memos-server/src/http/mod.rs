@@ -4,6 +4,7 @@
 //! - [`profiles`]: its profile templates and profile instances.
 //! - [`chat`]: `chat`, whole or streamed.
 //! - [`knowledge`]: knowledge bases and their files.
+//! - [`ops`]: request ids, the access log, Prometheus metrics.
 //! - [`wire`]: request and response shapes.
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
 //! - [`error`]: the single mapping from domain errors to codes and statuses.
@@ -13,6 +14,7 @@ pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod knowledge;
+pub mod ops;
 pub mod profiles;
 pub mod wire;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub service: Arc<MemoryService>,
     /// The per-project cap on concurrent requests.
     pub limiter: Arc<extract::Limiter>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<ops::Metrics>,
 }
 
 /// The whole router. Tests call it directly with `oneshot`; `run` serves it.
@@ -43,7 +47,11 @@ pub fn app(service: Arc<MemoryService>) -> Router {
     let limiter = Arc::new(extract::Limiter::new(
         service.config().server.max_concurrent_per_project,
     ));
-    let state = AppState { service, limiter };
+    let state = AppState {
+        service,
+        limiter,
+        metrics: Arc::new(ops::Metrics::default()),
+    };
     let api = Router::new()
         .route("/add/message", post(api::add_message))
         .route("/search/memory", post(api::search_memory))
@@ -107,6 +115,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/extract/memory", post(api::extract_memory));
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(ops::metrics))
         .nest(API_PREFIX, api)
         .fallback(|| async { error::ApiError::no_route() })
         // Answers made outside the handlers (axum's rejections, 405) get the envelope too.
@@ -121,6 +130,11 @@ pub fn app(service: Arc<MemoryService>) -> Router {
             error::ApiError::from_panic,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Outermost: the id, the log line and the counts see every answer as sent.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::observe,
+        ))
         .with_state(state)
 }
 
@@ -131,6 +145,8 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "store": cfg.store.backend.as_str(),
+        // How many memories still wait for a vector: when 0, semantic search covers all.
+        "embedding_backlog": state.service.embedding_backlog(),
                 "search": {
             "lexical": "bm25",
             "dense": state.service.embedder().map_or("off: no embedding model loaded".to_string(), |e| e.model_id().to_string()),

@@ -361,7 +361,10 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["data"][0]["status"], "COMPLETED", "{v}");
     let (st, v) = s
-        .post("delete/knowledgebase-file", json!({"file_ids": [v["data"][0]["id"]]}))
+        .post(
+            "delete/knowledgebase-file",
+            json!({"file_ids": [v["data"][0]["id"]]}),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     // A user who happens to share the base's id is someone else: erasing them leaves

@@ -14,5 +14,6 @@ mod delete_modes;
 mod golden;
 mod issue_13;
 mod knowledge;
+mod ops;
 mod profiles;
 mod sdk_fields;

@@ -1,0 +1,212 @@
+//! What operators run memos with: a request id on every request (the client's
+//! `x-request-id`, or a new one, returned in the answer), one access-log line per request at
+//! `info`, and Prometheus metrics at `GET /metrics` (`prometheus-client`, the Prometheus
+//! project's own Rust client).
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+
+/// The header that carries a request's id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Labels of a request: its route (the template, never the raw path, so ids do not make
+/// new series), method and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+/// Labels of a latency: the route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    backlog: Gauge,
+    full_pass: Gauge,
+    llm_calls: Gauge,
+    llm_retries: Gauge,
+    llm_failures: Gauge,
+    llm_tokens: Family<Vec<(String, String)>, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("memos");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            requests.clone(),
+        );
+        // 1 ms to ~33 s.
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to answer (to the first byte of a streamed answer), by route",
+            latency.clone(),
+        );
+        let backlog = Gauge::default();
+        registry.register(
+            "embedding_backlog",
+            "Memories this server wrote that may still wait for a vector",
+            backlog.clone(),
+        );
+        let full_pass = Gauge::default();
+        registry.register(
+            "embedding_full_pass_due",
+            "1 when the embedder will scan the whole store for memories without a vector",
+            full_pass.clone(),
+        );
+        let llm_calls = Gauge::default();
+        registry.register(
+            "llm_extraction_calls",
+            "LLM extraction calls since start",
+            llm_calls.clone(),
+        );
+        let llm_retries = Gauge::default();
+        registry.register(
+            "llm_extraction_retries",
+            "LLM extraction retries since start",
+            llm_retries.clone(),
+        );
+        let llm_failures = Gauge::default();
+        registry.register(
+            "llm_extraction_failures",
+            "LLM extractions that failed for good since start",
+            llm_failures.clone(),
+        );
+        let llm_tokens = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "llm_extraction_tokens",
+            "LLM tokens since start, by kind (prompt, completion)",
+            llm_tokens.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            backlog,
+            full_pass,
+            llm_calls,
+            llm_retries,
+            llm_failures,
+            llm_tokens,
+        }
+    }
+}
+
+/// Gives every request an id, logs it when answered and counts it.
+pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // A client's id is kept when it is a plain token; anything else gets a fresh one.
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let value = HeaderValue::from_str(&id).expect("checked above");
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(REQUEST_ID, value);
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status,
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    let m = &state.metrics;
+    m.requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method,
+            status,
+        })
+        .inc();
+    m.latency
+        .get_or_create(&RouteLabels { route })
+        .observe(elapsed.as_secs_f64());
+    resp
+}
+
+/// `GET /metrics`: Prometheus's text format. Needs no key: it names routes and counts,
+/// never a project, a user or a memory.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    match state.service.embedding_backlog() {
+        Some(n) => {
+            m.backlog.set(n as i64);
+            m.full_pass.set(0);
+        }
+        None => {
+            m.full_pass.set(1);
+        }
+    }
+    if let Some(llm) = state.service.llm() {
+        let u = llm.usage();
+        m.llm_calls.set(u.calls as i64);
+        m.llm_retries.set(u.retries as i64);
+        m.llm_failures.set(u.failures as i64);
+        for (kind, n) in [
+            ("prompt", u.prompt_tokens),
+            ("completion", u.completion_tokens),
+        ] {
+            m.llm_tokens
+                .get_or_create(&vec![("kind".to_string(), kind.to_string())])
+                .set(n as i64);
+        }
+    }
+    let mut out = String::new();
+    let registry = m.registry.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

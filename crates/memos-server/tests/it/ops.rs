@@ -1,0 +1,85 @@
+//! Operations (issue 15): request ids, and Prometheus metrics by route template.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::common::TestServer;
+
+async fn call(s: &TestServer, req: Request<Body>) -> (StatusCode, Option<String>, String) {
+    let resp = s.app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, id, String::from_utf8_lossy(&body).to_string())
+}
+
+fn search(s: &TestServer, id: Option<&str>) -> Request<Body> {
+    let mut req = Request::post("/api/openmem/v1/search/memory")
+        .header("authorization", format!("Token {}", s.key))
+        .header("content-type", "application/json");
+    if let Some(id) = id {
+        req = req.header("x-request-id", id);
+    }
+    req.body(Body::from(
+        json!({"user_id": "u", "query": "jazz"}).to_string(),
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_is_counted_by_route() {
+    let s = TestServer::new().await;
+    let (st, id, _) = call(&s, search(&s, Some("client-trace-42"))).await;
+    assert_eq!(
+        (st, id.as_deref()),
+        (StatusCode::OK, Some("client-trace-42"))
+    );
+    let (_, id, _) = call(&s, search(&s, None)).await;
+    assert_eq!(
+        uuid::Uuid::parse_str(&id.unwrap())
+            .unwrap()
+            .get_version_num(),
+        4
+    );
+    // Not a plain token: replaced, never echoed into logs or headers.
+    let (_, id, _) = call(&s, search(&s, Some("bad id with spaces"))).await;
+    assert!(uuid::Uuid::parse_str(&id.unwrap()).is_ok());
+    let (_, id, _) = call(
+        &s,
+        Request::get("/api/openmem/v1/get/memory/some-id")
+            .header("authorization", format!("Token {}", s.key))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(id.is_some(), "errors carry one too");
+
+    let (st, _, text) = call(&s, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        text.contains(
+            "memos_http_requests_total{route=\"/api/openmem/v1/search/memory\",method=\"POST\",status=\"200\"} 3"
+        ),
+        "{text}"
+    );
+    // Route templates, not raw paths: an id never becomes a series of its own.
+    assert!(
+        text.contains(
+            "route=\"/api/openmem/v1/get/memory/{memory_id}\",method=\"GET\",status=\"404\""
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("some-id"), "{text}");
+    assert!(
+        text.contains("memos_http_request_duration_seconds_bucket{le="),
+        "{text}"
+    );
+    assert!(text.contains("memos_embedding_backlog "), "{text}");
+    assert!(text.ends_with("# EOF\n"));
+}
