@@ -1,0 +1,199 @@
+//! The write path of [`PostgresStore`]: one [`WriteBatch`] as one transaction, the
+//! revision row taken first so concurrent writers, on one server or many, apply in order.
+
+use serde_json::Value;
+
+use super::sql::{MESSAGE_COLUMNS, TASK_COLUMNS};
+use super::{PostgresStore, bump_revision, json, last_of, pg, vector_text};
+use crate::error::Result;
+use crate::store::{Revision, WriteBatch};
+
+impl PostgresStore {
+    /// One attempt at [`MemoryStore::write`]: one transaction.
+    pub(super) async fn write_once(&self, batch: &WriteBatch) -> Result<Revision> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let rev = bump_revision(&tx).await?;
+        // Each kind of row goes in as one statement over arrays (`unnest`), whatever the
+        // batch size: one round trip instead of one per row.
+        if !batch.messages.is_empty() {
+            let ms = &batch.messages;
+            tx.execute(
+                &format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], \
+                     $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
+                     $10::bigint[], $11::text[], $12::jsonb[])"
+                ),
+                &[
+                    &ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.scope.project_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.scope.user_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.name.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.chat_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.create_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.task_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.raw.as_ref()).collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !batch.upsert_memories.is_empty() {
+            // One statement may not touch a row twice: the last version of a memory wins, as
+            // it would row by row.
+            let ms = last_of(&batch.upsert_memories, |m| m.id.clone());
+            let ids: Vec<&str> = ms.iter().map(|m| m.id.as_str()).collect();
+            let values: Vec<&str> = ms.iter().map(|m| m.value.as_str()).collect();
+            // A vector describes a text: when the text changes, the vector goes.
+            tx.execute(
+                "DELETE FROM embeddings e USING memories m, unnest($1::text[], $2::text[]) AS x(id, value) \
+                 WHERE m.id = x.id AND m.memory_value <> x.value AND e.memory_id = x.id",
+                &[&ids, &values],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
+                 memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
+                 create_time, update_time, reasoning, terms) \
+                 SELECT id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
+                 memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, \
+                 update_time, reasoning, string_to_array(terms, E'\\x1f') \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::text[], $8::bigint[], $9::text[], $10::real[], $11::jsonb[], $12::jsonb[], $13::text[], \
+                 $14::text[], $15::jsonb[], $16::bigint[], $17::bigint[], $18::text[], $19::text[]) \
+                 AS x(id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
+                 memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, \
+                 update_time, reasoning, terms) \
+                 ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, \
+                 memory_key = excluded.memory_key, memory_value = excluded.memory_value, \
+                 memory_type = excluded.memory_type, memory_time = excluded.memory_time, \
+                 status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
+                 info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
+                 sources = excluded.sources, update_time = excluded.update_time, \
+                 reasoning = excluded.reasoning, terms = excluded.terms",
+                &[
+                    &ids,
+                    &ms.iter().map(|m| m.scope.project_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.scope.user_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.conversation_id.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+                    &values,
+                    &ms.iter().map(|m| m.memory_type.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.memory_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.status.as_str()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.confidence).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| json(&m.tags)).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| Value::Object(m.info.clone())).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.agent_id.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.app_id.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| json(&m.sources)).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.create_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.update_time).collect::<Vec<_>>(),
+                    &ms.iter().map(|m| m.reasoning.as_deref()).collect::<Vec<_>>(),
+                    &ms.iter()
+                        .map(|m| crate::text::terms(&m.index_text()).join("\u{1f}"))
+                        .collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !batch.delete_memories.is_empty() {
+            for table in [
+                "memories WHERE id",
+                "embeddings WHERE memory_id",
+                "history WHERE memory_id",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} = ANY($1)"),
+                    &[&batch.delete_memories],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        if !batch.embeddings.is_empty() {
+            let es = last_of(&batch.embeddings, |e| {
+                (e.memory_id.clone(), e.model.clone())
+            });
+            tx.execute(
+                "INSERT INTO embeddings (memory_id, model, project_id, user_id, vector) \
+                 SELECT memory_id, model, project_id, user_id, vector::vector \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                 AS x(memory_id, model, project_id, user_id, vector) \
+                 ON CONFLICT (memory_id, model) DO UPDATE SET vector = excluded.vector",
+                &[
+                    &es.iter().map(|e| e.memory_id.as_str()).collect::<Vec<_>>(),
+                    &es.iter().map(|e| e.model.as_str()).collect::<Vec<_>>(),
+                    &es.iter()
+                        .map(|e| e.scope.project_id.as_str())
+                        .collect::<Vec<_>>(),
+                    &es.iter()
+                        .map(|e| e.scope.user_id.as_str())
+                        .collect::<Vec<_>>(),
+                    &es.iter()
+                        .map(|e| vector_text(&e.vector))
+                        .collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !batch.history.is_empty() {
+            let hs = &batch.history;
+            tx.execute(
+                "INSERT INTO history (memory_id, project_id, user_id, time, kind, related_id, before, note) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[])",
+                &[
+                    &hs.iter().map(|h| h.memory_id.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.scope.project_id.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.scope.user_id.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.time).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.kind.as_str()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.related_id.as_deref()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.before.as_deref()).collect::<Vec<_>>(),
+                    &hs.iter().map(|h| h.note.as_str()).collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if let Some(t) = &batch.task {
+            let (owner, until, hold) = batch.task_lease_sql();
+            let n = tx.execute(
+                &format!(
+                    "INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, payload = excluded.payload, \
+                     memory_ids = excluded.memory_ids, error = excluded.error, update_time = excluded.update_time{hold}"
+                ),
+                &[
+                    &t.id,
+                    &t.scope.project_id,
+                    &t.scope.user_id,
+                    &t.status.as_str(),
+                    &t.payload,
+                    &json(&t.memory_ids),
+                    &t.error,
+                    &t.create_time,
+                    &t.update_time,
+                    &owner,
+                    &until,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+            if n == 0 {
+                // Dropping the transaction rolls the whole batch back.
+                return Err(crate::store::lease_lost(&t.id));
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(rev as Revision)
+    }
+}
