@@ -103,7 +103,7 @@ pub async fn authenticate(store: &dyn MemoryStore, secret: Option<&str>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::InMemoryStore;
+    use crate::store::{InMemoryStore, KeyStore};
 
     #[tokio::test]
     async fn created_keys_authenticate_until_revoked() {

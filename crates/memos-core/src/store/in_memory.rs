@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVector, WriteBatch};
+use super::{
+    DocStore, Embedding, KeyStore, Lease, ListQuery, MemoryStore, Page, Revision, StoreScan,
+    StoredVector, WriteBatch,
+};
 use crate::error::Result;
 use crate::model::{
     ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task,
@@ -185,53 +188,6 @@ impl MemoryStore for InMemoryStore {
         Ok(Page { items, total })
     }
 
-    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
-        let mut s = self.state();
-        for d in docs {
-            let key = (
-                d.kind.clone(),
-                d.project_id.clone(),
-                d.user_id.clone(),
-                d.id.clone(),
-            );
-            let create_time = s
-                .docs
-                .get(&key)
-                .map_or(d.create_time, |old| old.create_time);
-            s.docs.insert(key, Doc { create_time, ..d });
-        }
-        Ok(())
-    }
-
-    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
-        Ok(self
-            .state()
-            .docs
-            .values()
-            .filter(|d| select.matches(d))
-            .cloned()
-            .collect())
-    }
-
-    async fn delete_docs(
-        &self,
-        project_id: &str,
-        kind: &str,
-        user_id: Option<&str>,
-        id: Option<&str>,
-    ) -> Result<usize> {
-        let select = DocSelect {
-            kind: Some(kind),
-            project_id: Some(project_id),
-            user_id,
-            id,
-        };
-        let mut s = self.state();
-        let before = s.docs.len();
-        s.docs.retain(|_, d| !select.matches(d));
-        Ok(before - s.docs.len())
-    }
-
     async fn list_users(
         &self,
         project_id: &str,
@@ -306,45 +262,6 @@ impl MemoryStore for InMemoryStore {
             .cloned())
     }
 
-    async fn scan_messages(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Message>, Option<u64>)> {
-        Ok(page(self.state().messages.iter().cloned(), after, limit))
-    }
-
-    async fn scan_tasks(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Task>, Option<u64>)> {
-        let s = self.state();
-        let mut tasks: Vec<Task> = s.tasks.values().cloned().collect();
-        tasks.sort_by_key(|t| t.create_time);
-        Ok(page(tasks.into_iter(), after, limit))
-    }
-
-    async fn scan_history(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<MemoryChange>, Option<u64>)> {
-        Ok(page(self.state().history.iter().cloned(), after, limit))
-    }
-
-    async fn scan_embeddings(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Embedding>, Option<u64>)> {
-        Ok(page(
-            self.state().embeddings.values().cloned(),
-            after,
-            limit,
-        ))
-    }
-
     async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
         let mut s = self.state();
         let mut free: Vec<Task> = s
@@ -414,14 +331,6 @@ impl MemoryStore for InMemoryStore {
                 .any(|d| d.project_id == scope.project_id && d.user_id == scope.user_id))
     }
 
-    async fn scan_memories(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Memory>, Option<u64>)> {
-        Ok(self.state().memories_after(after, limit, |_| true))
-    }
-
     async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>> {
         let s = self.state();
         Ok(s.embeddings
@@ -476,7 +385,10 @@ impl MemoryStore for InMemoryStore {
             .cloned()
             .collect())
     }
+}
 
+#[async_trait]
+impl KeyStore for InMemoryStore {
     async fn insert_key(&self, key: ApiKey) -> Result<()> {
         let mut s = self.state();
         if s.keys.iter().any(|k| k.hash == key.hash || k.id == key.id) {
@@ -503,5 +415,105 @@ impl MemoryStore for InMemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl DocStore for InMemoryStore {
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
+        let mut s = self.state();
+        for d in docs {
+            let key = (
+                d.kind.clone(),
+                d.project_id.clone(),
+                d.user_id.clone(),
+                d.id.clone(),
+            );
+            let create_time = s
+                .docs
+                .get(&key)
+                .map_or(d.create_time, |old| old.create_time);
+            s.docs.insert(key, Doc { create_time, ..d });
+        }
+        Ok(())
+    }
+
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
+        Ok(self
+            .state()
+            .docs
+            .values()
+            .filter(|d| select.matches(d))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize> {
+        let select = DocSelect {
+            kind: Some(kind),
+            project_id: Some(project_id),
+            user_id,
+            id,
+        };
+        let mut s = self.state();
+        let before = s.docs.len();
+        s.docs.retain(|_, d| !select.matches(d));
+        Ok(before - s.docs.len())
+    }
+}
+
+#[async_trait]
+impl StoreScan for InMemoryStore {
+    async fn scan_messages(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, Option<u64>)> {
+        Ok(page(self.state().messages.iter().cloned(), after, limit))
+    }
+
+    async fn scan_tasks(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Task>, Option<u64>)> {
+        let s = self.state();
+        let mut tasks: Vec<Task> = s.tasks.values().cloned().collect();
+        tasks.sort_by_key(|t| t.create_time);
+        Ok(page(tasks.into_iter(), after, limit))
+    }
+
+    async fn scan_history(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<MemoryChange>, Option<u64>)> {
+        Ok(page(self.state().history.iter().cloned(), after, limit))
+    }
+
+    async fn scan_embeddings(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Embedding>, Option<u64>)> {
+        Ok(page(
+            self.state().embeddings.values().cloned(),
+            after,
+            limit,
+        ))
+    }
+
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
+        Ok(self.state().memories_after(after, limit, |_| true))
     }
 }

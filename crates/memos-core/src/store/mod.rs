@@ -131,13 +131,14 @@ pub struct Page<T> {
     pub total: usize,
 }
 
-/// Durable storage of memories, the chat log, tasks and API keys.
+/// Durable storage of memories, the chat log and tasks; with its roles [`KeyStore`],
+/// [`DocStore`] and [`StoreScan`], everything memos keeps.
 ///
 /// Implementations must be safe to share between tasks and must make every acknowledged
 /// write durable before returning. They must never return a record of one scope to a
 /// call about another.
 #[async_trait]
-pub trait MemoryStore: Send + Sync + 'static {
+pub trait MemoryStore: KeyStore + DocStore + StoreScan + Send + Sync + 'static {
     /// Applies a batch atomically and returns the revision it produced.
     async fn write(&self, batch: WriteBatch) -> Result<Revision>;
 
@@ -151,23 +152,6 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// A scope's memories, newest first, filtered and paged.
     /// Never lists soft-deleted memories (status `deleted`).
     async fn list_memories(&self, scope: &Scope, query: &ListQuery) -> Result<Page<Memory>>;
-
-    /// Writes documents, replacing any with the same kind, project, subject and id; all or
-    /// none.
-    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()>;
-
-    /// The documents `select` selects, by kind, project, subject and id.
-    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>>;
-
-    /// Deletes a project's documents of `kind`, of one subject or any (`None`), with one id
-    /// or any; returns how many.
-    async fn delete_docs(
-        &self,
-        project_id: &str,
-        kind: &str,
-        user_id: Option<&str>,
-        id: Option<&str>,
-    ) -> Result<usize>;
 
     /// The project's subjects that hold memories (soft-deleted ones not counted), most
     /// recently changed first, then by id; paged.
@@ -209,14 +193,6 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Whether a scope holds anything at all (memories, messages or documents).
     async fn user_exists(&self, scope: &Scope) -> Result<bool>;
 
-    /// Every memory of every scope in a stable order, `limit` at a time after the cursor
-    /// that the previous page returned; `None` starts. Used to rebuild indexes.
-    async fn scan_memories(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Memory>, Option<u64>)>;
-
     /// Every vector of a scope's active and archived memories under a model.
     async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>>;
 
@@ -246,6 +222,16 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Removed with the memory by a (hard) delete.
     async fn history(&self, project_id: &str, memory_id: &str) -> Result<Vec<MemoryChange>>;
 
+    /// Retrieval the store runs itself, over data every server sees. `None` (the default):
+    /// the service keeps its own indexes in this process (tantivy and the RAM vectors).
+    fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
+        None
+    }
+}
+
+/// API keys: what a request's `Authorization` is checked against.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// Stores a new API key.
     async fn insert_key(&self, key: ApiKey) -> Result<()>;
 
@@ -257,6 +243,41 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Revokes a key by id; false if there is no such key.
     async fn revoke_key(&self, id: &str, at: crate::model::Millis) -> Result<bool>;
+}
+
+/// Small JSON documents beside the memories ([`Doc`]): profile templates and profiles,
+/// knowledge bases and their files.
+#[async_trait]
+pub trait DocStore: Send + Sync {
+    /// Writes documents, replacing any with the same kind, project, subject and id; all or
+    /// none.
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()>;
+
+    /// The documents `select` selects, by kind, project, subject and id.
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>>;
+
+    /// Deletes a project's documents of `kind`, of one subject or any (`None`), with one id
+    /// or any; returns how many.
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize>;
+}
+
+/// Everything, a page at a time in write order: what `memos migrate` copies between
+/// stores.
+#[async_trait]
+pub trait StoreScan: Send + Sync {
+    /// Every memory of every scope in a stable order, `limit` at a time after the cursor
+    /// that the previous page returned; `None` starts. Used to rebuild indexes.
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)>;
 
     /// The chat log in write order, a page at a time after a cursor (for `memos migrate`).
     async fn scan_messages(
@@ -285,12 +306,6 @@ pub trait MemoryStore: Send + Sync + 'static {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Embedding>, Option<u64>)>;
-
-    /// Retrieval the store runs itself, over data every server sees. `None` (the default):
-    /// the service keeps its own indexes in this process (tantivy and the RAM vectors).
-    fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
-        None
-    }
 }
 
 /// The store a configuration names, opened beside any server running on it: for

@@ -65,7 +65,7 @@ async fn dump(s: &dyn MemoryStore) -> Dump {
 async fn migration_there_and_back_is_lossless() {
     use memos_core::model::*;
     use memos_core::store::tests_support::{memory, memory_in, message};
-    use memos_core::store::{EmbeddedStore, Embedding, WriteBatch, copy_store};
+    use memos_core::store::{DocStore, EmbeddedStore, Embedding, KeyStore, WriteBatch, copy_store};
 
     let Some(url) = tests_support::postgres_schema_url().await else {
         return;

@@ -23,7 +23,10 @@ use super::sql::{
     self, CHANGE_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS, Param, SqlRow,
     TASK_COLUMNS, filter_sql,
 };
-use super::{Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoredVector, WriteBatch};
+use super::{
+    DocStore, Embedding, KeyStore, Lease, ListQuery, MemoryStore, Page, Revision, StoreScan,
+    StoredVector, WriteBatch,
+};
 use crate::error::{Error, Result};
 use crate::model::*;
 
@@ -434,79 +437,6 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
-        self.with_writer(move |conn| {
-            let tx = conn.transaction()?;
-            for d in &docs {
-                tx.execute(
-                    "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, project_id, user_id, id) \
-                     DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
-                    params![
-                        d.kind,
-                        d.project_id,
-                        d.user_id,
-                        d.id,
-                        d.body.to_string(),
-                        d.create_time,
-                        d.update_time
-                    ],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
-        let (sql, bound) = docs_where(&select);
-        self.with_reader(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
-                 WHERE {sql} ORDER BY kind, project_id, user_id, id"
-            ))?;
-            let docs = stmt
-                .query_map(params_from_iter(bound.iter()), |r| {
-                    Ok(Doc {
-                        kind: r.get(0)?,
-                        project_id: r.get(1)?,
-                        user_id: r.get(2)?,
-                        id: r.get(3)?,
-                        body: serde_json::from_str(&r.get::<_, String>(4)?)
-                            .map_err(|e| carry(Error::Corrupt(format!("stored document: {e}"))))?,
-                        create_time: r.get(5)?,
-                        update_time: r.get(6)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(docs)
-        })
-        .await
-    }
-
-    async fn delete_docs(
-        &self,
-        project_id: &str,
-        kind: &str,
-        user_id: Option<&str>,
-        id: Option<&str>,
-    ) -> Result<usize> {
-        let (sql, bound) = docs_where(&DocSelect {
-            kind: Some(kind),
-            project_id: Some(project_id),
-            user_id,
-            id,
-        });
-        self.with_writer(move |conn| {
-            Ok(conn.execute(
-                &format!("DELETE FROM docs WHERE {sql}"),
-                params_from_iter(bound.iter()),
-            )?)
-        })
-        .await
-    }
-
     async fn list_users(
         &self,
         project_id: &str,
@@ -674,20 +604,6 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
-    async fn scan_memories(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Memory>, Option<u64>)> {
-        self.scan(
-            format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"),
-            after,
-            limit,
-            memory_from_row,
-        )
-        .await
-    }
-
     async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>> {
         let (scope, model) = (scope.clone(), model.to_string());
         self.with_reader(move |c| {
@@ -773,6 +689,166 @@ impl MemoryStore for EmbeddedStore {
         })
         .await
     }
+}
+
+#[async_trait]
+impl KeyStore for EmbeddedStore {
+    async fn insert_key(&self, key: ApiKey) -> Result<()> {
+        self.with_writer(move |c| {
+            let res = c.execute(
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                params![
+                    key.id,
+                    key.project_id,
+                    key.hash,
+                    key.prefix,
+                    key.label,
+                    key.create_time,
+                    key.revoked_time
+                ],
+            );
+            match res {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(super::duplicate_key())
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let hash = hash.to_string();
+        self.with_reader(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"),
+                [hash],
+                key_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, rowid"
+            ))?;
+            Ok(stmt
+                .query_map([], key_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
+        let id = id.to_string();
+        self.with_writer(move |c| {
+            let n = c.execute(
+                "UPDATE api_keys SET revoked_time = coalesce(revoked_time, ?) WHERE id = ?",
+                params![at, id],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DocStore for EmbeddedStore {
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction()?;
+            for d in &docs {
+                tx.execute(
+                    "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, project_id, user_id, id) \
+                     DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
+                    params![
+                        d.kind,
+                        d.project_id,
+                        d.user_id,
+                        d.id,
+                        d.body.to_string(),
+                        d.create_time,
+                        d.update_time
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
+        let (sql, bound) = docs_where(&select);
+        self.with_reader(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
+                 WHERE {sql} ORDER BY kind, project_id, user_id, id"
+            ))?;
+            let docs = stmt
+                .query_map(params_from_iter(bound.iter()), |r| {
+                    Ok(Doc {
+                        kind: r.get(0)?,
+                        project_id: r.get(1)?,
+                        user_id: r.get(2)?,
+                        id: r.get(3)?,
+                        body: serde_json::from_str(&r.get::<_, String>(4)?)
+                            .map_err(|e| carry(Error::Corrupt(format!("stored document: {e}"))))?,
+                        create_time: r.get(5)?,
+                        update_time: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(docs)
+        })
+        .await
+    }
+
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize> {
+        let (sql, bound) = docs_where(&DocSelect {
+            kind: Some(kind),
+            project_id: Some(project_id),
+            user_id,
+            id,
+        });
+        self.with_writer(move |conn| {
+            Ok(conn.execute(
+                &format!("DELETE FROM docs WHERE {sql}"),
+                params_from_iter(bound.iter()),
+            )?)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StoreScan for EmbeddedStore {
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
+        self.scan(
+            format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?"),
+            after,
+            limit,
+            memory_from_row,
+        )
+        .await
+    }
 
     async fn scan_messages(
         &self,
@@ -843,70 +919,6 @@ impl MemoryStore for EmbeddedStore {
                 ))
             },
         )
-        .await
-    }
-
-    async fn insert_key(&self, key: ApiKey) -> Result<()> {
-        self.with_writer(move |c| {
-            let res = c.execute(
-                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                params![
-                    key.id,
-                    key.project_id,
-                    key.hash,
-                    key.prefix,
-                    key.label,
-                    key.create_time,
-                    key.revoked_time
-                ],
-            );
-            match res {
-                Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(super::duplicate_key())
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await
-    }
-
-    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let hash = hash.to_string();
-        self.with_reader(move |c| {
-            Ok(c.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"),
-                [hash],
-                key_from_row,
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn list_keys(&self) -> Result<Vec<ApiKey>> {
-        self.with_reader(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, rowid"
-            ))?;
-            Ok(stmt
-                .query_map([], key_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
-    }
-
-    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
-        let id = id.to_string();
-        self.with_writer(move |c| {
-            let n = c.execute(
-                "UPDATE api_keys SET revoked_time = coalesce(revoked_time, ?) WHERE id = ?",
-                params![at, id],
-            )?;
-            Ok(n > 0)
-        })
         .await
     }
 }

@@ -25,7 +25,8 @@ use super::sql::{
     TASK_COLUMNS, filter_sql,
 };
 use super::{
-    Embedding, Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, StoredVector, WriteBatch,
+    DocStore, Embedding, KeyStore, Lease, ListQuery, MemoryStore, Page, Revision, StoreScan,
+    StoreSearch, StoredVector, WriteBatch,
 };
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -471,83 +472,6 @@ impl MemoryStore for PostgresStore {
         })
     }
 
-    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        for d in &docs {
-            tx.execute(
-                "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, project_id, user_id, id) \
-                 DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
-                &[
-                    &d.kind,
-                    &d.project_id,
-                    &d.user_id,
-                    &d.id,
-                    &d.body,
-                    &d.create_time,
-                    &d.update_time,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        tx.commit().await.map_err(pg)
-    }
-
-    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
-        let (sql, bound) = docs_where(&select);
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
-                     WHERE {sql} ORDER BY kind COLLATE \"C\", project_id COLLATE \"C\", \
-                     user_id COLLATE \"C\", id COLLATE \"C\""
-                ),
-                &refs,
-            )
-            .await
-            .map_err(pg)?;
-        Ok(rows
-            .iter()
-            .map(|r| Doc {
-                kind: r.get(0),
-                project_id: r.get(1),
-                user_id: r.get(2),
-                id: r.get(3),
-                body: r.get(4),
-                create_time: r.get(5),
-                update_time: r.get(6),
-            })
-            .collect())
-    }
-
-    async fn delete_docs(
-        &self,
-        project_id: &str,
-        kind: &str,
-        user_id: Option<&str>,
-        id: Option<&str>,
-    ) -> Result<usize> {
-        let (sql, bound) = docs_where(&DocSelect {
-            kind: Some(kind),
-            project_id: Some(project_id),
-            user_id,
-            id,
-        });
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let c = self.client().await?;
-        let n = c
-            .execute(&format!("DELETE FROM docs WHERE {sql}"), &refs)
-            .await
-            .map_err(pg)?;
-        Ok(n as usize)
-    }
-
     async fn list_users(
         &self,
         project_id: &str,
@@ -718,21 +642,6 @@ impl MemoryStore for PostgresStore {
         .get(0))
     }
 
-    async fn scan_memories(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<Memory>, Option<u64>)> {
-        self.scan(
-            &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 ORDER BY seq LIMIT $2"),
-            after,
-            limit,
-            0,
-            |r| memory_from_row(r).map(|(_, m)| m),
-        )
-        .await
-    }
-
     async fn embeddings(&self, scope: &Scope, model: &str) -> Result<Vec<StoredVector>> {
         let c = self.client().await?;
         let rows = c
@@ -818,6 +727,176 @@ impl MemoryStore for PostgresStore {
         rows.iter().map(change_from_row).collect()
     }
 
+    fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn insert_key(&self, key: ApiKey) -> Result<()> {
+        let c = self.client().await?;
+        let res = c
+            .execute(
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ),
+                &[
+                    &key.id,
+                    &key.project_id,
+                    &key.hash,
+                    &key.prefix,
+                    &key.label,
+                    &key.create_time,
+                    &key.revoked_time,
+                ],
+            )
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(super::duplicate_key())
+            }
+            Err(e) => Err(pg(e)),
+        }
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let c = self.client().await?;
+        c.query_opt(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"),
+            &[&hash],
+        )
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>> {
+        let c = self.client().await?;
+        c.query(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, seq"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(key_from_row)
+        .collect()
+    }
+
+    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE api_keys SET revoked_time = coalesce(revoked_time, $2) WHERE id = $1",
+                &[&id, &at],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl DocStore for PostgresStore {
+    async fn put_docs(&self, docs: Vec<Doc>) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        for d in &docs {
+            tx.execute(
+                "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, project_id, user_id, id) \
+                 DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
+                &[
+                    &d.kind,
+                    &d.project_id,
+                    &d.user_id,
+                    &d.id,
+                    &d.body,
+                    &d.create_time,
+                    &d.update_time,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
+        let (sql, bound) = docs_where(&select);
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
+                     WHERE {sql} ORDER BY kind COLLATE \"C\", project_id COLLATE \"C\", \
+                     user_id COLLATE \"C\", id COLLATE \"C\""
+                ),
+                &refs,
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| Doc {
+                kind: r.get(0),
+                project_id: r.get(1),
+                user_id: r.get(2),
+                id: r.get(3),
+                body: r.get(4),
+                create_time: r.get(5),
+                update_time: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn delete_docs(
+        &self,
+        project_id: &str,
+        kind: &str,
+        user_id: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<usize> {
+        let (sql, bound) = docs_where(&DocSelect {
+            kind: Some(kind),
+            project_id: Some(project_id),
+            user_id,
+            id,
+        });
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let c = self.client().await?;
+        let n = c
+            .execute(&format!("DELETE FROM docs WHERE {sql}"), &refs)
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
+    }
+}
+
+#[async_trait]
+impl StoreScan for PostgresStore {
+    async fn scan_memories(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<u64>)> {
+        self.scan(
+            &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            after,
+            limit,
+            0,
+            |r| memory_from_row(r).map(|(_, m)| m),
+        )
+        .await
+    }
+
     async fn scan_messages(
         &self,
         after: Option<u64>,
@@ -888,74 +967,5 @@ impl MemoryStore for PostgresStore {
             },
         )
         .await
-    }
-
-    async fn insert_key(&self, key: ApiKey) -> Result<()> {
-        let c = self.client().await?;
-        let res = c
-            .execute(
-                &format!(
-                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                ),
-                &[
-                    &key.id,
-                    &key.project_id,
-                    &key.hash,
-                    &key.prefix,
-                    &key.label,
-                    &key.create_time,
-                    &key.revoked_time,
-                ],
-            )
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                Err(super::duplicate_key())
-            }
-            Err(e) => Err(pg(e)),
-        }
-    }
-
-    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let c = self.client().await?;
-        c.query_opt(
-            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"),
-            &[&hash],
-        )
-        .await
-        .map_err(pg)?
-        .as_ref()
-        .map(key_from_row)
-        .transpose()
-    }
-
-    async fn list_keys(&self) -> Result<Vec<ApiKey>> {
-        let c = self.client().await?;
-        c.query(
-            &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, seq"),
-            &[],
-        )
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(key_from_row)
-        .collect()
-    }
-
-    fn searcher(self: Arc<Self>) -> Option<Arc<dyn StoreSearch>> {
-        Some(self)
-    }
-
-    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "UPDATE api_keys SET revoked_time = coalesce(revoked_time, $2) WHERE id = $1",
-                &[&id, &at],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(n > 0)
     }
 }
