@@ -325,13 +325,8 @@ fn parse_fields(
     content: &str,
     known: &[&str],
 ) -> std::result::Result<Vec<(String, String)>, String> {
-    let trimmed = content.trim();
-    let body = trimmed
-        .strip_prefix("```json")
-        .or_else(|| trimmed.strip_prefix("```"))
-        .and_then(|r| r.trim_end().strip_suffix("```"))
-        .unwrap_or(trimmed);
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("content is not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_str(unfence(content)).map_err(|e| format!("content is not JSON: {e}"))?;
     let list = v
         .get("fields")
         .and_then(Value::as_array)
@@ -458,16 +453,21 @@ fn snippet(s: &str) -> String {
     s.chars().take(200).collect()
 }
 
-/// Parses and checks a reply's content against [`schema`]. Accepts the JSON wrapped in a
-/// Markdown fence, which `json_object`-only servers sometimes add.
-fn parse_items(content: &str) -> std::result::Result<Vec<Item>, String> {
+/// A reply's JSON without the Markdown fence `json_object`-only servers sometimes add.
+fn unfence(content: &str) -> &str {
     let trimmed = content.trim();
-    let body = trimmed
+    trimmed
         .strip_prefix("```json")
         .or_else(|| trimmed.strip_prefix("```"))
         .and_then(|r| r.trim_end().strip_suffix("```"))
-        .unwrap_or(trimmed);
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("content is not JSON: {e}"))?;
+        .unwrap_or(trimmed)
+}
+
+/// Parses and checks a reply's content against [`schema`]. Accepts the JSON wrapped in a
+/// Markdown fence, which `json_object`-only servers sometimes add.
+fn parse_items(content: &str) -> std::result::Result<Vec<Item>, String> {
+    let v: Value =
+        serde_json::from_str(unfence(content)).map_err(|e| format!("content is not JSON: {e}"))?;
     let list = v
         .get("memories")
         .and_then(Value::as_array)
