@@ -27,6 +27,28 @@ pub struct Config {
     pub embed: EmbedConfig,
     /// The optional LLM extractor (the fine path).
     pub llm: LlmConfig,
+    /// Knowledge bases.
+    pub knowledge: KnowledgeConfig,
+}
+
+/// Knowledge bases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// Whether a file's `content` may be a URL that memos downloads. Off by default: memos
+    /// then reaches nothing on the network by itself.
+    pub fetch_urls: bool,
+    /// How long one download may take.
+    pub fetch_timeout_ms: u64,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            fetch_urls: false,
+            fetch_timeout_ms: 60_000,
+        }
+    }
 }
 
 /// An OpenAI-compatible chat-completions endpoint for memory extraction.

@@ -48,13 +48,16 @@ pub struct KnowledgeBase {
     pub create_time: Millis,
 }
 
-/// A file to add: its name (which says its type) and its bytes.
+/// A file to add: its name (which says its type) and its bytes, or the URL to download
+/// them from (with `knowledge.fetch_urls` on).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewFile {
     /// The file name, e.g. `policy.pdf`; without one the type comes from the bytes.
     pub name: Option<String>,
     /// Its content.
     pub bytes: Vec<u8>,
+    /// Where to download its content from instead.
+    pub url: Option<String>,
 }
 
 /// Where a file stands.
@@ -296,8 +299,24 @@ impl MemoryService {
         }
         let scope = Scope::new(project_id, kb_subject(kb_id));
         let mut out = Vec::with_capacity(files.len());
-        for (i, f) in files.into_iter().enumerate() {
+        for (i, mut f) in files.into_iter().enumerate() {
             let now = now_millis();
+            let fetched = match f.url.take() {
+                Some(url) => match self.fetch(&url).await {
+                    Ok(bytes) => {
+                        f.bytes = bytes;
+                        f.name = f.name.or_else(|| {
+                            url.split(['?', '#'])
+                                .next()
+                                .and_then(|p| p.rsplit('/').next())
+                                .map(str::to_string)
+                        });
+                        Ok(())
+                    }
+                    Err(reason) => Err(reason),
+                },
+                None => Ok(()),
+            };
             let name = f
                 .name
                 .clone()
@@ -322,7 +341,9 @@ impl MemoryService {
                 create_time: now,
                 update_time: now,
             };
-            let read = if f.bytes.len() > MAX_FILE_BYTES {
+            let read = if let Err(reason) = fetched {
+                Err(reason)
+            } else if f.bytes.len() > MAX_FILE_BYTES {
                 Err(format!(
                     "the file holds {} bytes; at most {MAX_FILE_BYTES}",
                     f.bytes.len()
@@ -406,6 +427,39 @@ impl MemoryService {
             out.push(file);
         }
         Ok(out)
+    }
+
+    /// Downloads a file's bytes (only with `knowledge.fetch_urls` on), at most
+    /// [`MAX_FILE_BYTES`]; a failure is the file's reason.
+    async fn fetch(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
+        let cfg = &self.config.knowledge;
+        if !cfg.fetch_urls {
+            return Err("fetching URLs is off (knowledge.fetch_urls)".into());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(cfg.fetch_timeout_ms))
+            .build()
+            .map_err(|e| format!("cannot download: {e}"))?;
+        let mut resp = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("the download failed: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("the download answered HTTP {}", resp.status()));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("the download failed: {e}"))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(format!("the file is larger than {MAX_FILE_BYTES} bytes"));
+            }
+        }
+        Ok(bytes)
     }
 
     /// Files by id, or a base's files, newest first and paged (`get/knowledgebase-file`).

@@ -43,8 +43,9 @@ pub async fn delete_knowledgebase(
     Ok(ok(json!({"success": true})))
 }
 
-/// A file's bytes from a JSON item: base64 (a `data:` URL too); a web URL is refused.
-fn decode(item: FileItem, i: usize) -> Result<NewFile, Error> {
+/// A file's bytes from a JSON item: base64 (a `data:` URL too), or a web URL to download
+/// when `knowledge.fetch_urls` is on (refused otherwise).
+fn decode(item: FileItem, i: usize, fetch_urls: bool) -> Result<NewFile, Error> {
     let field = format!("file[{i}].content");
     let content = item
         .content
@@ -52,11 +53,18 @@ fn decode(item: FileItem, i: usize) -> Result<NewFile, Error> {
         .ok_or_else(|| Error::required(&field))?;
     let c = content.trim();
     if c.starts_with("http://") || c.starts_with("https://") {
+        if fetch_urls {
+            return Ok(NewFile {
+                name: item.name,
+                bytes: vec![],
+                url: Some(c.to_string()),
+            });
+        }
         return Err(Error::invalid(
             &field,
             format!(
-                "{field} is a URL: memos fetches nothing from the network; send the file's \
-                 bytes base64-encoded, or upload it as a form"
+                "{field} is a URL, and fetching URLs is off (knowledge.fetch_urls): send the \
+                 file's bytes base64-encoded, or upload it as a form"
             ),
         ));
     }
@@ -73,7 +81,11 @@ fn decode(item: FileItem, i: usize) -> Result<NewFile, Error> {
         (None, Some(k)) => Some(format!("file-{}.{k}", i + 1)),
         (None, None) => None,
     };
-    Ok(NewFile { name, bytes })
+    Ok(NewFile {
+        name,
+        bytes,
+        url: None,
+    })
 }
 
 /// `POST add/knowledgebase-file`, JSON or multipart.
@@ -118,6 +130,7 @@ pub async fn add_knowledgebase_file(
                     files.push(NewFile {
                         name,
                         bytes: bytes.to_vec(),
+                        url: None,
                     });
                 }
                 "knowledgebase_id" => {
@@ -139,10 +152,11 @@ pub async fn add_knowledgebase_file(
         let Body(body) = Body::<AddKnowledgebaseFileRequest>::from_request(req, &state).await?;
         let kb = required(body.knowledgebase_id, "knowledgebase_id")?;
         let items = body.file.ok_or_else(|| Error::required("file"))?;
+        let fetch = state.service.config().knowledge.fetch_urls;
         let files = items
             .into_iter()
             .enumerate()
-            .map(|(i, item)| decode(item, i))
+            .map(|(i, item)| decode(item, i, fetch))
             .collect::<Result<Vec<_>, _>>()?;
         (kb, files)
     };

@@ -426,3 +426,43 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         "knowledge base",
     );
 }
+
+/// With `knowledge.fetch_urls` on, a URL as `content` is downloaded (from a real socket
+/// here); a failed download fails that file alone.
+#[tokio::test]
+async fn urls_are_downloaded_only_when_the_configuration_allows() {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/docs/handbook.md",
+        get(|| async { "# Leave\nEveryone gets 30 days of leave." }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let s = TestServer::with_config(|c| c.knowledge.fetch_urls = true).await;
+    let kb = create(&s, "Handbook").await;
+    let (st, v) = s
+        .post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "file": [
+                {"content": format!("{base}/docs/handbook.md")},
+                {"content": format!("{base}/docs/missing.pdf")}
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"][0]["name"], "handbook.md");
+    assert_eq!(v["data"][0]["status"], "COMPLETED", "{v}");
+    assert_eq!(v["data"][1]["status"], "FAILED");
+    assert!(
+        v["data"][1]["reason"].as_str().unwrap().contains("404"),
+        "{v}"
+    );
+    let hits = search(&s, "days of leave", json!([kb])).await;
+    assert!(
+        hits.iter()
+            .any(|h| h["memory_value"].as_str().unwrap().contains("30 days")),
+        "{hits:?}"
+    );
+}
