@@ -136,7 +136,7 @@ pub async fn search_memory(
         tools,
         state.service.profiles(&project, &input.user_id)
     );
-    let hits: Result<_, Error> = Ok(memos_core::service::merge_hits(hits?, kb_hits?, limit));
+    let hits = memos_core::service::merge_hits(hits?, kb_hits?, limit);
     // `relativity` is MemOS's score threshold: results below it are left out.
     let floor = req.relativity.unwrap_or(0.0);
     let preferences: Vec<PreferenceDetail> = preferences?
@@ -144,7 +144,7 @@ pub async fn search_memory(
         .filter(|h| h.relativity >= floor)
         .map(PreferenceDetail::from)
         .collect();
-    let list: Vec<MemoryDetail> = hits?
+    let list: Vec<MemoryDetail> = hits
         .into_iter()
         .filter(|h| h.relativity >= floor)
         .map(MemoryDetail::from)
