@@ -50,12 +50,9 @@ pub enum AnswerEvent {
 #[derive(Debug, Clone)]
 pub struct ChatModel {
     client: reqwest::Client,
-    base_url: String,
+    /// `[llm]`: the endpoint, key, models, retries and backoff.
+    config: LlmConfig,
     api_key: Option<String>,
-    default_model: String,
-    allowed: Vec<String>,
-    max_retries: u32,
-    backoff_ms: u64,
 }
 
 impl ChatModel {
@@ -73,27 +70,21 @@ impl ChatModel {
             .map_err(|e| Error::Config(format!("llm client: {e}")))?;
         Ok(Some(Self {
             client,
-            base_url: config.base_url.trim_end_matches('/').to_string(),
-            api_key: std::env::var(&config.api_key_env)
-                .ok()
-                .filter(|k| !k.is_empty()),
-            default_model: config.model.clone(),
-            allowed: config.chat_models.clone(),
-            max_retries: config.max_retries,
-            backoff_ms: config.backoff_ms,
+            api_key: config.api_key(),
+            config: config.clone(),
         }))
     }
 
     /// The model to ask: the one named, if the configuration allows it, or the default.
     pub fn pick(&self, named: Option<&str>) -> Result<String> {
         match named.map(str::trim).filter(|n| !n.is_empty()) {
-            None => Ok(self.default_model.clone()),
-            Some(n) if n == self.default_model || self.allowed.iter().any(|a| a == n) => {
+            None => Ok(self.config.model.clone()),
+            Some(n) if n == self.config.model || self.config.chat_models.iter().any(|a| a == n) => {
                 Ok(n.to_string())
             }
             Some(n) => {
-                let mut choices = vec![self.default_model.clone()];
-                choices.extend(self.allowed.iter().cloned());
+                let mut choices = vec![self.config.model.clone()];
+                choices.extend(self.config.chat_models.iter().cloned());
                 Err(Error::invalid(
                     "model_name",
                     format!(
@@ -129,12 +120,11 @@ impl ChatModel {
     /// Sends the request, retrying refused connections, 429s and 5xx answers with
     /// backoff; returns the first answer that is not one of those.
     async fn send(&self, body: &Value) -> Result<reqwest::Response> {
-        let url = format!("{}/chat/completions", self.base_url);
+        let url = self.config.completions_url();
         let mut last = String::new();
-        for attempt in 0..=self.max_retries {
+        for attempt in 0..=self.config.max_retries {
             if attempt > 0 {
-                let wait = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(6));
-                tokio::time::sleep(Duration::from_millis(wait)).await;
+                tokio::time::sleep(self.config.backoff(attempt)).await;
             }
             let mut req = self.client.post(&url).json(body);
             if let Some(k) = &self.api_key {
@@ -158,7 +148,7 @@ impl ChatModel {
         }
         Err(Error::Llm(format!(
             "gave up after {} attempts: {last}",
-            self.max_retries + 1
+            self.config.max_retries + 1
         )))
     }
 

@@ -156,6 +156,30 @@ pub enum Fusion {
     Rrf,
 }
 
+impl LlmConfig {
+    /// The API key from the environment variable `api_key_env`; none is fine for local
+    /// servers.
+    pub fn api_key(&self) -> Option<String> {
+        std::env::var(&self.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty())
+    }
+
+    /// The chat-completions endpoint under `base_url`.
+    pub fn completions_url(&self) -> String {
+        format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
+    }
+
+    /// How long to wait before retry `attempt` (1-based): `backoff_ms`, doubling, capped
+    /// at 64 times.
+    pub fn backoff(&self, attempt: u32) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.backoff_ms
+                .saturating_mul(1 << attempt.saturating_sub(1).min(6)),
+        )
+    }
+}
+
 impl Default for LlmConfig {
     fn default() -> Self {
         Self {

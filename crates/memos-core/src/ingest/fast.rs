@@ -63,6 +63,15 @@ pub fn extract(
     out
 }
 
+/// Appends the tags not already there, compared without case.
+fn add_tags(tags: &mut Vec<String>, more: impl IntoIterator<Item = String>) {
+    for t in more {
+        if !tags.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+            tags.push(t);
+        }
+    }
+}
+
 /// Who said a message: the name the client gave, or the role in the memory's language.
 fn speaker(m: &Message, zh: bool) -> String {
     match &m.name {
@@ -108,11 +117,7 @@ fn turn_memory(ctx: &AddContext, m: &Message, context: Option<&Message>, now: Mi
     };
     let key = format!("{who}: {}", text::headline(content, HEADLINE_CHARS));
     let mut tags = text::keywords(content, KEYWORDS);
-    for t in &ctx.tags {
-        if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-            tags.push(t.clone());
-        }
-    }
+    add_tags(&mut tags, ctx.tags.iter().cloned());
     // The profile is the fact items; the verbatim turn is the record of the conversation.
     let memory_type = MemoryType::LongTermMemory;
     // The turn itself first: it is what the memory is about.
@@ -254,11 +259,7 @@ fn tool_memory(
     if answer.is_some_and(|a| tool_failed(&a.content)) {
         tags.push(TOOL_FAILED_TAG.to_string());
     }
-    for t in &ctx.tags {
-        if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-            tags.push(t.clone());
-        }
-    }
+    add_tags(&mut tags, ctx.tags.iter().cloned());
     // The call first: it is what the memory is about; then its answer and its request.
     let mut sources = vec![Source::from(m)];
     sources.extend(answer.map(Source::from));
@@ -299,16 +300,8 @@ fn fact_memories(ctx: &AddContext, m: &Message, now: Millis) -> Vec<Memory> {
                 tags.push(PREFERENCE_TAG.to_string());
                 tags.push(p.as_str().to_string());
             }
-            for k in text::keywords(&f.sentence, KEYWORDS) {
-                if !tags.iter().any(|t| t.eq_ignore_ascii_case(&k)) {
-                    tags.push(k);
-                }
-            }
-            for t in &ctx.tags {
-                if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-                    tags.push(t.clone());
-                }
-            }
+            add_tags(&mut tags, text::keywords(&f.sentence, KEYWORDS));
+            add_tags(&mut tags, ctx.tags.iter().cloned());
             Memory {
                 id: uuid::Uuid::new_v4().to_string(),
                 scope: ctx.scope.clone(),

@@ -69,9 +69,7 @@ impl LlmExtractor {
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()
             .map_err(|e| Error::Config(format!("llm client: {e}")))?;
-        let api_key = std::env::var(&config.api_key_env)
-            .ok()
-            .filter(|k| !k.is_empty());
+        let api_key = config.api_key();
         Ok(Self {
             client,
             config,
@@ -132,11 +130,7 @@ impl LlmExtractor {
         for attempt in 0..=self.config.max_retries {
             if attempt > 0 {
                 self.count(|u| u.retries += 1);
-                let backoff = self
-                    .config
-                    .backoff_ms
-                    .saturating_mul(1 << (attempt - 1).min(6));
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                tokio::time::sleep(self.config.backoff(attempt)).await;
             }
             match self
                 .call(body)
@@ -160,11 +154,7 @@ impl LlmExtractor {
     /// One attempt; the reply's content.
     async fn call(&self, body: &Value) -> std::result::Result<String, Attempt> {
         self.count(|u| u.calls += 1);
-        let url = format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        );
-        let mut req = self.client.post(&url).json(body);
+        let mut req = self.client.post(self.config.completions_url()).json(body);
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
         }

@@ -28,6 +28,10 @@ pub(super) const KEY_COLUMNS: &str =
 pub(super) const CHANGE_COLUMNS: &str =
     "memory_id, project_id, user_id, time, kind, related_id, before, note";
 
+/// `docs`, in the order [`doc`] reads them.
+pub(super) const DOC_COLUMNS: &str =
+    "kind, project_id, user_id, id, body, create_time, update_time";
+
 /// A result row as a driver hands it over, read by column position.
 pub(super) trait SqlRow {
     /// A non-null text column.
@@ -144,6 +148,40 @@ pub(super) fn key(r: &impl SqlRow) -> Result<ApiKey> {
         create_time: r.int(5)?,
         revoked_time: r.opt_int(6)?,
     })
+}
+
+/// A document, from [`DOC_COLUMNS`].
+pub(super) fn doc(r: &impl SqlRow) -> Result<Doc> {
+    Ok(Doc {
+        kind: r.text(0)?,
+        project_id: r.text(1)?,
+        user_id: r.text(2)?,
+        id: r.text(3)?,
+        body: json_col(r, 4, "document")?,
+        create_time: r.int(5)?,
+        update_time: r.int(6)?,
+    })
+}
+
+/// A document selection as an SQL condition over `docs`, with its text parameters.
+pub(super) fn docs_where(select: &DocSelect<'_>, dialect: Dialect) -> (String, Vec<String>) {
+    let mut cond = vec!["1 = 1".to_string()];
+    let mut bound = Vec::new();
+    for (col, v) in [
+        ("kind", select.kind),
+        ("project_id", select.project_id),
+        ("user_id", select.user_id),
+        ("id", select.id),
+    ] {
+        if let Some(v) = v {
+            bound.push(v.to_string());
+            cond.push(match dialect {
+                Dialect::Sqlite => format!("{col} = ?"),
+                Dialect::Postgres => format!("{col} = ${}", bound.len()),
+            });
+        }
+    }
+    (cond.join(" AND "), bound)
 }
 
 /// A value bound to a query parameter, converted by each store to its driver's type.

@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
 
 use super::sql::{
-    self, CHANGE_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS, Param, SqlRow,
-    TASK_COLUMNS, filter_sql,
+    self, CHANGE_COLUMNS, DOC_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS,
+    Param, SqlRow, TASK_COLUMNS, filter_sql,
 };
 use super::{
     DocStore, Embedding, KeyStore, Lease, ListQuery, MemoryStore, Page, Revision, StoreScan,
@@ -325,24 +325,6 @@ fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
         .collect()
-}
-
-/// The condition and parameters of a document selection.
-fn docs_where(select: &DocSelect<'_>) -> (String, Vec<String>) {
-    let mut cond = vec!["1 = 1".to_string()];
-    let mut bound = Vec::new();
-    for (col, v) in [
-        ("kind", select.kind),
-        ("project_id", select.project_id),
-        ("user_id", select.user_id),
-        ("id", select.id),
-    ] {
-        if let Some(v) = v {
-            cond.push(format!("{col} = ?"));
-            bound.push(v.to_string());
-        }
-    }
-    (cond.join(" AND "), bound)
 }
 
 fn sqlite_param(p: Param) -> SqlValue {
@@ -765,9 +747,11 @@ impl DocStore for EmbeddedStore {
             let tx = conn.transaction()?;
             for d in &docs {
                 tx.execute(
-                    "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
+                    &format!(
+                        "INSERT INTO docs ({DOC_COLUMNS}) \
                      VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, project_id, user_id, id) \
-                     DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
+                     DO UPDATE SET body = excluded.body, update_time = excluded.update_time"
+                    ),
                     params![
                         d.kind,
                         d.project_id,
@@ -786,24 +770,14 @@ impl DocStore for EmbeddedStore {
     }
 
     async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
-        let (sql, bound) = docs_where(&select);
+        let (sql, bound) = sql::docs_where(&select, Dialect::Sqlite);
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
-                 WHERE {sql} ORDER BY kind, project_id, user_id, id"
+                "SELECT {DOC_COLUMNS} FROM docs WHERE {sql} ORDER BY kind, project_id, user_id, id"
             ))?;
             let docs = stmt
                 .query_map(params_from_iter(bound.iter()), |r| {
-                    Ok(Doc {
-                        kind: r.get(0)?,
-                        project_id: r.get(1)?,
-                        user_id: r.get(2)?,
-                        id: r.get(3)?,
-                        body: serde_json::from_str(&r.get::<_, String>(4)?)
-                            .map_err(|e| carry(Error::Corrupt(format!("stored document: {e}"))))?,
-                        create_time: r.get(5)?,
-                        update_time: r.get(6)?,
-                    })
+                    sql::doc(&SqliteRow(r)).map_err(carry)
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(docs)
@@ -818,12 +792,15 @@ impl DocStore for EmbeddedStore {
         user_id: Option<&str>,
         id: Option<&str>,
     ) -> Result<usize> {
-        let (sql, bound) = docs_where(&DocSelect {
-            kind: Some(kind),
-            project_id: Some(project_id),
-            user_id,
-            id,
-        });
+        let (sql, bound) = sql::docs_where(
+            &DocSelect {
+                kind: Some(kind),
+                project_id: Some(project_id),
+                user_id,
+                id,
+            },
+            Dialect::Sqlite,
+        );
         self.with_writer(move |conn| {
             Ok(conn.execute(
                 &format!("DELETE FROM docs WHERE {sql}"),

@@ -21,8 +21,8 @@ mod search;
 mod write;
 
 use super::sql::{
-    self, CHANGE_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS, Param, SqlRow,
-    TASK_COLUMNS, filter_sql,
+    self, CHANGE_COLUMNS, DOC_COLUMNS, Dialect, KEY_COLUMNS, MEMORY_COLUMNS, MESSAGE_COLUMNS,
+    Param, SqlRow, TASK_COLUMNS, filter_sql,
 };
 use super::{
     DocStore, Embedding, KeyStore, Lease, ListQuery, MemoryStore, Page, Revision, StoreScan,
@@ -315,24 +315,6 @@ fn pg_filter(f: &Filter, table: &str, params: &mut Params) -> String {
     let cond = filter_sql(f, Dialect::Postgres, table, params.len(), &mut fp);
     params.extend(fp.into_iter().map(pg_param));
     cond
-}
-
-/// The condition and parameters of a document selection.
-fn docs_where(select: &DocSelect<'_>) -> (String, Vec<String>) {
-    let mut cond = vec!["TRUE".to_string()];
-    let mut bound = Vec::new();
-    for (col, v) in [
-        ("kind", select.kind),
-        ("project_id", select.project_id),
-        ("user_id", select.user_id),
-        ("id", select.id),
-    ] {
-        if let Some(v) = v {
-            bound.push(v.to_string());
-            cond.push(format!("{col} = ${}", bound.len()));
-        }
-    }
-    (cond.join(" AND "), bound)
 }
 
 /// The items whose key does not come again later in `items`, in order: what applying them
@@ -807,9 +789,11 @@ impl DocStore for PostgresStore {
         let tx = c.transaction().await.map_err(pg)?;
         for d in &docs {
             tx.execute(
-                "INSERT INTO docs (kind, project_id, user_id, id, body, create_time, update_time) \
+                &format!(
+                    "INSERT INTO docs ({DOC_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, project_id, user_id, id) \
-                 DO UPDATE SET body = excluded.body, update_time = excluded.update_time",
+                 DO UPDATE SET body = excluded.body, update_time = excluded.update_time"
+                ),
                 &[
                     &d.kind,
                     &d.project_id,
@@ -827,14 +811,14 @@ impl DocStore for PostgresStore {
     }
 
     async fn list_docs(&self, select: DocSelect<'_>) -> Result<Vec<Doc>> {
-        let (sql, bound) = docs_where(&select);
+        let (sql, bound) = sql::docs_where(&select, Dialect::Postgres);
         let refs: Vec<&(dyn ToSql + Sync)> =
             bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let c = self.client().await?;
         let rows = c
             .query(
                 &format!(
-                    "SELECT kind, project_id, user_id, id, body, create_time, update_time FROM docs \
+                    "SELECT {DOC_COLUMNS} FROM docs \
                      WHERE {sql} ORDER BY kind COLLATE \"C\", project_id COLLATE \"C\", \
                      user_id COLLATE \"C\", id COLLATE \"C\""
                 ),
@@ -842,18 +826,7 @@ impl DocStore for PostgresStore {
             )
             .await
             .map_err(pg)?;
-        Ok(rows
-            .iter()
-            .map(|r| Doc {
-                kind: r.get(0),
-                project_id: r.get(1),
-                user_id: r.get(2),
-                id: r.get(3),
-                body: r.get(4),
-                create_time: r.get(5),
-                update_time: r.get(6),
-            })
-            .collect())
+        rows.iter().map(|r| sql::doc(&PgRow(r))).collect()
     }
 
     async fn delete_docs(
@@ -863,12 +836,15 @@ impl DocStore for PostgresStore {
         user_id: Option<&str>,
         id: Option<&str>,
     ) -> Result<usize> {
-        let (sql, bound) = docs_where(&DocSelect {
-            kind: Some(kind),
-            project_id: Some(project_id),
-            user_id,
-            id,
-        });
+        let (sql, bound) = sql::docs_where(
+            &DocSelect {
+                kind: Some(kind),
+                project_id: Some(project_id),
+                user_id,
+                id,
+            },
+            Dialect::Postgres,
+        );
         let refs: Vec<&(dyn ToSql + Sync)> =
             bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let c = self.client().await?;
