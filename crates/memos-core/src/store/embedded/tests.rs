@@ -1,6 +1,7 @@
 //! The embedded store's own tests: schema versions and migrations of real files.
 
 use super::*;
+use crate::store::StoreScan;
 
 fn version(dir: &Path) -> i64 {
     Connection::open(dir.join("memos.db"))
