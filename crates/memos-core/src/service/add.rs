@@ -2,13 +2,13 @@
 //! with the stored ones (merge a repeat, archive what a change supersedes).
 
 use super::tasks::new_task;
-use super::write::Expect;
 use crate::error::{Error, InputErrorKind, Result};
 use crate::filter::{Condition, Filter};
 use crate::ingest::reconcile::{self, Relation};
 use crate::ingest::{AddContext, fast};
 use crate::model::*;
 use crate::search::TimeRange;
+use crate::store::Expect;
 use crate::store::WriteBatch;
 
 use super::MemoryService;

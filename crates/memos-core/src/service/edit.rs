@@ -10,13 +10,13 @@ use crate::filter::Filter;
 use crate::model::*;
 use crate::search::bm25::IndexOp;
 use crate::search::vector::VectorOp;
-use crate::store::{ListQuery, WriteBatch};
+use crate::store::{Expect, ListQuery, WriteBatch};
 
 use super::MemoryService;
 use super::input::{
     AddInput, AddOutcome, FeedbackInput, MAX_DELETE_IDS, MAX_KEY_CHARS, NewMessage, UpdateInput,
 };
-use super::write::{indexed, settle};
+use super::write::{fresh_reads, indexed, settle};
 
 impl MemoryService {
     /// Deletes memories by id, all or nothing: one unknown id (or one of another user, when
@@ -52,12 +52,24 @@ impl MemoryService {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        // Read and write under one lock: an edit racing this delete can neither write the
-        // memory back after it nor be overwritten by a stale copy.
+        fresh_reads(|| self.delete_once(project_id, user_id, &unique, hard)).await
+    }
+
+    /// One attempt at [`Self::delete`] of `unique` ids.
+    async fn delete_once(
+        &self,
+        project_id: &str,
+        user_id: Option<&str>,
+        unique: &[String],
+        hard: bool,
+    ) -> Result<usize> {
+        // Read and write under one lock: an edit racing this delete in this process can
+        // neither write the memory back after it nor be overwritten by a stale copy; the
+        // store checks what a soft delete read against edits by other servers.
         let guard = self.lock_writes().await;
         let found_memories: Vec<Memory> = self
             .store
-            .get_memories(project_id, &unique)
+            .get_memories(project_id, unique)
             .await?
             .into_iter()
             .filter(|m| user_id.is_none_or(|u| m.scope.user_id == u))
@@ -81,12 +93,15 @@ impl MemoryService {
             .collect();
         let batch = if hard {
             WriteBatch {
-                delete_memories: unique.clone(),
+                delete_memories: unique.to_vec(),
                 ..Default::default()
             }
         } else {
             let now = now_millis();
-            let mut batch = WriteBatch::default();
+            let mut batch = WriteBatch {
+                expect: Expect::read(project_id, &found_memories),
+                ..Default::default()
+            };
             for mut m in found_memories {
                 batch.history.push(MemoryChange {
                     memory_id: m.id.clone(),
@@ -176,12 +191,19 @@ impl MemoryService {
     /// Edits a memory (`update/memory`): its text, headline, tags or status. The change is
     /// recorded in its history with the text before; a new text gets a new vector.
     pub async fn update(&self, project_id: &str, input: UpdateInput) -> Result<Memory> {
-        // The memory is read under the write lock and written back under it: a delete that
-        // lands first makes this a not-found, never a resurrection (issue 13).
+        fresh_reads(|| self.update_once(project_id, input.clone())).await
+    }
+
+    /// One attempt at [`Self::update`].
+    async fn update_once(&self, project_id: &str, input: UpdateInput) -> Result<Memory> {
+        // The memory is read under the write lock and written back under it, and the store
+        // writes it only if it is still as read: a delete that lands first, on this server
+        // or another, makes this a not-found, never a resurrection (issue 13).
         let guard = self.lock_writes().await;
         let mut m = self
             .get(project_id, input.user_id.as_deref(), &input.memory_id)
             .await?;
+        let expect = Expect::read(project_id, std::slice::from_ref(&m));
         let mut changed = Vec::new();
         let before = m.value.clone();
         if let Some(v) = input.value {
@@ -262,6 +284,7 @@ impl MemoryService {
         let batch = WriteBatch {
             upsert_memories: vec![m.clone()],
             history,
+            expect,
             ..Default::default()
         };
         guard.write(batch, stale).await?;

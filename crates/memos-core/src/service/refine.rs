@@ -10,7 +10,7 @@ use crate::search::vector::VectorOp;
 use crate::store::WriteBatch;
 
 use super::tasks::new_task;
-use super::write::Expect;
+use crate::store::Expect;
 
 use super::MemoryService;
 

@@ -11,7 +11,7 @@ use crate::model::*;
 use crate::store::{Lease, MemoryStore, WriteBatch};
 
 use super::MemoryService;
-use super::write::Expect;
+use crate::store::Expect;
 
 impl MemoryService {
     /// A lease on a task for this service, from now.

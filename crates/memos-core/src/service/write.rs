@@ -6,11 +6,11 @@ use std::collections::HashMap;
 
 use tokio::sync::{MutexGuard, oneshot};
 
-use crate::error::{Error, NotFoundKind, Result};
+use crate::error::{Error, Result};
 use crate::model::*;
 use crate::search::bm25::IndexOp;
 use crate::search::vector::VectorOp;
-use crate::store::WriteBatch;
+use crate::store::{Expect, WriteBatch};
 
 use super::MemoryService;
 
@@ -26,7 +26,8 @@ impl MemoryService {
     }
 
     /// Writes a batch computed from earlier reads and waits until it is searchable: it
-    /// lands only if what `expect` names is still as read, checked under the write lock;
+    /// lands only if what `expect` names is still as read, checked by the store inside its
+    /// write transaction (so an erase by another server on a shared database counts too);
     /// otherwise nothing is written and the answer is [`Error::Conflict`] (a memory changed)
     /// or a task not found (its user was erased). A merge into a memory deleted meanwhile,
     /// or a task whose user was erased, never brings anything back. `stale` names vectors
@@ -37,9 +38,11 @@ impl MemoryService {
         stale: Vec<VectorOp>,
         expect: &Expect,
     ) -> Result<()> {
-        let guard = self.lock_writes().await;
-        self.check(expect).await?;
-        guard.write(batch, stale).await
+        let batch = WriteBatch {
+            expect: expect.clone(),
+            ..batch
+        };
+        self.lock_writes().await.write(batch, stale).await
     }
 
     /// Writes a batch that changes nothing searchable (a task's state, an async add's
@@ -50,40 +53,12 @@ impl MemoryService {
 
     /// [`Self::record`] under `expect`, as [`Self::write_expecting`].
     pub(super) async fn record_expecting(&self, batch: WriteBatch, expect: &Expect) -> Result<()> {
+        let batch = WriteBatch {
+            expect: expect.clone(),
+            ..batch
+        };
         let _order = self.write_lock.lock().await;
-        self.check(expect).await?;
         drop(self.write_locked(batch, vec![]).await?);
-        Ok(())
-    }
-
-    /// Whether the store still holds what `expect` says; call under the write lock.
-    async fn check(&self, expect: &Expect) -> Result<()> {
-        if !expect.memories.is_empty() {
-            let ids: Vec<String> = expect.memories.iter().map(|(id, ..)| id.clone()).collect();
-            let now: HashMap<String, Memory> = self
-                .store
-                .get_memories(&expect.project, &ids)
-                .await?
-                .into_iter()
-                .map(|m| (m.id.clone(), m))
-                .collect();
-            for (id, time, status) in &expect.memories {
-                if !now
-                    .get(id)
-                    .is_some_and(|m| m.update_time == *time && m.status == *status)
-                {
-                    return Err(Error::Conflict(format!(
-                        "memory {id} changed while this write was prepared; nothing was written"
-                    )));
-                }
-            }
-        }
-        if let Some(task) = &expect.task {
-            let stored = self.store.get_task(&expect.project, task).await?;
-            if !stored.is_some_and(|t| t.status == TaskStatus::Running) {
-                return Err(Error::not_found(format!("task {task}"), NotFoundKind::Task));
-            }
-        }
         Ok(())
     }
 
@@ -112,25 +87,25 @@ impl MemoryService {
     }
 }
 
-/// What a write was computed from, checked under the write lock before it lands.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Expect {
-    /// The project of everything below.
-    pub(super) project: String,
-    /// Stored memories the write changes, as they were read: id, `update_time`, status.
-    pub(super) memories: Vec<(String, Millis, MemoryStatus)>,
-    /// A stored task the write continues: it must still be there and running (an erase of
-    /// its user removes it).
-    pub(super) task: Option<String>,
-}
+/// How many times an edit or a delete starts over from fresh reads when another server
+/// changed what it read before its write landed.
+const FRESH_READ_ATTEMPTS: usize = 3;
 
-impl Expect {
-    /// Expects only that `task` of `project` still runs.
-    pub(super) fn task(project: &str, task: &str) -> Self {
-        Self {
-            project: project.to_string(),
-            memories: vec![],
-            task: Some(task.to_string()),
+/// Runs a read-then-write `attempt` again while the store refuses its write because what it
+/// read changed meanwhile ([`Error::Conflict`]); the next attempt sees the change (a memory
+/// deleted meanwhile is then a not-found, as if the delete had come first).
+pub(super) async fn fresh_reads<T, F>(mut attempt: impl FnMut() -> F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(Error::Conflict(why)) if n < FRESH_READ_ATTEMPTS => {
+                tracing::debug!(%why, "starting over from fresh reads");
+                n += 1;
+            }
+            done => return done,
         }
     }
 }

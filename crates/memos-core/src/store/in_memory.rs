@@ -103,6 +103,23 @@ fn newest_first(a: &Memory, b: &Memory) -> std::cmp::Ordering {
 impl MemoryStore for InMemoryStore {
     async fn write(&self, batch: WriteBatch) -> Result<Revision> {
         let mut s = self.state();
+        let e = &batch.expect;
+        for (id, time, status) in &e.memories {
+            let now = s.seq_of.get(id).and_then(|seq| s.memories.get(seq));
+            if !now.is_some_and(|m| {
+                m.scope.project_id == e.project && m.update_time == *time && m.status == *status
+            }) {
+                return Err(super::Expect::changed(id));
+            }
+        }
+        if let Some(task) = &e.task
+            && !s
+                .tasks
+                .get(task)
+                .is_some_and(|t| t.scope.project_id == e.project && t.status == TaskStatus::Running)
+        {
+            return Err(super::Expect::task_gone(task));
+        }
         if let (Some(t), Some(lease)) = (&batch.task, &batch.lease) {
             if s.tasks.contains_key(&t.id)
                 && s.leases.get(&t.id).is_some_and(|l| l.owner != lease.owner)

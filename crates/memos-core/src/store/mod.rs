@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, NotFoundKind, Result};
 use crate::filter::Filter;
 use crate::model::{
-    ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryType, Message, Millis, Scope, Task,
-    UserSummary,
+    ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, MemoryType, Message, Millis, Scope,
+    Task, UserSummary,
 };
 use crate::search::{Candidate, TimeRange};
 
@@ -63,6 +63,59 @@ pub struct WriteBatch {
     /// a worker that lost its task to another server never completes it a second time.
     /// Without a lease the task is written as is and a new one starts unheld.
     pub lease: Option<Lease>,
+    /// What the batch was computed from. It lands only if all of it still holds, checked
+    /// inside the store's own write transaction, so an edit or an erase by another server
+    /// on a shared database between the read and this write is seen too: the batch then
+    /// writes nothing and fails ([`Expect::changed`] or [`Expect::task_gone`]).
+    pub expect: Expect,
+}
+
+/// What a write was computed from: stored memories as they were read and a task that must
+/// still be running. Empty expects nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Expect {
+    /// The project of everything below.
+    pub project: String,
+    /// Stored memories the write changes, as they were read: id, `update_time`, status.
+    pub memories: Vec<(String, Millis, MemoryStatus)>,
+    /// A stored task the write continues: it must still be there and running (an erase of
+    /// its user removes it).
+    pub task: Option<String>,
+}
+
+impl Expect {
+    /// Expects only that `task` of `project` still runs.
+    pub fn task(project: &str, task: &str) -> Self {
+        Self {
+            project: project.to_string(),
+            memories: vec![],
+            task: Some(task.to_string()),
+        }
+    }
+
+    /// Expects `memories` of `project` as they are now.
+    pub fn read(project: &str, memories: &[Memory]) -> Self {
+        Self {
+            project: project.to_string(),
+            memories: memories
+                .iter()
+                .map(|m| (m.id.clone(), m.update_time, m.status))
+                .collect(),
+            task: None,
+        }
+    }
+
+    /// The error of a batch one of whose memories changed since it was read.
+    pub(crate) fn changed(id: &str) -> Error {
+        Error::Conflict(format!(
+            "memory {id} changed while this write was prepared; nothing was written"
+        ))
+    }
+
+    /// The error of a batch whose task is gone or no longer running (its user was erased).
+    pub(crate) fn task_gone(task: &str) -> Error {
+        Error::not_found(format!("task {task}"), NotFoundKind::Task)
+    }
 }
 
 impl WriteBatch {

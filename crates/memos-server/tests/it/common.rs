@@ -19,6 +19,8 @@ pub struct TestServer {
     pub key: String,
     /// Key of project `beta`.
     pub other_key: String,
+    /// What the service was opened with.
+    pub config: Config,
     pub _dir: tempfile::TempDir,
 }
 
@@ -42,7 +44,7 @@ impl TestServer {
                 .expect("set MEMOS_PG_URL to a PostgreSQL server (scripts/test.sh starts one)");
         }
         tweak(&mut cfg);
-        let service = MemoryService::open(cfg).await.unwrap();
+        let service = MemoryService::open(cfg.clone()).await.unwrap();
         let (_, key) = auth::create_key(service.store(), "alpha", "test")
             .await
             .unwrap();
@@ -54,7 +56,27 @@ impl TestServer {
             service,
             key,
             other_key,
+            config: cfg,
             _dir: dir,
+        }
+    }
+
+    /// A second server on the same database (PostgreSQL only: the embedded store belongs
+    /// to one process), with the same keys, as a deployment of several servers has.
+    pub async fn twin(&self) -> Self {
+        assert_eq!(
+            crate::BACKEND,
+            "postgres",
+            "only a shared database has twins"
+        );
+        let service = MemoryService::open(self.config.clone()).await.unwrap();
+        Self {
+            app: memos_server::app(service.clone()),
+            service,
+            key: self.key.clone(),
+            other_key: self.other_key.clone(),
+            config: self.config.clone(),
+            _dir: tempfile::tempdir().unwrap(),
         }
     }
 

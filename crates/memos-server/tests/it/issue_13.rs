@@ -1,5 +1,5 @@
 //! Issue 13 regressions: inputs that used to panic the server, and a deleted memory that
-//! came back when an edit raced its delete.
+//! came back when an edit raced its delete, on one server or across two.
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -365,4 +365,94 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
     out.into_iter()
         .map(|o| o.expect("polled to completion"))
         .collect()
+}
+
+/// Issue 13 across servers (PostgreSQL): an edit, a restating add and an async task on one
+/// server racing a delete or an erase on another. The check that a write still rests on
+/// what it read runs inside the database transaction, after the revision lock every writer
+/// takes, so the other server's delete is seen: what was deleted or erased stays gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_deletes_and_erases_are_final_across_servers() {
+    if crate::BACKEND != "postgres" {
+        return; // one process owns an embedded store
+    }
+    let a = TestServer::new().await;
+    let b = a.twin().await;
+    for round in 0..20 {
+        // An edit on A against a hard delete on B.
+        let id = a
+            .add(
+                "u",
+                "c",
+                json!([{"role": "user", "content": format!("I own {round} red kayaks.")}]),
+            )
+            .await[0]
+            .clone();
+        let update = a.post(
+            "update/memory",
+            json!({"memory_id": id, "memory_value": format!("I own {round} blue kayaks.")}),
+        );
+        let delete = b.post("delete/memory", json!({"memory_ids": [id], "hard": true}));
+        let (_, (ds, dv)) = tokio::join!(update, delete);
+        assert_eq!(ds, StatusCode::OK, "{dv}");
+        let (_, got) = a.get(&format!("/api/openmem/v1/get/memory/{id}")).await;
+        assert_eq!(
+            got["code"], 40001,
+            "round {round}: the deleted memory came back: {got}"
+        );
+
+        // A restating add and an async task on A against an erase of the user on B.
+        let user = format!("v{round}");
+        let old = a
+            .add(
+                &user,
+                "c",
+                json!([{"role": "user", "content": "I have a peanut allergy."}]),
+            )
+            .await;
+        let (_, v) = a
+            .post(
+                "add/message",
+                json!({"user_id": user, "conversation_id": "c",
+                       "messages": [{"role": "user", "content": "I work as a nurse."}]}),
+            )
+            .await;
+        let task = v["data"]["task_id"].as_str().unwrap().to_string();
+        let restate = a.post(
+            "add/message",
+            json!({"user_id": user, "conversation_id": "c2", "async_mode": false,
+                   "messages": [{"role": "user", "content": "I have a peanut allergy."}]}),
+        );
+        let erase = b.post("delete/memory", json!({"user_id": user}));
+        let ((rs, rv), (es, ev)) = tokio::join!(restate, erase);
+        assert_eq!(es, StatusCode::OK, "{ev}");
+        assert!(rs == StatusCode::OK || rs == StatusCode::CONFLICT, "{rv}");
+        for _ in 0..500 {
+            let (_, t) = a.post("get/status", json!({"task_id": task})).await;
+            if t["data"]["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for id in &old {
+            let (_, got) = b.get(&format!("/api/openmem/v1/get/memory/{id}")).await;
+            assert_eq!(
+                got["code"], 40001,
+                "round {round}: {id} came back after the erase: {got}"
+            );
+        }
+        // Whatever remains came from the restating add, if it landed after the erase.
+        let (_, got) = b
+            .post("get/memory", json!({"user_id": user, "size": 50}))
+            .await;
+        for m in got["data"]["memory_detail_list"].as_array().unwrap() {
+            assert!(
+                !m["memory_value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("nurse"),
+                "round {round}: the erased task's memory came back: {m}"
+            );
+        }
+    }
 }

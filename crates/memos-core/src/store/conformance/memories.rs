@@ -3,10 +3,11 @@
 use serde_json::json;
 
 use super::{running, task};
+use crate::error::Error;
 use crate::filter::Filter;
 use crate::model::*;
 use crate::store::tests_support::{memory, memory_in, message};
-use crate::store::{ListQuery, MemoryStore, WriteBatch};
+use crate::store::{Expect, ListQuery, MemoryStore, WriteBatch};
 
 /// Everything written comes back equal, field for field.
 pub async fn write_and_read_back(store: &dyn MemoryStore) {
@@ -434,4 +435,88 @@ pub async fn users_are_summed_up_per_project(store: &dyn MemoryStore) {
     let page = store.list_users("p", 1, 2).await.unwrap();
     assert_eq!((page.total, page.items[0].user_id.as_str()), (3, "cy"));
     assert_eq!(store.list_users("nobody", 10, 0).await.unwrap().total, 0);
+}
+
+/// A batch lands only if what it was computed from still holds, checked by the store inside
+/// its own write (so on a shared database an erase by another server counts too): a memory
+/// changed, erased or of another project since it was read, or a task gone with its user,
+/// makes the whole batch fail and write nothing.
+pub async fn a_batch_lands_only_if_what_it_expects_still_holds(store: &dyn MemoryStore) {
+    let a = memory("alice", "c", "I live in Beijing.");
+    let scope = a.scope.clone();
+    let project = scope.project_id.clone();
+    let write = |upsert: Vec<Memory>, expect: Expect| WriteBatch {
+        upsert_memories: upsert,
+        expect,
+        ..Default::default()
+    };
+    store
+        .write(write(vec![a.clone()], Expect::default()))
+        .await
+        .unwrap();
+    let as_read = Expect {
+        project: project.clone(),
+        memories: vec![(a.id.clone(), a.update_time, a.status)],
+        task: None,
+    };
+    // Still as read: the merge lands.
+    let mut merged = a.clone();
+    merged.value = "I live in Beijing, near the park.".into();
+    merged.update_time += 1;
+    store
+        .write(write(vec![merged.clone()], as_read.clone()))
+        .await
+        .unwrap();
+    // The same reading is stale now: nothing of the batch is written.
+    let fresh = memory("alice", "c", "I work as a nurse.");
+    let err = store
+        .write(write(vec![a.clone(), fresh.clone()], as_read.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    let ids = [a.id.clone(), fresh.id.clone()];
+    assert_eq!(
+        store.get_memories(&project, &ids).await.unwrap(),
+        vec![merged.clone()]
+    );
+    // A reading of the right id in another project does not count.
+    let elsewhere = Expect {
+        project: "q".into(),
+        memories: vec![(merged.id.clone(), merged.update_time, merged.status)],
+        task: None,
+    };
+    let err = store
+        .write(write(vec![fresh.clone()], elsewhere))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    // A task's writes land while it runs and never once its user is erased.
+    let t = task(&scope, TaskStatus::Running);
+    store
+        .write(WriteBatch {
+            task: Some(t.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let on_task = || Expect::task(&project, &t.id);
+    store
+        .write(write(vec![fresh.clone()], on_task()))
+        .await
+        .unwrap();
+    store.delete_user(&scope).await.unwrap();
+    let late = memory("alice", "c", "I have a cat.");
+    let mut done = t.clone();
+    done.status = TaskStatus::Completed;
+    let err = store
+        .write(WriteBatch {
+            task: Some(done),
+            ..write(vec![late.clone(), merged.clone()], on_task())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let ids = [late.id.clone(), merged.id.clone(), fresh.id.clone()];
+    assert!(store.get_memories(&project, &ids).await.unwrap().is_empty());
+    assert!(store.get_task(&project, &t.id).await.unwrap().is_none());
 }

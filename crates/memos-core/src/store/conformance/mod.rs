@@ -64,7 +64,8 @@ macro_rules! store_conformance {
             revision_grows_with_every_write, embeddings_follow_their_memories,
             history_is_kept_in_order_and_goes_with_its_memory, a_new_text_drops_the_old_vector,
             soft_deleted_memories_are_kept_but_not_listed, a_task_goes_to_one_worker_at_a_time,
-            users_are_summed_up_per_project, docs_are_kept_per_subject_and_erased_with_it);
+            users_are_summed_up_per_project, docs_are_kept_per_subject_and_erased_with_it,
+            a_batch_lands_only_if_what_it_expects_still_holds);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(

@@ -6,13 +6,15 @@ use rusqlite::params;
 use super::sql::{MESSAGE_COLUMNS, TASK_COLUMNS};
 use super::{EmbeddedStore, bump_revision, json, vector_bytes};
 use crate::error::Result;
-use crate::store::{Revision, WriteBatch};
+use crate::model::TaskStatus;
+use crate::store::{Expect, Revision, WriteBatch};
 
 impl EmbeddedStore {
     /// [`MemoryStore::write`]: one transaction on the writer connection.
     pub(super) async fn write_batch(&self, batch: WriteBatch) -> Result<Revision> {
         self.with_writer(move |conn| {
             let tx = conn.transaction()?;
+            check_expect(&tx, &batch.expect)?;
             {
                 let mut ins = tx.prepare_cached(&format!(
                     "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -138,4 +140,28 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// Fails unless what the batch expects still holds. SQLite has one writer, so nothing can
+/// change between this check and the batch's own statements in the same transaction.
+fn check_expect(tx: &rusqlite::Transaction<'_>, expect: &Expect) -> Result<()> {
+    let mut memory = tx.prepare_cached(
+        "SELECT 1 FROM memories WHERE id = ?1 AND project_id = ?2 AND update_time = ?3 AND status = ?4",
+    )?;
+    for (id, time, status) in &expect.memories {
+        if !memory.exists(params![id, expect.project, time, status.as_str()])? {
+            return Err(Expect::changed(id));
+        }
+    }
+    if let Some(task) = &expect.task {
+        let running = tx
+            .prepare_cached(
+                "SELECT 1 FROM tasks WHERE id = ?1 AND project_id = ?2 AND status = ?3",
+            )?
+            .exists(params![task, expect.project, TaskStatus::Running.as_str()])?;
+        if !running {
+            return Err(Expect::task_gone(task));
+        }
+    }
+    Ok(())
 }

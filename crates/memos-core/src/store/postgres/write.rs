@@ -1,19 +1,26 @@
 //! The write path of [`PostgresStore`]: one [`WriteBatch`] as one transaction, the
 //! revision row taken first so concurrent writers, on one server or many, apply in order.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::sql::{MESSAGE_COLUMNS, TASK_COLUMNS};
 use super::{PostgresStore, bump_revision, json, last_of, pg, vector_text};
 use crate::error::Result;
-use crate::store::{Revision, WriteBatch};
+use crate::model::{Millis, TaskStatus};
+use crate::store::{Expect, Revision, WriteBatch};
 
 impl PostgresStore {
     /// One attempt at [`MemoryStore::write`]: one transaction.
     pub(super) async fn write_once(&self, batch: &WriteBatch) -> Result<Revision> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
+        // The revision row is locked first: every writer, on every server, waits here for
+        // the one before it to commit, so the check below sees any erase or edit that
+        // committed before this batch and none can land between the check and the writes.
         let rev = bump_revision(&tx).await?;
+        check_expect(&tx, &batch.expect).await?;
         // Each kind of row goes in as one statement over arrays (`unnest`), whatever the
         // batch size: one round trip instead of one per row.
         if !batch.messages.is_empty() {
@@ -196,4 +203,45 @@ impl PostgresStore {
         tx.commit().await.map_err(pg)?;
         Ok(rev as Revision)
     }
+}
+
+/// Fails unless what the batch expects still holds, in the batch's transaction after the
+/// revision lock.
+async fn check_expect(tx: &deadpool_postgres::Transaction<'_>, expect: &Expect) -> Result<()> {
+    if !expect.memories.is_empty() {
+        let ids: Vec<&str> = expect.memories.iter().map(|(id, ..)| id.as_str()).collect();
+        let rows = tx
+            .query(
+                "SELECT id, update_time, status FROM memories WHERE project_id = $1 AND id = ANY($2)",
+                &[&expect.project, &ids],
+            )
+            .await
+            .map_err(pg)?;
+        let now: HashMap<String, (Millis, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        for (id, time, status) in &expect.memories {
+            if !now
+                .get(id)
+                .is_some_and(|(t, s)| t == time && s == status.as_str())
+            {
+                return Err(Expect::changed(id));
+            }
+        }
+    }
+    if let Some(task) = &expect.task {
+        let running = tx
+            .query_opt(
+                "SELECT 1 FROM tasks WHERE id = $1 AND project_id = $2 AND status = $3",
+                &[task, &expect.project, &TaskStatus::Running.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        if !running {
+            return Err(Expect::task_gone(task));
+        }
+    }
+    Ok(())
 }
