@@ -240,12 +240,11 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 async fn open(cfg: Config) -> Result<Arc<MemoryService>> {
     let dir = cfg.store.data_dir.clone();
-    MemoryService::open(cfg).await.with_context(|| {
-        format!(
-            "cannot open the data directory {} (is a server already using it?)",
-            dir.display()
-        )
-    })
+    // The cause says what failed (a full disk, a lock held by another server, a newer
+    // schema); no guess is added to it.
+    MemoryService::open(cfg)
+        .await
+        .with_context(|| format!("cannot open the data directory {}", dir.display()))
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -208,7 +208,20 @@ impl Bm25Index {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let mut writer: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        let mut writer: IndexWriter = index
+            .writer_with_num_threads(1, WRITER_HEAP)
+            .map_err(|e| {
+                use tantivy::directory::error::LockError;
+                if let tantivy::TantivyError::LockFailure(LockError::LockBusy, _) = &e {
+                    // Said plainly: the usual cause is a second server on the data directory.
+                    Error::Unavailable(format!(
+                        "the index in {} is locked: another memos process holds this data directory",
+                        dir.map_or_else(|| "memory".into(), |d| d.display().to_string())
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
         if read_payload(&index).is_none() {
             // Stamp a new index with its format at once, so the next open keeps it.
             let mut commit = writer.prepare_commit()?;

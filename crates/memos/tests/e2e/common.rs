@@ -94,6 +94,19 @@ impl Server {
         assert_eq!((s, v["code"].as_i64()), (200, Some(0)), "{v}");
     }
 
+    /// GETs a path of the API with the server's key; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}/{path}", self.base()))
+            .header("Authorization", format!("Token {}", self.key))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+
     /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -147,4 +160,30 @@ pub fn shared_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("shared"));
     dir.join("seed").is_dir().then_some(dir)
+}
+
+/// The database URL in a schema of its own, or `None` outside CI without a server.
+pub async fn pg_url(name: &str) -> Option<String> {
+    let Some(url) = std::env::var("MEMOS_PG_URL").ok().filter(|u| !u.is_empty()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must start PostgreSQL (scripts/start-postgres.sh) and set MEMOS_PG_URL"
+        );
+        return None;
+    };
+    let schema = format!("e2e_{name}_{}", std::process::id());
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{url}{sep}options=-c%20search_path%3D{schema}%2Cpublic"
+    ))
 }

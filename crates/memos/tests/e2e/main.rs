@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, missing_docs)] // test helpers are shared between test modules only
 
 mod bench;
+mod chaos;
 mod common;
 mod crash;
 mod keys;

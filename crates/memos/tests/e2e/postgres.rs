@@ -8,33 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{Server, memos};
-
-/// The database URL in a schema of its own, or `None` outside CI without a server.
-async fn pg_url(name: &str) -> Option<String> {
-    let Some(url) = std::env::var("MEMOS_PG_URL").ok().filter(|u| !u.is_empty()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must start PostgreSQL (scripts/start-postgres.sh) and set MEMOS_PG_URL"
-        );
-        return None;
-    };
-    let schema = format!("e2e_{name}_{}", std::process::id());
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{url}{sep}options=-c%20search_path%3D{schema}%2Cpublic"
-    ))
-}
+use crate::common::{Server, memos, pg_url};
 
 #[tokio::test]
 async fn the_server_runs_on_postgres_and_its_data_outlives_it() {
