@@ -240,11 +240,20 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 async fn open(cfg: Config) -> Result<Arc<MemoryService>> {
     let dir = cfg.store.data_dir.clone();
-    // The cause says what failed (a full disk, a lock held by another server, a newer
-    // schema); no guess is added to it.
-    MemoryService::open(cfg)
-        .await
-        .with_context(|| format!("cannot open the data directory {}", dir.display()))
+    // The cause says what failed (a lock held by another server, a newer schema); a full
+    // disk, which SQLite reports only as an I/O error, is named by trying to write there.
+    MemoryService::open(cfg).await.with_context(|| {
+        let probe = dir.join(".memos-space-probe");
+        let full = std::fs::write(&probe, [0u8; 4096])
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::StorageFull);
+        let _ = std::fs::remove_file(&probe);
+        let why = if full {
+            " (the disk holding it is full)"
+        } else {
+            ""
+        };
+        format!("cannot open the data directory {}{why}", dir.display())
+    })
 }
 
 async fn run(cli: Cli) -> Result<()> {

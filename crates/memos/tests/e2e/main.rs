@@ -7,6 +7,7 @@ mod bench;
 mod chaos;
 mod common;
 mod crash;
+mod diskfull;
 mod keys;
 mod postgres;
 mod sdk;
