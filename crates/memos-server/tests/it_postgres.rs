@@ -18,6 +18,8 @@ mod common;
 mod delete_modes;
 #[path = "it/golden.rs"]
 mod golden;
+#[path = "it/http_fuzz.rs"]
+mod http_fuzz;
 #[path = "it/issue_13.rs"]
 mod issue_13;
 #[path = "it/knowledge.rs"]

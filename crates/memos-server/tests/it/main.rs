@@ -12,6 +12,7 @@ mod chat;
 mod common;
 mod delete_modes;
 mod golden;
+mod http_fuzz;
 mod issue_13;
 mod knowledge;
 mod ops;
