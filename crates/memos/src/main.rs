@@ -336,16 +336,10 @@ async fn serve(cfg: Config) -> Result<()> {
     let service = open(cfg).await?;
     match std::env::var("MEMOS_API_KEY") {
         Ok(k) if !k.trim().is_empty() => {
-            auth::seed_key(service.store(), k.trim(), auth::DEFAULT_PROJECT).await?;
+            service.seed_key(k.trim(), auth::DEFAULT_PROJECT).await?;
         }
         _ => {
-            if service
-                .store()
-                .list_keys()
-                .await?
-                .iter()
-                .all(|k| k.revoked_time.is_some())
-            {
+            if !service.has_live_key().await? {
                 tracing::warn!(
                     "no API keys yet: create one with `memos keys create` or set MEMOS_API_KEY"
                 );

@@ -11,6 +11,7 @@ mod edit;
 mod embedding;
 mod extract;
 mod input;
+mod keys;
 mod knowledge;
 mod profiles;
 mod read;
@@ -179,7 +180,8 @@ impl MemoryService {
         Ok(svc)
     }
 
-    /// The store underneath, for key management.
+    /// The store underneath, for tests and tools that check what was written; the HTTP
+    /// layer and the CLI go through the facade's own calls.
     pub fn store(&self) -> &dyn MemoryStore {
         self.store.as_ref()
     }

@@ -72,7 +72,7 @@ impl FromRequestParts<AppState> for Project {
                 h
             }
         });
-        let project = memos_core::auth::authenticate(state.service.store(), secret).await?;
+        let project = state.service.authenticate(secret).await?;
         let turn = state
             .limiter
             .try_turn(&project)
