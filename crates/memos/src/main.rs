@@ -191,13 +191,10 @@ impl From<ModeArg> for memos_core::service::SearchMode {
 
 fn main() -> std::process::ExitCode {
     pin_compute_threads();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MEMOS_LOG")
-                .unwrap_or_else(|_| "info,tantivy=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = init_logs() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -213,6 +210,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, filtered by `MEMOS_LOG` (default `info`), as text or, with
+/// `MEMOS_LOG_FORMAT=json`, one JSON object per line for a log collector.
+fn init_logs() -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEMOS_LOG")
+        .unwrap_or_else(|_| "info,tantivy=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("MEMOS_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().flatten_event(true).init(),
+        Ok("text") | Ok("") | Err(_) => logs.init(),
+        Ok(other) => anyhow::bail!("MEMOS_LOG_FORMAT must be text or json, not {other:?}"),
+    }
+    Ok(())
 }
 
 /// Sets `RAYON_NUM_THREADS` to the number of CPUs this process may use, unless the user set it.

@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod diskfull;
 mod keys;
+mod logs;
 mod postgres;
 mod sdk;
 mod seed;
