@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Body, Project};
+use super::openapi::Answer;
 use super::wire::*;
 
 /// Most recent messages `get/message` returns by default (MemOS's default).
@@ -23,8 +24,8 @@ const DEFAULT_PREFERENCE_LIST: usize = 50;
 /// MemOS's default `preference_limit_number`.
 const DEFAULT_PREFERENCES: usize = 6;
 
-pub(super) fn ok(data: Value) -> Json<Value> {
-    Json(json!({"code": 0, "message": "ok", "data": data}))
+pub(super) fn ok(data: Value) -> Json<Answer> {
+    Json(Answer::ok(data))
 }
 
 /// The subject's profile instances in `profile_detail_list`, when it has any.
@@ -40,11 +41,18 @@ fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
 }
 
 /// `POST add/message`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/add/message",
+    tag = "memories",
+    request_body = AddMessageRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn add_message(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddMessageRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let out = state.service.add(&project, req.into_input()?).await?;
     let mut data = json!({"success": true, "task_id": out.task_id, "status": out.status.as_str()});
     if let Some(t) = &out.refine_task_id {
@@ -57,11 +65,18 @@ pub async fn add_message(
 }
 
 /// `POST search/memory`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/search/memory",
+    tag = "memories",
+    request_body = SearchMemoryRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn search_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<SearchMemoryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     req.check_sdk_fields()?;
     let query_time = match req.query_time {
         None | Some(Value::Null) => None,
@@ -171,11 +186,18 @@ pub async fn search_memory(
 }
 
 /// `POST get/profile`: the user's profile items grouped by topic.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/profile",
+    tag = "memories",
+    request_body = GetProfileRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetProfileRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let user_id = required(req.user_id, "user_id")?;
     let groups = state.service.profile(&project, &user_id).await?;
     let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
@@ -202,11 +224,18 @@ pub async fn get_profile(
 }
 
 /// `POST get/memory`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/memory",
+    tag = "memories",
+    request_body = GetMemoryRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetMemoryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     req.check_sdk_fields()?;
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
@@ -254,21 +283,35 @@ pub async fn get_memory(
 }
 
 /// `GET get/memory/{memory_id}`
+#[utoipa::path(
+    get,
+    path = "/api/openmem/v1/get/memory/{memory_id}",
+    tag = "memories",
+    params(("memory_id" = String, Path, description = "The memory's id")),
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_memory_by_id(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let m = state.service.get(&project, None, &id).await?;
     Ok(ok(json!(MemoryDetail::from(m))))
 }
 
 /// `POST get/message`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/message",
+    tag = "memories",
+    request_body = GetMessageRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_message(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetMessageRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let user = required(req.user_id, "user_id")?;
     let conv = required(req.conversation_id, "conversation_id")?;
     let limit = req.message_limit_number.unwrap_or(DEFAULT_MESSAGE_LIMIT);
@@ -282,11 +325,18 @@ pub async fn get_message(
 
 /// `POST get/users` (our extension): the project's users (and agents with memory of
 /// their own), most recently changed first, with their memory counts; paged.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/users",
+    tag = "memories",
+    request_body = GetUsersRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_users(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetUsersRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
     let out = state.service.users(&project, page, size).await?;
@@ -302,11 +352,18 @@ pub async fn get_users(
 
 /// `POST delete/memory`: by ids, by filter and/or memory type (with `user_id`), or a
 /// whole user (erased) when `user_id` comes alone.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/delete/memory",
+    tag = "memories",
+    request_body = DeleteMemoryRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn delete_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteMemoryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let hard = req.hard.unwrap_or(false);
     let deleted = match req.selection()? {
         DeleteSelection::Ids { ids, user_id } => {
@@ -331,11 +388,18 @@ pub async fn delete_memory(
 }
 
 /// `POST update/memory`: edit a memory's text, headline, tags or status.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/update/memory",
+    tag = "memories",
+    request_body = UpdateMemoryRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn update_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<UpdateMemoryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let status = match req.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -359,11 +423,18 @@ pub async fn update_memory(
 }
 
 /// `POST add/feedback`: a correction in the user's words, applied like an add.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/add/feedback",
+    tag = "memories",
+    request_body = AddFeedbackRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn add_feedback(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddFeedbackRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     req.check_sdk_fields()?;
     let time = match req.feedback_time {
         None | Some(Value::Null) => None,
@@ -393,11 +464,18 @@ pub async fn add_feedback(
 }
 
 /// `POST get/history`: a memory and every change it went through, oldest first.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/history",
+    tag = "memories",
+    request_body = GetHistoryRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_history(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetHistoryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let id = required(req.memory_id, "memory_id")?;
     let user = req.user_id.filter(|u| !u.is_empty());
     let (m, history) = state
@@ -412,11 +490,18 @@ pub async fn get_history(
 
 /// `POST extract/memory`: the facts and preferences the messages state, stored nowhere:
 /// `{memory: [...], preference: [...]}` (each list only when asked for).
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/extract/memory",
+    tag = "memories",
+    request_body = ExtractMemoryRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn extract_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ExtractMemoryRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let (messages, memory, preference) = req.into_parts()?;
     let out = state.service.extract(&project, &messages).await?;
     let mut data = json!({});
@@ -433,11 +518,18 @@ pub async fn extract_memory(
 
 /// `POST rerank`: the documents ordered by relevance to the query, in MemOS's shape
 /// (`{id, model, results: [{index, document: {text}, relevance_score}]}`).
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/rerank",
+    tag = "memories",
+    request_body = RerankRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn rerank(
     State(state): State<AppState>,
     Project(_project, _turn): Project,
     Body(req): Body<RerankRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let own = state
         .service
         .embedder()
@@ -478,11 +570,18 @@ pub async fn rerank(
 }
 
 /// `POST get/status`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/status",
+    tag = "memories",
+    request_body = GetStatusRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_status(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetStatusRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let task = state
         .service
         .task(&project, &required(req.task_id, "task_id")?)

@@ -34,6 +34,13 @@ fn event(kind: &str, data: Value) -> Result<Event, std::convert::Infallible> {
 }
 
 /// `POST chat`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/chat",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses((status = 200, description = "The answer in the envelope, or with `stream: true` server-sent events `{type: reasoning|text|end|error, data}`", content((super::openapi::Answer = "application/json"), ("text/event-stream"))), (status = 501, description = "No LLM is configured (50001); nothing was stored", body = super::openapi::ErrorAnswer), super::openapi::Errors)
+)]
 pub async fn chat(
     State(state): State<AppState>,
     Project(project, turn): Project,

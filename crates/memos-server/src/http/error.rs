@@ -217,7 +217,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({"code": self.code, "message": self.message, "data": null})),
+            Json(super::openapi::ErrorAnswer {
+                code: i64::from(self.code),
+                message: self.message,
+                data: None,
+            }),
         )
             .into_response()
     }

@@ -10,20 +10,28 @@ use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use base64::Engine;
 use memos_core::Error;
 use memos_core::service::{FileSelect, NewFile};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::AppState;
 use super::api::ok;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Project};
+use super::openapi::Answer;
 use super::wire::*;
 
 /// `POST create/knowledgebase`
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/create/knowledgebase",
+    tag = "knowledge bases",
+    request_body = CreateKnowledgebaseRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn create_knowledgebase(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<CreateKnowledgebaseRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let name = required(req.knowledgebase_name, "knowledgebase_name")?;
     let id = state
         .service
@@ -33,11 +41,18 @@ pub async fn create_knowledgebase(
 }
 
 /// `POST delete/knowledgebase`: the base, its files and every chunk.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/delete/knowledgebase",
+    tag = "knowledge bases",
+    request_body = DeleteKnowledgebaseRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn delete_knowledgebase(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteKnowledgebaseRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let id = required(req.knowledgebase_id, "knowledgebase_id")?;
     state.service.delete_knowledgebase(&project, &id).await?;
     Ok(ok(json!({"success": true})))
@@ -89,12 +104,20 @@ fn decode(item: FileItem, i: usize, fetch_urls: bool) -> Result<NewFile, Error> 
 }
 
 /// `POST add/knowledgebase-file`, JSON or multipart.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/add/knowledgebase-file",
+    tag = "knowledge bases",
+    request_body(content((AddKnowledgebaseFileRequest = "application/json"), ("multipart/form-data")), description = "The files as JSON (base64 `content`) or as the SDK's multipart form (`file` parts, `knowledgebase_id` as a query parameter or a part)"),
+    params(("knowledgebase_id" = Option<String>, Query, description = "The base, for a multipart upload")),
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn add_knowledgebase_file(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Query(query): Query<HashMap<String, String>>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     if let Some(k) = query
         .keys()
         .find(|k| k.as_str() != "knowledgebase_id" && k.as_str() != "type")
@@ -169,11 +192,18 @@ pub async fn add_knowledgebase_file(
 }
 
 /// `POST get/knowledgebase-file`: by ids or by base, newest first, paged.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/knowledgebase-file",
+    tag = "knowledge bases",
+    request_body = GetKnowledgebaseFileRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_knowledgebase_file(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetKnowledgebaseFileRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let select = match (
         req.file_ids.filter(|f| !f.is_empty()),
         req.knowledgebase_id.filter(|k| !k.trim().is_empty()),
@@ -205,11 +235,18 @@ pub async fn get_knowledgebase_file(
 }
 
 /// `POST delete/knowledgebase-file`: the files and their chunks, all or nothing.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/delete/knowledgebase-file",
+    tag = "knowledge bases",
+    request_body = DeleteKnowledgebaseFileRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn delete_knowledgebase_file(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteKnowledgebaseFileRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let ids = req.file_ids.ok_or_else(|| Error::required("file_ids"))?;
     let n = state.service.delete_knowledge_files(&project, &ids).await?;
     Ok(ok(json!({"success": true, "deleted": n})))

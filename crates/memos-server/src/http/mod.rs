@@ -14,6 +14,7 @@ pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod knowledge;
+pub mod openapi;
 pub mod ops;
 pub mod profiles;
 pub mod wire;
@@ -116,6 +117,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .nest(API_PREFIX, api)
         .fallback(|| async { error::ApiError::no_route() })
         // Answers made outside the handlers (axum's rejections, 405) get the envelope too.

@@ -4,20 +4,28 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::AppState;
 use super::api::ok;
 use super::error::ApiResult;
 use super::extract::{Body, Project};
+use super::openapi::Answer;
 use super::wire::*;
 
 /// `POST add/profile_template`: a new template; answers its id.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/add/profile_template",
+    tag = "profiles",
+    request_body = AddProfileTemplateRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn add_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddProfileTemplateRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let name = required(req.name, "name")?;
     let metadata =
         tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
@@ -29,11 +37,18 @@ pub async fn add_profile_template(
 }
 
 /// `POST update/profile_template`: the whole template anew, carried to every instance.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/update/profile_template",
+    tag = "profiles",
+    request_body = UpdateProfileTemplateRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn update_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<UpdateProfileTemplateRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let id = required(req.profile_template_id, "profile_template_id")?;
     let metadata =
         tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
@@ -49,11 +64,18 @@ pub async fn update_profile_template(
 }
 
 /// `POST delete/profile_template`: the template and every instance of it.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/delete/profile_template",
+    tag = "profiles",
+    request_body = ProfileTemplateIdRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn delete_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ProfileTemplateIdRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let id = required(req.profile_template_id, "profile_template_id")?;
     let n = state.service.delete_profile_template(&project, &id).await?;
     Ok(ok(json!({
@@ -64,11 +86,18 @@ pub async fn delete_profile_template(
 }
 
 /// `POST get/profile_template` (our extension): the project's templates, or one.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/profile_template",
+    tag = "profiles",
+    request_body = ProfileTemplateIdRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn get_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ProfileTemplateIdRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let mut all = state.service.profile_templates(&project).await?;
     if let Some(id) = req.profile_template_id {
         all.retain(|t| t.id == id);
@@ -86,11 +115,18 @@ pub async fn get_profile_template(
 }
 
 /// `POST bind/profile_template`: creates each subject's instance of a template.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/bind/profile_template",
+    tag = "profiles",
+    request_body = BindProfileTemplateRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn bind_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<BindProfileTemplateRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let bindings = req.bindings()?;
     let n = state
         .service
@@ -100,11 +136,18 @@ pub async fn bind_profile_template(
 }
 
 /// `POST edit/profile`: adds, overwrites, locks or removes fields of one instance.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/edit/profile",
+    tag = "profiles",
+    request_body = EditProfileRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn edit_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<EditProfileRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let subject = subject(req.user_id, req.agent_id)?;
     let id = required(req.profile_template_id, "profile_template_id")?;
     let metadata = tree(req.metadata, "metadata")?;
@@ -124,11 +167,18 @@ pub async fn edit_profile(
 }
 
 /// `POST delete/profile`: one subject's instance, its values and binding.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/delete/profile",
+    tag = "profiles",
+    request_body = DeleteProfileRequest,
+    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+)]
 pub async fn delete_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteProfileRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let subject = subject(req.user_id, req.agent_id)?;
     let id = required(req.profile_template_id, "profile_template_id")?;
     let deleted = state

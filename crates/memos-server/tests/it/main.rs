@@ -15,6 +15,7 @@ mod golden;
 mod http_fuzz;
 mod issue_13;
 mod knowledge;
+mod openapi;
 mod ops;
 mod profiles;
 mod sdk_fields;

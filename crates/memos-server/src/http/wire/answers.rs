@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// One entry of `preference_detail_list`, as MemOS shapes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreferenceDetail {
     id: String,
     /// The preference in the third person, without the viewpoint prefix.
@@ -91,7 +91,7 @@ pub fn preference_note(list: &[PreferenceDetail]) -> String {
 }
 
 /// One history entry on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChangeDetail {
     /// ISO 8601.
     time: String,
@@ -115,7 +115,7 @@ impl From<MemoryChange> for ChangeDetail {
 }
 
 /// An extracted fact on the wire: what an add would store, without ids.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExtractedMemory {
     memory_key: String,
     memory_value: String,
@@ -140,7 +140,7 @@ impl From<Memory> for ExtractedMemory {
 
 /// An extracted preference on the wire, shaped like `preference_detail_list`'s items
 /// without the stored ones' ids and times.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExtractedPreference {
     preference: String,
     preference_type: &'static str,
@@ -163,7 +163,7 @@ impl From<Memory> for ExtractedPreference {
 }
 
 /// A memory's source message on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SourceDetail {
     message_id: String,
     conversation_id: String,
@@ -185,7 +185,7 @@ impl From<&Source> for SourceDetail {
 }
 
 /// A memory item as MemOS returns it, plus our `sources`, `info`, `agent_id`, `app_id`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemoryDetail {
     id: String,
     /// The user whose memory it is; null for an agent's own memory (see `agent_id`).
@@ -253,7 +253,7 @@ impl From<SearchHit> for MemoryDetail {
 }
 
 /// A chat-log message on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageDetail {
     message_id: String,
     conversation_id: String,
@@ -297,7 +297,7 @@ impl From<Message> for MessageDetail {
 }
 
 /// A task on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskDetail {
     task_id: String,
     status: &'static str,
@@ -372,7 +372,7 @@ mod tests {
 
 /// One subject of a project in `get/users`: a user, an agent's own memory, or a knowledge
 /// base's chunks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserDetail {
     /// The user; null for an agent's own memory and a knowledge base.
     pub user_id: Option<String>,
@@ -407,7 +407,7 @@ impl From<UserSummary> for UserDetail {
 
 /// One tool trajectory in `tool_memory_detail_list`, in MemOS's shape (`tool_type`,
 /// `tool_value`, `tool_used_status`, `experience`) with memos' usual fields beside it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToolMemoryDetail {
     /// Memory id.
     pub id: String,
@@ -436,7 +436,7 @@ pub struct ToolMemoryDetail {
 }
 
 /// MemOS's `tool_used_status` entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToolUsedStatus {
     /// The tool's name.
     pub used_tool: String,

@@ -10,7 +10,7 @@ use super::fields::{only_default, plain_user, private_only, required, subject};
 use super::knowledge::kb_select;
 
 /// `chat` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The end user (or `agent_id` alone: the agent's own memory).

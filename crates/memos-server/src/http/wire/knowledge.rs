@@ -35,7 +35,7 @@ pub fn kb_select(v: Option<Value>, field: &str) -> Result<KbSelect, Error> {
 }
 
 /// `create/knowledgebase` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKnowledgebaseRequest {
     /// Its name.
@@ -47,7 +47,7 @@ pub struct CreateKnowledgebaseRequest {
 }
 
 /// `delete/knowledgebase` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteKnowledgebaseRequest {
     /// Which.
@@ -56,7 +56,7 @@ pub struct DeleteKnowledgebaseRequest {
 }
 
 /// One file of an `add/knowledgebase-file` JSON request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileItem {
     /// The file's bytes, base64-encoded (a URL is refused: memos fetches nothing).
@@ -71,7 +71,7 @@ pub struct FileItem {
 }
 
 /// `add/knowledgebase-file` JSON request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddKnowledgebaseFileRequest {
     /// The base.
@@ -83,7 +83,7 @@ pub struct AddKnowledgebaseFileRequest {
 }
 
 /// `get/knowledgebase-file` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetKnowledgebaseFileRequest {
     /// These files, or
@@ -104,7 +104,7 @@ pub struct GetKnowledgebaseFileRequest {
 }
 
 /// `delete/knowledgebase-file` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteKnowledgebaseFileRequest {
     /// The files.
@@ -113,7 +113,7 @@ pub struct DeleteKnowledgebaseFileRequest {
 }
 
 /// A file in answers (MemOS's `id, name, sizeMB, status`, and more).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FileDetail {
     /// Its id.
     pub id: String,

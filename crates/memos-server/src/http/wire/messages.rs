@@ -14,7 +14,7 @@ use super::fields::{none_listed, plain_user, private_only, required, subject};
 /// `add/message` request. Unknown fields are refused (a dropped field could change what
 /// is stored); the SDK's `source` is accepted and ignored, its sharing fields only at their
 /// defaults.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMessageRequest {
     #[serde(default, deserialize_with = "plain_user")]
@@ -48,7 +48,7 @@ pub struct AddMessageRequest {
 /// One chat message on the wire: MemOS's fields and OpenAI's chat format, tool calls and
 /// multimodal parts included, so an agent framework's transcript goes in as it is. Unknown
 /// fields are refused rather than dropped, which would store the turn without them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WireMessage {
     role: Option<String>,
@@ -239,7 +239,7 @@ fn new_messages(wire: Option<Vec<WireMessage>>) -> Result<Vec<NewMessage>, Error
 }
 
 /// `extract/memory` request: what an add would remember, stored nowhere.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractMemoryRequest {
     /// The messages, as in an add.

@@ -21,7 +21,7 @@ pub fn tree(v: Option<Value>, field: &str) -> Result<Option<Map<String, Value>>,
 }
 
 /// `add/profile_template` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddProfileTemplateRequest {
     /// The template's name.
@@ -33,7 +33,7 @@ pub struct AddProfileTemplateRequest {
 }
 
 /// `update/profile_template` request: the whole template as it should be.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileTemplateRequest {
     /// Which template.
@@ -48,7 +48,7 @@ pub struct UpdateProfileTemplateRequest {
 }
 
 /// `delete/profile_template` and `get/profile_template` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileTemplateIdRequest {
     /// Which template (`get/profile_template`: all when absent).
@@ -57,7 +57,7 @@ pub struct ProfileTemplateIdRequest {
 }
 
 /// One binding of `bind/profile_template`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
     /// The user, or
@@ -72,7 +72,7 @@ pub struct Binding {
 }
 
 /// `bind/profile_template` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindProfileTemplateRequest {
     /// The bindings, at most 20.
@@ -103,7 +103,7 @@ impl BindProfileTemplateRequest {
 }
 
 /// `edit/profile` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditProfileRequest {
     /// The user, or
@@ -124,7 +124,7 @@ pub struct EditProfileRequest {
 }
 
 /// `delete/profile` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteProfileRequest {
     /// The user, or
@@ -139,7 +139,7 @@ pub struct DeleteProfileRequest {
 }
 
 /// A template in answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProfileTemplateDetail {
     /// Its id.
     pub profile_template_id: String,
@@ -166,7 +166,7 @@ impl From<ProfileTemplate> for ProfileTemplateDetail {
 }
 
 /// A subject's profile instance in `profile_detail_list`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProfileDetail {
     /// The template it was bound from.
     pub profile_template_id: String,

@@ -12,7 +12,7 @@ use super::fields::{none_listed, only_default, plain_user, present, private_only
 
 /// `search/memory` request. Unknown fields are refused; the SDK's other fields are taken
 /// at the values that change nothing, or refused (see [`SearchMemoryRequest::check_sdk_fields`]).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchMemoryRequest {
     /// The end user.
@@ -97,7 +97,7 @@ impl SearchMemoryRequest {
 }
 
 /// `get/profile` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetProfileRequest {
     /// The end user.
@@ -106,7 +106,7 @@ pub struct GetProfileRequest {
 }
 
 /// `get/users` request (our extension): a page of the project's users.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetUsersRequest {
     /// 1-based page.
@@ -118,7 +118,7 @@ pub struct GetUsersRequest {
 }
 
 /// `get/memory` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetMemoryRequest {
     /// The end user.
@@ -159,7 +159,7 @@ impl GetMemoryRequest {
 }
 
 /// `get/message` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetMessageRequest {
     /// The end user.
@@ -183,7 +183,7 @@ pub struct GetMessageRequest {
 /// user), a user's memories by `filter` and/or `memory_type`, or a whole user (`user_id`
 /// alone). Unknown fields are refused rather than dropped: a dropped selector would widen
 /// the delete, in the worst case to the whole user.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteMemoryRequest {
     /// Memories to delete. `null` is refused, not read as "absent".
@@ -373,7 +373,7 @@ impl DeleteMemoryRequest {
 }
 
 /// `update/memory` request. `content` / `title` are the MemOS SDK's names.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemoryRequest {
     /// The memory.
@@ -396,7 +396,7 @@ pub struct UpdateMemoryRequest {
 }
 
 /// `add/feedback` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddFeedbackRequest {
     /// The end user.
@@ -431,7 +431,7 @@ impl AddFeedbackRequest {
 }
 
 /// `get/history` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetHistoryRequest {
     /// The memory.
@@ -442,7 +442,7 @@ pub struct GetHistoryRequest {
 }
 
 /// `rerank` request: candidate texts to order by relevance to a query (nothing stored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerankRequest {
     /// What the documents are ranked against.
@@ -465,7 +465,7 @@ pub struct RerankRequest {
 pub const RERANK_MODELS: [&str; 2] = ["memos-reranker-0.6b", "memos-reranker-4b"];
 
 /// `get/status` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetStatusRequest {
     /// The task id an add returned.
