@@ -118,6 +118,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
         .nest(API_PREFIX, api)
         .fallback(|| async { error::ApiError::no_route() })
         // Answers made outside the handlers (axum's rejections, 405) get the envelope too.

@@ -2,6 +2,7 @@
 //! the field descriptions) and the handlers' `#[utoipa::path]` annotations. Served at
 //! `GET /openapi.json`; the committed copy (`openapi.json` at the repository's root) is
 //! compared with it by a test, so a change of the contract is always reviewed on purpose.
+//! `GET /docs` lays it out for people.
 
 use std::sync::LazyLock;
 
@@ -155,6 +156,12 @@ pub static SPEC: LazyLock<String> = LazyLock::new(|| {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.to_pretty_json().expect("the contract serializes")
 });
+
+/// `GET /docs`: a page that lays the contract out, endpoint by endpoint; built into the
+/// binary (no CDN: it must work on a machine without network) and reading `/openapi.json`.
+pub async fn docs() -> impl IntoResponse {
+    axum::response::Html(include_str!("docs.html"))
+}
 
 /// `GET /openapi.json`: the contract. Needs no key.
 pub async fn openapi_json() -> impl IntoResponse {

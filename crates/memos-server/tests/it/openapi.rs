@@ -82,3 +82,36 @@ async fn every_path_in_the_contract_is_served() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_docs_page_is_built_in_and_reads_the_contract() {
+    let s = TestServer::new().await;
+    let resp = s
+        .app
+        .clone()
+        .oneshot(Request::get("/docs").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(page.contains("fetch(\"/openapi.json\")"));
+    // Nothing from another host: the page must work without network.
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page loads something from elsewhere"
+    );
+}
