@@ -17,6 +17,10 @@ fi
 # end-to-end test that drives it (skipped when present).
 ./scripts/fetch-sdk.sh
 export MEMOS_SDK_DIR="${MEMOS_SDK_DIR:-$(pwd)/sdk}"
+
+# schemathesis, every package pinned by hash, for the contract test that fuzzes the live
+# server from its own OpenAPI contract (skipped when present).
+./scripts/fetch-schemathesis.sh
 export MEMOS_MODELS_DIR="${MEMOS_MODELS_DIR:-$(pwd)/models}"
 
 # The seed examples live in ../shared next to the repository (read, never copied).
@@ -30,4 +34,9 @@ if [ -z "${MEMOS_PG_URL:-}" ]; then
     trap './scripts/stop-postgres.sh || true' EXIT
 fi
 
+rm -f target/schemathesis-summary.txt
 cargo test --workspace --locked "$@"
+if [ -f target/schemathesis-summary.txt ]; then
+    echo "== schemathesis against the live server (crates/memos/tests/e2e/contract.rs)"
+    cat target/schemathesis-summary.txt
+fi

@@ -6,6 +6,7 @@
 mod bench;
 mod chaos;
 mod common;
+mod contract;
 mod crash;
 mod diskfull;
 mod keys;
