@@ -18,9 +18,11 @@ pub struct ChatRequest {
     pub user_id: Option<String>,
     /// The conversation; its recent turns go into the prompt.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub conversation_id: Option<String>,
     /// The user's message.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub query: Option<String>,
     /// Instructions that replace the default ones.
     #[serde(default)]

@@ -40,6 +40,7 @@ pub fn kb_select(v: Option<Value>, field: &str) -> Result<KbSelect, Error> {
 pub struct CreateKnowledgebaseRequest {
     /// Its name.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub knowledgebase_name: Option<String>,
     /// What it holds.
     #[serde(default)]
@@ -52,6 +53,7 @@ pub struct CreateKnowledgebaseRequest {
 pub struct DeleteKnowledgebaseRequest {
     /// Which.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub knowledgebase_id: Option<String>,
 }
 
@@ -76,9 +78,11 @@ pub struct FileItem {
 pub struct AddKnowledgebaseFileRequest {
     /// The base.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub knowledgebase_id: Option<String>,
     /// The files.
     #[serde(default)]
+    #[schema(required = true, value_type = Vec<FileItem>, min_items = 1)]
     pub file: Option<Vec<FileItem>>,
 }
 
@@ -109,6 +113,7 @@ pub struct GetKnowledgebaseFileRequest {
 pub struct DeleteKnowledgebaseFileRequest {
     /// The files.
     #[serde(default)]
+    #[schema(required = true, value_type = Vec<String>, min_items = 1)]
     pub file_ids: Option<Vec<String>>,
 }
 

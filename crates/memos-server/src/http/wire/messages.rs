@@ -17,18 +17,29 @@ use super::fields::{none_listed, plain_user, private_only, required, subject};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMessageRequest {
+    /// The end user whose memory this is (or `agent_id` alone: the agent's own memory).
     #[serde(default, deserialize_with = "plain_user")]
     user_id: Option<String>,
+    /// The conversation the messages belong to.
+    #[schema(required = true, value_type = String, min_length = 1)]
     conversation_id: Option<String>,
+    /// The turns, oldest first, in MemOS's or OpenAI's chat format.
+    #[schema(required = true, value_type = Vec<WireMessage>, min_items = 1)]
     messages: Option<Vec<WireMessage>>,
+    /// The agent: with `user_id` a label, alone the subject.
     #[serde(default)]
     agent_id: Option<String>,
+    /// The application (a label, filterable).
     #[serde(default)]
     app_id: Option<String>,
+    /// Tags given to every memory of this add.
     #[serde(default)]
     tags: Option<Vec<String>>,
+    /// Free-form fields kept with every memory (filterable as `info.key`).
     #[serde(default)]
     info: Option<Map<String, Value>>,
+    /// `true` (default): answer at once with a task id; `false`: answer when the memories
+    /// are searchable, with their ids.
     #[serde(default, alias = "asyncMode")]
     async_mode: Option<bool>,
     /// Where the messages come from (a label); changes nothing.
@@ -51,14 +62,18 @@ pub struct AddMessageRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WireMessage {
+    /// `user`, `assistant`, `system` or `tool`.
     role: Option<String>,
     /// Text, or OpenAI content parts (`text`, `image_url`, `file`, `input_audio`).
     #[serde(default)]
     content: Option<Value>,
+    /// When it was said: ISO 8601, epoch seconds or milliseconds, or a date in words.
     #[serde(default)]
     chat_time: Option<Value>,
+    /// The speaker's name (kept in `sources`).
     #[serde(default)]
     name: Option<String>,
+    /// The client's id of the message (kept in `sources`).
     #[serde(default)]
     message_id: Option<String>,
     /// An assistant turn's tool calls (`[{id, type: "function", function: {name, arguments}}]`).
@@ -243,6 +258,7 @@ fn new_messages(wire: Option<Vec<WireMessage>>) -> Result<Vec<NewMessage>, Error
 #[serde(deny_unknown_fields)]
 pub struct ExtractMemoryRequest {
     /// The messages, as in an add.
+    #[schema(required = true, value_type = Vec<WireMessage>, min_items = 1)]
     pub messages: Option<Vec<WireMessage>>,
     /// `memory` and/or `preference` (default both).
     #[serde(default)]

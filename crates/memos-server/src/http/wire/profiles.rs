@@ -26,9 +26,11 @@ pub fn tree(v: Option<Value>, field: &str) -> Result<Option<Map<String, Value>>,
 pub struct AddProfileTemplateRequest {
     /// The template's name.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub name: Option<String>,
     /// The field tree.
     #[serde(default)]
+    #[schema(required = true, value_type = Object)]
     pub metadata: Option<Value>,
 }
 
@@ -38,12 +40,14 @@ pub struct AddProfileTemplateRequest {
 pub struct UpdateProfileTemplateRequest {
     /// Which template.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub profile_template_id: Option<String>,
     /// A new name; the old one when absent.
     #[serde(default)]
     pub name: Option<String>,
     /// The whole field tree.
     #[serde(default)]
+    #[schema(required = true, value_type = Object)]
     pub metadata: Option<Value>,
 }
 
@@ -77,6 +81,7 @@ pub struct Binding {
 pub struct BindProfileTemplateRequest {
     /// The bindings, at most 20.
     #[serde(default)]
+    #[schema(required = true, value_type = Vec<Binding>, min_items = 1)]
     pub bind_list: Option<Vec<Binding>>,
 }
 
@@ -114,6 +119,7 @@ pub struct EditProfileRequest {
     pub agent_id: Option<String>,
     /// Which of the subject's profiles.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub profile_template_id: Option<String>,
     /// Fields to add or overwrite, as a tree.
     #[serde(default)]
@@ -135,6 +141,7 @@ pub struct DeleteProfileRequest {
     pub agent_id: Option<String>,
     /// Which of the subject's profiles.
     #[serde(default)]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub profile_template_id: Option<String>,
 }
 

@@ -19,6 +19,7 @@ pub struct SearchMemoryRequest {
     #[serde(default, deserialize_with = "plain_user")]
     pub user_id: Option<String>,
     /// The query text.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub query: Option<String>,
     /// The current conversation (boost only).
     #[serde(default)]
@@ -102,6 +103,7 @@ impl SearchMemoryRequest {
 pub struct GetProfileRequest {
     /// The end user.
     #[serde(default, deserialize_with = "plain_user")]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub user_id: Option<String>,
 }
 
@@ -164,8 +166,10 @@ impl GetMemoryRequest {
 pub struct GetMessageRequest {
     /// The end user.
     #[serde(default, deserialize_with = "plain_user")]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub user_id: Option<String>,
     /// The conversation.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub conversation_id: Option<String>,
     /// How many of the newest messages.
     #[serde(default)]
@@ -377,6 +381,7 @@ impl DeleteMemoryRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemoryRequest {
     /// The memory.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub memory_id: Option<String>,
     /// Only if it is this user's.
     #[serde(default, deserialize_with = "plain_user")]
@@ -401,10 +406,13 @@ pub struct UpdateMemoryRequest {
 pub struct AddFeedbackRequest {
     /// The end user.
     #[serde(default, deserialize_with = "plain_user")]
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub user_id: Option<String>,
     /// The conversation.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub conversation_id: Option<String>,
     /// The user's correction, in their words.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub feedback_content: Option<String>,
     /// When (ISO 8601 or epoch ms; default now).
     #[serde(default)]
@@ -435,6 +443,7 @@ impl AddFeedbackRequest {
 #[serde(deny_unknown_fields)]
 pub struct GetHistoryRequest {
     /// The memory.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub memory_id: Option<String>,
     /// Only if it is this user's.
     #[serde(default, deserialize_with = "plain_user")]
@@ -446,8 +455,10 @@ pub struct GetHistoryRequest {
 #[serde(deny_unknown_fields)]
 pub struct RerankRequest {
     /// What the documents are ranked against.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub query: Option<String>,
     /// The candidate texts.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1)]
     pub documents: Option<Vec<String>>,
     /// MemOS's reranker names are served by memos' own ranking (the embedding model and
     /// BM25 coverage); any other name is refused.
@@ -469,5 +480,6 @@ pub const RERANK_MODELS: [&str; 2] = ["memos-reranker-0.6b", "memos-reranker-4b"
 #[serde(deny_unknown_fields)]
 pub struct GetStatusRequest {
     /// The task id an add returned.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub task_id: Option<String>,
 }
