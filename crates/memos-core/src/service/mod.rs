@@ -186,6 +186,11 @@ impl MemoryService {
         self.store.as_ref()
     }
 
+    /// How the store's connection pool is used, when it has one (PostgreSQL).
+    pub fn store_pool(&self) -> Option<crate::store::PoolUse> {
+        self.store.pool_use()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config

@@ -203,6 +203,11 @@ impl MemoryService {
         }
     }
 
+    /// How many tasks of every project are in each state (the operator's metrics).
+    pub async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>> {
+        self.store.task_counts().await
+    }
+
     /// A task's state.
     pub async fn task(&self, project_id: &str, task_id: &str) -> Result<Task> {
         if task_id.trim().is_empty() {

@@ -270,6 +270,14 @@ impl MemoryStore for InMemoryStore {
             .collect())
     }
 
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>> {
+        let mut counts: BTreeMap<&str, (TaskStatus, u64)> = BTreeMap::new();
+        for t in self.state().tasks.values() {
+            counts.entry(t.status.as_str()).or_insert((t.status, 0)).1 += 1;
+        }
+        Ok(counts.into_values().collect())
+    }
+
     async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>> {
         Ok(self
             .state()

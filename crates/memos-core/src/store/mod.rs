@@ -20,7 +20,7 @@ use crate::error::{Error, NotFoundKind, Result};
 use crate::filter::Filter;
 use crate::model::{
     ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, MemoryType, Message, Millis, Scope,
-    Task, UserSummary,
+    Task, TaskStatus, UserSummary,
 };
 use crate::search::{Candidate, TimeRange};
 
@@ -68,6 +68,19 @@ pub struct WriteBatch {
     /// on a shared database between the read and this write is seen too: the batch then
     /// writes nothing and fails ([`Expect::changed`] or [`Expect::task_gone`]).
     pub expect: Expect,
+}
+
+/// A connection pool's use at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open.
+    pub open: usize,
+    /// Open connections idle.
+    pub idle: usize,
+    /// Most connections it opens.
+    pub max: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }
 
 /// What a write was computed from: stored memories as they were read and a task that must
@@ -228,6 +241,14 @@ pub trait MemoryStore: KeyStore + DocStore + StoreScan + Send + Sync + 'static {
 
     /// A task of the project.
     async fn get_task(&self, project_id: &str, task_id: &str) -> Result<Option<Task>>;
+
+    /// How many tasks of every project are in each state, for the operator's metrics.
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>>;
+
+    /// How the store's connection pool is used, when it has one (PostgreSQL).
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
 
     /// Takes up to `limit` running tasks whose lease ran out before `now` (or that never
     /// had one), oldest first, and leases them to `lease.owner`. Concurrent callers, on one

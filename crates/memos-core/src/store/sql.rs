@@ -18,6 +18,20 @@ pub(super) const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversat
      memory_time, status, confidence, tags, info, agent_id, app_id, sources, create_time, update_time, reasoning";
 /// `messages`, in the order [`message`] reads them.
 pub(super) const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id, raw";
+/// Tasks counted by state, the same in both dialects.
+pub(super) const TASK_COUNTS: &str = "SELECT status, count(*) FROM tasks GROUP BY status";
+
+/// Parses [`TASK_COUNTS`]' rows: a state no longer known is corrupt data.
+pub(super) fn task_counts(rows: Vec<(String, i64)>) -> Result<Vec<(TaskStatus, u64)>> {
+    rows.into_iter()
+        .map(|(s, n)| {
+            let status = TaskStatus::parse(&s)
+                .ok_or_else(|| Error::Corrupt(format!("unknown task status {s:?}")))?;
+            Ok((status, n.max(0) as u64))
+        })
+        .collect()
+}
+
 /// `tasks`, in the order [`task`] reads them.
 pub(super) const TASK_COLUMNS: &str =
     "id, project_id, user_id, status, payload, memory_ids, error, create_time, update_time";

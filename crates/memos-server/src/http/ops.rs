@@ -10,6 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use memos_core::model::TaskStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -50,6 +51,8 @@ pub struct Metrics {
     llm_retries: Gauge,
     llm_failures: Gauge,
     llm_tokens: Family<Vec<(String, String)>, Gauge>,
+    tasks: Family<Vec<(String, String)>, Gauge>,
+    pool: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -106,6 +109,18 @@ impl Default for Metrics {
             "LLM tokens since start, by kind (prompt, completion)",
             llm_tokens.clone(),
         );
+        let tasks = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "tasks",
+            "Async tasks in the store, by state (running, completed, failed), all projects",
+            tasks.clone(),
+        );
+        let pool = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "store_pool_connections",
+            "The PostgreSQL pool's connections: open, idle, max; and callers waiting for one",
+            pool.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -116,6 +131,8 @@ impl Default for Metrics {
             llm_retries,
             llm_failures,
             llm_tokens,
+            tasks,
+            pool,
         }
     }
 }
@@ -193,6 +210,34 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ] {
             m.llm_tokens
                 .get_or_create(&vec![("kind".to_string(), kind.to_string())])
+                .set(n as i64);
+        }
+    }
+    match state.service.task_counts().await {
+        Ok(counts) => {
+            for s in [
+                TaskStatus::Running,
+                TaskStatus::Completed,
+                TaskStatus::Failed,
+            ] {
+                let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+                m.tasks
+                    .get_or_create(&vec![("state".to_string(), s.as_str().to_string())])
+                    .set(n as i64);
+            }
+        }
+        // The rest of the metrics still answer; the store's trouble is in the log.
+        Err(e) => tracing::warn!(error = %e, "counting tasks for /metrics failed"),
+    }
+    if let Some(p) = state.service.store_pool() {
+        for (kind, n) in [
+            ("open", p.open),
+            ("idle", p.idle),
+            ("max", p.max),
+            ("waiting", p.waiting),
+        ] {
+            m.pool
+                .get_or_create(&vec![("state".to_string(), kind.to_string())])
                 .set(n as i64);
         }
     }

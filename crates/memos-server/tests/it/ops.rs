@@ -81,5 +81,37 @@ async fn every_answer_carries_a_request_id_and_is_counted_by_route() {
         "{text}"
     );
     assert!(text.contains("memos_embedding_backlog "), "{text}");
+    // Tasks by state: the test made none yet, so zeros; then one async add.
+    assert!(text.contains("memos_tasks{state=\"running\"} "), "{text}");
+    let (st, v) = s
+        .post(
+            "add/message",
+            serde_json::json!({"user_id": "u", "conversation_id": "c",
+                   "messages": [{"role": "user", "content": "I run marathons."}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut counted = 0;
+    for _ in 0..200 {
+        let (_, _, text) = call(&s, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        let n = |state: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("memos_tasks{{state=\"{state}\"}} ")))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        counted = n("running") + n("completed") + n("failed");
+        if n("completed") == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(counted, 1, "the async add's task is counted");
+    // The pool's use on PostgreSQL; the embedded store has none.
+    assert_eq!(
+        text.contains("memos_store_pool_connections{state=\"max\"}"),
+        crate::BACKEND == "postgres",
+        "{text}"
+    );
     assert!(text.ends_with("# EOF\n"));
 }

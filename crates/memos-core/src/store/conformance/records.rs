@@ -41,7 +41,7 @@ pub async fn messages_are_in_chat_order(store: &dyn MemoryStore) {
     );
 }
 
-/// Running tasks are listed until they complete.
+/// Running tasks are listed until they complete; tasks are counted by state across projects.
 pub async fn tasks_round_trip(store: &dyn MemoryStore) {
     let scope = Scope::new("p", "u");
     let mut t = task(&scope, TaskStatus::Running);
@@ -53,6 +53,20 @@ pub async fn tasks_round_trip(store: &dyn MemoryStore) {
         .await
         .unwrap();
     assert_eq!(running(store).await, vec![t.clone()]);
+    let other = task(&Scope::new("q", "v"), TaskStatus::Failed);
+    store
+        .write(WriteBatch {
+            task: Some(other),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut counts = store.task_counts().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        vec![(TaskStatus::Failed, 1), (TaskStatus::Running, 1)]
+    );
     t.status = TaskStatus::Completed;
     t.memory_ids = vec!["m1".into()];
     store
@@ -64,6 +78,12 @@ pub async fn tasks_round_trip(store: &dyn MemoryStore) {
         .unwrap();
     assert!(running(store).await.is_empty());
     assert_eq!(store.get_task("p", &t.id).await.unwrap(), Some(t));
+    let mut counts = store.task_counts().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        vec![(TaskStatus::Completed, 1), (TaskStatus::Failed, 1)]
+    );
 }
 
 /// Keys are found by hash, unique, and revocation sticks.

@@ -499,6 +499,19 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>> {
+        let rows = self
+            .with_reader(|c| {
+                let mut stmt = c.prepare_cached(sql::TASK_COUNTS)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        sql::task_counts(rows)
+    }
+
     async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
         let lease = lease.clone();
         self.with_writer(move |conn| {

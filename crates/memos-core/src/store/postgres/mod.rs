@@ -25,7 +25,9 @@ use super::sql::{
     self, CHANGE_COLUMNS, Dialect, MEMORY_COLUMNS, MESSAGE_COLUMNS, Param, SqlRow, TASK_COLUMNS,
     filter_sql,
 };
-use super::{Lease, ListQuery, MemoryStore, Page, Revision, StoreSearch, StoredVector, WriteBatch};
+use super::{
+    Lease, ListQuery, MemoryStore, Page, PoolUse, Revision, StoreSearch, StoredVector, WriteBatch,
+};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::model::*;
@@ -543,6 +545,22 @@ impl MemoryStore for PostgresStore {
             .await
             .map_err(pg)?;
         row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>> {
+        let c = self.client().await?;
+        let rows = c.query(sql::TASK_COUNTS, &[]).await.map_err(pg)?;
+        sql::task_counts(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        let s = self.pool.status();
+        Some(PoolUse {
+            open: s.size,
+            idle: s.available,
+            max: s.max_size,
+            waiting: s.waiting,
+        })
     }
 
     async fn claim_tasks(&self, lease: &Lease, now: Millis, limit: usize) -> Result<Vec<Task>> {
