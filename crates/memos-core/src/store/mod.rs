@@ -464,6 +464,26 @@ pub(crate) fn duplicate_key() -> crate::Error {
 pub mod tests_support {
     use crate::model::*;
 
+    /// A small deterministic generator (xorshift64*) for tests that replay a fixed seed:
+    /// the same seed, the same sequence, with no extra dependency.
+    #[derive(Debug, Clone)]
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        /// The next value.
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// A value below `n` (0 when `n` is 0).
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next_u64() % n.max(1)
+        }
+    }
+
     /// A URL of the test PostgreSQL server (`MEMOS_PG_URL`, which `scripts/test.sh` and CI
     /// set) whose `search_path` is a fresh schema, so every test has a database of its own.
     /// `None` when no server is configured; in CI that is a failure.

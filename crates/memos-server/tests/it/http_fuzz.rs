@@ -10,28 +10,26 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use memos_core::store::tests_support::Rng;
+
 use crate::common::TestServer;
 
 /// How many mutated bodies each endpoint gets.
 const PER_ENDPOINT: usize = 96;
 
-/// A small deterministic generator (xorshift64*): the same seed, the same bodies.
-struct Rng(u64);
+/// The fixed seed's choices among `n` things, and among a slice's items.
+trait Choose {
+    fn upto(&mut self, n: usize) -> usize;
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+impl Choose for Rng {
+    fn upto(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+        &items[self.upto(items.len())]
     }
 }
 
@@ -209,7 +207,7 @@ fn endpoints(ids: &Ids) -> Vec<(&'static str, Value)> {
 
 /// Values a careless or hostile client sends.
 fn hostile(rng: &mut Rng) -> Value {
-    match rng.below(22) {
+    match rng.upto(22) {
         0 => json!(""),
         1 => json!("   "),
         2 => json!("a\u{0}b"),
@@ -228,7 +226,7 @@ fn hostile(rng: &mut Rng) -> Value {
         15 => json!({}),
         16 => {
             let mut v = json!("deep");
-            for _ in 0..rng.below(200) {
+            for _ in 0..rng.upto(200) {
                 v = json!([v]);
             }
             v
@@ -237,7 +235,7 @@ fn hostile(rng: &mut Rng) -> Value {
         18 => json!({"and": [{"or": [{"memory_time": {"gte": "not a date"}}]}]}),
         19 => json!("2025-02-30T25:61:00Z"),
         20 => json!("1 days ago 99999999999999 weeks"),
-        _ => json!(format!("id-{}", rng.next())),
+        _ => json!(format!("id-{}", rng.next_u64())),
     }
 }
 
@@ -247,12 +245,12 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: usize) {
         Value::Object(map) if !map.is_empty() && depth < 4 => {
             let keys: Vec<String> = map.keys().cloned().collect();
             let key = rng.pick(&keys).clone();
-            match rng.below(6) {
+            match rng.upto(6) {
                 0 => {
                     map.remove(&key);
                 }
                 1 => {
-                    map.insert(format!("unknown_{}", rng.below(100)), hostile(rng));
+                    map.insert(format!("unknown_{}", rng.upto(100)), hostile(rng));
                 }
                 2 => {
                     map.insert(key, hostile(rng));
@@ -261,8 +259,8 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: usize) {
             }
         }
         Value::Array(items) if !items.is_empty() && depth < 4 => {
-            let i = rng.below(items.len());
-            match rng.below(4) {
+            let i = rng.upto(items.len());
+            match rng.upto(4) {
                 0 => {
                     items.remove(i);
                 }
@@ -281,7 +279,7 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: usize) {
 
 /// A body: usually a mutated valid one, sometimes bytes that are not the JSON asked for.
 fn body(base: &Value, rng: &mut Rng) -> Vec<u8> {
-    match rng.below(16) {
+    match rng.upto(16) {
         0 => b"{\"user_id\": \"u\", \"messages\": [".to_vec(),
         1 => vec![0xff, 0xfe, 0x00, 0x7b],
         2 => b"null".to_vec(),
@@ -289,7 +287,7 @@ fn body(base: &Value, rng: &mut Rng) -> Vec<u8> {
         4 => Vec::new(),
         _ => {
             let mut v = base.clone();
-            for _ in 0..=rng.below(3) {
+            for _ in 0..=rng.upto(3) {
                 mutate(&mut v, rng, 0);
             }
             serde_json::to_vec(&v).unwrap()

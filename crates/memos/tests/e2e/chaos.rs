@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use memos_core::store::tests_support::Rng;
+
 use crate::common::{Server, pg_url};
 
 /// What the clients were told about one memory. An operation cut off by a kill leaves it
@@ -27,22 +29,6 @@ enum Known {
 }
 
 type Ledger = Arc<Mutex<HashMap<String, Known>>>;
-
-/// A small deterministic generator (xorshift64*), so no extra dependency is needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// One POST; `None` when the connection failed (the server was killed under it).
 async fn post(
