@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Body, Project};
-use super::openapi::Answer;
+use super::openapi::{Answer, AnswerOf};
 use super::wire::*;
 
 /// Most recent messages `get/message` returns by default (MemOS's default).
@@ -28,12 +28,9 @@ pub(super) fn ok(data: Value) -> Json<Answer> {
     Json(Answer::ok(data))
 }
 
-/// The subject's profile instances in `profile_detail_list`, when it has any.
-fn with_profiles(data: &mut Value, profiles: Vec<memos_core::service::Profile>) {
-    if !profiles.is_empty() {
-        let list: Vec<ProfileDetail> = profiles.into_iter().map(ProfileDetail::from).collect();
-        data["profile_detail_list"] = json!(list);
-    }
+/// The subject's profile instances for `profile_detail_list`, when it has any.
+fn profile_list(profiles: Vec<memos_core::service::Profile>) -> Option<Vec<ProfileDetail>> {
+    (!profiles.is_empty()).then(|| profiles.into_iter().map(ProfileDetail::from).collect())
 }
 
 fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
@@ -46,22 +43,21 @@ fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
     path = "/api/openmem/v1/add/message",
     tag = "memories",
     request_body = AddMessageRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Accepted (async) or stored and searchable (sync)", body = AnswerOf<AddData>), super::openapi::Errors)
 )]
 pub async fn add_message(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddMessageRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<AddData>>> {
     let out = state.service.add(&project, req.into_input()?).await?;
-    let mut data = json!({"success": true, "task_id": out.task_id, "status": out.status.as_str()});
-    if let Some(t) = &out.refine_task_id {
-        data["refine_task_id"] = json!(t);
-    }
-    if !out.memory_ids.is_empty() {
-        data["memory_ids"] = json!(out.memory_ids);
-    }
-    Ok(ok(data))
+    Ok(AnswerOf::ok(AddData {
+        success: true,
+        task_id: out.task_id,
+        status: out.status.as_str(),
+        refine_task_id: out.refine_task_id,
+        memory_ids: out.memory_ids,
+    }))
 }
 
 /// `POST search/memory`
@@ -70,13 +66,13 @@ pub async fn add_message(
     path = "/api/openmem/v1/search/memory",
     tag = "memories",
     request_body = SearchMemoryRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The ranked memories, preferences and profiles", body = AnswerOf<SearchData>), super::openapi::Errors)
 )]
 pub async fn search_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<SearchMemoryRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<SearchData>>> {
     req.check_sdk_fields()?;
     let query_time = match req.query_time {
         None | Some(Value::Null) => None,
@@ -164,25 +160,22 @@ pub async fn search_memory(
         .filter(|h| h.relativity >= floor)
         .map(MemoryDetail::from)
         .collect();
-    let mut data = json!({
-        "memory_detail_list": list,
-        "preference_note": preference_note(&preferences),
-        "preference_detail_list": preferences,
-    });
-    if include_tools {
-        let tools: Vec<ToolMemoryDetail> = tools?
-            .into_iter()
-            .filter(|h| h.relativity >= floor)
-            .map(ToolMemoryDetail::from)
-            .collect();
-        data["tool_memory_detail_list"] = json!(tools);
-    }
-    with_profiles(&mut data, profiles?);
-    // memos keeps no skill memories yet: asked for, the list is empty.
-    if req.include_skill.unwrap_or(false) {
-        data["skill_detail_list"] = json!([]);
-    }
-    Ok(ok(data))
+    let tools = tools?;
+    Ok(AnswerOf::ok(SearchData {
+        memory_detail_list: list,
+        preference_note: preference_note(&preferences),
+        preference_detail_list: preferences,
+        tool_memory_detail_list: include_tools.then(|| {
+            tools
+                .into_iter()
+                .filter(|h| h.relativity >= floor)
+                .map(ToolMemoryDetail::from)
+                .collect()
+        }),
+        profile_detail_list: profile_list(profiles?),
+        // memos keeps no skill memories yet: asked for, the list is empty.
+        skill_detail_list: req.include_skill.unwrap_or(false).then(Vec::new),
+    }))
 }
 
 /// `POST get/profile`: the user's profile items grouped by topic.
@@ -229,13 +222,13 @@ pub async fn get_profile(
     path = "/api/openmem/v1/get/memory",
     tag = "memories",
     request_body = GetMemoryRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "One page of the subject's memories", body = AnswerOf<MemoryPage>), super::openapi::Errors)
 )]
 pub async fn get_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetMemoryRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<MemoryPage>>> {
     req.check_sdk_fields()?;
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
@@ -260,26 +253,29 @@ pub async fn get_memory(
     } else {
         vec![]
     };
-    let mut data = json!({
-        "memory_detail_list": list,
-        "preference_detail_list": preferences,
-        "total": out.total,
-        "size": size,
-        "current": page,
-        "pages": out.total.div_ceil(size),
-    });
-    with_profiles(&mut data, state.service.profiles(&project, &user_id).await?);
-    if req.include_tool_memory.unwrap_or(false) {
-        let tools: Vec<ToolMemoryDetail> = state
-            .service
-            .tool_memories(&project, &user_id, size)
-            .await?
-            .into_iter()
-            .map(ToolMemoryDetail::from)
-            .collect();
-        data["tool_memory_detail_list"] = json!(tools);
-    }
-    Ok(ok(data))
+    let tools = if req.include_tool_memory.unwrap_or(false) {
+        Some(
+            state
+                .service
+                .tool_memories(&project, &user_id, size)
+                .await?
+                .into_iter()
+                .map(ToolMemoryDetail::from)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(AnswerOf::ok(MemoryPage {
+        memory_detail_list: list,
+        preference_detail_list: preferences,
+        total: out.total,
+        size,
+        current: page,
+        pages: out.total.div_ceil(size),
+        profile_detail_list: profile_list(state.service.profiles(&project, &user_id).await?),
+        tool_memory_detail_list: tools,
+    }))
 }
 
 /// `GET get/memory/{memory_id}`

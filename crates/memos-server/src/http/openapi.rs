@@ -37,6 +37,28 @@ impl Answer {
     }
 }
 
+/// A success whose `data` has a schema of its own.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerOf<T> {
+    /// 0 on success.
+    pub code: i64,
+    /// `ok` on success.
+    pub message: &'static str,
+    /// The endpoint's result.
+    pub data: T,
+}
+
+impl<T> AnswerOf<T> {
+    /// A success carrying `data`.
+    pub fn ok(data: T) -> axum::Json<Self> {
+        axum::Json(Self {
+            code: 0,
+            message: "ok",
+            data,
+        })
+    }
+}
+
 /// An error answer: the envelope with a MemOS error code, a message that names the field at
 /// fault, and no data.
 #[derive(Debug, Serialize, ToSchema)]

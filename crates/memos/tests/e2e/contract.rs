@@ -48,7 +48,9 @@ fn the_live_server_keeps_its_contract_under_schemathesis() {
             .args(["run", &format!("{}/openapi.json", server.url)])
             .args(["-H", "Authorization: Token contract-test-key"])
             .args([select, "/chat$", "--checks", checks])
-            .args(["--max-examples", "25", "--workers", "2"])
+            // One worker: with two, schemathesis 4.32.5's generator cache sometimes raises a
+            // KeyError of its own (seen here 1 run in 5), which would fail CI for nothing.
+            .args(["--max-examples", "25", "--workers", "1"])
             .args(["--phases", "coverage,fuzzing", "--request-timeout", "30"])
             .args(["--no-color", "--generation-deterministic"])
             .current_dir(dir.path())

@@ -485,3 +485,64 @@ impl From<Memory> for ToolMemoryDetail {
         Self::new(m, 1.0)
     }
 }
+
+/// `add/message`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AddData {
+    /// Always true on success.
+    pub success: bool,
+    /// The add's task: follow an async add with `get/status`.
+    pub task_id: String,
+    /// `running` (async: not yet searchable) or `completed` (sync: searchable now).
+    pub status: &'static str,
+    /// With an LLM: the task that refines a sync add's fast memories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refine_task_id: Option<String>,
+    /// A sync add's memories.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memory_ids: Vec<String>,
+}
+
+/// `search/memory`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchData {
+    /// The memories (and knowledge-base chunks) most relevant to the query, best first.
+    pub memory_detail_list: Vec<MemoryDetail>,
+    /// The preferences below as one instruction for a prompt.
+    pub preference_note: String,
+    /// The user's preferences relevant to the query.
+    pub preference_detail_list: Vec<PreferenceDetail>,
+    /// With `include_tool_memory`: tool trajectories relevant to the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_memory_detail_list: Option<Vec<ToolMemoryDetail>>,
+    /// The subject's profiles, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_detail_list: Option<Vec<super::ProfileDetail>>,
+    /// With `include_skill`: memos keeps no skills yet, so empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub skill_detail_list: Option<Vec<Value>>,
+}
+
+/// `get/memory`'s answer: one page of the subject's memories, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemoryPage {
+    /// The page.
+    pub memory_detail_list: Vec<MemoryDetail>,
+    /// The subject's current preferences (with `include_preference`, the default).
+    pub preference_detail_list: Vec<PreferenceDetail>,
+    /// Memories in all pages.
+    pub total: usize,
+    /// The page size.
+    pub size: usize,
+    /// This page's number, from 1.
+    pub current: usize,
+    /// How many pages.
+    pub pages: usize,
+    /// The subject's profiles, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_detail_list: Option<Vec<super::ProfileDetail>>,
+    /// With `include_tool_memory`: the newest tool trajectories, up to `size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_memory_detail_list: Option<Vec<ToolMemoryDetail>>,
+}
