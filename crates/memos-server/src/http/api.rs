@@ -284,15 +284,15 @@ pub async fn get_memory(
     path = "/api/openmem/v1/get/memory/{memory_id}",
     tag = "memories",
     params(("memory_id" = String, Path, description = "The memory's id")),
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The memory", body = AnswerOf<MemoryDetail>), super::openapi::Errors)
 )]
 pub async fn get_memory_by_id(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Path(id): Path<String>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<MemoryDetail>>> {
     let m = state.service.get(&project, None, &id).await?;
-    Ok(ok(json!(MemoryDetail::from(m))))
+    Ok(AnswerOf::ok(MemoryDetail::from(m)))
 }
 
 /// `POST get/message`
@@ -301,13 +301,13 @@ pub async fn get_memory_by_id(
     path = "/api/openmem/v1/get/message",
     tag = "memories",
     request_body = GetMessageRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The conversation's recent messages", body = AnswerOf<MessageList>), super::openapi::Errors)
 )]
 pub async fn get_message(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetMessageRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<MessageList>>> {
     let user = required(req.user_id, "user_id")?;
     let conv = required(req.conversation_id, "conversation_id")?;
     let limit = req.message_limit_number.unwrap_or(DEFAULT_MESSAGE_LIMIT);
@@ -316,7 +316,9 @@ pub async fn get_message(
         .messages(&project, &user, &conv, limit)
         .await?;
     let list: Vec<MessageDetail> = msgs.into_iter().map(MessageDetail::from).collect();
-    Ok(ok(json!({"message_detail_list": list})))
+    Ok(AnswerOf::ok(MessageList {
+        message_detail_list: list,
+    }))
 }
 
 /// `POST get/users` (our extension): the project's users (and agents with memory of
@@ -326,24 +328,24 @@ pub async fn get_message(
     path = "/api/openmem/v1/get/users",
     tag = "memories",
     request_body = GetUsersRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "One page of the project's users", body = AnswerOf<UserPage>), super::openapi::Errors)
 )]
 pub async fn get_users(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetUsersRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<UserPage>>> {
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
     let out = state.service.users(&project, page, size).await?;
     let list: Vec<UserDetail> = out.items.into_iter().map(UserDetail::from).collect();
-    Ok(ok(json!({
-        "user_detail_list": list,
-        "total": out.total,
-        "size": size,
-        "current": page,
-        "pages": out.total.div_ceil(size),
-    })))
+    Ok(AnswerOf::ok(UserPage {
+        user_detail_list: list,
+        total: out.total,
+        size,
+        current: page,
+        pages: out.total.div_ceil(size),
+    }))
 }
 
 /// `POST delete/memory`: by ids, by filter and/or memory type (with `user_id`), or a
@@ -353,13 +355,13 @@ pub async fn get_users(
     path = "/api/openmem/v1/delete/memory",
     tag = "memories",
     request_body = DeleteMemoryRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Deleted", body = AnswerOf<DeleteData>), super::openapi::Errors)
 )]
 pub async fn delete_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteMemoryRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<DeleteData>>> {
     let hard = req.hard.unwrap_or(false);
     let deleted = match req.selection()? {
         DeleteSelection::Ids { ids, user_id } => {
@@ -378,9 +380,11 @@ pub async fn delete_memory(
         // The privacy path: always erased, chat log and history included.
         DeleteSelection::User(user) => state.service.delete_user(&project, &user).await?,
     };
-    Ok(ok(
-        json!({"success": true, "deleted_count": deleted, "hard": hard}),
-    ))
+    Ok(AnswerOf::ok(DeleteData {
+        success: true,
+        deleted_count: deleted,
+        hard,
+    }))
 }
 
 /// `POST update/memory`: edit a memory's text, headline, tags or status.
@@ -389,13 +393,13 @@ pub async fn delete_memory(
     path = "/api/openmem/v1/update/memory",
     tag = "memories",
     request_body = UpdateMemoryRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The memory as edited", body = AnswerOf<UpdateData>), super::openapi::Errors)
 )]
 pub async fn update_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<UpdateMemoryRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<UpdateData>>> {
     let status = match req.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -413,9 +417,10 @@ pub async fn update_memory(
         note: None,
     };
     let m = state.service.update(&project, input).await?;
-    Ok(ok(
-        json!({"success": true, "memory": MemoryDetail::from(m)}),
-    ))
+    Ok(AnswerOf::ok(UpdateData {
+        success: true,
+        memory: MemoryDetail::from(m),
+    }))
 }
 
 /// `POST add/feedback`: a correction in the user's words, applied like an add.
@@ -424,13 +429,13 @@ pub async fn update_memory(
     path = "/api/openmem/v1/add/feedback",
     tag = "memories",
     request_body = AddFeedbackRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Applied and searchable", body = AnswerOf<FeedbackData>), super::openapi::Errors)
 )]
 pub async fn add_feedback(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddFeedbackRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<FeedbackData>>> {
     req.check_sdk_fields()?;
     let time = match req.feedback_time {
         None | Some(Value::Null) => None,
@@ -450,13 +455,13 @@ pub async fn add_feedback(
         app_id: req.app_id,
     };
     let out = state.service.feedback(&project, input).await?;
-    Ok(ok(json!({
-        "success": true,
-        "task_id": out.task_id,
-        "status": out.status.as_str(),
-        "memory_ids": out.memory_ids,
-        "refine_task_id": out.refine_task_id,
-    })))
+    Ok(AnswerOf::ok(FeedbackData {
+        success: true,
+        task_id: out.task_id,
+        status: out.status.as_str(),
+        memory_ids: out.memory_ids,
+        refine_task_id: out.refine_task_id,
+    }))
 }
 
 /// `POST get/history`: a memory and every change it went through, oldest first.
@@ -465,13 +470,13 @@ pub async fn add_feedback(
     path = "/api/openmem/v1/get/history",
     tag = "memories",
     request_body = GetHistoryRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The memory and its history", body = AnswerOf<HistoryData>), super::openapi::Errors)
 )]
 pub async fn get_history(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetHistoryRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<HistoryData>>> {
     let id = required(req.memory_id, "memory_id")?;
     let user = req.user_id.filter(|u| !u.is_empty());
     let (m, history) = state
@@ -479,9 +484,10 @@ pub async fn get_history(
         .history(&project, user.as_deref(), &id)
         .await?;
     let history: Vec<ChangeDetail> = history.into_iter().map(ChangeDetail::from).collect();
-    Ok(ok(
-        json!({"memory": MemoryDetail::from(m), "history": history}),
-    ))
+    Ok(AnswerOf::ok(HistoryData {
+        memory: MemoryDetail::from(m),
+        history,
+    }))
 }
 
 /// `POST extract/memory`: the facts and preferences the messages state, stored nowhere:
@@ -571,16 +577,16 @@ pub async fn rerank(
     path = "/api/openmem/v1/get/status",
     tag = "memories",
     request_body = GetStatusRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The task's state", body = AnswerOf<TaskDetail>), super::openapi::Errors)
 )]
 pub async fn get_status(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetStatusRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<TaskDetail>>> {
     let task = state
         .service
         .task(&project, &required(req.task_id, "task_id")?)
         .await?;
-    Ok(ok(json!(TaskDetail::from(task))))
+    Ok(AnswerOf::ok(TaskDetail::from(task)))
 }

@@ -546,3 +546,69 @@ pub struct MemoryPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_memory_detail_list: Option<Vec<ToolMemoryDetail>>,
 }
+
+/// `get/message`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageList {
+    /// The conversation's most recent messages, newest last.
+    pub message_detail_list: Vec<MessageDetail>,
+}
+
+/// `get/users`' answer: one page of the project's users and agents.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    /// The page, most recently changed first.
+    pub user_detail_list: Vec<UserDetail>,
+    /// Users in all pages.
+    pub total: usize,
+    /// The page size.
+    pub size: usize,
+    /// This page's number, from 1.
+    pub current: usize,
+    /// How many pages.
+    pub pages: usize,
+}
+
+/// `delete/memory`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeleteData {
+    /// Always true on success.
+    pub success: bool,
+    /// How many memories went.
+    pub deleted_count: usize,
+    /// Whether they were removed for good (`true`) or marked deleted.
+    pub hard: bool,
+}
+
+/// `update/memory`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpdateData {
+    /// Always true on success.
+    pub success: bool,
+    /// The memory as it is now.
+    pub memory: MemoryDetail,
+}
+
+/// `add/feedback`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeedbackData {
+    /// Always true on success.
+    pub success: bool,
+    /// The feedback's task.
+    pub task_id: String,
+    /// `completed`: applied and searchable.
+    pub status: &'static str,
+    /// The memories the correction wrote or changed.
+    pub memory_ids: Vec<String>,
+    /// With an LLM: the task that refines them.
+    pub refine_task_id: Option<String>,
+}
+
+/// `get/history`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryData {
+    /// The memory as it is now.
+    pub memory: MemoryDetail,
+    /// What happened to it, oldest first.
+    pub history: Vec<ChangeDetail>,
+}
