@@ -4,13 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::json;
 
 use super::AppState;
-use super::api::ok;
 use super::error::ApiResult;
 use super::extract::{Body, Project};
-use super::openapi::Answer;
+use super::openapi::AnswerOf;
 use super::wire::*;
 
 /// `POST add/profile_template`: a new template; answers its id.
@@ -19,13 +17,13 @@ use super::wire::*;
     path = "/api/openmem/v1/add/profile_template",
     tag = "profiles",
     request_body = AddProfileTemplateRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The new template", body = AnswerOf<CreatedTemplate>), super::openapi::Errors)
 )]
 pub async fn add_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddProfileTemplateRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<CreatedTemplate>>> {
     let name = required(req.name, "name")?;
     let metadata =
         tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
@@ -33,7 +31,9 @@ pub async fn add_profile_template(
         .service
         .create_profile_template(&project, &name, metadata)
         .await?;
-    Ok(ok(json!({"profile_template_id": id})))
+    Ok(AnswerOf::ok(CreatedTemplate {
+        profile_template_id: id,
+    }))
 }
 
 /// `POST update/profile_template`: the whole template anew, carried to every instance.
@@ -42,13 +42,13 @@ pub async fn add_profile_template(
     path = "/api/openmem/v1/update/profile_template",
     tag = "profiles",
     request_body = UpdateProfileTemplateRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Updated, and carried to every bound profile", body = AnswerOf<UpdatedTemplate>), super::openapi::Errors)
 )]
 pub async fn update_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<UpdateProfileTemplateRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<UpdatedTemplate>>> {
     let id = required(req.profile_template_id, "profile_template_id")?;
     let metadata =
         tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
@@ -56,11 +56,11 @@ pub async fn update_profile_template(
         .service
         .update_profile_template(&project, &id, req.name.as_deref(), metadata)
         .await?;
-    Ok(ok(json!({
-        "success": true,
-        "profile_template_id": id,
-        "updated_instances": n,
-    })))
+    Ok(AnswerOf::ok(UpdatedTemplate {
+        success: true,
+        profile_template_id: id,
+        updated_instances: n,
+    }))
 }
 
 /// `POST delete/profile_template`: the template and every instance of it.
@@ -69,20 +69,20 @@ pub async fn update_profile_template(
     path = "/api/openmem/v1/delete/profile_template",
     tag = "profiles",
     request_body = ProfileTemplateIdRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Deleted with its profiles", body = AnswerOf<DeletedTemplate>), super::openapi::Errors)
 )]
 pub async fn delete_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ProfileTemplateIdRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<DeletedTemplate>>> {
     let id = required(req.profile_template_id, "profile_template_id")?;
     let n = state.service.delete_profile_template(&project, &id).await?;
-    Ok(ok(json!({
-        "success": true,
-        "profile_template_id": id,
-        "deleted_instances": n,
-    })))
+    Ok(AnswerOf::ok(DeletedTemplate {
+        success: true,
+        profile_template_id: id,
+        deleted_instances: n,
+    }))
 }
 
 /// `POST get/profile_template` (our extension): the project's templates, or one.
@@ -91,13 +91,13 @@ pub async fn delete_profile_template(
     path = "/api/openmem/v1/get/profile_template",
     tag = "profiles",
     request_body = ProfileTemplateIdRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The templates", body = AnswerOf<TemplateList>), super::openapi::Errors)
 )]
 pub async fn get_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ProfileTemplateIdRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<TemplateList>>> {
     let mut all = state.service.profile_templates(&project).await?;
     if let Some(id) = req.profile_template_id {
         all.retain(|t| t.id == id);
@@ -111,7 +111,9 @@ pub async fn get_profile_template(
     }
     let list: Vec<ProfileTemplateDetail> =
         all.into_iter().map(ProfileTemplateDetail::from).collect();
-    Ok(ok(json!({"profile_template_list": list})))
+    Ok(AnswerOf::ok(TemplateList {
+        profile_template_list: list,
+    }))
 }
 
 /// `POST bind/profile_template`: creates each subject's instance of a template.
@@ -120,19 +122,22 @@ pub async fn get_profile_template(
     path = "/api/openmem/v1/bind/profile_template",
     tag = "profiles",
     request_body = BindProfileTemplateRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Bound", body = AnswerOf<Bound>), super::openapi::Errors)
 )]
 pub async fn bind_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<BindProfileTemplateRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<Bound>>> {
     let bindings = req.bindings()?;
     let n = state
         .service
         .bind_profile_templates(&project, &bindings)
         .await?;
-    Ok(ok(json!({"success": true, "bound": n})))
+    Ok(AnswerOf::ok(Bound {
+        success: true,
+        bound: n,
+    }))
 }
 
 /// `POST edit/profile`: adds, overwrites, locks or removes fields of one instance.
@@ -141,13 +146,13 @@ pub async fn bind_profile_template(
     path = "/api/openmem/v1/edit/profile",
     tag = "profiles",
     request_body = EditProfileRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The profile as edited", body = AnswerOf<EditedProfile>), super::openapi::Errors)
 )]
 pub async fn edit_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<EditProfileRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<EditedProfile>>> {
     let subject = subject(req.user_id, req.agent_id)?;
     let id = required(req.profile_template_id, "profile_template_id")?;
     let metadata = tree(req.metadata, "metadata")?;
@@ -161,9 +166,10 @@ pub async fn edit_profile(
             &req.remove_fields.unwrap_or_default(),
         )
         .await?;
-    Ok(ok(
-        json!({"success": true, "profile": ProfileDetail::from(profile)}),
-    ))
+    Ok(AnswerOf::ok(EditedProfile {
+        success: true,
+        profile: ProfileDetail::from(profile),
+    }))
 }
 
 /// `POST delete/profile`: one subject's instance, its values and binding.
@@ -172,18 +178,21 @@ pub async fn edit_profile(
     path = "/api/openmem/v1/delete/profile",
     tag = "profiles",
     request_body = DeleteProfileRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "Deleted (or there was none)", body = AnswerOf<DeletedProfile>), super::openapi::Errors)
 )]
 pub async fn delete_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteProfileRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<AnswerOf<DeletedProfile>>> {
     let subject = subject(req.user_id, req.agent_id)?;
     let id = required(req.profile_template_id, "profile_template_id")?;
     let deleted = state
         .service
         .delete_profile(&project, &subject, &id)
         .await?;
-    Ok(ok(json!({"success": true, "deleted": deleted})))
+    Ok(AnswerOf::ok(DeletedProfile {
+        success: true,
+        deleted,
+    }))
 }

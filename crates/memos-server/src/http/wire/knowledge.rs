@@ -160,3 +160,39 @@ impl From<KbFile> for FileDetail {
         }
     }
 }
+
+/// An answer that only says it worked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Success {
+    /// Always true.
+    pub success: bool,
+}
+
+/// `create/knowledgebase`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKnowledgebase {
+    /// The new base's id.
+    pub id: String,
+}
+
+/// `get/knowledgebase-file`'s answer: one page of files, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FilePage {
+    /// The page.
+    pub file_detail_list: Vec<FileDetail>,
+    /// Files in all pages.
+    pub total: usize,
+    /// This page's number, from 1.
+    pub page: usize,
+    /// The page size.
+    pub page_size: usize,
+}
+
+/// `delete/knowledgebase-file`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedFiles {
+    /// Always true on success.
+    pub success: bool,
+    /// How many files went, with their chunks.
+    pub deleted: usize,
+}

@@ -198,3 +198,66 @@ impl From<Profile> for ProfileDetail {
         }
     }
 }
+
+/// `add/profile_template`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedTemplate {
+    /// The new template's id.
+    pub profile_template_id: String,
+}
+
+/// `update/profile_template`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpdatedTemplate {
+    /// Always true on success.
+    pub success: bool,
+    /// The template.
+    pub profile_template_id: String,
+    /// How many bound profiles took the change.
+    pub updated_instances: usize,
+}
+
+/// `delete/profile_template`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedTemplate {
+    /// Always true on success.
+    pub success: bool,
+    /// The template.
+    pub profile_template_id: String,
+    /// How many bound profiles went with it.
+    pub deleted_instances: usize,
+}
+
+/// `get/profile_template`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateList {
+    /// The project's templates (or the one asked for).
+    pub profile_template_list: Vec<ProfileTemplateDetail>,
+}
+
+/// `bind/profile_template`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Bound {
+    /// Always true on success.
+    pub success: bool,
+    /// How many subjects are bound now.
+    pub bound: usize,
+}
+
+/// `edit/profile`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EditedProfile {
+    /// Always true on success.
+    pub success: bool,
+    /// The profile as it is now.
+    pub profile: ProfileDetail,
+}
+
+/// `delete/profile`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedProfile {
+    /// Always true on success.
+    pub success: bool,
+    /// Whether there was a profile to delete.
+    pub deleted: bool,
+}
