@@ -7,12 +7,12 @@ use memos_core::filter::Filter;
 use memos_core::model::MemoryStatus;
 use memos_core::service::{FeedbackInput, ListInput, SearchInput, SearchMode, UpdateInput};
 use memos_core::{Error, time};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Body, Project};
-use super::openapi::{Answer, AnswerOf};
+use super::openapi::Answer;
 use super::wire::*;
 
 /// Most recent messages `get/message` returns by default (MemOS's default).
@@ -23,10 +23,6 @@ const DEFAULT_PAGE_SIZE: usize = 10;
 const DEFAULT_PREFERENCE_LIST: usize = 50;
 /// MemOS's default `preference_limit_number`.
 const DEFAULT_PREFERENCES: usize = 6;
-
-pub(super) fn ok(data: Value) -> Json<Answer> {
-    Json(Answer::ok(data))
-}
 
 /// The subject's profile instances for `profile_detail_list`, when it has any.
 fn profile_list(profiles: Vec<memos_core::service::Profile>) -> Option<Vec<ProfileDetail>> {
@@ -43,15 +39,15 @@ fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
     path = "/api/openmem/v1/add/message",
     tag = "memories",
     request_body = AddMessageRequest,
-    responses((status = 200, description = "Accepted (async) or stored and searchable (sync)", body = AnswerOf<AddData>), super::openapi::Errors)
+    responses((status = 200, description = "Accepted (async) or stored and searchable (sync)", body = Answer<AddData>), super::openapi::Errors)
 )]
 pub async fn add_message(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddMessageRequest>,
-) -> ApiResult<Json<AnswerOf<AddData>>> {
+) -> ApiResult<Json<Answer<AddData>>> {
     let out = state.service.add(&project, req.into_input()?).await?;
-    Ok(AnswerOf::ok(AddData {
+    Ok(Answer::ok(AddData {
         success: true,
         task_id: out.task_id,
         status: out.status.as_str(),
@@ -66,13 +62,13 @@ pub async fn add_message(
     path = "/api/openmem/v1/search/memory",
     tag = "memories",
     request_body = SearchMemoryRequest,
-    responses((status = 200, description = "The ranked memories, preferences and profiles", body = AnswerOf<SearchData>), super::openapi::Errors)
+    responses((status = 200, description = "The ranked memories, preferences and profiles", body = Answer<SearchData>), super::openapi::Errors)
 )]
 pub async fn search_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<SearchMemoryRequest>,
-) -> ApiResult<Json<AnswerOf<SearchData>>> {
+) -> ApiResult<Json<Answer<SearchData>>> {
     req.check_sdk_fields()?;
     let query_time = match req.query_time {
         None | Some(Value::Null) => None,
@@ -161,7 +157,7 @@ pub async fn search_memory(
         .map(MemoryDetail::from)
         .collect();
     let tools = tools?;
-    Ok(AnswerOf::ok(SearchData {
+    Ok(Answer::ok(SearchData {
         memory_detail_list: list,
         preference_note: preference_note(&preferences),
         preference_detail_list: preferences,
@@ -184,21 +180,21 @@ pub async fn search_memory(
     path = "/api/openmem/v1/get/profile",
     tag = "memories",
     request_body = GetProfileRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The profile by topic", body = Answer<ProfileData>), super::openapi::Errors)
 )]
 pub async fn get_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetProfileRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<Answer<ProfileData>>> {
     let user_id = required(req.user_id, "user_id")?;
     let groups = state.service.profile(&project, &user_id).await?;
     let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
-    let topics: Vec<Value> = groups
+    let topics: Vec<ProfileTopic> = groups
         .into_iter()
-        .map(|(key, items)| {
-            let items: Vec<MemoryDetail> = items.into_iter().map(MemoryDetail::from).collect();
-            json!({"memory_key": key, "memory_detail_list": items})
+        .map(|(key, items)| ProfileTopic {
+            memory_key: key,
+            memory_detail_list: items.into_iter().map(MemoryDetail::from).collect(),
         })
         .collect();
     let profiles: Vec<ProfileDetail> = state
@@ -208,12 +204,12 @@ pub async fn get_profile(
         .into_iter()
         .map(ProfileDetail::from)
         .collect();
-    Ok(ok(json!({
-        "user_id": user_id,
-        "total": total,
-        "profile": topics,
-        "profile_detail_list": profiles,
-    })))
+    Ok(Answer::ok(ProfileData {
+        user_id,
+        total,
+        profile: topics,
+        profile_detail_list: profiles,
+    }))
 }
 
 /// `POST get/memory`
@@ -222,13 +218,13 @@ pub async fn get_profile(
     path = "/api/openmem/v1/get/memory",
     tag = "memories",
     request_body = GetMemoryRequest,
-    responses((status = 200, description = "One page of the subject's memories", body = AnswerOf<MemoryPage>), super::openapi::Errors)
+    responses((status = 200, description = "One page of the subject's memories", body = Answer<MemoryPage>), super::openapi::Errors)
 )]
 pub async fn get_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetMemoryRequest>,
-) -> ApiResult<Json<AnswerOf<MemoryPage>>> {
+) -> ApiResult<Json<Answer<MemoryPage>>> {
     req.check_sdk_fields()?;
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
@@ -266,7 +262,7 @@ pub async fn get_memory(
     } else {
         None
     };
-    Ok(AnswerOf::ok(MemoryPage {
+    Ok(Answer::ok(MemoryPage {
         memory_detail_list: list,
         preference_detail_list: preferences,
         total: out.total,
@@ -284,15 +280,15 @@ pub async fn get_memory(
     path = "/api/openmem/v1/get/memory/{memory_id}",
     tag = "memories",
     params(("memory_id" = String, Path, description = "The memory's id")),
-    responses((status = 200, description = "The memory", body = AnswerOf<MemoryDetail>), super::openapi::Errors)
+    responses((status = 200, description = "The memory", body = Answer<MemoryDetail>), super::openapi::Errors)
 )]
 pub async fn get_memory_by_id(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Path(id): Path<String>,
-) -> ApiResult<Json<AnswerOf<MemoryDetail>>> {
+) -> ApiResult<Json<Answer<MemoryDetail>>> {
     let m = state.service.get(&project, None, &id).await?;
-    Ok(AnswerOf::ok(MemoryDetail::from(m)))
+    Ok(Answer::ok(MemoryDetail::from(m)))
 }
 
 /// `POST get/message`
@@ -301,13 +297,13 @@ pub async fn get_memory_by_id(
     path = "/api/openmem/v1/get/message",
     tag = "memories",
     request_body = GetMessageRequest,
-    responses((status = 200, description = "The conversation's recent messages", body = AnswerOf<MessageList>), super::openapi::Errors)
+    responses((status = 200, description = "The conversation's recent messages", body = Answer<MessageList>), super::openapi::Errors)
 )]
 pub async fn get_message(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetMessageRequest>,
-) -> ApiResult<Json<AnswerOf<MessageList>>> {
+) -> ApiResult<Json<Answer<MessageList>>> {
     let user = required(req.user_id, "user_id")?;
     let conv = required(req.conversation_id, "conversation_id")?;
     let limit = req.message_limit_number.unwrap_or(DEFAULT_MESSAGE_LIMIT);
@@ -316,7 +312,7 @@ pub async fn get_message(
         .messages(&project, &user, &conv, limit)
         .await?;
     let list: Vec<MessageDetail> = msgs.into_iter().map(MessageDetail::from).collect();
-    Ok(AnswerOf::ok(MessageList {
+    Ok(Answer::ok(MessageList {
         message_detail_list: list,
     }))
 }
@@ -328,18 +324,18 @@ pub async fn get_message(
     path = "/api/openmem/v1/get/users",
     tag = "memories",
     request_body = GetUsersRequest,
-    responses((status = 200, description = "One page of the project's users", body = AnswerOf<UserPage>), super::openapi::Errors)
+    responses((status = 200, description = "One page of the project's users", body = Answer<UserPage>), super::openapi::Errors)
 )]
 pub async fn get_users(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetUsersRequest>,
-) -> ApiResult<Json<AnswerOf<UserPage>>> {
+) -> ApiResult<Json<Answer<UserPage>>> {
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
     let out = state.service.users(&project, page, size).await?;
     let list: Vec<UserDetail> = out.items.into_iter().map(UserDetail::from).collect();
-    Ok(AnswerOf::ok(UserPage {
+    Ok(Answer::ok(UserPage {
         user_detail_list: list,
         total: out.total,
         size,
@@ -355,13 +351,13 @@ pub async fn get_users(
     path = "/api/openmem/v1/delete/memory",
     tag = "memories",
     request_body = DeleteMemoryRequest,
-    responses((status = 200, description = "Deleted", body = AnswerOf<DeleteData>), super::openapi::Errors)
+    responses((status = 200, description = "Deleted", body = Answer<DeleteData>), super::openapi::Errors)
 )]
 pub async fn delete_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteMemoryRequest>,
-) -> ApiResult<Json<AnswerOf<DeleteData>>> {
+) -> ApiResult<Json<Answer<DeleteData>>> {
     let hard = req.hard.unwrap_or(false);
     let deleted = match req.selection()? {
         DeleteSelection::Ids { ids, user_id } => {
@@ -380,7 +376,7 @@ pub async fn delete_memory(
         // The privacy path: always erased, chat log and history included.
         DeleteSelection::User(user) => state.service.delete_user(&project, &user).await?,
     };
-    Ok(AnswerOf::ok(DeleteData {
+    Ok(Answer::ok(DeleteData {
         success: true,
         deleted_count: deleted,
         hard,
@@ -393,13 +389,13 @@ pub async fn delete_memory(
     path = "/api/openmem/v1/update/memory",
     tag = "memories",
     request_body = UpdateMemoryRequest,
-    responses((status = 200, description = "The memory as edited", body = AnswerOf<UpdateData>), super::openapi::Errors)
+    responses((status = 200, description = "The memory as edited", body = Answer<UpdateData>), super::openapi::Errors)
 )]
 pub async fn update_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<UpdateMemoryRequest>,
-) -> ApiResult<Json<AnswerOf<UpdateData>>> {
+) -> ApiResult<Json<Answer<UpdateData>>> {
     let status = match req.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -417,7 +413,7 @@ pub async fn update_memory(
         note: None,
     };
     let m = state.service.update(&project, input).await?;
-    Ok(AnswerOf::ok(UpdateData {
+    Ok(Answer::ok(UpdateData {
         success: true,
         memory: MemoryDetail::from(m),
     }))
@@ -429,13 +425,13 @@ pub async fn update_memory(
     path = "/api/openmem/v1/add/feedback",
     tag = "memories",
     request_body = AddFeedbackRequest,
-    responses((status = 200, description = "Applied and searchable", body = AnswerOf<FeedbackData>), super::openapi::Errors)
+    responses((status = 200, description = "Applied and searchable", body = Answer<FeedbackData>), super::openapi::Errors)
 )]
 pub async fn add_feedback(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddFeedbackRequest>,
-) -> ApiResult<Json<AnswerOf<FeedbackData>>> {
+) -> ApiResult<Json<Answer<FeedbackData>>> {
     req.check_sdk_fields()?;
     let time = match req.feedback_time {
         None | Some(Value::Null) => None,
@@ -455,7 +451,7 @@ pub async fn add_feedback(
         app_id: req.app_id,
     };
     let out = state.service.feedback(&project, input).await?;
-    Ok(AnswerOf::ok(FeedbackData {
+    Ok(Answer::ok(FeedbackData {
         success: true,
         task_id: out.task_id,
         status: out.status.as_str(),
@@ -470,13 +466,13 @@ pub async fn add_feedback(
     path = "/api/openmem/v1/get/history",
     tag = "memories",
     request_body = GetHistoryRequest,
-    responses((status = 200, description = "The memory and its history", body = AnswerOf<HistoryData>), super::openapi::Errors)
+    responses((status = 200, description = "The memory and its history", body = Answer<HistoryData>), super::openapi::Errors)
 )]
 pub async fn get_history(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetHistoryRequest>,
-) -> ApiResult<Json<AnswerOf<HistoryData>>> {
+) -> ApiResult<Json<Answer<HistoryData>>> {
     let id = required(req.memory_id, "memory_id")?;
     let user = req.user_id.filter(|u| !u.is_empty());
     let (m, history) = state
@@ -484,7 +480,7 @@ pub async fn get_history(
         .history(&project, user.as_deref(), &id)
         .await?;
     let history: Vec<ChangeDetail> = history.into_iter().map(ChangeDetail::from).collect();
-    Ok(AnswerOf::ok(HistoryData {
+    Ok(Answer::ok(HistoryData {
         memory: MemoryDetail::from(m),
         history,
     }))
@@ -497,25 +493,19 @@ pub async fn get_history(
     path = "/api/openmem/v1/extract/memory",
     tag = "memories",
     request_body = ExtractMemoryRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "What an add would remember", body = Answer<Extracted>), super::openapi::Errors)
 )]
 pub async fn extract_memory(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ExtractMemoryRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<Answer<Extracted>>> {
     let (messages, memory, preference) = req.into_parts()?;
     let out = state.service.extract(&project, &messages).await?;
-    let mut data = json!({});
-    if memory {
-        let list: Vec<ExtractedMemory> = out.memories.into_iter().map(Into::into).collect();
-        data["memory"] = json!(list);
-    }
-    if preference {
-        let list: Vec<ExtractedPreference> = out.preferences.into_iter().map(Into::into).collect();
-        data["preference"] = json!(list);
-    }
-    Ok(ok(data))
+    Ok(Answer::ok(Extracted {
+        memory: memory.then(|| out.memories.into_iter().map(Into::into).collect()),
+        preference: preference.then(|| out.preferences.into_iter().map(Into::into).collect()),
+    }))
 }
 
 /// `POST rerank`: the documents ordered by relevance to the query, in MemOS's shape
@@ -525,13 +515,13 @@ pub async fn extract_memory(
     path = "/api/openmem/v1/rerank",
     tag = "memories",
     request_body = RerankRequest,
-    responses((status = 200, description = "Done; the result in `data`", body = super::openapi::Answer), super::openapi::Errors)
+    responses((status = 200, description = "The documents, most relevant first", body = Answer<Reranked>), super::openapi::Errors)
 )]
 pub async fn rerank(
     State(state): State<AppState>,
     Project(_project, _turn): Project,
     Body(req): Body<RerankRequest>,
-) -> ApiResult<Json<Answer>> {
+) -> ApiResult<Json<Answer<Reranked>>> {
     let own = state
         .service
         .embedder()
@@ -554,21 +544,21 @@ pub async fn rerank(
     let query = required(req.query, "query")?;
     let documents = req.documents.ok_or_else(|| Error::required("documents"))?;
     let ranked = state.service.rerank(&query, &documents, req.top_n).await?;
-    let results: Vec<Value> = ranked
+    let results: Vec<RerankResult> = ranked
         .into_iter()
-        .map(|r| {
-            json!({
-                "index": r.index,
-                "document": {"text": documents[r.index]},
-                "relevance_score": r.relevance,
-            })
+        .map(|r| RerankResult {
+            index: r.index,
+            document: RerankDocument {
+                text: documents[r.index].clone(),
+            },
+            relevance_score: r.relevance,
         })
         .collect();
-    Ok(ok(json!({
-        "id": format!("rerank-{}", memos_core::model::new_id()),
-        "model": own,
-        "results": results,
-    })))
+    Ok(Answer::ok(Reranked {
+        id: format!("rerank-{}", memos_core::model::new_id()),
+        model: own.to_string(),
+        results,
+    }))
 }
 
 /// `POST get/status`
@@ -577,16 +567,16 @@ pub async fn rerank(
     path = "/api/openmem/v1/get/status",
     tag = "memories",
     request_body = GetStatusRequest,
-    responses((status = 200, description = "The task's state", body = AnswerOf<TaskDetail>), super::openapi::Errors)
+    responses((status = 200, description = "The task's state", body = Answer<TaskDetail>), super::openapi::Errors)
 )]
 pub async fn get_status(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetStatusRequest>,
-) -> ApiResult<Json<AnswerOf<TaskDetail>>> {
+) -> ApiResult<Json<Answer<TaskDetail>>> {
     let task = state
         .service
         .task(&project, &required(req.task_id, "task_id")?)
         .await?;
-    Ok(AnswerOf::ok(TaskDetail::from(task)))
+    Ok(Answer::ok(TaskDetail::from(task)))
 }

@@ -10,23 +10,24 @@ use memos_core::service::{ChatAnswer, ChatEvent};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::ok;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Project};
-use super::wire::ChatRequest;
+use super::openapi::Answer;
+use super::wire::{ChatData, ChatRequest};
 
 /// The answer's data: MemOS's `response`, and what memos adds beside it.
-fn answer(a: ChatAnswer) -> Value {
-    let mut data = json!({
-        "response": a.response,
-        "model": a.model,
-        "memories_used": a.memories_used,
-    });
-    if let Some(r) = a.remembered {
-        data["task_id"] = json!(r.task_id);
-        data["status"] = json!(r.status.as_str());
+fn answer(a: ChatAnswer) -> ChatData {
+    let (task_id, status) = match a.remembered {
+        Some(r) => (Some(r.task_id), Some(r.status.as_str())),
+        None => (None, None),
+    };
+    ChatData {
+        response: a.response,
+        model: a.model,
+        memories_used: a.memories_used,
+        task_id,
+        status,
     }
-    data
 }
 
 fn event(kind: &str, data: Value) -> Result<Event, std::convert::Infallible> {
@@ -39,7 +40,7 @@ fn event(kind: &str, data: Value) -> Result<Event, std::convert::Infallible> {
     path = "/api/openmem/v1/chat",
     tag = "chat",
     request_body = ChatRequest,
-    responses((status = 200, description = "The answer in the envelope, or with `stream: true` server-sent events `{type: reasoning|text|end|error, data}`", content((super::openapi::Answer = "application/json"), ("text/event-stream"))), (status = 501, description = "No LLM is configured (50001); nothing was stored", body = super::openapi::ErrorAnswer), super::openapi::Errors)
+    responses((status = 200, description = "The answer in the envelope, or with `stream: true` server-sent events `{type: reasoning|text|end|error, data}`", content((Answer<ChatData> = "application/json"), ("text/event-stream"))), (status = 501, description = "No LLM is configured (50001); nothing was stored", body = super::openapi::ErrorAnswer), super::openapi::Errors)
 )]
 pub async fn chat(
     State(state): State<AppState>,
@@ -49,7 +50,7 @@ pub async fn chat(
     let (input, stream) = req.into_input(state.service.config().search.default_limit)?;
     if !stream {
         let a = state.service.chat(&project, input).await?;
-        return Ok(ok(answer(a)).into_response());
+        return Ok(Answer::ok(answer(a)).into_response());
     }
     // Errors before the first token still get their status; later ones come as an
     // `error` event, the status being sent already.
@@ -60,7 +61,7 @@ pub async fn chat(
         match chat.next().await? {
             Ok(ChatEvent::Reasoning(r)) => Some((event("reasoning", json!(r)), Some((chat, turn)))),
             Ok(ChatEvent::Text(t)) => Some((event("text", json!(t)), Some((chat, turn)))),
-            Ok(ChatEvent::End(a)) => Some((event("end", answer(a)), None)),
+            Ok(ChatEvent::End(a)) => Some((event("end", json!(answer(a))), None)),
             Err(e) => Some((event("error", ApiError::from(e).body()), None)),
         }
     });

@@ -14,7 +14,7 @@ use memos_core::service::{FileSelect, NewFile};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Project};
-use super::openapi::AnswerOf;
+use super::openapi::Answer;
 use super::wire::*;
 
 /// `POST create/knowledgebase`
@@ -23,19 +23,19 @@ use super::wire::*;
     path = "/api/openmem/v1/create/knowledgebase",
     tag = "knowledge bases",
     request_body = CreateKnowledgebaseRequest,
-    responses((status = 200, description = "The new base", body = AnswerOf<CreatedKnowledgebase>), super::openapi::Errors)
+    responses((status = 200, description = "The new base", body = Answer<CreatedKnowledgebase>), super::openapi::Errors)
 )]
 pub async fn create_knowledgebase(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<CreateKnowledgebaseRequest>,
-) -> ApiResult<Json<AnswerOf<CreatedKnowledgebase>>> {
+) -> ApiResult<Json<Answer<CreatedKnowledgebase>>> {
     let name = required(req.knowledgebase_name, "knowledgebase_name")?;
     let id = state
         .service
         .create_knowledgebase(&project, &name, req.knowledgebase_description.as_deref())
         .await?;
-    Ok(AnswerOf::ok(CreatedKnowledgebase { id }))
+    Ok(Answer::ok(CreatedKnowledgebase { id }))
 }
 
 /// `POST delete/knowledgebase`: the base, its files and every chunk.
@@ -44,16 +44,16 @@ pub async fn create_knowledgebase(
     path = "/api/openmem/v1/delete/knowledgebase",
     tag = "knowledge bases",
     request_body = DeleteKnowledgebaseRequest,
-    responses((status = 200, description = "Deleted", body = AnswerOf<Success>), super::openapi::Errors)
+    responses((status = 200, description = "Deleted", body = Answer<Success>), super::openapi::Errors)
 )]
 pub async fn delete_knowledgebase(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteKnowledgebaseRequest>,
-) -> ApiResult<Json<AnswerOf<Success>>> {
+) -> ApiResult<Json<Answer<Success>>> {
     let id = required(req.knowledgebase_id, "knowledgebase_id")?;
     state.service.delete_knowledgebase(&project, &id).await?;
-    Ok(AnswerOf::ok(Success { success: true }))
+    Ok(Answer::ok(Success { success: true }))
 }
 
 /// A file's bytes from a JSON item: base64 (a `data:` URL too), or a web URL to download
@@ -108,14 +108,14 @@ fn decode(item: FileItem, i: usize, fetch_urls: bool) -> Result<NewFile, Error> 
     tag = "knowledge bases",
     request_body(content((AddKnowledgebaseFileRequest = "application/json"), ("multipart/form-data")), description = "The files as JSON (base64 `content`) or as the SDK's multipart form (`file` parts, `knowledgebase_id` as a query parameter or a part)"),
     params(("knowledgebase_id" = Option<String>, Query, description = "The base, for a multipart upload")),
-    responses((status = 200, description = "Each file read, chunked and searchable, or failed with its reason", body = AnswerOf<Vec<FileDetail>>), super::openapi::Errors)
+    responses((status = 200, description = "Each file read, chunked and searchable, or failed with its reason", body = Answer<Vec<FileDetail>>), super::openapi::Errors)
 )]
 pub async fn add_knowledgebase_file(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Query(query): Query<HashMap<String, String>>,
     req: Request,
-) -> ApiResult<Json<AnswerOf<Vec<FileDetail>>>> {
+) -> ApiResult<Json<Answer<Vec<FileDetail>>>> {
     if let Some(k) = query
         .keys()
         .find(|k| k.as_str() != "knowledgebase_id" && k.as_str() != "type")
@@ -186,7 +186,7 @@ pub async fn add_knowledgebase_file(
         .add_knowledge_files(&project, &kb, files)
         .await?;
     let list: Vec<FileDetail> = added.into_iter().map(FileDetail::from).collect();
-    Ok(AnswerOf::ok(list))
+    Ok(Answer::ok(list))
 }
 
 /// `POST get/knowledgebase-file`: by ids or by base, newest first, paged.
@@ -195,13 +195,13 @@ pub async fn add_knowledgebase_file(
     path = "/api/openmem/v1/get/knowledgebase-file",
     tag = "knowledge bases",
     request_body = GetKnowledgebaseFileRequest,
-    responses((status = 200, description = "One page of files", body = AnswerOf<FilePage>), super::openapi::Errors)
+    responses((status = 200, description = "One page of files", body = Answer<FilePage>), super::openapi::Errors)
 )]
 pub async fn get_knowledgebase_file(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<GetKnowledgebaseFileRequest>,
-) -> ApiResult<Json<AnswerOf<FilePage>>> {
+) -> ApiResult<Json<Answer<FilePage>>> {
     let select = match (
         req.file_ids.filter(|f| !f.is_empty()),
         req.knowledgebase_id.filter(|k| !k.trim().is_empty()),
@@ -224,7 +224,7 @@ pub async fn get_knowledgebase_file(
         .knowledge_files(&project, &select, req.kind.as_deref(), page, size)
         .await?;
     let list: Vec<FileDetail> = out.items.into_iter().map(FileDetail::from).collect();
-    Ok(AnswerOf::ok(FilePage {
+    Ok(Answer::ok(FilePage {
         file_detail_list: list,
         total: out.total,
         page,
@@ -238,16 +238,16 @@ pub async fn get_knowledgebase_file(
     path = "/api/openmem/v1/delete/knowledgebase-file",
     tag = "knowledge bases",
     request_body = DeleteKnowledgebaseFileRequest,
-    responses((status = 200, description = "Deleted", body = AnswerOf<DeletedFiles>), super::openapi::Errors)
+    responses((status = 200, description = "Deleted", body = Answer<DeletedFiles>), super::openapi::Errors)
 )]
 pub async fn delete_knowledgebase_file(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteKnowledgebaseFileRequest>,
-) -> ApiResult<Json<AnswerOf<DeletedFiles>>> {
+) -> ApiResult<Json<Answer<DeletedFiles>>> {
     let ids = req.file_ids.ok_or_else(|| Error::required("file_ids"))?;
     let n = state.service.delete_knowledge_files(&project, &ids).await?;
-    Ok(AnswerOf::ok(DeletedFiles {
+    Ok(Answer::ok(DeletedFiles {
         success: true,
         deleted: n,
     }))

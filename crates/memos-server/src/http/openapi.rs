@@ -15,31 +15,9 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::{api, chat, knowledge, profiles};
 
-/// Every answer: MemOS's envelope.
+/// Every success: MemOS's envelope around the endpoint's own `data`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Answer {
-    /// 0 on success.
-    pub code: i64,
-    /// `ok` on success.
-    pub message: &'static str,
-    /// The endpoint's result.
-    pub data: Value,
-}
-
-impl Answer {
-    /// A success carrying `data`.
-    pub fn ok(data: Value) -> Self {
-        Self {
-            code: 0,
-            message: "ok",
-            data,
-        }
-    }
-}
-
-/// A success whose `data` has a schema of its own.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AnswerOf<T> {
+pub struct Answer<T> {
     /// 0 on success.
     pub code: i64,
     /// `ok` on success.
@@ -48,7 +26,7 @@ pub struct AnswerOf<T> {
     pub data: T,
 }
 
-impl<T> AnswerOf<T> {
+impl<T> Answer<T> {
     /// A success carrying `data`.
     pub fn ok(data: T) -> axum::Json<Self> {
         axum::Json(Self {
@@ -160,7 +138,7 @@ impl Modify for TokenAuth {
         api::rerank,
         api::extract_memory,
     ),
-    components(schemas(Answer, ErrorAnswer)),
+    components(schemas(ErrorAnswer)),
     modifiers(&TokenAuth),
     security(("token" = [])),
     tags(

@@ -8,7 +8,7 @@ use axum::extract::State;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Body, Project};
-use super::openapi::AnswerOf;
+use super::openapi::Answer;
 use super::wire::*;
 
 /// `POST add/profile_template`: a new template; answers its id.
@@ -17,13 +17,13 @@ use super::wire::*;
     path = "/api/openmem/v1/add/profile_template",
     tag = "profiles",
     request_body = AddProfileTemplateRequest,
-    responses((status = 200, description = "The new template", body = AnswerOf<CreatedTemplate>), super::openapi::Errors)
+    responses((status = 200, description = "The new template", body = Answer<CreatedTemplate>), super::openapi::Errors)
 )]
 pub async fn add_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<AddProfileTemplateRequest>,
-) -> ApiResult<Json<AnswerOf<CreatedTemplate>>> {
+) -> ApiResult<Json<Answer<CreatedTemplate>>> {
     let name = required(req.name, "name")?;
     let metadata =
         tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
@@ -31,7 +31,7 @@ pub async fn add_profile_template(
         .service
         .create_profile_template(&project, &name, metadata)
         .await?;
-    Ok(AnswerOf::ok(CreatedTemplate {
+    Ok(Answer::ok(CreatedTemplate {
         profile_template_id: id,
     }))
 }
@@ -42,13 +42,13 @@ pub async fn add_profile_template(
     path = "/api/openmem/v1/update/profile_template",
     tag = "profiles",
     request_body = UpdateProfileTemplateRequest,
-    responses((status = 200, description = "Updated, and carried to every bound profile", body = AnswerOf<UpdatedTemplate>), super::openapi::Errors)
+    responses((status = 200, description = "Updated, and carried to every bound profile", body = Answer<UpdatedTemplate>), super::openapi::Errors)
 )]
 pub async fn update_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<UpdateProfileTemplateRequest>,
-) -> ApiResult<Json<AnswerOf<UpdatedTemplate>>> {
+) -> ApiResult<Json<Answer<UpdatedTemplate>>> {
     let id = required(req.profile_template_id, "profile_template_id")?;
     let metadata =
         tree(req.metadata, "metadata")?.ok_or_else(|| memos_core::Error::required("metadata"))?;
@@ -56,7 +56,7 @@ pub async fn update_profile_template(
         .service
         .update_profile_template(&project, &id, req.name.as_deref(), metadata)
         .await?;
-    Ok(AnswerOf::ok(UpdatedTemplate {
+    Ok(Answer::ok(UpdatedTemplate {
         success: true,
         profile_template_id: id,
         updated_instances: n,
@@ -69,16 +69,16 @@ pub async fn update_profile_template(
     path = "/api/openmem/v1/delete/profile_template",
     tag = "profiles",
     request_body = ProfileTemplateIdRequest,
-    responses((status = 200, description = "Deleted with its profiles", body = AnswerOf<DeletedTemplate>), super::openapi::Errors)
+    responses((status = 200, description = "Deleted with its profiles", body = Answer<DeletedTemplate>), super::openapi::Errors)
 )]
 pub async fn delete_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ProfileTemplateIdRequest>,
-) -> ApiResult<Json<AnswerOf<DeletedTemplate>>> {
+) -> ApiResult<Json<Answer<DeletedTemplate>>> {
     let id = required(req.profile_template_id, "profile_template_id")?;
     let n = state.service.delete_profile_template(&project, &id).await?;
-    Ok(AnswerOf::ok(DeletedTemplate {
+    Ok(Answer::ok(DeletedTemplate {
         success: true,
         profile_template_id: id,
         deleted_instances: n,
@@ -91,13 +91,13 @@ pub async fn delete_profile_template(
     path = "/api/openmem/v1/get/profile_template",
     tag = "profiles",
     request_body = ProfileTemplateIdRequest,
-    responses((status = 200, description = "The templates", body = AnswerOf<TemplateList>), super::openapi::Errors)
+    responses((status = 200, description = "The templates", body = Answer<TemplateList>), super::openapi::Errors)
 )]
 pub async fn get_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<ProfileTemplateIdRequest>,
-) -> ApiResult<Json<AnswerOf<TemplateList>>> {
+) -> ApiResult<Json<Answer<TemplateList>>> {
     let mut all = state.service.profile_templates(&project).await?;
     if let Some(id) = req.profile_template_id {
         all.retain(|t| t.id == id);
@@ -111,7 +111,7 @@ pub async fn get_profile_template(
     }
     let list: Vec<ProfileTemplateDetail> =
         all.into_iter().map(ProfileTemplateDetail::from).collect();
-    Ok(AnswerOf::ok(TemplateList {
+    Ok(Answer::ok(TemplateList {
         profile_template_list: list,
     }))
 }
@@ -122,19 +122,19 @@ pub async fn get_profile_template(
     path = "/api/openmem/v1/bind/profile_template",
     tag = "profiles",
     request_body = BindProfileTemplateRequest,
-    responses((status = 200, description = "Bound", body = AnswerOf<Bound>), super::openapi::Errors)
+    responses((status = 200, description = "Bound", body = Answer<Bound>), super::openapi::Errors)
 )]
 pub async fn bind_profile_template(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<BindProfileTemplateRequest>,
-) -> ApiResult<Json<AnswerOf<Bound>>> {
+) -> ApiResult<Json<Answer<Bound>>> {
     let bindings = req.bindings()?;
     let n = state
         .service
         .bind_profile_templates(&project, &bindings)
         .await?;
-    Ok(AnswerOf::ok(Bound {
+    Ok(Answer::ok(Bound {
         success: true,
         bound: n,
     }))
@@ -146,13 +146,13 @@ pub async fn bind_profile_template(
     path = "/api/openmem/v1/edit/profile",
     tag = "profiles",
     request_body = EditProfileRequest,
-    responses((status = 200, description = "The profile as edited", body = AnswerOf<EditedProfile>), super::openapi::Errors)
+    responses((status = 200, description = "The profile as edited", body = Answer<EditedProfile>), super::openapi::Errors)
 )]
 pub async fn edit_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<EditProfileRequest>,
-) -> ApiResult<Json<AnswerOf<EditedProfile>>> {
+) -> ApiResult<Json<Answer<EditedProfile>>> {
     let subject = subject(req.user_id, req.agent_id)?;
     let id = required(req.profile_template_id, "profile_template_id")?;
     let metadata = tree(req.metadata, "metadata")?;
@@ -166,7 +166,7 @@ pub async fn edit_profile(
             &req.remove_fields.unwrap_or_default(),
         )
         .await?;
-    Ok(AnswerOf::ok(EditedProfile {
+    Ok(Answer::ok(EditedProfile {
         success: true,
         profile: ProfileDetail::from(profile),
     }))
@@ -178,20 +178,20 @@ pub async fn edit_profile(
     path = "/api/openmem/v1/delete/profile",
     tag = "profiles",
     request_body = DeleteProfileRequest,
-    responses((status = 200, description = "Deleted (or there was none)", body = AnswerOf<DeletedProfile>), super::openapi::Errors)
+    responses((status = 200, description = "Deleted (or there was none)", body = Answer<DeletedProfile>), super::openapi::Errors)
 )]
 pub async fn delete_profile(
     State(state): State<AppState>,
     Project(project, _turn): Project,
     Body(req): Body<DeleteProfileRequest>,
-) -> ApiResult<Json<AnswerOf<DeletedProfile>>> {
+) -> ApiResult<Json<Answer<DeletedProfile>>> {
     let subject = subject(req.user_id, req.agent_id)?;
     let id = required(req.profile_template_id, "profile_template_id")?;
     let deleted = state
         .service
         .delete_profile(&project, &subject, &id)
         .await?;
-    Ok(AnswerOf::ok(DeletedProfile {
+    Ok(Answer::ok(DeletedProfile {
         success: true,
         deleted,
     }))

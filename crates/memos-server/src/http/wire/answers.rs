@@ -612,3 +612,66 @@ pub struct HistoryData {
     /// What happened to it, oldest first.
     pub history: Vec<ChangeDetail>,
 }
+
+/// `get/profile`'s answer: the subject's profile facts grouped by topic, and its profiles.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProfileData {
+    /// The subject.
+    pub user_id: String,
+    /// Profile facts in all topics.
+    pub total: usize,
+    /// The topics.
+    pub profile: Vec<ProfileTopic>,
+    /// The subject's profiles (from templates).
+    pub profile_detail_list: Vec<super::ProfileDetail>,
+}
+
+/// One topic of a profile.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProfileTopic {
+    /// The topic, e.g. "User's food preferences".
+    pub memory_key: String,
+    /// Its facts.
+    pub memory_detail_list: Vec<MemoryDetail>,
+}
+
+/// `extract/memory`'s answer: what an add would remember, stored nowhere. Each list only
+/// when asked for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Extracted {
+    /// The facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Vec<ExtractedMemory>>,
+    /// The preferences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preference: Option<Vec<ExtractedPreference>>,
+}
+
+/// `rerank`'s answer, in MemOS's shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reranked {
+    /// This ranking's id.
+    pub id: String,
+    /// The model that ranked (memos' own ranking answers for MemOS's reranker names).
+    pub model: String,
+    /// The documents, most relevant first.
+    pub results: Vec<RerankResult>,
+}
+
+/// One ranked document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RerankResult {
+    /// Its place in the request's `documents`.
+    pub index: usize,
+    /// The document.
+    pub document: RerankDocument,
+    /// How relevant it is, in [0, 1] (search's `relativity`).
+    pub relevance_score: f32,
+}
+
+/// A ranked document's text.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RerankDocument {
+    /// The text.
+    pub text: String,
+}

@@ -3,7 +3,7 @@
 use memos_core::Error;
 use memos_core::filter::Filter;
 use memos_core::service::{ChatInput, SearchInput, SearchMode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::fields::{only_default, plain_user, private_only, required, subject};
@@ -173,4 +173,21 @@ impl ChatRequest {
         };
         Ok((input, self.stream.unwrap_or(false)))
     }
+}
+
+/// `chat`'s answer (and the `data` of a stream's `end` event).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChatData {
+    /// What the model said.
+    pub response: String,
+    /// The model that said it.
+    pub model: String,
+    /// How many memories and preferences the prompt carried.
+    pub memories_used: usize,
+    /// With `add_message_on_answer` (the default): the add that remembered the exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// That add's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
 }
