@@ -186,6 +186,15 @@ impl MemoryService {
         self.store.as_ref()
     }
 
+    /// How many store writes the local lexical index has not committed yet (`None` when the
+    /// store searches itself): the operator's "index commit lag".
+    pub async fn index_lag(&self) -> Result<Option<u64>> {
+        let Some(indexed) = self.retrieval.indexed_revision() else {
+            return Ok(None);
+        };
+        Ok(Some(self.store.revision().await?.saturating_sub(indexed)))
+    }
+
     /// How the store's connection pool is used, when it has one (PostgreSQL).
     pub fn store_pool(&self) -> Option<crate::store::PoolUse> {
         self.store.pool_use()

@@ -62,6 +62,14 @@ impl Retrieval {
         }
     }
 
+    /// The revision the local lexical index has committed, if there is one.
+    pub(super) fn indexed_revision(&self) -> Option<Revision> {
+        match self {
+            Self::Local { bm25, .. } => Some(bm25.revision()),
+            Self::Store(_) => None,
+        }
+    }
+
     /// Whether several servers may share the store.
     pub(super) fn is_shared(&self) -> bool {
         matches!(self, Self::Store(_))

@@ -53,6 +53,7 @@ pub struct Metrics {
     llm_tokens: Family<Vec<(String, String)>, Gauge>,
     tasks: Family<Vec<(String, String)>, Gauge>,
     pool: Family<Vec<(String, String)>, Gauge>,
+    index_lag: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -121,6 +122,13 @@ impl Default for Metrics {
             "The PostgreSQL pool's connections: open, idle, max; and callers waiting for one",
             pool.clone(),
         );
+        // A family, so a server without a local index (PostgreSQL) shows no series at all.
+        let index_lag = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "index_lag_revisions",
+            "Store writes the embedded store's lexical index has not committed yet",
+            index_lag.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -133,6 +141,7 @@ impl Default for Metrics {
             llm_tokens,
             tasks,
             pool,
+            index_lag,
         }
     }
 }
@@ -228,6 +237,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         // The rest of the metrics still answer; the store's trouble is in the log.
         Err(e) => tracing::warn!(error = %e, "counting tasks for /metrics failed"),
+    }
+    match state.service.index_lag().await {
+        Ok(Some(lag)) => {
+            m.index_lag
+                .get_or_create(&vec![("index".to_string(), "lexical".to_string())])
+                .set(lag as i64);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the index lag for /metrics failed"),
     }
     if let Some(p) = state.service.store_pool() {
         for (kind, n) in [

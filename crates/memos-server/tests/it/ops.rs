@@ -107,6 +107,12 @@ async fn every_answer_carries_a_request_id_and_is_counted_by_route() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(counted, 1, "the async add's task is counted");
+    // Sync adds wait for the index: nothing left uncommitted. PostgreSQL searches itself.
+    assert_eq!(
+        text.contains("memos_index_lag_revisions{index=\"lexical\"} 0"),
+        crate::BACKEND != "postgres",
+        "{text}"
+    );
     // The pool's use on PostgreSQL; the embedded store has none.
     assert_eq!(
         text.contains("memos_store_pool_connections{state=\"max\"}"),
