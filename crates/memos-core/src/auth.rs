@@ -90,12 +90,18 @@ pub async fn seed_key(store: &dyn MemoryStore, secret: &str, project_id: &str) -
 
 /// The project a presented secret grants, or why not.
 pub async fn authenticate(store: &dyn MemoryStore, secret: Option<&str>) -> Result<String> {
+    authenticate_key(store, secret).await.map(|k| k.project_id)
+}
+
+/// The key a presented secret is (its project, id and label), or why it is refused:
+/// missing, unknown or revoked.
+pub async fn authenticate_key(store: &dyn MemoryStore, secret: Option<&str>) -> Result<ApiKey> {
     let secret = secret
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or(Error::MissingCredentials)?;
     match store.find_key(&hash_secret(secret)).await? {
-        Some(k) if k.revoked_time.is_none() => Ok(k.project_id),
+        Some(k) if k.revoked_time.is_none() => Ok(k),
         _ => Err(Error::InvalidCredentials),
     }
 }

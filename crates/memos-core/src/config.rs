@@ -239,6 +239,12 @@ pub struct ServerConfig {
     /// Most requests of one project that run at once; more answer 429 (40300) at once
     /// rather than slow every project down.
     pub max_concurrent_per_project: usize,
+    /// Requests per second each API key may make, on average; 0 (the default) sets no
+    /// limit. Beyond it a request answers 429 (40300) at once, saying when to retry.
+    pub rate_limit_per_second: u32,
+    /// How many requests a key may make at once after being idle (the bucket's size);
+    /// 0 means as many as `rate_limit_per_second`.
+    pub rate_limit_burst: u32,
 }
 
 /// Storage settings.
@@ -315,6 +321,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             body_timeout_ms: 30_000,
             max_concurrent_per_project: 64,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         }
     }
 }

@@ -4,13 +4,15 @@
 
 use crate::auth;
 use crate::error::Result;
+use crate::model::ApiKey;
 
 use super::MemoryService;
 
 impl MemoryService {
-    /// The project a secret belongs to; a missing, unknown or revoked secret is refused.
-    pub async fn authenticate(&self, secret: Option<&str>) -> Result<String> {
-        auth::authenticate(self.store.as_ref(), secret).await
+    /// The key a secret is (its project, id and label); a missing, unknown or revoked
+    /// secret is refused.
+    pub async fn authenticate(&self, secret: Option<&str>) -> Result<ApiKey> {
+        auth::authenticate_key(self.store.as_ref(), secret).await
     }
 
     /// Stores `secret` as a key of `project_id` unless it is stored already.

@@ -65,6 +65,18 @@ impl ApiError {
         }
     }
 
+    /// The key made more requests per second than it may (MemOS's rate-limit code).
+    pub fn over_rate(per_second: u32, wait: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: 40300,
+            message: format!(
+                "rate limit exceeded: at most {per_second} requests per second per key; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        }
+    }
+
     /// No such route.
     pub fn no_route() -> Self {
         Self {

@@ -22,20 +22,42 @@ pub type Turn = tokio::sync::OwnedSemaphorePermit;
 
 /// Caps how many requests of one project run at once, so that one client's burst (or a
 /// few maximum-size adds) answers quickly with MemOS's rate-limit code instead of slowing
-/// every project down.
+/// every project down; and, when configured, how many requests per second each API key
+/// makes (governor's GCRA: a rate and a burst, no background thread).
 #[derive(Debug)]
 pub struct Limiter {
     per_project: usize,
     projects: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    per_key: Option<(u32, governor::DefaultKeyedRateLimiter<String>)>,
 }
 
 impl Limiter {
-    /// At most `per_project` requests of a project at once.
-    pub fn new(per_project: usize) -> Self {
+    /// At most `per_project` requests of a project at once, and `per_second` requests of a
+    /// key per second with bursts of `burst` (`per_second` 0: no rate limit; `burst` 0: as
+    /// many as `per_second`).
+    pub fn new(per_project: usize, per_second: u32, burst: u32) -> Self {
+        let per_key = std::num::NonZeroU32::new(per_second).map(|rate| {
+            let burst = std::num::NonZeroU32::new(burst).unwrap_or(rate);
+            let quota = governor::Quota::per_second(rate).allow_burst(burst);
+            (per_second, governor::RateLimiter::keyed(quota))
+        });
         Self {
             per_project,
             projects: Default::default(),
+            per_key,
         }
+    }
+
+    /// Refuses a key past its rate, saying how long to wait.
+    pub fn check_rate(&self, key_id: &str) -> Result<(), ApiError> {
+        let Some((per_second, limiter)) = &self.per_key else {
+            return Ok(());
+        };
+        limiter.check_key(&key_id.to_string()).map_err(|not_until| {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            ApiError::over_rate(*per_second, wait)
+        })
     }
 
     /// A turn for `project`, or `None` when it has as many requests running as it may.
@@ -72,7 +94,9 @@ impl FromRequestParts<AppState> for Project {
                 h
             }
         });
-        let project = state.service.authenticate(secret).await?;
+        let key = state.service.authenticate(secret).await?;
+        state.limiter.check_rate(&key.id)?;
+        let project = key.project_id;
         let turn = state
             .limiter
             .try_turn(&project)
@@ -184,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_project_gets_at_most_its_share_and_others_are_not_held_up() {
-        let l = Limiter::new(2);
+        let l = Limiter::new(2, 0, 0);
         let a1 = l.try_turn("a").unwrap();
         let _a2 = l.try_turn("a").unwrap();
         assert!(
@@ -194,5 +218,28 @@ mod tests {
         assert!(l.try_turn("b").is_some(), "another project is not held up");
         drop(a1);
         assert!(l.try_turn("a").is_some(), "a finished request frees a turn");
+    }
+
+    #[test]
+    fn a_key_past_its_rate_is_refused_with_the_wait_and_others_go_on() {
+        let l = Limiter::new(64, 2, 3);
+        for _ in 0..3 {
+            l.check_rate("k1").expect("the burst passes");
+        }
+        let refused = l.check_rate("k1").unwrap_err();
+        let body = refused.body();
+        assert_eq!(body["code"], 40300);
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("retry in"), "{message}");
+        let status = axum::response::IntoResponse::into_response(refused).status();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        l.check_rate("k2").expect("another key has its own budget");
+        std::thread::sleep(std::time::Duration::from_millis(550));
+        l.check_rate("k1")
+            .expect("half a second refills one request");
+        assert!(
+            Limiter::new(64, 0, 0).check_rate("k1").is_ok(),
+            "0: no limit"
+        );
     }
 }

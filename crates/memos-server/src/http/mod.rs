@@ -45,8 +45,11 @@ pub struct AppState {
 pub fn app(service: Arc<MemoryService>) -> Router {
     let limit = service.config().server.body_limit_bytes;
     let body_timeout = service.config().server.body_timeout_ms;
+    let server = &service.config().server;
     let limiter = Arc::new(extract::Limiter::new(
-        service.config().server.max_concurrent_per_project,
+        server.max_concurrent_per_project,
+        server.rate_limit_per_second,
+        server.rate_limit_burst,
     ));
     let state = AppState {
         service,

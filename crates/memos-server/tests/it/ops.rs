@@ -121,3 +121,59 @@ async fn every_answer_carries_a_request_id_and_is_counted_by_route() {
     );
     assert!(text.ends_with("# EOF\n"));
 }
+
+/// Per-key rate limits (issue 15): past its burst a key answers 429 with MemOS's 40300 and
+/// when to retry, in the envelope; another key goes on; nothing is stored by a refused add.
+#[tokio::test]
+async fn a_key_past_its_rate_is_refused_and_others_go_on() {
+    let s = TestServer::with_config(|c| {
+        c.server.rate_limit_per_second = 1;
+        c.server.rate_limit_burst = 2;
+    })
+    .await;
+    let add = |text: &str| {
+        serde_json::json!({"user_id": "u", "conversation_id": "c", "async_mode": false,
+                           "messages": [{"role": "user", "content": text}]})
+    };
+    for i in 0..2 {
+        let (st, v) = s
+            .post("add/message", add(&format!("I own {i} kites.")))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, v) = s.post("add/message", add("I own many kites.")).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["code"], 40300, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("retry in"), "{v}");
+    let (st, v) = s
+        .post_as(
+            &s.other_key,
+            "get/memory",
+            serde_json::json!({"user_id": "u"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "another key has its own budget: {v}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (st, v) = s
+        .post(
+            "get/memory",
+            serde_json::json!({"user_id": "u", "size": 50}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["total"].as_u64().map(|n| n >= 2),
+        Some(true),
+        "{v}"
+    );
+    let texts: Vec<&str> = v["data"]["memory_detail_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["memory_value"].as_str())
+        .collect();
+    assert!(
+        !texts.iter().any(|t| t.contains("many kites")),
+        "a refused add stored: {texts:?}"
+    );
+}
