@@ -427,13 +427,8 @@ async fn issue_13_deletes_and_erases_are_final_across_servers() {
         let ((rs, rv), (es, ev)) = tokio::join!(restate, erase);
         assert_eq!(es, StatusCode::OK, "{ev}");
         assert!(rs == StatusCode::OK || rs == StatusCode::CONFLICT, "{rv}");
-        for _ in 0..500 {
-            let (_, t) = a.post("get/status", json!({"task_id": task})).await;
-            if t["data"]["status"] != "running" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        // Ended, or gone with its user.
+        wait_task(&a, &task).await;
         for id in &old {
             let (_, got) = b.get(&format!("/api/openmem/v1/get/memory/{id}")).await;
             assert_eq!(
