@@ -186,6 +186,12 @@ impl MemoryService {
         self.store.as_ref()
     }
 
+    /// Whether this server can serve now: its store answers. (The model is loaded and the
+    /// index in step with the store before the server listens at all.)
+    pub async fn ready(&self) -> Result<()> {
+        self.store.revision().await.map(drop)
+    }
+
     /// How many store writes the local lexical index has not committed yet (`None` when the
     /// store searches itself): the operator's "index commit lag".
     pub async fn index_lag(&self) -> Result<Option<u64>> {

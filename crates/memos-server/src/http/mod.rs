@@ -119,6 +119,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/extract/memory", post(api::extract_memory));
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
@@ -142,6 +143,13 @@ pub fn app(service: Arc<MemoryService>) -> Router {
             ops::observe,
         ))
         .with_state(state)
+}
+
+/// `GET /ready`: readiness, apart from liveness: 200 while the store answers, else the
+/// store's error (503, 50004) so a load balancer stops sending requests. Needs no key.
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, error::ApiError> {
+    state.service.ready().await?;
+    Ok(Json(json!({"status": "ready"})))
 }
 
 /// `GET /health`: liveness plus what this server runs on. Needs no key.

@@ -177,3 +177,12 @@ async fn a_key_past_its_rate_is_refused_and_others_go_on() {
         "a refused add stored: {texts:?}"
     );
 }
+
+/// Readiness apart from liveness (issue 15): `GET /ready` answers 200 while the store does.
+#[tokio::test]
+async fn ready_says_the_store_answers() {
+    let s = TestServer::new().await;
+    let (st, _, text) = call(&s, Request::get("/ready").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    assert!(text.contains("\"ready\""), "{text}");
+}
