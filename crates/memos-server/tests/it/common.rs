@@ -141,6 +141,20 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// Waits until an async task is no longer running and returns its status (empty when
+    /// the task is gone, as after an erase of its user); panics after 5 s.
+    pub async fn wait_task(&self, task: &str) -> String {
+        for _ in 0..500 {
+            let (_, v) = self.post("get/status", json!({"task_id": task})).await;
+            let status = v["data"]["status"].as_str().unwrap_or_default().to_string();
+            if status != "running" {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("task {task} never finished");
+    }
+
     /// Searches and returns `memory_detail_list`.
     pub async fn search(&self, body: Value) -> Vec<Value> {
         let (s, v) = self.post("search/memory", body).await;

@@ -90,25 +90,14 @@ async fn fixtures(s: &TestServer) -> Ids {
         .as_str()
         .unwrap()
         .to_string();
-    settle(s, &task).await;
+    // Its writes must not be taken for a later request's.
+    s.wait_task(&task).await;
     Ids {
         kb,
         file,
         template,
         memory,
         task,
-    }
-}
-
-/// Waits until an async add's task has ended, so its writes are not taken for a later
-/// request's.
-async fn settle(s: &TestServer, task: &str) {
-    for _ in 0..400 {
-        let (_, t) = s.post("get/status", json!({"task_id": task})).await;
-        if t["data"]["status"] != "running" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
@@ -334,7 +323,7 @@ async fn issue_13_hostile_bodies_on_every_endpoint_answer_in_the_envelope_and_st
             if status.is_success() {
                 // An accepted async add finishes before the next request is judged.
                 if let Some(task) = v["data"]["task_id"].as_str() {
-                    settle(&s, task).await;
+                    s.wait_task(task).await;
                 }
             } else {
                 let after = s.service.store().revision().await.unwrap();

@@ -28,7 +28,7 @@ async fn issue_13_huge_dates_answer_in_sync_adds_async_adds_and_searches() {
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         let task = v["data"]["task_id"].as_str().unwrap().to_string();
-        assert_eq!(wait_task(&s, &task).await, "completed", "{text}");
+        assert_eq!(s.wait_task(&task).await, "completed", "{text}");
         s.search(json!({"user_id": "u", "query": text})).await;
     }
     // The worker still takes work after all of them.
@@ -40,19 +40,7 @@ async fn issue_13_huge_dates_answer_in_sync_adds_async_adds_and_searches() {
         )
         .await;
     let task = v["data"]["task_id"].as_str().unwrap().to_string();
-    assert_eq!(wait_task(&s, &task).await, "completed");
-}
-
-async fn wait_task(s: &TestServer, task: &str) -> String {
-    for _ in 0..500 {
-        let (_, v) = s.post("get/status", json!({"task_id": task})).await;
-        let status = v["data"]["status"].as_str().unwrap_or_default().to_string();
-        if status != "running" {
-            return status;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("task {task} never finished");
+    assert_eq!(s.wait_task(&task).await, "completed");
 }
 
 /// An edit racing a delete of the same memory: whichever lands first, a delete that
@@ -147,13 +135,7 @@ async fn issue_13_an_erase_racing_an_async_task_stays_final() {
         let (est, ev) = s.post("delete/memory", json!({"user_id": user})).await;
         assert_eq!(est, StatusCode::OK, "{ev}");
         // Until the task has ended (or is gone with the user), then look.
-        for _ in 0..500 {
-            let (_, t) = s.post("get/status", json!({"task_id": task})).await;
-            if t["data"]["status"] != "running" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        s.wait_task(&task).await;
         let (_, got) = s
             .post("get/memory", json!({"user_id": user, "size": 50}))
             .await;
@@ -428,7 +410,7 @@ async fn issue_13_deletes_and_erases_are_final_across_servers() {
         assert_eq!(es, StatusCode::OK, "{ev}");
         assert!(rs == StatusCode::OK || rs == StatusCode::CONFLICT, "{rv}");
         // Ended, or gone with its user.
-        wait_task(&a, &task).await;
+        a.wait_task(&task).await;
         for id in &old {
             let (_, got) = b.get(&format!("/api/openmem/v1/get/memory/{id}")).await;
             assert_eq!(
