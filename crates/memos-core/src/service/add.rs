@@ -135,14 +135,14 @@ impl MemoryService {
                 task: Some(task.clone()),
                 embeddings,
                 history,
+                expect: Expect {
+                    project: ctx.scope.project_id.clone(),
+                    memories: read,
+                    task: stored.then(|| task.id.clone()),
+                },
                 ..rest.clone()
             };
-            let expect = Expect {
-                project: ctx.scope.project_id.clone(),
-                memories: read,
-                task: stored.then(|| task.id.clone()),
-            };
-            match self.write_expecting(batch, vec![], &expect).await {
+            match self.write(batch, vec![]).await {
                 Err(Error::Conflict(why)) if attempt < RECONCILE_ATTEMPTS => {
                     attempt += 1;
                     tracing::debug!(task = %task.id, %why, "reconciling again");

@@ -120,14 +120,14 @@ impl MemoryService {
                 id: fast[i].id.clone(),
             })
             .collect();
-        self.write_expecting(
+        self.write(
             WriteBatch {
                 upsert_memories: memories,
                 history,
+                expect,
                 ..Default::default()
             },
             extra,
-            &expect,
         )
         .await?;
         // The subject's bound profiles follow what was said; a failure here leaves the

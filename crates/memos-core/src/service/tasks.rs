@@ -96,16 +96,13 @@ impl MemoryService {
         task.status = TaskStatus::Failed;
         task.error = Some(why.to_string());
         task.update_time = now_millis();
-        let expect = Expect::task(&task.scope.project_id, &task.id);
         if let Err(e) = self
-            .record_expecting(
-                WriteBatch {
-                    task: Some(task.clone()),
-                    lease: Some(self.lease()),
-                    ..Default::default()
-                },
-                &expect,
-            )
+            .record(WriteBatch {
+                task: Some(task.clone()),
+                lease: Some(self.lease()),
+                expect: Expect::task(&task.scope.project_id, &task.id),
+                ..Default::default()
+            })
             .await
         {
             tracing::error!(task = %task.id, error = %e, "could not record the task failure");
@@ -163,14 +160,12 @@ impl MemoryService {
             }
             task.status = TaskStatus::Completed;
             task.update_time = now_millis();
-            self.record_expecting(
-                WriteBatch {
-                    task: Some(task.clone()),
-                    lease: Some(self.lease()),
-                    ..Default::default()
-                },
-                &Expect::task(&task.scope.project_id, &task.id),
-            )
+            self.record(WriteBatch {
+                task: Some(task.clone()),
+                lease: Some(self.lease()),
+                expect: Expect::task(&task.scope.project_id, &task.id),
+                ..Default::default()
+            })
             .await?;
             Ok(())
         }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::search::bm25::IndexOp;
 use crate::search::vector::VectorOp;
-use crate::store::{Expect, WriteBatch};
+use crate::store::WriteBatch;
 
 use super::MemoryService;
 
@@ -26,37 +26,19 @@ impl MemoryService {
     }
 
     /// Writes a batch computed from earlier reads and waits until it is searchable: it
-    /// lands only if what `expect` names is still as read, checked by the store inside its
-    /// write transaction (so an erase by another server on a shared database counts too);
-    /// otherwise nothing is written and the answer is [`Error::Conflict`] (a memory changed)
-    /// or a task not found (its user was erased). A merge into a memory deleted meanwhile,
-    /// or a task whose user was erased, never brings anything back. `stale` names vectors
-    /// to drop that the batch does not (those of a changed text).
-    pub(super) async fn write_expecting(
-        &self,
-        batch: WriteBatch,
-        stale: Vec<VectorOp>,
-        expect: &Expect,
-    ) -> Result<()> {
-        let batch = WriteBatch {
-            expect: expect.clone(),
-            ..batch
-        };
+    /// lands only if what its `expect` names is still as read, checked by the store inside
+    /// its write transaction (so an erase by another server on a shared database counts
+    /// too); otherwise nothing is written and the answer is [`Error::Conflict`] (a memory
+    /// changed) or a task not found (its user was erased). A merge into a memory deleted
+    /// meanwhile, or a task whose user was erased, never brings anything back. `stale` names
+    /// vectors to drop that the batch does not (those of a changed text).
+    pub(super) async fn write(&self, batch: WriteBatch, stale: Vec<VectorOp>) -> Result<()> {
         self.lock_writes().await.write(batch, stale).await
     }
 
     /// Writes a batch that changes nothing searchable (a task's state, an async add's
-    /// messages) without waiting for the index.
+    /// messages) without waiting for the index; its `expect` holds as for [`Self::write`].
     pub(super) async fn record(&self, batch: WriteBatch) -> Result<()> {
-        self.record_expecting(batch, &Expect::default()).await
-    }
-
-    /// [`Self::record`] under `expect`, as [`Self::write_expecting`].
-    pub(super) async fn record_expecting(&self, batch: WriteBatch, expect: &Expect) -> Result<()> {
-        let batch = WriteBatch {
-            expect: expect.clone(),
-            ..batch
-        };
         let _order = self.write_lock.lock().await;
         drop(self.write_locked(batch, vec![]).await?);
         Ok(())
