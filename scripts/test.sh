@@ -21,6 +21,10 @@ export MEMOS_SDK_DIR="${MEMOS_SDK_DIR:-$(pwd)/sdk}"
 # schemathesis, every package pinned by hash, for the contract test that fuzzes the live
 # server from its own OpenAPI contract (skipped when present).
 ./scripts/fetch-schemathesis.sh
+
+# The official MCP TypeScript SDK (npm, pinned by its lockfile) for the test that drives the
+# MCP server with it (skipped when present).
+./scripts/fetch-mcp-sdk.sh
 export MEMOS_MODELS_DIR="${MEMOS_MODELS_DIR:-$(pwd)/models}"
 
 # The seed examples live in ../shared next to the repository (read, never copied).

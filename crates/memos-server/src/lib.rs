@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod mcp;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! the configuration and turns errors into exit codes.
 
 mod bench;
+mod mcp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ enum Command {
     /// messages, tasks, history, vectors and API keys. The target must be empty; stop the
     /// servers on the source first.
     Migrate(MigrateArgs),
+    /// The MCP server over stdio, for desktop agent clients: the memory tools, calling a
+    /// running server (`--url`) or this data directory.
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +302,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
         Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Mcp(args) => mcp::mcp(cfg, args).await,
     }
 }
 

@@ -73,6 +73,24 @@ impl Limiter {
     }
 }
 
+/// The key a request carries in `Authorization`. MemOS clients send `Token <key>`;
+/// `Bearer <key>` is accepted for OpenAI-style and MCP clients, a bare key as it is.
+pub fn secret(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let h = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+    Some(
+        if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
+            rest.trim()
+        } else {
+            h
+        },
+    )
+}
+
 impl FromRequestParts<AppState> for Project {
     type Rejection = ApiError;
 
@@ -80,21 +98,7 @@ impl FromRequestParts<AppState> for Project {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        // MemOS clients send `Token <key>`; `Bearer <key>` is accepted for OpenAI-style clients.
-        let secret = header.map(|h| {
-            let h = h.trim();
-            let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-            if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
-                rest.trim()
-            } else {
-                h
-            }
-        });
-        let key = state.service.authenticate(secret).await?;
+        let key = state.service.authenticate(secret(&parts.headers)).await?;
         state.limiter.check_rate(&key.id)?;
         let project = key.project_id;
         let turn = state

@@ -8,6 +8,8 @@
 //! - [`wire`]: request and response shapes.
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
 //! - [`error`]: the single mapping from domain errors to codes and statuses.
+//!
+//! `/mcp` (the MCP server, [`crate::mcp`]) is merged in beside the API.
 
 pub mod api;
 pub mod chat;
@@ -117,7 +119,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/add/feedback", post(api::add_feedback))
         .route("/rerank", post(api::rerank))
         .route("/extract/memory", post(api::extract_memory));
-    Router::new()
+    let base = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(ops::metrics))
@@ -142,7 +144,12 @@ pub fn app(service: Arc<MemoryService>) -> Router {
             state.clone(),
             ops::observe,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // MCP tools are API calls sent through `base` itself, so they keep its rules, limits
+    // and logs; the `/mcp` route is counted and logged as any other.
+    let mcp = crate::mcp::http_service(state.clone(), crate::mcp::Api::InProcess(base.clone()))
+        .layer(axum::middleware::from_fn_with_state(state, ops::observe));
+    mcp.merge(base)
 }
 
 /// `GET /ready`: readiness, apart from liveness: 200 while the store answers, else the

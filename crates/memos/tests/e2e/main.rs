@@ -11,6 +11,7 @@ mod crash;
 mod diskfull;
 mod keys;
 mod logs;
+mod mcp;
 mod postgres;
 mod sdk;
 mod seed;
