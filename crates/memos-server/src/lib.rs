@@ -1,4 +1,5 @@
-//! memos-server: the HTTP face of memos, speaking the MemOS cloud API.
+//! memos-server: the HTTP face of memos, speaking the MemOS cloud API, and its MCP server
+//! ([`mcp`], at `/mcp` and for `memos mcp` on stdio).
 //!
 //! [`app`] builds the router over a [`memos_core::MemoryService`]; [`run`] serves it on a
 //! listener until a shutdown future resolves. Both take their dependencies as arguments so
