@@ -139,6 +139,7 @@ impl MemoryService {
                     project: ctx.scope.project_id.clone(),
                     memories: read,
                     task: stored.then(|| task.id.clone()),
+                    absent: vec![],
                 },
                 ..rest.clone()
             };

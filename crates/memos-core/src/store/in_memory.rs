@@ -120,6 +120,13 @@ impl MemoryStore for InMemoryStore {
         {
             return Err(super::Expect::task_gone(task));
         }
+        if let Some(id) = e
+            .absent
+            .iter()
+            .find(|id| s.seq_of.contains_key(*id) || s.messages.iter().any(|m| &m.id == *id))
+        {
+            return Err(super::Expect::taken(id));
+        }
         if let (Some(t), Some(lease)) = (&batch.task, &batch.lease) {
             if s.tasks.contains_key(&t.id)
                 && s.leases.get(&t.id).is_some_and(|l| l.owner != lease.owner)

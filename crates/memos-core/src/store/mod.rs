@@ -94,6 +94,10 @@ pub struct Expect {
     /// A stored task the write continues: it must still be there and running (an erase of
     /// its user removes it).
     pub task: Option<String>,
+    /// Ids the batch creates that it did not mint (an import keeps its ids): no memory or
+    /// message of any project may hold one yet. Ids are unique across the store, so a
+    /// write under a taken id would land on another project's row.
+    pub absent: Vec<String>,
 }
 
 impl Expect {
@@ -103,6 +107,7 @@ impl Expect {
             project: project.to_string(),
             memories: vec![],
             task: Some(task.to_string()),
+            absent: vec![],
         }
     }
 
@@ -115,7 +120,15 @@ impl Expect {
                 .map(|m| (m.id.clone(), m.update_time, m.status))
                 .collect(),
             task: None,
+            absent: vec![],
         }
+    }
+
+    /// The error of a batch that would create a memory or message under a taken id.
+    pub(crate) fn taken(id: &str) -> Error {
+        Error::Conflict(format!(
+            "id {id} is taken in this store already; nothing was written"
+        ))
     }
 
     /// The error of a batch one of whose memories changed since it was read.

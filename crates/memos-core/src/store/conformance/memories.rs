@@ -457,7 +457,7 @@ pub async fn a_batch_lands_only_if_what_it_expects_still_holds(store: &dyn Memor
     let as_read = Expect {
         project: project.clone(),
         memories: vec![(a.id.clone(), a.update_time, a.status)],
-        task: None,
+        ..Default::default()
     };
     // Still as read: the merge lands.
     let mut merged = a.clone();
@@ -483,7 +483,7 @@ pub async fn a_batch_lands_only_if_what_it_expects_still_holds(store: &dyn Memor
     let elsewhere = Expect {
         project: "q".into(),
         memories: vec![(merged.id.clone(), merged.update_time, merged.status)],
-        task: None,
+        ..Default::default()
     };
     let err = store
         .write(write(vec![fresh.clone()], elsewhere))
@@ -519,4 +519,62 @@ pub async fn a_batch_lands_only_if_what_it_expects_still_holds(store: &dyn Memor
     let ids = [late.id.clone(), merged.id.clone(), fresh.id.clone()];
     assert!(store.get_memories(&project, &ids).await.unwrap().is_empty());
     assert!(store.get_task(&project, &t.id).await.unwrap().is_none());
+
+    // An import keeps its ids: a batch expecting them absent fails when any project holds
+    // one (as a memory or a message), writing nothing, and lands when none does.
+    let bob = Scope::new("other-project", "bob");
+    let theirs = crate::model::Memory {
+        scope: bob.clone(),
+        ..memory("bob", "c", "Their memory.")
+    };
+    let said = message(&bob, "c", "Their message.", 1);
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![theirs.clone()],
+            messages: vec![said.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut imported = theirs.clone();
+    imported.scope = scope.clone();
+    imported.value = "Imported over theirs.".into();
+    let fresh_import = memory("alice", "c", "Imported.");
+    for taken in [theirs.id.clone(), said.id.clone()] {
+        let err = store
+            .write(write(
+                vec![imported.clone(), fresh_import.clone()],
+                Expect {
+                    project: project.clone(),
+                    absent: vec![fresh_import.id.clone(), taken],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    }
+    assert_eq!(
+        store
+            .get_memories("other-project", std::slice::from_ref(&theirs.id))
+            .await
+            .unwrap(),
+        vec![theirs]
+    );
+    assert!(
+        store
+            .get_memories(&project, std::slice::from_ref(&fresh_import.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let absent = Expect {
+        project: project.clone(),
+        absent: vec![fresh_import.id.clone()],
+        ..Default::default()
+    };
+    store
+        .write(write(vec![fresh_import.clone()], absent))
+        .await
+        .unwrap();
 }

@@ -163,5 +163,13 @@ fn check_expect(tx: &rusqlite::Transaction<'_>, expect: &Expect) -> Result<()> {
             return Err(Expect::task_gone(task));
         }
     }
+    let mut taken = tx.prepare_cached(
+        "SELECT 1 FROM memories WHERE id = ?1 UNION ALL SELECT 1 FROM messages WHERE id = ?1",
+    )?;
+    for id in &expect.absent {
+        if taken.exists(params![id])? {
+            return Err(Expect::taken(id));
+        }
+    }
     Ok(())
 }

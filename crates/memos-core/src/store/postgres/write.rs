@@ -243,5 +243,18 @@ async fn check_expect(tx: &deadpool_postgres::Transaction<'_>, expect: &Expect) 
             return Err(Expect::task_gone(task));
         }
     }
+    if !expect.absent.is_empty() {
+        let taken = tx
+            .query_opt(
+                "SELECT id FROM memories WHERE id = ANY($1) \
+                 UNION ALL SELECT id FROM messages WHERE id = ANY($1) LIMIT 1",
+                &[&expect.absent],
+            )
+            .await
+            .map_err(pg)?;
+        if let Some(row) = taken {
+            return Err(Expect::taken(row.get(0)));
+        }
+    }
     Ok(())
 }
