@@ -13,6 +13,7 @@ mod extract;
 mod input;
 mod keys;
 mod knowledge;
+mod portability;
 mod profiles;
 mod read;
 mod refine;
@@ -51,6 +52,7 @@ pub use knowledge::{
     FileSelect, FileStatus, KNOWLEDGE_TAG, KbFile, KbSelect, KnowledgeBase, MAX_CALL_BYTES,
     MAX_FILE_BYTES, MAX_FILES_PER_CALL, NewFile, merge_hits,
 };
+pub use portability::{EXPORT_FORMAT, ExportCounts, ExportHeader, ExportRecord, export_user};
 pub use profiles::{MAX_BINDINGS, Profile, ProfileTemplate};
 pub use rerank::{MAX_RERANK_DOCUMENTS, Reranked};
 

@@ -174,7 +174,7 @@ pub struct Lease {
 }
 
 /// A memory's vector under one embedding model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Embedding {
     /// The memory it belongs to.
     pub memory_id: String,
