@@ -26,6 +26,8 @@ mod issue_13;
 mod knowledge;
 #[path = "it/ops.rs"]
 mod ops;
+#[path = "it/portability.rs"]
+mod portability;
 #[path = "it/profiles.rs"]
 mod profiles;
 #[path = "it/sdk_fields.rs"]

@@ -4,6 +4,7 @@
 
 mod bench;
 mod mcp;
+mod transfer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,20 +53,15 @@ enum Command {
     /// Copy a whole deployment between backends, losslessly: memories (any status),
     /// messages, tasks, history, vectors and API keys. The target must be empty; stop the
     /// servers on the source first.
-    Migrate(MigrateArgs),
+    Migrate(transfer::MigrateArgs),
+    /// Export one user's data as JSON Lines (memories with their history, the chat log,
+    /// profiles; vectors with --vectors). Reads the store only: safe beside a running server.
+    Export(transfer::ExportArgs),
+    /// Import an export into a project, ids kept; the user must hold nothing there yet.
+    Import(transfer::ImportArgs),
     /// The MCP server over stdio, for desktop agent clients: the memory tools, calling a
     /// running server (`--url`) or this data directory.
     Mcp(mcp::McpArgs),
-}
-
-#[derive(Debug, Args)]
-struct MigrateArgs {
-    /// Where the data is: `embedded:<data dir>` or `postgres:<url>`.
-    #[arg(long, value_name = "STORE")]
-    from: String,
-    /// Where it goes (empty): `embedded:<data dir>` or `postgres:<url>`.
-    #[arg(long, value_name = "STORE")]
-    to: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,52 +297,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
         Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
         Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args).await,
-        Command::Migrate(args) => migrate(args).await,
+        Command::Migrate(args) => transfer::migrate(args).await,
+        Command::Export(args) => transfer::export(cfg, args).await,
+        Command::Import(args) => transfer::import(cfg, args).await,
         Command::Mcp(args) => mcp::mcp(cfg, args).await,
     }
-}
-
-/// Opens a store named `embedded:<dir>` or `postgres:<url>`.
-async fn open_store(spec: &str) -> Result<Arc<dyn memos_core::store::MemoryStore>> {
-    use memos_core::store::{EmbeddedStore, PostgresStore};
-    match spec.split_once(':') {
-        Some(("embedded", dir)) if !dir.is_empty() => Ok(Arc::new(
-            EmbeddedStore::open(std::path::Path::new(dir))
-                .with_context(|| format!("opening the data directory {dir}"))?,
-        )),
-        Some(("postgres", url)) if !url.is_empty() => Ok(Arc::new(
-            PostgresStore::connect(url, 4)
-                .await
-                .context("connecting to PostgreSQL")?,
-        )),
-        _ => bail!("`{spec}`: name a store as embedded:<data dir> or postgres:<url>"),
-    }
-}
-
-async fn migrate(args: MigrateArgs) -> Result<()> {
-    let from = open_store(&args.from).await?;
-    let to = open_store(&args.to).await?;
-    let started = std::time::Instant::now();
-    let n = memos_core::store::copy_store(from.as_ref(), to.as_ref(), &|n| {
-        eprint!(
-            "\rcopied {} memories, {} messages, {} history entries, {} vectors",
-            n.memories, n.messages, n.history, n.embeddings
-        );
-    })
-    .await?;
-    eprintln!();
-    println!(
-        "migrated {} memories, {} messages, {} tasks, {} history entries, {} vectors, {} documents and {} API keys in {:.1} s",
-        n.memories,
-        n.messages,
-        n.tasks,
-        n.history,
-        n.embeddings,
-        n.docs,
-        n.keys,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 async fn serve(cfg: Config) -> Result<()> {

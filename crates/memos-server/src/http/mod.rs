@@ -4,6 +4,7 @@
 //! - [`profiles`]: its profile templates and profile instances.
 //! - [`chat`]: `chat`, whole or streamed.
 //! - [`knowledge`]: knowledge bases and their files.
+//! - [`export`]: a user's data as JSON Lines.
 //! - [`ops`]: request ids, the access log, Prometheus metrics.
 //! - [`wire`]: request and response shapes.
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod chat;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod knowledge;
 pub mod openapi;
@@ -117,6 +119,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/history", post(api::get_history))
         .route("/update/memory", post(api::update_memory))
         .route("/add/feedback", post(api::add_feedback))
+        .route("/export/user", post(export::export_user))
         .route("/rerank", post(api::rerank))
         .route("/extract/memory", post(api::extract_memory));
     let base = Router::new()

@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{api, chat, knowledge, profiles};
+use super::{api, chat, export, knowledge, profiles};
 
 /// Every success: MemOS's envelope around the endpoint's own `data`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,6 +135,7 @@ impl Modify for TokenAuth {
         api::get_history,
         api::update_memory,
         api::add_feedback,
+        export::export_user,
         api::rerank,
         api::extract_memory,
     ),

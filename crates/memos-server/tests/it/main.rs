@@ -17,5 +17,6 @@ mod issue_13;
 mod knowledge;
 mod openapi;
 mod ops;
+mod portability;
 mod profiles;
 mod sdk_fields;

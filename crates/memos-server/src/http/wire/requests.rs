@@ -450,6 +450,19 @@ pub struct GetHistoryRequest {
     pub user_id: Option<String>,
 }
 
+/// `export/user` request: one user's data, for the user to take elsewhere.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportUserRequest {
+    /// The user.
+    #[serde(default, deserialize_with = "plain_user")]
+    #[schema(required = true, value_type = String, min_length = 1)]
+    pub user_id: Option<String>,
+    /// Include the memories' vectors (default false).
+    #[serde(default)]
+    pub include_vectors: Option<bool>,
+}
+
 /// `rerank` request: candidate texts to order by relevance to a query (nothing stored).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
