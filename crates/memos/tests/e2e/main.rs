@@ -15,3 +15,4 @@ mod mcp;
 mod postgres;
 mod sdk;
 mod seed;
+mod transfer;
