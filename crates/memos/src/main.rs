@@ -59,6 +59,9 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Import an export into a project, ids kept; the user must hold nothing there yet.
     Import(transfer::ImportArgs),
+    /// Back up the embedded store while it serves: a consistent copy of the database into
+    /// a new directory (SQLite's backup API). Restore by serving that directory.
+    Backup(transfer::BackupArgs),
     /// The MCP server over stdio, for desktop agent clients: the memory tools, calling a
     /// running server (`--url`) or this data directory.
     Mcp(mcp::McpArgs),
@@ -300,6 +303,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Migrate(args) => transfer::migrate(args).await,
         Command::Export(args) => transfer::export(cfg, args).await,
         Command::Import(args) => transfer::import(cfg, args).await,
+        Command::Backup(args) => transfer::backup(cfg, args).await,
         Command::Mcp(args) => mcp::mcp(cfg, args).await,
     }
 }

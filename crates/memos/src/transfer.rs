@@ -41,6 +41,38 @@ pub(crate) struct ImportArgs {
     project: String,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// Where the copy goes: a new (or empty) directory, a data directory of its own.
+    dest: PathBuf,
+}
+
+/// `memos backup`: a consistent copy of the embedded store while the server serves.
+pub(crate) async fn backup(cfg: Config, args: BackupArgs) -> Result<()> {
+    use memos_core::config::StoreBackend;
+    match cfg.store.backend {
+        StoreBackend::Embedded => {}
+        StoreBackend::Postgres | StoreBackend::Memory => bail!(
+            "memos backup copies the embedded store; back PostgreSQL up with its own tools (pg_dump, pg_basebackup)"
+        ),
+    }
+    let store = memos_core::store::EmbeddedStore::open_shared(&cfg.store.data_dir)
+        .with_context(|| format!("opening {}", cfg.store.data_dir.display()))?;
+    let bar = spinner();
+    bar.set_message("copying the database");
+    let started = std::time::Instant::now();
+    let bytes = store.backup(&args.dest).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "backed up {} ({:.1} MB) into {} in {:.1} s; start memos on it to restore (the index is rebuilt)",
+        cfg.store.data_dir.display(),
+        bytes as f64 / 1e6,
+        args.dest.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A bar for work of unknown size: a spinner with a message.
 fn spinner() -> ProgressBar {
     let bar = ProgressBar::new_spinner();

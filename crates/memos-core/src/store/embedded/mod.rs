@@ -7,6 +7,7 @@
 //! mapping and filters as SQL are shared with PostgreSQL ([`super::sql`]); the schema is
 //! `migrations/*.sql`, numbered, its version kept in `meta.schema_version`.
 
+mod backup;
 mod records;
 mod write;
 
