@@ -32,10 +32,20 @@ export MEMOS_SHARED_DIR="${MEMOS_SHARED_DIR:-$(cd .. && pwd)/shared}"
 
 # A throwaway PostgreSQL 18 + pgvector for the PostgreSQL store's tests (PyPI wheel pinned
 # by hash), unless the caller points MEMOS_PG_URL at a server of their own.
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do $c || true; done' EXIT
 if [ -z "${MEMOS_PG_URL:-}" ]; then
     MEMOS_PG_URL="$(./scripts/start-postgres.sh)"
     export MEMOS_PG_URL
-    trap './scripts/stop-postgres.sh || true' EXIT
+    cleanup+=(./scripts/stop-postgres.sh)
+fi
+
+# A PostgreSQL that speaks TLS (Debian's package; the wheel above has no TLS) with a test
+# CA, for the test of sslmode / sslrootcert.
+if [ -z "${MEMOS_PG_TLS_DIR:-}" ]; then
+    MEMOS_PG_TLS_DIR="$(./scripts/start-postgres-tls.sh | tail -1)"
+    export MEMOS_PG_TLS_DIR
+    cleanup+=(./scripts/stop-postgres-tls.sh)
 fi
 
 rm -f target/schemathesis-summary.txt

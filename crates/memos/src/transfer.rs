@@ -109,7 +109,7 @@ pub(crate) async fn export(cfg: Config, args: ExportArgs) -> Result<()> {
         serde_json::to_writer(&mut sink, &r)?;
         sink.write_all(b"\n")?;
         lines += 1;
-        if lines % 500 == 0 {
+        if lines.is_multiple_of(500) {
             bar.set_message(format!("{lines} records"));
         }
     }

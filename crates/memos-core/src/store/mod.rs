@@ -36,7 +36,7 @@ pub mod conformance;
 pub use embedded::EmbeddedStore;
 pub use in_memory::InMemoryStore;
 pub use migrate::{Copied, copy_store};
-pub use postgres::PostgresStore;
+pub use postgres::{ConnectionInfo, PostgresStore};
 
 /// A monotonically increasing number that every write bumps.
 pub type Revision = u64;

@@ -14,11 +14,12 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 use std::sync::Arc;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 mod records;
 mod search;
+mod tls;
 mod write;
 
 use super::sql::{
@@ -79,13 +80,27 @@ fn refs(p: &Params) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+/// What [`PostgresStore::check_connection`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// `server_version`, e.g. `18.1`.
+    pub server_version: String,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+}
+
 impl PostgresStore {
     /// Connects (a pool of up to `max_connections`) and brings the schema up to date. The
     /// URL is libpq's (`postgres://user:pass@host:port/db?options=-csearch_path%3Dtenant`).
+    ///
+    /// TLS follows the URL's `sslmode` and `sslrootcert` as libpq reads them ([`tls`]).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self> {
-        let mut config: tokio_postgres::Config = url
+        let split = tls::split(url)?;
+        let mut config: tokio_postgres::Config = split
+            .url
             .parse()
             .map_err(|e| Error::Config(format!("store.url: {e}")))?;
+        config.ssl_mode(split.mode.ssl_mode());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -99,7 +114,7 @@ impl PostgresStore {
         config.options(options.trim_end());
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls::connector(&split)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -117,7 +132,50 @@ impl PostgresStore {
         };
         store.migrate().await?;
         store.backfill_terms().await?;
+        // Operators check here that a managed database's URL got them an encrypted link.
+        let row = store
+            .client()
+            .await?
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        tracing::info!(tls = row.get::<_, bool>(0), sslmode = ?split.mode, "connected to PostgreSQL");
         Ok(store)
+    }
+
+    /// Connects once with the URL's settings, TLS included, and says what the connection
+    /// is: the server's version and whether it is encrypted. Touches no schema, so it
+    /// checks a URL before a store is opened on it (`memos serve` logs it; tests use it).
+    pub async fn check_connection(url: &str) -> Result<ConnectionInfo> {
+        let split = tls::split(url)?;
+        let mut config: tokio_postgres::Config = split
+            .url
+            .parse()
+            .map_err(|e| Error::Config(format!("store.url: {e}")))?;
+        config.ssl_mode(split.mode.ssl_mode());
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let (client, conn) = config.connect(tls::connector(&split)?).await.map_err(pg)?;
+        let driver = tokio::spawn(conn);
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version'), \
+                 coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .await
+            .map_err(pg);
+        drop(client);
+        let _ = driver.await;
+        let row = row?;
+        Ok(ConnectionInfo {
+            server_version: row.get(0),
+            tls: row.get(1),
+        })
     }
 
     /// Sets how much memory (MB) PostgreSQL may use to build a vector index (1024 unless
