@@ -6,12 +6,14 @@
 //! token as it comes, and dropping the [`AnswerStream`] closes the connection, which
 //! cancels the generation on the server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::config::LlmConfig;
 use crate::error::{Error, Result};
+use crate::llm_usage::{Job, Ledger};
 
 /// One message of the prompt, in OpenAI's roles.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,11 +55,13 @@ pub struct ChatModel {
     /// `[llm]`: the endpoint, key, models, retries and backoff.
     config: LlmConfig,
     api_key: Option<String>,
+    /// Calls and tokens by project, for `/metrics`.
+    ledger: Arc<Ledger>,
 }
 
 impl ChatModel {
     /// The configured model, or `None` when no LLM is configured.
-    pub fn new(config: &LlmConfig) -> Result<Option<Self>> {
+    pub fn new(config: &LlmConfig, ledger: Arc<Ledger>) -> Result<Option<Self>> {
         if config.base_url.is_empty() {
             return Ok(None);
         }
@@ -72,6 +76,7 @@ impl ChatModel {
             client,
             api_key: config.api_key(),
             config: config.clone(),
+            ledger,
         }))
     }
 
@@ -108,6 +113,11 @@ impl ChatModel {
             "max_tokens": req.max_tokens,
             "stream": stream,
         });
+        if stream {
+            // OpenAI reports a stream's tokens only when asked (a last chunk of its own);
+            // the per-project accounting needs them.
+            body["stream_options"] = json!({"include_usage": true});
+        }
         if let Some(t) = req.temperature {
             body["temperature"] = json!(t);
         }
@@ -119,13 +129,14 @@ impl ChatModel {
 
     /// Sends the request, retrying refused connections, 429s and 5xx answers with
     /// backoff; returns the first answer that is not one of those.
-    async fn send(&self, body: &Value) -> Result<reqwest::Response> {
+    async fn send(&self, project: &str, body: &Value) -> Result<reqwest::Response> {
         let url = self.config.completions_url();
         let mut last = String::new();
         for attempt in 0..=self.config.max_retries {
             if attempt > 0 {
                 tokio::time::sleep(self.config.backoff(attempt)).await;
             }
+            self.ledger.record(project, Job::Chat, 0, 0);
             let mut req = self.client.post(&url).json(body);
             if let Some(k) = &self.api_key {
                 req = req.bearer_auth(k);
@@ -153,12 +164,15 @@ impl ChatModel {
     }
 
     /// The whole answer at once.
-    pub async fn answer(&self, req: &ChatRequest) -> Result<String> {
-        let resp = self.send(&self.body(req, false)).await?;
+    pub async fn answer(&self, project: &str, req: &ChatRequest) -> Result<String> {
+        let resp = self.send(project, &self.body(req, false)).await?;
         let reply: Value = resp
             .json()
             .await
             .map_err(|e| Error::Llm(format!("reply is not JSON: {e}")))?;
+        if let Some((p, c)) = crate::llm_usage::reported(&reply) {
+            self.ledger.add_tokens(project, Job::Chat, p, c);
+        }
         reply["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_string)
@@ -166,9 +180,11 @@ impl ChatModel {
     }
 
     /// The answer as the model writes it.
-    pub async fn stream(&self, req: &ChatRequest) -> Result<AnswerStream> {
-        let resp = self.send(&self.body(req, true)).await?;
+    pub async fn stream(&self, project: &str, req: &ChatRequest) -> Result<AnswerStream> {
+        let resp = self.send(project, &self.body(req, true)).await?;
         Ok(AnswerStream {
+            ledger: self.ledger.clone(),
+            project: project.to_string(),
             resp,
             buf: Vec::new(),
             pending: std::collections::VecDeque::new(),
@@ -180,6 +196,9 @@ impl ChatModel {
 /// A streamed answer, read as the server sends it.
 #[derive(Debug)]
 pub struct AnswerStream {
+    /// Where a usage chunk's tokens are counted, and for whom.
+    ledger: Arc<Ledger>,
+    project: String,
     resp: reqwest::Response,
     /// Bytes of a line not yet complete.
     buf: Vec<u8>,
@@ -240,6 +259,10 @@ impl AnswerStream {
             .map_err(|e| Error::Llm(format!("stream event is not JSON: {e}")))?;
         if let Some(err) = v.get("error") {
             return Err(Error::Llm(format!("the server reported: {err}")));
+        }
+        // Servers that report a stream's usage do so in a chunk of their own.
+        if let Some((p, c)) = crate::llm_usage::reported(&v) {
+            self.ledger.add_tokens(&self.project, Job::Chat, p, c);
         }
         let delta = &v["choices"][0]["delta"];
         for (key, make) in [

@@ -22,6 +22,7 @@ pub mod error;
 pub mod filter;
 pub mod ingest;
 pub mod knowledge;
+pub mod llm_usage;
 pub mod model;
 pub mod search;
 pub mod service;

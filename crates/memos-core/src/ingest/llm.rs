@@ -9,7 +9,7 @@
 //! replies, 429s, 5xxs and timeouts are retried with exponential backoff; token use is
 //! counted.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,6 +19,7 @@ use super::AddContext;
 use super::fast::PREFERENCE_TAG;
 use crate::config::LlmConfig;
 use crate::error::{Error, Result};
+use crate::llm_usage::{Job, Ledger};
 use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
 use crate::time;
 
@@ -53,6 +54,8 @@ pub struct LlmExtractor {
     config: LlmConfig,
     api_key: Option<String>,
     usage: Mutex<Usage>,
+    /// Calls and tokens by project, for `/metrics`.
+    ledger: Arc<Ledger>,
 }
 
 /// Why one attempt failed, and whether another may succeed.
@@ -64,7 +67,7 @@ enum Attempt {
 impl LlmExtractor {
     /// An extractor for the configured endpoint. The API key comes from the environment
     /// variable `config.api_key_env` (none is fine for local servers).
-    pub fn new(config: LlmConfig) -> Result<Self> {
+    pub fn new(config: LlmConfig, ledger: Arc<Ledger>) -> Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()
@@ -75,6 +78,7 @@ impl LlmExtractor {
             config,
             api_key,
             usage: Mutex::new(Usage::default()),
+            ledger,
         })
     }
 
@@ -108,7 +112,7 @@ impl LlmExtractor {
         let mut out = Vec::new();
         for window in chat.chunks(self.config.window.max(1)) {
             let items = self
-                .window(window)
+                .window(&ctx.scope.project_id, window)
                 .await
                 .inspect_err(|_| self.count(|u| u.failures += 1))?;
             out.extend(items.into_iter().map(|i| i.into_memory(ctx, window, now)));
@@ -116,13 +120,19 @@ impl LlmExtractor {
         Ok(out)
     }
 
-    async fn window(&self, window: &[&Message]) -> Result<Vec<Item>> {
-        self.ask(&self.request(window), parse_items).await
+    async fn window(&self, project: &str, window: &[&Message]) -> Result<Vec<Item>> {
+        self.ask(
+            (project, Job::Extraction),
+            &self.request(window),
+            parse_items,
+        )
+        .await
     }
 
     /// One request, retried with backoff until a reply passes `parse`.
     async fn ask<T>(
         &self,
+        who: (&str, Job),
         body: &Value,
         parse: impl Fn(&str) -> std::result::Result<T, String>,
     ) -> Result<T> {
@@ -133,7 +143,7 @@ impl LlmExtractor {
                 tokio::time::sleep(self.config.backoff(attempt)).await;
             }
             match self
-                .call(body)
+                .call(who, body)
                 .await
                 .and_then(|c| parse(&c).map_err(Attempt::Retry))
             {
@@ -152,8 +162,9 @@ impl LlmExtractor {
     }
 
     /// One attempt; the reply's content.
-    async fn call(&self, body: &Value) -> std::result::Result<String, Attempt> {
+    async fn call(&self, who: (&str, Job), body: &Value) -> std::result::Result<String, Attempt> {
         self.count(|u| u.calls += 1);
+        self.ledger.record(who.0, who.1, 0, 0);
         let mut req = self.client.post(self.config.completions_url()).json(body);
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
@@ -182,11 +193,8 @@ impl LlmExtractor {
         }
         let reply: Value = serde_json::from_str(&text)
             .map_err(|e| Attempt::Retry(format!("reply is not JSON: {e}")))?;
-        if let Some(u) = reply.get("usage") {
-            let (p, c) = (
-                u["prompt_tokens"].as_u64().unwrap_or(0),
-                u["completion_tokens"].as_u64().unwrap_or(0),
-            );
+        if let Some((p, c)) = crate::llm_usage::reported(&reply) {
+            self.ledger.add_tokens(who.0, who.1, p, c);
             self.count(|x| {
                 x.prompt_tokens += p;
                 x.completion_tokens += c;
@@ -203,6 +211,7 @@ impl LlmExtractor {
     /// among them, each with a short text value.
     pub async fn fill_profile(
         &self,
+        project: &str,
         messages: &[Message],
         fields: &[(String, Value)],
     ) -> Result<Vec<(String, String)>> {
@@ -252,9 +261,11 @@ impl LlmExtractor {
             ],
         });
         let known: Vec<&str> = fields.iter().map(|(p, _)| p.as_str()).collect();
-        self.ask(&body, |content| parse_fields(content, &known))
-            .await
-            .inspect_err(|_| self.count(|u| u.failures += 1))
+        self.ask((project, Job::Profile), &body, |content| {
+            parse_fields(content, &known)
+        })
+        .await
+        .inspect_err(|_| self.count(|u| u.failures += 1))
     }
 
     fn request(&self, window: &[&Message]) -> Value {

@@ -375,7 +375,7 @@ impl MemoryService {
     pub async fn chat(&self, project_id: &str, input: ChatInput) -> Result<ChatAnswer> {
         let prepared = self.prepare_chat(project_id, input).await?;
         let model = self.chat_model.as_ref().expect("prepare_chat checked");
-        let response = model.answer(&prepared.request).await?;
+        let response = model.answer(project_id, &prepared.request).await?;
         self.finish_chat(project_id, &prepared, response).await
     }
 
@@ -387,7 +387,7 @@ impl MemoryService {
     ) -> Result<ChatStream> {
         let prepared = self.prepare_chat(project_id, input).await?;
         let model = self.chat_model.as_ref().expect("prepare_chat checked");
-        let answer = model.stream(&prepared.request).await?;
+        let answer = model.stream(project_id, &prepared.request).await?;
         Ok(ChatStream {
             svc: self.clone(),
             project: project_id.to_string(),

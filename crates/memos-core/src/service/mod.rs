@@ -59,6 +59,8 @@ pub use rerank::{MAX_RERANK_DOCUMENTS, Reranked};
 /// The memory service.
 pub struct MemoryService {
     store: Arc<dyn MemoryStore>,
+    /// LLM calls and tokens by project and job, for `/metrics`.
+    ledger: Arc<crate::llm_usage::Ledger>,
     /// Where search candidates come from, decided at start.
     retrieval: Retrieval,
     embedder: Option<Arc<dyn Embedder>>,
@@ -139,15 +141,20 @@ impl MemoryService {
     ) -> Result<Arc<Self>> {
         let model = embedder.as_ref().map(|e| (e.model_id(), e.dim()));
         let retrieval = Retrieval::open(&store, index, model).await?;
+        let ledger = Arc::new(crate::llm_usage::Ledger::default());
         let llm = if config.llm.base_url.is_empty() || !config.llm.refine {
             None
         } else {
-            Some(Arc::new(LlmExtractor::new(config.llm.clone())?))
+            Some(Arc::new(LlmExtractor::new(
+                config.llm.clone(),
+                ledger.clone(),
+            )?))
         };
-        let chat_model = crate::chat::ChatModel::new(&config.llm)?;
+        let chat_model = crate::chat::ChatModel::new(&config.llm, ledger.clone())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let svc = Arc::new(Self {
             chat_model,
+            ledger,
             store,
             retrieval,
             embedder,
@@ -186,6 +193,12 @@ impl MemoryService {
     /// layer and the CLI go through the facade's own calls.
     pub fn store(&self) -> &dyn MemoryStore {
         self.store.as_ref()
+    }
+
+    /// LLM calls and tokens so far, by project and job (fine-path extraction, profiles,
+    /// chat).
+    pub fn llm_usage(&self) -> Vec<(String, crate::llm_usage::Job, crate::llm_usage::Tokens)> {
+        self.ledger.snapshot()
     }
 
     /// Whether this server can serve now: its store answers. (The model is loaded and the

@@ -553,7 +553,9 @@ impl MemoryService {
             if asked.is_empty() {
                 continue;
             }
-            let values = llm.fill_profile(messages, &asked).await?;
+            let values = llm
+                .fill_profile(&scope.project_id, messages, &asked)
+                .await?;
             if values.is_empty() {
                 continue;
             }

@@ -51,6 +51,8 @@ pub struct Metrics {
     llm_retries: Gauge,
     llm_failures: Gauge,
     llm_tokens: Family<Vec<(String, String)>, Gauge>,
+    project_calls: Family<Vec<(String, String)>, Gauge>,
+    project_tokens: Family<Vec<(String, String)>, Gauge>,
     tasks: Family<Vec<(String, String)>, Gauge>,
     pool: Family<Vec<(String, String)>, Gauge>,
     index_lag: Family<Vec<(String, String)>, Gauge>,
@@ -110,6 +112,18 @@ impl Default for Metrics {
             "LLM tokens since start, by kind (prompt, completion)",
             llm_tokens.clone(),
         );
+        let project_calls = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "llm_project_calls",
+            "LLM requests since start, by project and job (extraction, profile, chat)",
+            project_calls.clone(),
+        );
+        let project_tokens = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "llm_project_tokens",
+            "LLM tokens the model reported since start, by project, job and kind (prompt, completion)",
+            project_tokens.clone(),
+        );
         let tasks = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register(
             "tasks",
@@ -138,6 +152,8 @@ impl Default for Metrics {
             llm_calls,
             llm_retries,
             llm_failures,
+            project_calls,
+            project_tokens,
             llm_tokens,
             tasks,
             pool,
@@ -196,7 +212,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
 }
 
 /// `GET /metrics`: Prometheus's text format. Needs no key: it names routes and counts,
-/// never a project, a user or a memory.
+/// never a user or a memory; projects only in the LLM usage series (`llm_project_*`),
+/// which is how an operator bills them. Keep `/metrics` on the operator's network.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     match state.service.embedding_backlog() {
@@ -219,6 +236,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ] {
             m.llm_tokens
                 .get_or_create(&vec![("kind".to_string(), kind.to_string())])
+                .set(n as i64);
+        }
+    }
+    for (project, job, t) in state.service.llm_usage() {
+        let labels = |extra: &[(&str, &str)]| {
+            let mut l = vec![
+                ("project".to_string(), project.clone()),
+                ("job".to_string(), job.as_str().to_string()),
+            ];
+            l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            l
+        };
+        m.project_calls
+            .get_or_create(&labels(&[]))
+            .set(t.calls as i64);
+        for (kind, n) in [("prompt", t.prompt), ("completion", t.completion)] {
+            m.project_tokens
+                .get_or_create(&labels(&[("kind", kind)]))
                 .set(n as i64);
         }
     }

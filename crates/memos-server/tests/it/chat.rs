@@ -59,9 +59,10 @@ async fn serve(model: Model) -> String {
                 m.requests.lock().unwrap().push(body.clone());
                 if body["stream"] != true {
                     let text: String = TOKENS.concat();
-                    return Json(
-                        json!({"choices": [{"message": {"role": "assistant", "content": text}}]}),
-                    )
+                    return Json(json!({
+                        "choices": [{"message": {"role": "assistant", "content": text}}],
+                        "usage": {"prompt_tokens": 120, "completion_tokens": 8},
+                    }))
                     .into_response();
                 }
                 let chunk = |delta: Value| {
@@ -83,7 +84,12 @@ async fn serve(model: Model) -> String {
                                 tokio::time::sleep(Duration::from_millis(20)).await;
                                 chunk(json!({"content": TOKENS[i - 1]}))
                             }
-                            5 => "data: [DONE]\n\n".to_string(),
+                            // The usage chunk OpenAI sends with `include_usage`.
+                            5 => format!(
+                                "data: {}\n\n",
+                                json!({"choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 4}})
+                            ),
+                            6 => "data: [DONE]\n\n".to_string(),
                             _ => {
                                 guard.ended();
                                 return None;
@@ -225,6 +231,27 @@ async fn chat_answers_with_the_users_memories_and_remembers_the_exchange() {
         json!([]),
         "not remembered when asked not to"
     );
+    // Both answers are billed to the key's project, with the tokens the model reported.
+    let m = metrics(&s).await;
+    for line in [
+        r#"memos_llm_project_calls{project="alpha",job="chat"} 2"#,
+        r#"memos_llm_project_tokens{project="alpha",job="chat",kind="prompt"} 240"#,
+        r#"memos_llm_project_tokens{project="alpha",job="chat",kind="completion"} 16"#,
+    ] {
+        assert!(m.contains(line), "{line} missing from\n{m}");
+    }
+}
+
+/// `/metrics` as text.
+async fn metrics(s: &TestServer) -> String {
+    let resp = s
+        .app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 #[tokio::test]
@@ -293,6 +320,12 @@ async fn a_streamed_chat_forwards_tokens_as_the_model_writes_them() {
     assert_eq!(
         log["data"]["message_detail_list"].as_array().unwrap().len(),
         4
+    );
+    // A stream's usage chunk is counted too.
+    let m = metrics(&s).await;
+    assert!(
+        m.contains(r#"memos_llm_project_tokens{project="alpha",job="chat",kind="completion"} 4"#),
+        "{m}"
     );
 }
 

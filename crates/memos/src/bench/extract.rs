@@ -109,13 +109,16 @@ async fn llm(set: &[eval::Labelled], url: &str, args: &ExtractArgs) -> Result<()
     use memos_core::ingest::llm::LlmExtractor;
     use memos_core::model::{MemoryType, Message, Role, Scope};
 
-    let llm = LlmExtractor::new(LlmConfig {
-        base_url: url.to_string(),
-        model: args.llm_model.clone(),
-        response_format: args.llm_format.parse()?,
-        window: 10,
-        ..Default::default()
-    })?;
+    let llm = LlmExtractor::new(
+        LlmConfig {
+            base_url: url.to_string(),
+            model: args.llm_model.clone(),
+            response_format: args.llm_format.parse()?,
+            window: 10,
+            ..Default::default()
+        },
+        Default::default(),
+    )?;
     let scope = Scope::new("bench", "u");
     let ctx = AddContext {
         scope: scope.clone(),
