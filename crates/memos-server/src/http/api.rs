@@ -39,7 +39,14 @@ fn parse_filter(v: Option<Value>) -> Result<Option<Filter>, Error> {
     path = "/api/openmem/v1/add/message",
     tag = "memories",
     request_body = AddMessageRequest,
-    responses((status = 200, description = "Accepted (async) or stored and searchable (sync)", body = Answer<AddData>), super::openapi::Errors)
+    responses((status = 200, description = "Accepted (async) or stored and searchable (sync)", body = Answer<AddData>,
+        // For clients that follow links (and schemathesis' stateful phase): what an add's
+        // answer leads to.
+        links(
+            ("GetStatus" = (operation_id = "get_status", request_body = json!({"task_id": "$response.body#/data/task_id"}), description = "Follow the add's task")),
+            ("GetMemoryById" = (operation_id = "get_memory_by_id", parameters(("memory_id" = "$response.body#/data/memory_ids/0")), description = "A sync add's first memory")),
+            ("SearchMemory" = (operation_id = "search_memory", request_body = json!({"user_id": "$request.body#/user_id", "query": "$request.body#/messages/0/content"}), description = "Search the user's memories for what was just said")),
+        )), super::openapi::Errors)
 )]
 pub async fn add_message(
     State(state): State<AppState>,
@@ -62,7 +69,13 @@ pub async fn add_message(
     path = "/api/openmem/v1/search/memory",
     tag = "memories",
     request_body = SearchMemoryRequest,
-    responses((status = 200, description = "The ranked memories, preferences and profiles", body = Answer<SearchData>), super::openapi::Errors)
+    responses((status = 200, description = "The ranked memories, preferences and profiles", body = Answer<SearchData>,
+        links(
+            ("GetMemoryById" = (operation_id = "get_memory_by_id", parameters(("memory_id" = "$response.body#/data/memory_detail_list/0/id")), description = "The first result")),
+            ("GetHistory" = (operation_id = "get_history", request_body = json!({"memory_id": "$response.body#/data/memory_detail_list/0/id"}), description = "The first result's history")),
+            ("UpdateMemory" = (operation_id = "update_memory", request_body = json!({"memory_id": "$response.body#/data/memory_detail_list/0/id", "tags": ["linked"]}), description = "Tag the first result")),
+            ("DeleteMemory" = (operation_id = "delete_memory", request_body = json!({"memory_ids": ["$response.body#/data/memory_detail_list/0/id"]}), description = "Delete the first result")),
+        )), super::openapi::Errors)
 )]
 pub async fn search_memory(
     State(state): State<AppState>,

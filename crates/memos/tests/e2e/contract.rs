@@ -1,7 +1,8 @@
 //! Contract fuzzing (issue 15): schemathesis (PyPI, every package pinned by hash;
 //! `scripts/fetch-schemathesis.sh`) runs against the real binary from the contract the binary
 //! serves at `/openapi.json`: every operation, a bounded number of generated requests each
-//! (valid and invalid ones), generated deterministically. Zero 5xx, zero answers outside the contract
+//! (valid and invalid ones), generated deterministically, then the stateful phase that chains
+//! calls through the contract's links. Zero 5xx, zero answers outside the contract
 //! (status codes, content types, the envelope's schema), zero hangs (a per-request timeout);
 //! `chat`, which answers its documented 501 without an LLM, is held to all but the first.
 //! Its summary is written to `target/schemathesis-summary.txt`, which `scripts/test.sh`
@@ -40,9 +41,18 @@ fn the_live_server_keeps_its_contract_under_schemathesis() {
     let conformance =
         "status_code_conformance,content_type_conformance,response_schema_conformance";
     let mut summary = Vec::new();
-    for (select, checks) in [
-        ("--exclude-path-regex", all),
-        ("--include-path-regex", conformance),
+    // The stateful phase chains calls through the contract's links (an add's answer to
+    // its task, its memory and a search; a search's first result to its read, history,
+    // edit and delete), so ids are real and deep paths run, not only 404s.
+    for (select, checks, phases, examples) in [
+        ("--exclude-path-regex", all, "coverage,fuzzing", "25"),
+        (
+            "--include-path-regex",
+            conformance,
+            "coverage,fuzzing",
+            "25",
+        ),
+        ("--exclude-path-regex", all, "stateful", "100"),
     ] {
         let out = Command::new(&st)
             .args(["run", &format!("{}/openapi.json", server.url)])
@@ -50,8 +60,8 @@ fn the_live_server_keeps_its_contract_under_schemathesis() {
             .args([select, "/chat$", "--checks", checks])
             // One worker: with two, schemathesis 4.32.5's generator cache sometimes raises a
             // KeyError of its own (seen here 1 run in 5), which would fail CI for nothing.
-            .args(["--max-examples", "25", "--workers", "1"])
-            .args(["--phases", "coverage,fuzzing", "--request-timeout", "30"])
+            .args(["--max-examples", examples, "--workers", "1"])
+            .args(["--phases", phases, "--request-timeout", "30"])
             .args(["--no-color", "--generation-deterministic"])
             .current_dir(dir.path())
             .output()
@@ -62,7 +72,12 @@ fn the_live_server_keeps_its_contract_under_schemathesis() {
             "schemathesis found answers outside the contract:\n{said}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        summary.push(format!("-- {select} /chat$, checks: {checks}"));
+        summary.push(format!("-- {phases}: {select} /chat$, checks: {checks}"));
+        summary.extend(
+            said.lines()
+                .filter(|l| l.contains("API Links:"))
+                .map(str::to_string),
+        );
         summary.extend(
             said.lines()
                 .skip_while(|l| !l.contains("SUMMARY"))
@@ -80,7 +95,7 @@ fn the_live_server_keeps_its_contract_under_schemathesis() {
             .iter()
             .filter(|l| l.contains("generated") && l.contains("passed"))
             .count()
-            == 2,
+            == 3,
         "no summary from schemathesis:\n{}",
         summary.join("\n")
     );
