@@ -295,6 +295,10 @@ pub struct SearchConfig {
     /// Near-duplicate suppression: a result whose word set overlaps a better one's this much
     /// (Jaccard) is moved below the others; above 1 turns it off.
     pub duplicate_similarity: f32,
+    /// RAM (MB) for what searches keep between calls: the vectors of the users searched
+    /// lately (fifteen sixteenths) and query vectors (the rest). Users searched least
+    /// lately give way and load again from the store when next searched.
+    pub cache_mb: u64,
 }
 
 /// Input limits; MemOS's where it has them.
@@ -354,6 +358,7 @@ impl Default for SearchConfig {
             fusion: Fusion::Score,
             date_weight: 1.0,
             duplicate_similarity: 0.9,
+            cache_mb: 512,
         }
     }
 }
@@ -414,6 +419,9 @@ impl Config {
                 "search.default_limit",
                 "must be between 1 and search.max_limit",
             );
+        }
+        if s.cache_mb < 16 {
+            return bad("search.cache_mb", "must be at least 16");
         }
         if !(1.0..=10.0).contains(&s.conversation_boost) {
             return bad("search.conversation_boost", "must be between 1.0 and 10.0");

@@ -13,7 +13,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 
@@ -128,6 +128,13 @@ impl TopK {
 }
 
 impl UserVectors {
+    /// About how much memory the rows take: the int8 values, the per-row scale and times,
+    /// each id (shared by the list and the map) and the map's entry.
+    pub fn bytes(&self) -> usize {
+        let ids: usize = self.ids.iter().map(|id| id.len()).sum();
+        self.data.len() + self.ids.len() * (4 + 8 + 8 + 16 + 48) + ids
+    }
+
     #[cfg(test)]
     fn upsert(&mut self, id: &str, time: Millis, v: &[f32]) {
         self.upsert_as(id, time, None, v);
@@ -337,25 +344,50 @@ pub enum VectorOp {
     DropScope(Scope),
 }
 
-/// Vectors of the users searched so far, by scope.
-#[derive(Debug, Default)]
+/// Vectors of the users searched lately, by scope, within a byte budget: the users least
+/// recently searched give way (moka's TinyLFU policy) and load again from the store when
+/// next searched, so RAM follows the working set, not every user ever searched.
+///
+/// A scope's weight is taken when it is loaded and again after each vector written to it.
+#[derive(Debug)]
 pub struct VectorIndex {
-    users: Mutex<HashMap<Scope, Arc<RwLock<UserVectors>>>>,
+    users: moka::sync::Cache<Scope, Arc<RwLock<UserVectors>>>,
+}
+
+impl Default for VectorIndex {
+    fn default() -> Self {
+        Self::with_budget(u64::MAX)
+    }
 }
 
 impl VectorIndex {
-    /// An empty index.
+    /// An empty index without a budget.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty index that keeps about `bytes` of vectors.
+    pub fn with_budget(bytes: u64) -> Self {
+        Self {
+            users: moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, u: &Arc<RwLock<UserVectors>>| {
+                    let bytes = u.read().unwrap_or_else(|e| e.into_inner()).bytes();
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+
+    /// About how many bytes the loaded scopes hold now.
+    pub fn weighted_bytes(&self) -> u64 {
+        self.users.run_pending_tasks();
+        self.users.weighted_size()
+    }
+
     /// The loaded vectors of a scope, if loaded.
     pub fn get(&self, scope: &Scope) -> Option<Arc<RwLock<UserVectors>>> {
-        self.users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(scope)
-            .cloned()
+        self.users.get(scope)
     }
 
     /// Installs a scope's vectors loaded from the store. The caller holds the service's
@@ -366,16 +398,13 @@ impl VectorIndex {
             u.upsert_as(&r.id, r.time, r.archived_at, &r.vector);
         }
         let u = Arc::new(RwLock::new(u));
-        self.users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(scope, u.clone());
+        self.users.insert(scope, u.clone());
         u
     }
 
     /// Applies changes to loaded scopes; scopes not loaded will read the store when needed.
     pub fn apply(&self, ops: &[VectorOp]) {
-        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let users = &self.users;
         for op in ops {
             match op {
                 VectorOp::Upsert {
@@ -392,6 +421,8 @@ impl VectorIndex {
                             *archived_at,
                             vector,
                         );
+                        // Weighed again: it grew.
+                        users.insert(scope.clone(), u);
                     }
                 }
                 VectorOp::SetArchived { scope, id, at } => {
@@ -407,7 +438,7 @@ impl VectorIndex {
                     }
                 }
                 VectorOp::DropScope(scope) => {
-                    users.remove(scope);
+                    users.invalidate(scope);
                 }
             }
         }
@@ -432,6 +463,49 @@ mod tests {
         let mut v = v.to_vec();
         crate::embed::normalize(&mut v);
         v
+    }
+
+    #[test]
+    fn users_searched_least_lately_give_way_within_the_budget() {
+        let rows = |n: usize| -> Vec<StoredVector> {
+            (0..n)
+                .map(|i| StoredVector {
+                    id: format!("m{i}"),
+                    time: i as Millis,
+                    archived_at: None,
+                    vector: unit(&[1.0, i as f32, 0.5, 0.25]),
+                })
+                .collect()
+        };
+        let one = {
+            let mut u = UserVectors::default();
+            for r in rows(100) {
+                u.upsert_as(&r.id, r.time, None, &r.vector);
+            }
+            u.bytes() as u64
+        };
+        // Room for about ten users of 100 vectors; two hundred are searched in turn.
+        let index = VectorIndex::with_budget(one * 10);
+        for u in 0..200 {
+            index.install(Scope::new("p", format!("u{u}")), rows(100));
+            assert!(
+                index.weighted_bytes() <= one * 10,
+                "over budget at user {u}"
+            );
+        }
+        let kept = (0..200)
+            .filter(|u| index.get(&Scope::new("p", format!("u{u}"))).is_some())
+            .count();
+        assert!((1..=10).contains(&kept), "{kept} users kept");
+        // A write to a scope that gave way changes nothing here: it loads from the store.
+        index.apply(&[VectorOp::Upsert {
+            scope: Scope::new("p", "u0"),
+            id: "new".into(),
+            time: 1,
+            archived_at: None,
+            vector: unit(&[1.0, 0.0, 0.0, 0.0]),
+        }]);
+        assert!(index.weighted_bytes() <= one * 10);
     }
 
     #[test]

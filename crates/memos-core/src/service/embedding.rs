@@ -21,10 +21,7 @@ impl MemoryService {
     /// Forgets cached query vectors, so the next searches pay for their embeddings again
     /// (benchmarks measure cold queries).
     pub fn clear_query_cache(&self) {
-        self.query_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.query_cache.invalidate_all();
     }
 
     /// Vectors for new memories when the configuration wants them before the add returns;
@@ -71,19 +68,10 @@ impl MemoryService {
         embedder: &Arc<dyn Embedder>,
         query: &str,
     ) -> Result<Arc<Vec<f32>>> {
-        let cell = {
-            let mut cache = self.query_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = cache.get(query) {
-                c.clone()
-            } else {
-                if cache.len() >= QUERY_CACHE {
-                    cache.clear();
-                }
-                let c = QueryVector::default();
-                cache.insert(query.to_string(), c.clone());
-                c
-            }
-        };
+        // One cell per text, made by whichever search asks first; the others share it.
+        let cell = self
+            .query_cache
+            .get_with_by_ref(query, QueryVector::default);
         // A failed embedding leaves the cell empty: the next caller tries again.
         cell.get_or_try_init(|| async {
             let (e, q) = (embedder.clone(), query.to_string());
@@ -289,7 +277,30 @@ impl MemoryService {
 }
 
 /// Query vectors kept for repeated queries; the cache is cleared when it fills.
-pub(super) const QUERY_CACHE: usize = 4_096;
+pub(super) const QUERY_CACHE_SHARE: u64 = 16;
+
+/// What one cached query vector is counted as besides its text: 768 floats, a vector of
+/// the larger models memos loads (e5-small's 384 take half).
+const QUERY_VECTOR_BYTES: u32 = 4 * 768 + 64;
+
+/// The byte budgets of `search.cache_mb`: (the users' vectors, the query vectors).
+pub(super) fn cache_budgets(config: &crate::Config) -> (u64, u64) {
+    let all = config.search.cache_mb.saturating_mul(1 << 20);
+    let queries = all / QUERY_CACHE_SHARE;
+    (all - queries, queries)
+}
+
+/// The query-vector cache, within its share of `search.cache_mb`.
+pub(super) fn query_cache(config: &crate::Config) -> moka::sync::Cache<String, QueryVector> {
+    moka::sync::Cache::builder()
+        .max_capacity(cache_budgets(config).1)
+        .weigher(|q: &String, _| {
+            u32::try_from(q.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(QUERY_VECTOR_BYTES)
+        })
+        .build()
+}
 
 /// A query's vector, or the embedding under way that will fill it.
 pub(super) type QueryVector = Arc<tokio::sync::OnceCell<Arc<Vec<f32>>>>;

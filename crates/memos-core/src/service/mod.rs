@@ -38,7 +38,7 @@ use crate::model::*;
 use crate::search::bm25::Bm25Index;
 use crate::store::{EmbeddedStore, InMemoryStore, MemoryStore, PostgresStore};
 
-use embedding::{QueryVector, VectorQueue, embed_worker, load_embedder};
+use embedding::{QueryVector, VectorQueue, embed_worker, load_embedder, query_cache};
 use retrieval::Retrieval;
 use tasks::{task_claimer, task_worker};
 
@@ -66,7 +66,8 @@ pub struct MemoryService {
     embedder: Option<Arc<dyn Embedder>>,
     /// Query vectors by query text. A cell is inserted before the embedding starts, so
     /// concurrent searches for the same text (a search and its preference search) share one.
-    query_cache: std::sync::Mutex<HashMap<String, QueryVector>>,
+    /// Within its share of `search.cache_mb` ([`query_cache`]).
+    query_cache: moka::sync::Cache<String, QueryVector>,
     config: Config,
     write_lock: Mutex<()>,
     tasks: mpsc::UnboundedSender<Task>,
@@ -140,7 +141,8 @@ impl MemoryService {
         config: Config,
     ) -> Result<Arc<Self>> {
         let model = embedder.as_ref().map(|e| (e.model_id(), e.dim()));
-        let retrieval = Retrieval::open(&store, index, model).await?;
+        let retrieval =
+            Retrieval::open(&store, index, model, embedding::cache_budgets(&config).0).await?;
         let ledger = Arc::new(crate::llm_usage::Ledger::default());
         let llm = if config.llm.base_url.is_empty() || !config.llm.refine {
             None
@@ -158,7 +160,7 @@ impl MemoryService {
             store,
             retrieval,
             embedder,
-            query_cache: Default::default(),
+            query_cache: query_cache(&config),
             config,
             write_lock: Mutex::new(()),
             tasks: tx,
@@ -199,6 +201,16 @@ impl MemoryService {
     /// chat).
     pub fn llm_usage(&self) -> Vec<(String, crate::llm_usage::Job, crate::llm_usage::Tokens)> {
         self.ledger.snapshot()
+    }
+
+    /// What the search caches hold now, in bytes: the users' vectors (`None` when the store
+    /// searches itself) and the query vectors; together within `search.cache_mb`.
+    pub fn cache_bytes(&self) -> (Option<u64>, u64) {
+        self.query_cache.run_pending_tasks();
+        (
+            self.retrieval.vector_bytes(),
+            self.query_cache.weighted_size(),
+        )
     }
 
     /// Whether this server can serve now: its store answers. (The model is loaded and the

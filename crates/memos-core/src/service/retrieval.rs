@@ -40,6 +40,7 @@ impl Retrieval {
         store: &Arc<dyn MemoryStore>,
         bm25: Option<Bm25Index>,
         model: Option<(&str, usize)>,
+        vector_bytes: u64,
     ) -> Result<Self> {
         match store.clone().searcher() {
             Some(search) => {
@@ -56,7 +57,7 @@ impl Retrieval {
                 bm25.sync_with(store.as_ref()).await?;
                 Ok(Self::Local {
                     bm25,
-                    vectors: VectorIndex::new(),
+                    vectors: VectorIndex::with_budget(vector_bytes),
                 })
             }
         }
@@ -66,6 +67,15 @@ impl Retrieval {
     pub(super) fn indexed_revision(&self) -> Option<Revision> {
         match self {
             Self::Local { bm25, .. } => Some(bm25.revision()),
+            Self::Store(_) => None,
+        }
+    }
+
+    /// Bytes the users' vectors held in this process take (none over PostgreSQL, which
+    /// searches itself).
+    pub(super) fn vector_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Local { vectors, .. } => Some(vectors.weighted_bytes()),
             Self::Store(_) => None,
         }
     }

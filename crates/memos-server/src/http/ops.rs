@@ -53,6 +53,7 @@ pub struct Metrics {
     llm_tokens: Family<Vec<(String, String)>, Gauge>,
     project_calls: Family<Vec<(String, String)>, Gauge>,
     project_tokens: Family<Vec<(String, String)>, Gauge>,
+    cache: Family<Vec<(String, String)>, Gauge>,
     tasks: Family<Vec<(String, String)>, Gauge>,
     pool: Family<Vec<(String, String)>, Gauge>,
     index_lag: Family<Vec<(String, String)>, Gauge>,
@@ -124,6 +125,12 @@ impl Default for Metrics {
             "LLM tokens the model reported since start, by project, job and kind (prompt, completion)",
             project_tokens.clone(),
         );
+        let cache = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "search_cache_bytes",
+            "RAM the search caches hold, by cache (vectors: users searched lately; queries), within search.cache_mb",
+            cache.clone(),
+        );
         let tasks = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register(
             "tasks",
@@ -154,6 +161,7 @@ impl Default for Metrics {
             llm_failures,
             project_calls,
             project_tokens,
+            cache,
             llm_tokens,
             tasks,
             pool,
@@ -237,6 +245,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             m.llm_tokens
                 .get_or_create(&vec![("kind".to_string(), kind.to_string())])
                 .set(n as i64);
+        }
+    }
+    let (vectors, queries) = state.service.cache_bytes();
+    for (cache, n) in [("vectors", vectors), ("queries", Some(queries))] {
+        if let Some(n) = n {
+            m.cache
+                .get_or_create(&vec![("cache".to_string(), cache.to_string())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
     for (project, job, t) in state.service.llm_usage() {
