@@ -79,6 +79,9 @@ enum BenchCommand {
     Load(bench::load::LoadArgs),
     /// Extraction quality: precision and recall of the fast path on labelled sentences.
     Extract(bench::extract::ExtractArgs),
+    /// RAM under many users: round-robin searches over synthetic users, what the bounded
+    /// search caches hold against `search.cache_mb`, and RSS.
+    Cache(bench::cache::CacheArgs),
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +303,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
         Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
         Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args).await,
+        Command::Bench(BenchCommand::Cache(args)) => bench::cache::cache(cfg, args).await,
         Command::Migrate(args) => transfer::migrate(args).await,
         Command::Export(args) => transfer::export(cfg, args).await,
         Command::Import(args) => transfer::import(cfg, args).await,

@@ -130,7 +130,7 @@ const PEOPLE: [&str; 16] = [
     "Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Grace", "Hugo", "Iris", "Jon", "Kira",
     "Liam", "Maya", "Noah", "Olivia", "Paul",
 ];
-const ACTIVITIES: [&str; 16] = [
+pub(crate) const ACTIVITIES: [&str; 16] = [
     "went hiking",
     "baked sourdough bread",
     "painted a sunset",
@@ -199,7 +199,7 @@ fn user_turn(rng: &mut StdRng) -> (usize, String) {
     (a, text)
 }
 
-fn query(rng: &mut StdRng) -> String {
+pub(crate) fn query(rng: &mut StdRng) -> String {
     format!(
         "When did I {} with {}?",
         ACTIVITIES[rng.random_range(0..ACTIVITIES.len())]
@@ -503,7 +503,7 @@ async fn run(
 
 /// Writes the users' synthetic chat, its memories and their vectors straight into the
 /// store, a batch of sessions per transaction.
-async fn preload(
+pub(crate) async fn preload(
     store: &dyn MemoryStore,
     users: &[(String, usize)],
     embedder: Option<&dyn Embedder>,

@@ -4,7 +4,9 @@
 //! - [`embed`]: the embedding model's query latency and document throughput.
 //! - [`extract`]: precision and recall of the fast extractor on the labelled sentences.
 //! - [`load`]: synthetic users, concurrent clients over real HTTP, latency and RSS.
+//! - [`cache`]: RAM of the search caches over many users searched in turn.
 
+pub(crate) mod cache;
 pub(crate) mod embed;
 pub(crate) mod extract;
 pub(crate) mod load;
