@@ -65,6 +65,31 @@ fn bench_load_runs_small() {
 }
 
 #[test]
+fn bench_cache_stays_within_its_budget() {
+    let model = e5_dir();
+    if model.as_os_str().is_empty() {
+        eprintln!("skipping: no embedding model");
+        return;
+    }
+    let text = bench(&[
+        "bench",
+        "cache",
+        "--users",
+        "60",
+        "--user-size",
+        "40",
+        "--cache-mb",
+        "16",
+        "--rounds",
+        "1",
+        "--model-dir",
+        model.to_str().unwrap(),
+    ]);
+    assert!(text.contains("RSS"), "{text}");
+    assert!(text.contains("of a 16 MiB budget (within)"), "{text}");
+}
+
+#[test]
 fn bench_embed_runs() {
     let model = e5_dir();
     if model.as_os_str().is_empty() {
