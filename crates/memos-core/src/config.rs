@@ -63,6 +63,9 @@ pub struct LlmConfig {
     pub api_key_env: String,
     /// Per-request timeout.
     pub timeout_ms: u64,
+    /// Most tokens one extraction or profile reply may take (`max_tokens`): a small model
+    /// that runs on inventing items stops there instead of filling its window.
+    pub max_tokens: u32,
     /// Retries after a bad reply, a 429, a 5xx or a timeout.
     pub max_retries: u32,
     /// First retry delay; doubles each time.
@@ -187,6 +190,7 @@ impl Default for LlmConfig {
             model: "gpt-4o-mini".into(),
             api_key_env: "MEMOS_LLM_API_KEY".into(),
             timeout_ms: 60_000,
+            max_tokens: 2_048,
             max_retries: 3,
             backoff_ms: 500,
             window: 24,

@@ -302,7 +302,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Embed(args)) => bench::embed::embed(cfg, args),
         Command::Bench(BenchCommand::Load(args)) => bench::load::load(cfg, args).await,
-        Command::Bench(BenchCommand::Extract(args)) => bench::extract::extract(args).await,
+        Command::Bench(BenchCommand::Extract(args)) => {
+            bench::extract::extract(cfg.llm.clone(), args).await
+        }
         Command::Bench(BenchCommand::Cache(args)) => bench::cache::cache(cfg, args).await,
         Command::Migrate(args) => transfer::migrate(args).await,
         Command::Export(args) => transfer::export(cfg, args).await,

@@ -129,28 +129,42 @@ impl LlmExtractor {
         .await
     }
 
-    /// One request, retried with backoff until a reply passes `parse`.
+    /// One request, retried with backoff until a reply passes `parse`. A retry after a
+    /// rejected reply is not the same request again (at temperature 0 a model would write
+    /// the same reply): it says why the reply was refused and samples a little warmer.
     async fn ask<T>(
         &self,
         who: (&str, Job),
-        body: &Value,
+        body: &Request,
         parse: impl Fn(&str) -> std::result::Result<T, String>,
     ) -> Result<T> {
         let mut last = String::new();
+        let mut rejected: Option<String> = None;
         for attempt in 0..=self.config.max_retries {
             if attempt > 0 {
                 self.count(|u| u.retries += 1);
                 tokio::time::sleep(self.config.backoff(attempt)).await;
             }
+            let varied;
+            let body = match &rejected {
+                None => body,
+                Some(why) => {
+                    varied = body.retry(attempt, why);
+                    &varied
+                }
+            };
             match self
                 .call(who, body)
                 .await
-                .and_then(|c| parse(&c).map_err(Attempt::Retry))
+                .and_then(|c| parse(&c).map_err(|e| Attempt::Retry(format!("reply: {e}"))))
             {
                 Ok(items) => return Ok(items),
                 Err(Attempt::Fatal(e)) => return Err(Error::Extraction(format!("llm: {e}"))),
                 Err(Attempt::Retry(e)) => {
                     tracing::warn!(attempt, error = %e, "llm extraction attempt failed");
+                    // Only a reply the model wrote is worth telling it about; a timeout
+                    // or a 5xx is sent again as it was.
+                    rejected = e.starts_with("reply:").then(|| e.clone());
                     last = e;
                 }
             }
@@ -162,7 +176,7 @@ impl LlmExtractor {
     }
 
     /// One attempt; the reply's content.
-    async fn call(&self, who: (&str, Job), body: &Value) -> std::result::Result<String, Attempt> {
+    async fn call(&self, who: (&str, Job), body: &Request) -> std::result::Result<String, Attempt> {
         self.count(|u| u.calls += 1);
         self.ledger.record(who.0, who.1, 0, 0);
         let mut req = self.client.post(self.config.completions_url()).json(body);
@@ -224,7 +238,7 @@ impl LlmExtractor {
         if chat.is_empty() || fields.is_empty() {
             return Ok(vec![]);
         }
-        let transcript = self.request(&chat)["messages"][1]["content"].clone();
+        let transcript = json!(self.request(&chat).messages[1]["content"].clone());
         let asked: Vec<Value> = fields
             .iter()
             .map(|(p, v)| json!({"path": p, "current": v}))
@@ -247,19 +261,20 @@ impl LlmExtractor {
         } else {
             json!({"type": "json_schema", "json_schema": {"name": "profile", "strict": true, "schema": schema}})
         };
-        let body = json!({
-            "model": self.config.model,
-            "temperature": 0,
-            "response_format": response_format,
-            "messages": [
-                {"role": "system", "content": PROFILE_PROMPT},
-                {"role": "user", "content": format!(
+        let body = Request {
+            model: self.config.model.clone(),
+            temperature: 0.0,
+            max_tokens: self.config.max_tokens,
+            response_format: raw(&response_format.to_string()),
+            messages: vec![
+                json!({"role": "system", "content": PROFILE_PROMPT}),
+                json!({"role": "user", "content": format!(
                     "Fields: {}\n\nTranscript:\n{}",
                     Value::Array(asked),
                     transcript.as_str().unwrap_or_default()
-                )},
+                )}),
             ],
-        });
+        };
         let known: Vec<&str> = fields.iter().map(|(p, _)| p.as_str()).collect();
         self.ask((project, Job::Profile), &body, |content| {
             parse_fields(content, &known)
@@ -268,7 +283,7 @@ impl LlmExtractor {
         .inspect_err(|_| self.count(|u| u.failures += 1))
     }
 
-    fn request(&self, window: &[&Message]) -> Value {
+    fn request(&self, window: &[&Message]) -> Request {
         let transcript: Vec<String> = window
             .iter()
             .enumerate()
@@ -285,23 +300,60 @@ impl LlmExtractor {
                 )
             })
             .collect();
+        // The schema goes out as written (`schema_text`), not through a `Value`, whose map
+        // would sort its keys: a grammar-constrained model writes properties in the
+        // schema's order, and must write the value before the tags and sources.
         let response_format = if self.config.response_format
             == crate::config::ResponseFormat::JsonObject
         {
-            json!({"type": "json_object"})
+            raw(r#"{"type":"json_object"}"#)
         } else {
-            json!({"type": "json_schema", "json_schema": {"name": "memories", "strict": true, "schema": schema()}})
+            raw(&format!(
+                r#"{{"type":"json_schema","json_schema":{{"name":"memories","strict":true,"schema":{}}}}}"#,
+                schema_text()
+            ))
         };
-        json!({
-            "model": self.config.model,
-            "temperature": 0,
-            "response_format": response_format,
-            "messages": [
-                {"role": "system", "content": PROMPT},
-                {"role": "user", "content": transcript.join("\n")},
+        Request {
+            model: self.config.model.clone(),
+            temperature: 0.0,
+            max_tokens: self.config.max_tokens,
+            response_format,
+            messages: vec![
+                json!({"role": "system", "content": PROMPT}),
+                json!({"role": "user", "content": transcript.join("\n")}),
             ],
-        })
+        }
     }
+}
+
+/// A chat-completions request of the fine path.
+#[derive(Debug, Clone, Serialize)]
+struct Request {
+    model: String,
+    temperature: f32,
+    max_tokens: u32,
+    /// Sent verbatim, property order kept.
+    response_format: Box<serde_json::value::RawValue>,
+    messages: Vec<Value>,
+}
+
+impl Request {
+    /// The request again after a rejected reply: the model is told why, and samples a
+    /// little warmer so it does not write the same reply.
+    fn retry(&self, attempt: u32, why: &str) -> Request {
+        let mut r = self.clone();
+        r.temperature = (0.2 * attempt as f32).min(0.7);
+        r.messages.push(json!({"role": "user", "content": format!(
+            "Your last reply was refused ({}). Reply again with JSON that follows the schema exactly.",
+            snippet(why)
+        )}));
+        r
+    }
+}
+
+/// JSON text as a raw value; the callers' text is JSON by construction.
+fn raw(text: &str) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(text.to_string()).expect("well-formed JSON text")
 }
 
 const PROMPT: &str = "You turn a chat transcript into long-term memory items about the user. \
@@ -356,33 +408,17 @@ fn parse_fields(
 
 /// The JSON schema sent with `json_schema` requests and enforced on every reply.
 pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["memories"],
-        "properties": {
-            "memories": {
-                "type": "array",
-                "maxItems": MAX_ITEMS,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["key", "value", "type", "tags", "memory_time", "preference", "preference_type", "reasoning", "sources"],
-                    "properties": {
-                        "key": {"type": "string", "maxLength": MAX_KEY},
-                        "value": {"type": "string", "maxLength": MAX_VALUE},
-                        "type": {"type": "string", "enum": ["UserMemory", "LongTermMemory"]},
-                        "tags": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": 40}},
-                        "memory_time": {"type": ["string", "null"]},
-                        "preference": {"type": ["string", "null"], "enum": ["like", "dislike", null]},
-                        "preference_type": {"type": ["string", "null"], "enum": ["explicit", "implicit", null]},
-                        "reasoning": {"type": ["string", "null"], "maxLength": MAX_REASONING},
-                        "sources": {"type": "array", "maxItems": MAX_ITEMS, "items": {"type": "integer", "minimum": 0}}
-                    }
-                }
-            }
-        }
-    })
+    serde_json::from_str(&schema_text()).expect("the schema is JSON")
+}
+
+/// The schema as sent, properties in the order a model should write them: what the item
+/// says first (value, then its headline and type), then when, the preference, and last the
+/// tags and sources. Keys and values may not be empty, and a date is a date, so a grammar
+/// cannot let a small model write empty items or "someday".
+fn schema_text() -> String {
+    format!(
+        r#"{{"type":"object","additionalProperties":false,"required":["memories"],"properties":{{"memories":{{"type":"array","maxItems":{MAX_ITEMS},"items":{{"type":"object","additionalProperties":false,"required":["value","key","type","memory_time","preference","preference_type","reasoning","tags","sources"],"properties":{{"value":{{"type":"string","minLength":1,"maxLength":{MAX_VALUE}}},"key":{{"type":"string","minLength":1,"maxLength":{MAX_KEY}}},"type":{{"type":"string","enum":["UserMemory","LongTermMemory"]}},"memory_time":{{"type":["string","null"],"pattern":"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$"}},"preference":{{"type":["string","null"],"enum":["like","dislike",null]}},"preference_type":{{"type":["string","null"],"enum":["explicit","implicit",null]}},"reasoning":{{"type":["string","null"],"maxLength":{MAX_REASONING}}},"tags":{{"type":"array","maxItems":{MAX_TAGS},"items":{{"type":"string","maxLength":40}}}},"sources":{{"type":"array","maxItems":{MAX_ITEMS},"items":{{"type":"integer","minimum":0}}}}}}}}}}}}}}"#
+    )
 }
 
 /// One checked item of a reply.
@@ -629,6 +665,32 @@ mod tests {
         ] {
             assert!(parse_items(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_schema_goes_out_value_first_and_refuses_empty_items() {
+        let text = schema_text();
+        let at = |k: &str| text.find(&format!("\"{k}\":{{")).unwrap();
+        assert!(at("value") < at("key") && at("key") < at("type") && at("type") < at("tags"));
+        assert!(at("preference") < at("sources") && at("reasoning") < at("tags"));
+        let item = &schema()["properties"]["memories"]["items"];
+        assert_eq!(item["properties"]["value"]["minLength"], 1);
+        assert_eq!(item["properties"]["key"]["minLength"], 1);
+        assert!(item["properties"]["memory_time"]["pattern"].is_string());
+        // The request carries it as written, with a token cap.
+        let llm = LlmExtractor::new(LlmConfig::default(), Default::default()).unwrap();
+        let sent = serde_json::to_string(&llm.request(&[])).unwrap();
+        assert!(sent.contains(&text), "{sent}");
+        assert!(sent.contains("\"max_tokens\":2048"), "{sent}");
+        // A retry after a refused reply says why and is not the same request.
+        let again = serde_json::to_value(llm.request(&[]).retry(1, "reply: empty value")).unwrap();
+        assert!(again["temperature"].as_f64().unwrap() > 0.0);
+        assert!(
+            again["messages"][2]["content"]
+                .as_str()
+                .unwrap()
+                .contains("empty value")
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub(crate) struct ExtractArgs {
 }
 
 /// Runs the extraction benchmark and prints its figures.
-pub(crate) async fn extract(args: ExtractArgs) -> Result<()> {
+pub(crate) async fn extract(
+    llm_config: memos_core::config::LlmConfig,
+    args: ExtractArgs,
+) -> Result<()> {
     let text = match &args.data {
         Some(p) => {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
@@ -51,7 +54,7 @@ pub(crate) async fn extract(args: ExtractArgs) -> Result<()> {
     );
     print_table(&scores);
     if let Some(url) = &args.llm_url {
-        llm(&set, url, &args).await?;
+        llm(&set, url, &args, llm_config).await?;
     }
     if args.errors {
         for l in &set {
@@ -84,24 +87,41 @@ fn print_table(scores: &std::collections::BTreeMap<String, eval::Scores>) {
         "{:<12} {:>5}  {:>15}  {:>15}  {:>15}  {:>8}",
         "split/lang", "n", "facts P / R", "prefs P / R", "dates P / R", "topic"
     );
+    // Precision of nothing predicted is no figure: a model that produced nothing must
+    // not read as precise.
+    let p = |c: &eval::Counts| {
+        if c.tp + c.fp == 0 {
+            "none".to_string()
+        } else {
+            format!("{:.3}", c.precision())
+        }
+    };
     for (lang, s) in scores {
         println!(
-            "{lang:<12} {:>5}  {:>6.3} / {:<6.3}  {:>6.3} / {:<6.3}  {:>6.3} / {:<6.3}  {:>8.3}",
+            "{lang:<12} {:>5}  {:>6} / {:<6.3}  {:>6} / {:<6.3}  {:>6} / {:<6.3}  {:>8.3}",
             s.sentences,
-            s.facts.precision(),
+            p(&s.facts),
             s.facts.recall(),
-            s.preferences.precision(),
+            p(&s.preferences),
             s.preferences.recall(),
-            s.dates.precision(),
+            p(&s.dates),
             s.dates.recall(),
             s.topic_accuracy()
         );
     }
+    println!("(P \"none\": nothing of that kind was produced)");
 }
 
 /// Scores an LLM on the same sentences: each sentence one user message, ten per call; the
 /// first profile item naming a sentence as its source is that sentence's fact.
-async fn llm(set: &[eval::Labelled], url: &str, args: &ExtractArgs) -> Result<()> {
+/// The model's timeout, token cap and retries come from `[llm]` (a slow local model needs
+/// a longer `timeout_ms` than a hosted one); the URL, model and format from the flags.
+async fn llm(
+    set: &[eval::Labelled],
+    url: &str,
+    args: &ExtractArgs,
+    config: memos_core::config::LlmConfig,
+) -> Result<()> {
     use memos_core::config::LlmConfig;
     use memos_core::dates::Window;
     use memos_core::ingest::AddContext;
@@ -115,7 +135,7 @@ async fn llm(set: &[eval::Labelled], url: &str, args: &ExtractArgs) -> Result<()
             model: args.llm_model.clone(),
             response_format: args.llm_format.parse()?,
             window: 10,
-            ..Default::default()
+            ..config
         },
         Default::default(),
     )?;
