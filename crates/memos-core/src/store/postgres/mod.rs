@@ -80,6 +80,21 @@ fn refs(p: &Params) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+/// The driver's settings for a libpq URL, its TLS parameters taken out and applied, with
+/// a connect timeout unless the URL sets one: what every connection starts from.
+fn driver_config(url: &str) -> Result<(tokio_postgres::Config, tls::Split)> {
+    let split = tls::split(url)?;
+    let mut config: tokio_postgres::Config = split
+        .url
+        .parse()
+        .map_err(|e| Error::Config(format!("store.url: {e}")))?;
+    config.ssl_mode(split.mode.ssl_mode());
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok((config, split))
+}
+
 /// What [`PostgresStore::check_connection`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionInfo {
@@ -95,15 +110,7 @@ impl PostgresStore {
     ///
     /// TLS follows the URL's `sslmode` and `sslrootcert` as libpq reads them ([`tls`]).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self> {
-        let split = tls::split(url)?;
-        let mut config: tokio_postgres::Config = split
-            .url
-            .parse()
-            .map_err(|e| Error::Config(format!("store.url: {e}")))?;
-        config.ssl_mode(split.mode.ssl_mode());
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
+        let (mut config, split) = driver_config(url)?;
         // A statement that runs away (a lock held by a stuck client, say) fails instead of
         // holding a request forever. Options in the URL come after, so they can change it.
         let options = format!(
@@ -148,17 +155,9 @@ impl PostgresStore {
 
     /// Connects once with the URL's settings, TLS included, and says what the connection
     /// is: the server's version and whether it is encrypted. Touches no schema, so it
-    /// checks a URL before a store is opened on it (`memos serve` logs it; tests use it).
+    /// checks a URL before a store is opened on it.
     pub async fn check_connection(url: &str) -> Result<ConnectionInfo> {
-        let split = tls::split(url)?;
-        let mut config: tokio_postgres::Config = split
-            .url
-            .parse()
-            .map_err(|e| Error::Config(format!("store.url: {e}")))?;
-        config.ssl_mode(split.mode.ssl_mode());
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
+        let (config, split) = driver_config(url)?;
         let (client, conn) = config.connect(tls::connector(&split)?).await.map_err(pg)?;
         let driver = tokio::spawn(conn);
         let row = client
