@@ -40,6 +40,9 @@ pub struct KnowledgeConfig {
     pub fetch_urls: bool,
     /// How long one download may take.
     pub fetch_timeout_ms: u64,
+    /// How long reading one file (a PDF's or DOCX's text) may take before the file is
+    /// refused: a parser caught in a malformed file must not hold the upload forever.
+    pub read_timeout_ms: u64,
 }
 
 impl Default for KnowledgeConfig {
@@ -47,6 +50,7 @@ impl Default for KnowledgeConfig {
         Self {
             fetch_urls: false,
             fetch_timeout_ms: 60_000,
+            read_timeout_ms: 60_000,
         }
     }
 }

@@ -9,6 +9,8 @@
 //! embedder take them like any memory, a search of a base is a search of its partition,
 //! and deleting a file deletes its conversation.
 
+use std::time::Duration;
+
 use serde_json::{Map, json};
 
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
@@ -355,11 +357,27 @@ impl MemoryService {
                 })
             };
             let sections = match read {
-                // PDF and DOCX parsing is CPU work: off the async executor.
-                Ok((kind, bytes)) => tokio::task::spawn_blocking(move || extract(kind, &bytes))
+                // PDF and DOCX parsing is CPU work: off the async executor, and bounded in
+                // time. A parser that never returns keeps its blocking thread (a thread
+                // cannot be stopped from outside), but the file is refused and the call
+                // goes on with the others.
+                Ok((kind, bytes)) => {
+                    let limit = Duration::from_millis(self.config.knowledge.read_timeout_ms);
+                    match tokio::time::timeout(
+                        limit,
+                        tokio::task::spawn_blocking(move || extract(kind, &bytes)),
+                    )
                     .await
-                    .map_err(|e| format!("reading the file failed: {e}"))
-                    .and_then(|r| r),
+                    {
+                        Err(_) => Err(format!(
+                            "reading the file took longer than {} ms; it was refused",
+                            limit.as_millis()
+                        )),
+                        Ok(joined) => joined
+                            .map_err(|e| format!("reading the file failed: {e}"))
+                            .and_then(|r| r),
+                    }
+                }
                 Err(e) => Err(e),
             };
             match sections {

@@ -466,3 +466,30 @@ async fn urls_are_downloaded_only_when_the_configuration_allows() {
         "{hits:?}"
     );
 }
+
+/// A file whose reading outlasts `knowledge.read_timeout_ms` (standing in for a parser
+/// caught in a malformed file: 400 pages against a 1 ms budget) is refused with the reason;
+/// the call answers and nothing of it is stored.
+#[tokio::test]
+async fn a_file_that_takes_too_long_to_read_is_refused_alone() {
+    let s = TestServer::with_config(|c| c.knowledge.read_timeout_ms = 1).await;
+    let kb = create(&s, "Slow").await;
+    let page: &[&str] = &["A page that never gets read, with a few more words on it."];
+    let pdf = fixtures::pdf(&vec![page; 400]);
+    let (st, v) = s
+        .post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "file": [{"name": "slow.pdf", "content": b64(&pdf)}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"][0]["status"], "FAILED", "{v}");
+    assert!(
+        v["data"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("took longer than 1 ms"),
+        "{v}"
+    );
+    assert!(search(&s, "never gets read", json!([kb])).await.is_empty());
+}
