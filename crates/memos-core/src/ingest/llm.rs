@@ -121,11 +121,9 @@ impl LlmExtractor {
     }
 
     async fn window(&self, project: &str, window: &[&Message]) -> Result<Vec<Item>> {
-        self.ask(
-            (project, Job::Extraction),
-            &self.request(window),
-            parse_items,
-        )
+        self.ask((project, Job::Extraction), &self.request(window), |c| {
+            parse_items(c).and_then(|items| cited_within(items, window.len()))
+        })
         .await
     }
 
@@ -502,6 +500,20 @@ fn unfence(content: &str) -> &str {
 
 /// Parses and checks a reply's content against [`schema`]. Accepts the JSON wrapped in a
 /// Markdown fence, which `json_object`-only servers sometimes add.
+/// Refuses a reply whose items cite messages the window does not hold: dropping the index
+/// would tie the item to the wrong turns (or to all of them) without a word.
+fn cited_within(items: Vec<Item>, window: usize) -> std::result::Result<Vec<Item>, String> {
+    for (i, item) in items.iter().enumerate() {
+        if let Some(s) = item.sources.iter().find(|&&s| s >= window) {
+            return Err(format!(
+                "memories[{i}]: sources names message [{s}], but the transcript has [0] to [{}]",
+                window.saturating_sub(1)
+            ));
+        }
+    }
+    Ok(items)
+}
+
 fn parse_items(content: &str) -> std::result::Result<Vec<Item>, String> {
     let v: Value =
         serde_json::from_str(unfence(content)).map_err(|e| format!("content is not JSON: {e}"))?;
@@ -691,6 +703,15 @@ mod tests {
                 .unwrap()
                 .contains("empty value")
         );
+    }
+
+    #[test]
+    fn sources_outside_the_window_refuse_the_reply() {
+        let reply = json!({"memories": [item(json!({"sources": [0, 3]}))]}).to_string();
+        let items = parse_items(&reply).unwrap();
+        let err = cited_within(items.clone(), 2).unwrap_err();
+        assert!(err.contains("[3]") && err.contains("[0] to [1]"), "{err}");
+        assert_eq!(cited_within(items, 4).unwrap().len(), 1);
     }
 
     #[test]

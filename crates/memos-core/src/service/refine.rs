@@ -93,6 +93,11 @@ impl MemoryService {
                     f.tags = item.tags;
                     f.memory_time = item.memory_time;
                     f.confidence = item.confidence;
+                    // The model's reason for an inferred preference stays with the item it
+                    // rewrote, as it does with the items it adds.
+                    if item.reasoning.is_some() {
+                        f.reasoning = item.reasoning;
+                    }
                     f.update_time = now;
                     refined.push(i);
                     ids.push(f.id.clone());

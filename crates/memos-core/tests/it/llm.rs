@@ -150,7 +150,8 @@ async fn finished(svc: &MemoryService, task: &str) -> memos_core::model::Task {
 fn items() -> Value {
     json!({"memories": [
         {"key": "User's food preferences", "value": "The user loves spicy Sichuan food, but not oily hotpot.",
-         "type": "UserMemory", "tags": ["food", "spicy"], "memory_time": "2023-05-08", "preference": "like", "sources": [0]},
+         "type": "UserMemory", "tags": ["food", "spicy"], "memory_time": "2023-05-08", "preference": "like",
+         "reasoning": "Said in so many words.", "sources": [0]},
         {"key": "Trip plans", "value": "The user plans a trip to Chengdu in June 2023.",
          "type": "LongTermMemory", "tags": ["travel"], "memory_time": null, "preference": null, "sources": [0]},
         {"key": "User's travel preferences", "value": "The user seems to like trips to places known for their food.",
@@ -183,6 +184,7 @@ async fn the_llm_refines_fast_facts_in_place_and_adds_what_rules_missed() {
         "The user loves spicy Sichuan food, but not oily hotpot."
     );
     assert_eq!(history[0].kind, ChangeKind::Updated);
+    assert_eq!(m.reasoning.as_deref(), Some("Said in so many words."));
     assert!(history[0].note.contains("scripted-model"));
     assert!(
         history[0]
