@@ -151,6 +151,19 @@ struct Checked {
     embeddings: Vec<Embedding>,
 }
 
+impl Checked {
+    /// How many records of each kind it holds.
+    fn counts(&self) -> ExportCounts {
+        ExportCounts {
+            docs: self.docs.len(),
+            memories: self.memories.len(),
+            history: self.history.len(),
+            messages: self.messages.len(),
+            embeddings: self.embeddings.len(),
+        }
+    }
+}
+
 /// Checks an export and moves it into `project_id`.
 fn check(records: Vec<ExportRecord>, project_id: &str) -> Result<(Scope, Checked)> {
     let bad = |why: String| Error::invalid("file", why);
@@ -216,13 +229,7 @@ fn check(records: Vec<ExportRecord>, project_id: &str) -> Result<(Scope, Checked
     if it.next().is_some() {
         return Err(bad("lines after the end line".into()));
     }
-    let have = ExportCounts {
-        docs: c.docs.len(),
-        memories: c.memories.len(),
-        history: c.history.len(),
-        messages: c.messages.len(),
-        embeddings: c.embeddings.len(),
-    };
+    let have = c.counts();
     if have != end {
         return Err(bad(format!(
             "the end line counts {end:?} but the file holds {have:?}"
@@ -295,13 +302,7 @@ impl MemoryService {
                 scope.user_id
             )));
         }
-        let counts = ExportCounts {
-            docs: c.docs.len(),
-            memories: c.memories.len(),
-            history: c.history.len(),
-            messages: c.messages.len(),
-            embeddings: c.embeddings.len(),
-        };
+        let counts = c.counts();
         let absent = |ids: Vec<String>| Expect {
             project: project_id.to_string(),
             absent: ids,
