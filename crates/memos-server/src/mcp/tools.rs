@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::api::Failure;
@@ -63,7 +63,7 @@ fn is_chunk(m: &Value) -> bool {
 }
 
 /// Who said a message.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Role {
     User,
@@ -175,7 +175,7 @@ struct GetMemory {
 }
 
 /// A memory's state.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Status {
     Activated,
@@ -354,7 +354,7 @@ pub(crate) fn plan(name: &str, args: JsonObject) -> Option<Result<Call, Failure>
                 .messages
                 .into_iter()
                 .map(|m| {
-                    let mut v = json!({"role": m.role.as_str(), "content": m.content});
+                    let mut v = json!({"role": m.role, "content": m.content});
                     if let Some(t) = m.chat_time {
                         v["chat_time"] = json!(t);
                     }
@@ -398,7 +398,7 @@ pub(crate) fn plan(name: &str, args: JsonObject) -> Option<Result<Call, Failure>
             set(&mut body, "memory_value", a.memory_value);
             set(&mut body, "memory_key", a.memory_key);
             set(&mut body, "tags", a.tags);
-            set(&mut body, "status", a.status.map(|s| s.as_str()));
+            set(&mut body, "status", a.status);
             post("update/memory", body)
         }),
         "delete_memories" => parse(args).and_then(|a: DeleteMemories| {
@@ -464,25 +464,6 @@ fn parse<T: DeserializeOwned>(args: JsonObject) -> Result<T, Failure> {
     serde_json::from_value(Value::Object(args)).map_err(|e| Failure(format!("arguments: {e}")))
 }
 
-impl Role {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => "system",
-        }
-    }
-}
-
-impl Status {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Status::Activated => "activated",
-            Status::Archived => "archived",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +500,7 @@ mod tests {
         let b = c.body;
         assert_eq!(b["async_mode"], json!(false));
         assert_eq!(b["conversation_id"], json!("mcp"));
+        assert_eq!(b["messages"][0]["role"], json!("user"));
         assert!(b.get("tags").is_none());
 
         let c = plan(
