@@ -405,6 +405,8 @@ impl VectorIndex {
     /// Applies changes to loaded scopes; scopes not loaded will read the store when needed.
     pub fn apply(&self, ops: &[VectorOp]) {
         let users = &self.users;
+        // Scopes that grew, weighed again once each after the batch.
+        let mut grown: Vec<&Scope> = Vec::new();
         for op in ops {
             match op {
                 VectorOp::Upsert {
@@ -421,8 +423,9 @@ impl VectorIndex {
                             *archived_at,
                             vector,
                         );
-                        // Weighed again: it grew.
-                        users.insert(scope.clone(), u);
+                        if !grown.contains(&scope) {
+                            grown.push(scope);
+                        }
                     }
                 }
                 VectorOp::SetArchived { scope, id, at } => {
@@ -440,6 +443,13 @@ impl VectorIndex {
                 VectorOp::DropScope(scope) => {
                     users.invalidate(scope);
                 }
+            }
+        }
+        // Re-inserting makes moka weigh the scope again; one dropped later in the batch
+        // stays dropped.
+        for scope in grown {
+            if let Some(u) = users.get(scope) {
+                users.insert(scope.clone(), u);
             }
         }
     }
