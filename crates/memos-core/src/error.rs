@@ -109,6 +109,12 @@ pub enum InputErrorKind {
     ConversationIdTooLong,
     /// 40305: the content is larger than one request may carry.
     TooLarge,
+    /// 50103: more files in one upload than allowed.
+    TooManyFiles,
+    /// 50104: one file larger than allowed.
+    FileTooLarge,
+    /// 50105: the files of one upload larger than allowed together.
+    FilesTooLarge,
 }
 
 /// Sub-kinds of [`Error::NotFound`].
@@ -122,6 +128,8 @@ pub enum NotFoundKind {
     UserToDelete,
     /// 50131: an unknown task id.
     Task,
+    /// 50120: an unknown knowledge base (or one of another project).
+    KnowledgeBase,
 }
 
 impl Error {

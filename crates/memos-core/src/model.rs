@@ -65,6 +65,19 @@ pub struct UserSummary {
     pub last_update: Millis,
 }
 
+/// One conversation of a subject's chat log, summed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub conversation_id: String,
+    /// How many messages it holds.
+    pub messages: usize,
+    /// When its first message was said.
+    pub first_chat_time: Millis,
+    /// When its last message was said.
+    pub last_chat_time: Millis,
+}
+
 /// A project is what an API key grants; user ids are only unique inside a project, so two
 /// projects with a user called `alice` never see each other's memories.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -361,6 +374,9 @@ pub enum ChangeKind {
     Updated,
     /// It was soft-deleted: kept, but never returned.
     Deleted,
+    /// A verbatim turn whose fact a newer one (`related_id`) superseded: kept current, as
+    /// the record of what was said, but ranked below what replaced it.
+    Outdated,
 }
 
 impl ChangeKind {
@@ -372,6 +388,7 @@ impl ChangeKind {
             Self::Supersedes => "supersedes",
             Self::Updated => "updated",
             Self::Deleted => "deleted",
+            Self::Outdated => "outdated",
         }
     }
 
@@ -383,6 +400,7 @@ impl ChangeKind {
             "supersedes" => Self::Supersedes,
             "updated" => Self::Updated,
             "deleted" => Self::Deleted,
+            "outdated" => Self::Outdated,
             _ => return None,
         })
     }

@@ -204,6 +204,64 @@ const ZH_STOP: &[&str] = &[
 static STOP: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| EN_STOP.iter().chain(ZH_STOP).copied().collect());
 
+/// A dialogue pasted in whole as a query ("A: ...\nB: ...\nwhere did I park?") split
+/// into its last line, which asks, and the lines before it, which are context; a query of
+/// one line is all question.
+pub fn split_dialogue(query: &str) -> (&str, Option<&str>) {
+    let q = query.trim();
+    match q.rfind('\n') {
+        Some(i) if !q[i + 1..].trim().is_empty() && !q[..i].trim().is_empty() => {
+            (q[i + 1..].trim(), Some(q[..i].trim()))
+        }
+        _ => (query, None),
+    }
+}
+
+/// The end of `text` worth about `tokens` subword tokens, cut at a word boundary: what a
+/// long query (a whole dialogue pasted in as the query) is searched by, since its most
+/// recent part asks the question. A CJK character counts as a token, other text as a token
+/// per four bytes, which is how the multilingual tokenizers these models use split them.
+/// `0`, or a text that fits, gives the whole text.
+pub fn tail_by_tokens(text: &str, tokens: usize) -> &str {
+    if tokens == 0 {
+        return text;
+    }
+    let budget = tokens as f32;
+    let mut cost = 0.0f32;
+    let mut start = text.len();
+    for (i, c) in text.char_indices().rev() {
+        cost += if is_cjk(c) {
+            1.0
+        } else {
+            c.len_utf8() as f32 / 4.0
+        };
+        if cost > budget {
+            break;
+        }
+        start = i;
+    }
+    if start == 0 {
+        return text;
+    }
+    // Start at a word: skip the rest of a word cut in half (CJK has no spaces: any
+    // character is a start).
+    let rest = &text[start..];
+    let cut_in_word = text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(|c| !c.is_whitespace() && !is_cjk(c));
+    let first = rest.chars().next();
+    match (cut_in_word, first) {
+        (true, Some(c)) if !c.is_whitespace() && !is_cjk(c) => {
+            match rest.find(char::is_whitespace) {
+                Some(w) => rest[w..].trim_start(),
+                None => rest,
+            }
+        }
+        _ => rest.trim_start(),
+    }
+}
+
 /// Whether `c` belongs to a script written without spaces between words.
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -407,6 +465,28 @@ pub fn headline(text: &str, max_chars: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_query_keeps_its_last_words() {
+        let q = "we talked about the garden and the roses yesterday. Where did I park the car?";
+        assert_eq!(super::tail_by_tokens(q, 0), q);
+        assert_eq!(super::tail_by_tokens(q, 100), q);
+        let tail = super::tail_by_tokens(q, 6);
+        assert_eq!(tail, "did I park the car?");
+        // Chinese: a character a token, no word to finish.
+        assert_eq!(
+            super::tail_by_tokens("我们聊了花园。车停在哪里？", 6),
+            "车停在哪里？"
+        );
+        assert_eq!(
+            super::split_dialogue("A: hi\nB: hello\n where is it? \n"),
+            ("where is it?", Some("A: hi\nB: hello"))
+        );
+        assert_eq!(
+            super::split_dialogue("just one line"),
+            ("just one line", None)
+        );
+    }
+
     use super::*;
 
     #[test]

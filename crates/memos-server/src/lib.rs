@@ -1,5 +1,6 @@
-//! memos-server: the HTTP face of memos, speaking the MemOS cloud API, and its MCP server
-//! ([`mcp`], at `/mcp` and for `memos mcp` on stdio).
+//! memos-server: the HTTP face of memos, speaking the MemOS cloud API, its MCP server
+//! ([`mcp`], at `/mcp` and for `memos mcp` on stdio) and its dashboard ([`dashboard`], at
+//! `/dashboard`).
 //!
 //! [`app`] builds the router over a [`memos_core::MemoryService`]; [`run`] serves it on a
 //! listener until a shutdown future resolves. Both take their dependencies as arguments so
@@ -7,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dashboard;
 pub mod http;
 pub mod mcp;
 

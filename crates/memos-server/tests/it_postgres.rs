@@ -14,6 +14,10 @@ mod bad_input;
 mod chat;
 #[path = "it/common.rs"]
 mod common;
+#[path = "it/current_fact.rs"]
+mod current_fact;
+#[path = "it/dashboard_api.rs"]
+mod dashboard_api;
 #[path = "it/delete_modes.rs"]
 mod delete_modes;
 #[path = "it/golden.rs"]

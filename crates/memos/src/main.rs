@@ -82,6 +82,9 @@ enum BenchCommand {
     /// RAM under many users: round-robin searches over synthetic users, what the bounded
     /// search caches hold against `search.cache_mb`, and RSS.
     Cache(bench::cache::CacheArgs),
+    /// Preference retrieval: a preference said in one conversation, a later question that
+    /// never names it; how often the preference comes back at 1, 3 and 6.
+    Preferences(bench::preferences::PreferencesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +309,9 @@ async fn run(cli: Cli) -> Result<()> {
             bench::extract::extract(cfg.llm.clone(), args).await
         }
         Command::Bench(BenchCommand::Cache(args)) => bench::cache::cache(cfg, args).await,
+        Command::Bench(BenchCommand::Preferences(args)) => {
+            bench::preferences::preferences(cfg, args).await
+        }
         Command::Migrate(args) => transfer::migrate(args).await,
         Command::Export(args) => transfer::export(cfg, args).await,
         Command::Import(args) => transfer::import(cfg, args).await,

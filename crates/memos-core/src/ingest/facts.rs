@@ -140,45 +140,419 @@ topics! {
         ["food*", "eat*", "ate", "cook*", "dish*", "dinner*", "lunch*", "breakfast*",
          "restaurant*", "spicy", "hotpot", "cilantro", "seafood", "vegetarian", "vegan", "tea",
          "coffee*", "curry", "tofu", "gluten", "alcohol", "drink*", "wine", "beer", "meal*",
-         "pizza", "sushi", "noodle*", "chocolate", "cafe*", "bbq", "dessert*", "fruit*"],
+         "pizza", "sushi", "noodle*", "chocolate", "cafe*", "bbq", "dessert*", "fruit*",
+         "olive*", "bread", "barbecue", "ramen", "dumpling*", "steak", "meat", "pork", "beef",
+         "dairy", "milk", "cheese", "peanut*", "nut", "nuts", "shellfish", "mushroom*", "sugar",
+         "sweets", "kosher", "halal", "lactose", "fried", "spice*", "chili", "taco*", "burger*",
+         "mayonnaise", "anchov*", "oatmeal", "fish", "food"],
         ["吃", "菜", "辣", "火锅", "香菜", "海鲜", "素", "咖啡", "茶", "酒", "饭", "餐", "咖喱",
-         "豆腐", "麸质", "甜点", "水果"];
+         "豆腐", "麸质", "甜点", "水果", "拉面", "牛奶", "油腻", "面包", "寿司", "披萨", "油炸",
+         "豆浆", "橄榄", "猪肉", "牛排", "饺子", "甜", "清真", "乳糖", "花生", "蘑菇", "喝"];
     Work: "work", "work", "work", "工作",
         ["work*", "job*", "boss", "manager", "office*", "promot*", "colleague*", "engineer",
          "nurse", "career", "company", "meeting*", "salary", "quit", "client*", "startup",
-         "intern*", "hired", "fired"],
+         "intern*", "hired", "fired", "remote*", "commute*", "micromanag*", "project*",
+         "corporation*", "colleagues", "mentor*", "slack", "email*", "calls"],
         ["工作", "老板", "上班", "办公", "升职", "辞职", "同事", "工程师", "护士", "公司",
-         "会议", "工资", "实习"];
+         "会议", "工资", "实习", "开会", "通勤", "团建", "编程", "带新人", "远程", "项目"];
     Home: "home", "home and places lived", "home", "居住",
-        ["live", "lived", "living", "moved", "apartment", "house", "town", "city", "grew",
-         "neighbo*", "rent*"],
-        ["住", "搬", "家在", "房子", "小镇", "长大", "租"];
+        ["live", "lived", "living", "moved", "apartment", "house", "houses", "home",
+         "town", "city", "cities", "grew", "neighbo*", "rent*", "countryside", "carpet*",
+         "lighting", "clutter", "room", "plants"],
+        ["住", "搬", "家在", "房子", "小镇", "长大", "租", "乡下", "地毯", "空调", "屋里",
+         "厨房", "公寓", "灯光", "绿植", "的家", "家里"];
     Travel: "travel", "travel", "travel", "旅行",
         ["travel*", "trip*", "visit*", "flew", "fly*", "flight*", "japan", "paris", "italy",
-         "kyoto", "holiday*", "vacation*", "beach", "train*", "abroad", "tour*", "passport"],
-        ["旅行", "旅游", "去过", "飞", "日本", "巴黎", "意大利", "京都", "度假", "火车", "出国"];
+         "kyoto", "holiday*", "vacation*", "beach", "train*", "abroad", "tour*", "passport",
+         "hotel*", "hostel*", "resort*", "cruise*", "layover*", "seat*", "plane*", "seasick",
+         "camping", "backpack*", "destination*", "climates", "boat"],
+        ["旅行", "旅游", "去过", "飞", "日本", "巴黎", "意大利", "京都", "度假", "火车", "出国",
+         "景点", "青旅", "邮轮", "坐船", "自驾", "酒店", "座位", "跟团", "出游", "转机",
+         "航班", "露营", "背包", "老城"];
     Sport: "sport", "sports and exercise", "sports", "运动",
         ["hik*", "run", "ran", "running", "marathon", "tennis", "gym", "swim*", "basketball",
-         "football", "soccer", "bike", "bikes", "cycling", "yoga", "sport*", "exercise*",
-         "workout*", "climb*", "ski*"],
+         "football", "soccer", "bike", "bikes", "cycling", "yoga", "sport*", "exercis*",
+         "workout*", "climb*", "ski*", "stairs", "treadmill", "boulder*", "cycle", "fitness",
+         "pilates", "golf", "walk", "swims", "weightlifting", "sports"],
         ["跑", "爬山", "马拉松", "网球", "健身", "游泳", "篮球", "足球", "自行车", "运动",
-         "瑜伽", "滑雪"];
+         "瑜伽", "滑雪", "攀岩", "高尔夫", "骑车", "走路", "走楼梯", "普拉提", "举铁", "锻炼"];
     Health: "health", "health", "health", "健康",
         ["allerg*", "sleep*", "weight", "hurt*", "pain", "broke", "sick", "doctor", "afraid",
-         "heights", "wake", "health*", "diet", "anxiety", "medicine", "person"],
-        ["过敏", "睡", "减肥", "疼", "摔断", "生病", "医生", "恐高", "起床", "早起", "健康"];
+         "heights", "wake", "health*", "diet", "anxiety", "medicine", "person", "remed*",
+         "ibuprofen", "meditation", "needles", "injections", "penicillin", "pills",
+         "smoking", "smokers", "caffeine", "sodium"],
+        ["过敏", "睡", "减肥", "疼", "摔断", "生病", "医生", "恐高", "起床", "早起", "健康",
+         "中药", "西药", "布洛芬", "冥想", "打针", "青霉素", "吃药", "抽烟", "步数"];
     Study: "study", "education", "study", "学习",
         ["study*", "degree", "college", "university", "graduat*", "exam*", "test", "school",
-         "french", "spanish", "english", "chinese", "master's", "phd", "course*", "homework"],
-        ["学习", "上学", "学校", "小学", "中学", "学位", "读书", "硕士", "博士", "大学", "毕业", "考试", "驾照", "法语", "西班牙语", "英语", "课程"];
+         "french", "spanish", "english", "chinese", "master's", "phd", "course*", "homework",
+         "math", "maths", "flashcards", "library", "lectures", "languages"],
+        ["学习", "上学", "学校", "小学", "中学", "学位", "读书", "硕士", "博士", "大学", "毕业", "考试", "驾照", "法语", "西班牙语", "英语", "课程",
+         "数学", "网课", "图书馆", "记忆卡片", "外语", "作业"];
     Entertainment: "entertainment", "entertainment", "entertainment", "娱乐",
         ["movie*", "film*", "music", "jazz", "band", "novel*", "book*", "read*",
-         "documentar*", "show*", "series", "game*", "concert*", "song*", "podcast*"],
-        ["电影", "片", "音乐", "爵士", "乐队", "小说", "书", "纪录片", "演唱会", "游戏", "歌"];
+         "documentar*", "show*", "series", "game*", "concert*", "song*", "podcast*",
+         "tv", "musicals", "sitcoms", "metal", "audiobooks", "comedy", "comedies", "dramas",
+         "genre", "vinyl", "folk", "ghibli", "jump"],
+        ["电影", "片", "音乐", "爵士", "乐队", "小说", "书", "纪录片", "演唱会", "游戏", "歌",
+         "真人秀", "音乐剧", "播客", "韩剧", "情景喜剧", "重金属", "科幻", "桌游", "民谣",
+         "脱口秀", "黑胶", "追剧"];
     Hobby: "hobby", "hobbies", "hobby", "爱好",
         ["paint*", "guitar", "photograph*", "garden*", "plant*", "bak*", "knit*", "hobb*",
-         "piano", "draw*", "craft*", "sew*"],
-        ["画", "吉他", "摄影", "花园", "种", "烘焙", "爱好", "钢琴"];
+         "piano", "draw*", "craft*", "sew*", "puzzle*", "sourdough", "woodwork*", "fishing",
+         "birdwatching", "chess", "sketchbook", "collecting"],
+        ["画", "吉他", "摄影", "花园", "种", "烘焙", "爱好", "钢琴", "木工", "手工", "速写",
+         "拼图", "钓鱼", "观鸟", "下棋", "织毛衣", "烤面包", "看书"];
+    Assistant: "assistant", "how the assistant answers", "answers", "回答方式",
+        ["answer*", "reply", "replies", "respond*", "response*", "emoji*", "markdown", "tables",
+         "disclaimer*", "apologi*", "explanation*", "tone", "formal", "bullet*", "units",
+         "euros", "paragraphs"],
+        ["回答", "回复", "表情", "免责", "道歉", "解释", "表格", "公制", "正式", "要点", "显示", "叫我"];
+}
+
+impl Topic {
+    /// The topic a preference item was filed under, from its headline ("User's food
+    /// preferences", "用户的饮食偏好").
+    pub fn of_preference_key(key: &str) -> Option<Topic> {
+        Topic::ALL.iter().copied().find(|t| {
+            key == format!("User's {} preferences", t.preference_label())
+                || key == format!("用户的{}偏好", t.labels().1)
+        })
+    }
+}
+
+/// What a request needs to know about the user, by topic: the words of a question that
+/// call for preferences it never names ("where should we eat tonight?" needs the dietary
+/// ones; "plan my trip" the travel ones). English words match whole (`*`: any ending),
+/// Chinese anywhere.
+const NEEDS: &[(Topic, &[&str], &[&str])] = &[
+    (
+        Topic::Food,
+        &[
+            "eat*",
+            "dinner",
+            "lunch",
+            "breakfast*",
+            "restaurant*",
+            "cook*",
+            "recipe*",
+            "snack*",
+            "menu",
+            "meal*",
+            "dish*",
+            "dessert*",
+            "drink*",
+            "café",
+            "cafe",
+            "order",
+            "takeout",
+            "grocer*",
+            "bbq",
+            "barbecue",
+            "hungry",
+            "food",
+            "steakhouse",
+            "reception",
+            "smoothie*",
+            "pasta",
+            "salad",
+            "pancake*",
+            "bread",
+            "picnic",
+        ],
+        &[
+            "吃",
+            "饭",
+            "餐",
+            "菜",
+            "零食",
+            "点什么",
+            "喝",
+            "外卖",
+            "早餐",
+            "晚宴",
+            "婚宴",
+            "咖啡馆",
+            "做法",
+            "意面",
+            "沙拉",
+        ],
+    ),
+    (
+        Topic::Travel,
+        &[
+            "trip*",
+            "travel*",
+            "flight*",
+            "fly",
+            "hotel*",
+            "vacation*",
+            "holiday*",
+            "visit",
+            "itinerary",
+            "stay",
+            "accommodation",
+            "seat",
+            "pack",
+            "tour*",
+            "getaway",
+            "explore",
+            "museum",
+            "city",
+            "get",
+        ],
+        &[
+            "旅行",
+            "旅游",
+            "航班",
+            "机票",
+            "酒店",
+            "度假",
+            "行程",
+            "住哪",
+            "座位",
+            "去哪",
+            "玩什么",
+            "怎么玩",
+            "带什么",
+            "假期",
+            "什么时候去",
+            "怎么走",
+            "博物馆",
+        ],
+    ),
+    (
+        Topic::Entertainment,
+        &[
+            "watch*", "movie*", "film*", "show*", "series", "music", "playlist", "listen", "book*",
+            "read*", "podcast*", "concert*", "stream", "cinema", "broadway", "night",
+        ],
+        &[
+            "看什么",
+            "电影",
+            "剧",
+            "歌单",
+            "听什么",
+            "书",
+            "播客",
+            "节目",
+            "演出",
+        ],
+    ),
+    (
+        Topic::Sport,
+        &[
+            "workout*",
+            "exercise*",
+            "gym",
+            "fit*",
+            "sport*",
+            "train",
+            "active",
+            "class",
+            "weekend",
+            "saturday",
+            "sunday",
+            "morning",
+            "offsite",
+            "activity",
+        ],
+        &[
+            "锻炼", "健身", "运动", "身材", "周末", "周六", "周日", "活动", "团建",
+        ],
+    ),
+    (
+        Topic::Hobby,
+        &[
+            "weekend",
+            "saturday",
+            "sunday",
+            "evening",
+            "afternoon",
+            "hobby",
+            "craft*",
+            "project",
+            "unwind",
+            "relax",
+            "gift",
+            "birthday",
+            "creative",
+        ],
+        &[
+            "周末", "周六", "周日", "晚上", "下午", "爱好", "手艺", "兴趣", "放松", "礼物", "生日",
+        ],
+    ),
+    (
+        Topic::Home,
+        &[
+            "apartment*",
+            "house*",
+            "home",
+            "decorate",
+            "living",
+            "bedroom",
+            "flooring",
+            "lamps",
+            "thermostat",
+            "move",
+            "flat",
+            "sleep",
+        ],
+        &[
+            "房子", "公寓", "客厅", "卧室", "地板", "灯", "空调", "搬", "布置", "睡",
+        ],
+    ),
+    (
+        Topic::Work,
+        &[
+            "job",
+            "work",
+            "meeting*",
+            "schedule",
+            "calendar",
+            "career",
+            "manager",
+            "team",
+            "office",
+            "client",
+            "interview",
+            "compan*",
+            "report",
+            "colleagues",
+        ],
+        &[
+            "工作", "会", "日程", "职业", "领导", "团队", "办公", "客户", "面试", "公司", "报告",
+        ],
+    ),
+    (
+        Topic::Health,
+        &[
+            "doctor",
+            "medicine",
+            "sick",
+            "cold",
+            "headache",
+            "throat",
+            "pain",
+            "blood",
+            "infection",
+            "sleep",
+            "stress*",
+            "concert",
+            "drink",
+        ],
+        &[
+            "医生", "药", "感冒", "头疼", "嗓子", "抽血", "压力", "看病", "睡",
+        ],
+    ),
+    (
+        Topic::Pet,
+        &["pet*", "dog*", "cat*", "zoo", "adopt"],
+        &["宠物", "狗", "猫", "动物园"],
+    ),
+    (
+        Topic::Study,
+        &[
+            "study*", "learn*", "exam*", "course*", "degree", "semester", "elective", "finals",
+        ],
+        &["学", "考试", "课", "专业", "复习"],
+    ),
+    (
+        Topic::Family,
+        &[
+            "wedding",
+            "family",
+            "mother*",
+            "father*",
+            "parents",
+            "relatives",
+            "thanksgiving",
+            "birthday",
+        ],
+        &[
+            "婚礼", "家人", "妈妈", "爸爸", "父母", "亲戚", "团圆", "生日",
+        ],
+    ),
+];
+
+/// Words that ask how to spend free time: hobbies, sports and entertainment all matter.
+const LEISURE: (&[&str], &[&str]) = (
+    &[
+        "do",
+        "evening",
+        "night",
+        "free",
+        "spend",
+        "celebrate",
+        "fun",
+        "after",
+        "off",
+        "bonus",
+        "buy",
+    ],
+    &[
+        "干点什么",
+        "干什么",
+        "怎么过",
+        "消遣",
+        "休息",
+        "下班后",
+        "玩什么",
+        "买点什么",
+        "怎么安排",
+    ],
+);
+
+/// Needs that bring others along: a meal question needs the diet and allergy facts filed
+/// under health, a way across town the walking ones filed under sport.
+const ALSO: &[(Topic, Topic, f32)] = &[
+    (Topic::Food, Topic::Health, 0.5),
+    (Topic::Travel, Topic::Sport, 0.4),
+    (Topic::Health, Topic::Sport, 0.4),
+];
+
+/// The topics whose preferences should shape an answer to `query`, each with a weight in
+/// (0, 1]: the query's own topic, and those its words call for.
+pub fn query_needs(query: &str) -> Vec<(Topic, f32)> {
+    let zh = text::is_mostly_cjk(query);
+    let lower = query.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let hit = |en: &[&str], zh_words: &[&str]| -> bool {
+        en.iter().any(|p| match p.strip_suffix('*') {
+            Some(stem) => words.iter().any(|w| w.starts_with(stem)),
+            None => words.contains(p),
+        }) || zh_words.iter().any(|w| lower.contains(w))
+    };
+    let mut out: Vec<(Topic, f32)> = Vec::new();
+    let own = topic(query, zh);
+    if own != Topic::Other {
+        out.push((own, 1.0));
+    }
+    fn add(out: &mut Vec<(Topic, f32)>, t: Topic, w: f32) {
+        match out.iter_mut().find(|(o, _)| *o == t) {
+            Some((_, have)) => *have = have.max(w),
+            None => out.push((t, w)),
+        }
+    }
+    for (t, en, zh_words) in NEEDS {
+        if hit(en, zh_words) {
+            add(&mut out, *t, 0.8);
+        }
+    }
+    if hit(LEISURE.0, LEISURE.1) {
+        for t in [Topic::Hobby, Topic::Sport, Topic::Entertainment] {
+            add(&mut out, t, 0.6);
+        }
+    }
+    for (from, to, w) in ALSO {
+        if out.iter().any(|(o, _)| o == from) {
+            add(&mut out, *to, *w);
+        }
+    }
+    out
 }
 
 /// The facts a user message states about the user, one per sentence that has one. A named
@@ -208,6 +582,20 @@ pub fn user_facts(content: &str, said_at: Millis, name: Option<&str>) -> Vec<Fac
 pub fn fact(sentence: &str, said_at: Millis) -> Option<Fact> {
     let sentence = sentence.trim();
     let zh = text::is_mostly_cjk(sentence);
+    if let Some(polarity) = assistant_directive(sentence) {
+        return Some(Fact {
+            sentence: sentence.to_string(),
+            value: if zh {
+                format!("[用户观点] 用户希望助手：{sentence}")
+            } else {
+                format!("[user viewpoint] The user asks the assistant: \"{sentence}\"")
+            },
+            topic: Topic::Assistant,
+            preference: Some(polarity),
+            when: None,
+            zh,
+        });
+    }
     if !is_self_statement(sentence, zh) {
         return None;
     }
@@ -254,7 +642,7 @@ pub fn sentences(text: &str) -> Vec<&str> {
 }
 
 static EN_SELF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(i|i'm|i’m|im|i've|i’ve|i'd|i’d|i'll|my|we|we're|we've|our)\b")
+    Regex::new(r"(?i)\b(i|i'm|i’m|im|i've|i’ve|i'd|i’d|i'll|my|me|we|we're|we've|our)\b")
         .expect("valid regex")
 });
 static EN_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
@@ -283,7 +671,46 @@ pub fn is_self_statement(sentence: &str, zh: bool) -> bool {
             .any(|p| s.starts_with(p));
         return !question && !request;
     }
-    EN_SELF.is_match(s) && !EN_QUESTION.is_match(s) && !EN_REQUEST.is_match(s)
+    // "When I travel, I ..." opens with a question word but asks nothing.
+    let asks = EN_QUESTION.is_match(s) && !EN_CLAUSE.is_match(s);
+    EN_SELF.is_match(s) && !asks && !EN_REQUEST.is_match(s)
+}
+
+static EN_CLAUSE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:when|where|how|what|who|which|why)\s+(?:i|we|my)\b").expect("valid regex")
+});
+
+static EN_DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^(?:please\s+)?(?:from\s+now\s+on,?\s+)?(?:(?:always|never|don't|don’t|do\s+not|stop|keep|use|avoid|no\s+need)\b.*\b(?:answer|answers|reply|replies|respond|responses?|emojis?|markdown|tables?|disclaimers?|apologi[sz]e|explanations?|tone|formal|bullet|units|metric|prices|euros|dollars|paragraphs|chinese|english)\b|call\s+me\b)",
+    )
+    .expect("valid regex")
+});
+static ZH_DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:请)?(?:以后|今后|从现在起)?(?:都|一律)?(?:不要|别|用|回答|回复|叫我|说话|单位|先给我|尽量).*(?:回答|回复|表情|免责|道歉|解释|表格|公制|正式|显示|叫我|说话|代码|英文|中文|就行)")
+        .expect("valid regex")
+});
+static NEGATIVE_DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:please\s+)?(?:never|don't|don’t|do\s+not|stop|avoid|no\s+)|^(?:请)?(?:以后)?(?:都)?(?:不要|别)")
+        .expect("valid regex")
+});
+
+/// A standing wish about how the assistant answers ("Please keep your answers short",
+/// "以后都用英文回答我"): phrased as a request, yet a preference to remember, unlike a
+/// one-off request ("write me a poem"). Its polarity: what it asks to stop is a dislike.
+pub fn assistant_directive(sentence: &str) -> Option<Polarity> {
+    let s = sentence.trim();
+    if s.ends_with('?') || s.ends_with('？') {
+        return None;
+    }
+    if !(EN_DIRECTIVE.is_match(s) || ZH_DIRECTIVE.is_match(s)) {
+        return None;
+    }
+    Some(if NEGATIVE_DIRECTIVE.is_match(s) {
+        Polarity::Dislike
+    } else {
+        Polarity::Like
+    })
 }
 
 static EN_LIKE: LazyLock<Regex> = LazyLock::new(|| {
@@ -294,7 +721,23 @@ static EN_LIKE: LazyLock<Regex> = LazyLock::new(|| {
         | \bi(?:'m|’m|\s+am)\s+(?:a\s+)?(?:big\s+|huge\s+|great\s+)?fan\s+of\b
         | \bi(?:'m|’m|\s+am)\s+(?:really\s+)?(?:into|passionate\s+about|crazy\s+about)\b
         | \bi(?:'d|’d|\s+would)\s+rather\b
-        | \bi(?:'m|’m|\s+am)\s+a\s+big\s+\w+\s+fan\b",
+        | \bi(?:'m|’m|\s+am)\s+a\s+big\s+\w+\s+fan\b
+        | \bi(?:'ve|’ve|\s+have)\s+become\s+a\s+(?:big\s+|huge\s+)?fan\s+of\b
+        | \bi(?:'m|’m|\s+am)\s+(?:a\s+)?(?:huge|big|real)\s+\w+\s+fan\b
+        | \bi(?:'m|’m|\s+am)\s+(?:really\s+)?(?:obsessed\s+with|hooked\s+on|all\s+about|a\s+sucker\s+for|vegan|vegetarian|pescatarian)\b
+        | \bi(?:'m|’m|\s+am)\s+(?:on\s+a\s+[\w-]+\s+diet)\b
+        | \bi(?:'m|’m|\s+am)\s+a\s+\w+\s+person\b
+        | \bi\s+(?:always|usually|often|mostly|normally|generally)\s+(?:order|book|pick|choose|go\s+for|take|listen|travel|bring|adopt|drink|eat|cycle|ride|walk|ask)\b
+        | \bi\s+(?:drink|take|have|like)\s+my\s+\w+\s+(?:black|strong|sweet|plain|rare|medium)\b
+        | \bi\s+could\s+eat\b | \bcan't\s+get\s+enough\s+of\b | \bcan’t\s+get\s+enough\s+of\b | \bnothing\s+beats\b
+        | \bis\s+my\s+(?:weakness|passion|thing|ritual|weekend\s+ritual|go-to)\b | \bmy\s+go-to\b
+        | \bi(?:'m|’m|\s+am)\s+happiest\b | \bi\s+feel\s+happiest\b | \bbest\s+\w+\s+for\s+me\b
+        | \bkeeps?\s+me\s+sane\b | \bhelps?\s+me\s+relax\b | \brelaxing\s+for\s+me\b
+        | \bworks?\s+better\s+for\s+me\b | \bi\s+do\s+my\s+best\s+work\b | \bi\s+learn\s+best\b
+        | \bi\s+(?:cycle|walk|run|swim)\s+to\s+\w+\s+every\s+day\b | \bmeans\s+a\s+lot\s+to\s+me\b
+        | \bare\s+sacred\s+to\s+me\b | \bis\s+sacred\s+to\s+me\b | \bthat's\s+how\s+i\s+like\s+it\b
+        | \bi\s+(?:look|go|opt)\s+for\b | \bis\s+what\s+i\s+(?:listen\s+to|eat|drink|watch|read|play|wear)\b
+        | \bi\s+keep\s+my\s+\w+\s+(?:cool|warm|clean|tidy|minimal|quiet)\b | \bthe\s+more\s+the\s+better\b",
     )
     .expect("valid regex")
 });
@@ -304,17 +747,41 @@ static EN_DISLIKE: LazyLock<Regex> = LazyLock::new(|| {
         \bi\s+(?:really\s+|also\s+|absolutely\s+)?(?:hate|dislike|detest|loathe)\b
         | \bi\s+(?:can't|can’t|cannot|can\s+not)\s+stand\b
         | \bi\s+(?:don't|don’t|do\s+not|didn't|didn’t|never)\s+(?:really\s+|much\s+)?(?:like|enjoy|love|care\s+for)\b
-        | \bi(?:'m|’m|\s+am)\s+not\s+(?:a\s+(?:big\s+)?fan\s+of|into|keen\s+on)\b",
+        | \bi(?:'m|’m|\s+am)\s+not\s+(?:a\s+(?:big\s+)?fan\s+of|into|keen\s+on)\b
+        | \bi(?:'m|’m|\s+am)\s+not\s+(?:really\s+)?(?:into|much\s+of\s+a\s+\w+\s+person|a\s+\w+\s+person)\b
+        | \bi\s+(?:really\s+|always\s+|usually\s+|try\s+to\s+|now\s+)?(?:avoid|skip|dread)\b
+        | \bi\s+(?:stay|keep)\s+away\s+from\b | \bsteer\s+clear\s+of\b
+        | \bi(?:'m|’m|\s+am)\s+(?:\w+\s+)?(?:allergic|intolerant)\b | \bi\s+keep\s+kosher\b | \bi\s+get\s+seasick\b
+        | \bi\s+(?:can't|can’t|cannot|can\s+not)\s+(?:eat|drink|take|have|do|handle|tolerate|bear|sleep)\b
+        | \bi\s+(?:don't|don’t|do\s+not|never|no\s+longer)\s+(?:eat|drink|do|watch|order|play|take)\b
+        | \bi\s+never\s+stay\b | \bi\s+gave\s+up\s+on\b
+        | \bi\s+(?:gave\s+up|quit|stopped)\s+(?:\w+ing\b|red\s+meat|meat|sugar|alcohol|coffee|caffeine|dairy|gluten)
+        | \bi(?:'ve|’ve|\s+have)\s+never\s+(?:liked|enjoyed|loved)\b
+        | \b(?:is|are|was|were)\s+(?:really\s+)?not\s+(?:really\s+)?(?:my\s+thing|for\s+me)\b
+        | \b(?:isn't|isn’t|aren't|aren’t)\s+(?:really\s+)?(?:my\s+thing|for\s+me)\b
+        | \bnever\s+(?:my\s+thing|worked\s+for\s+me|clicked\s+with\s+me|appealed\s+to\s+me)\b
+        | \b(?:don't|don’t|doesn't|doesn’t)\s+appeal\s+to\s+me\b | \bnot\s+for\s+me\b
+        | \b(?:bores?|drives?\s+me\s+crazy|stress(?:es)?\s+me\s+out|drains?\s+me|creeps?\s+me\s+out|scares?\s+me|wears?\s+me\s+out|puts?\s+me\s+to\s+sleep)\b
+        | \bbore\s+me\b | \bboring\s+to\s+me\b
+        | \bmakes?\s+me\s+(?:sick|miserable|feel\s+awful|faint|claustrophobic)\b
+        | \bgives?\s+me\s+a\s+headache\b | \btoo\s+\w+\s+for\s+me\b | \bhard\s+no\b | \bno\s+thanks\b
+        | \btastes?\s+like\s+soap\b | \bunbearable\b | \bunhygienic\s+to\s+me\b | \bsoulless\s+to\s+me\b",
     )
     .expect("valid regex")
 });
 static ZH_LIKE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"我(?:很|非常|特别|最|也|还|真的|超|挺|更|一直)?(?:喜欢|爱|偏爱|热爱|钟爱)|我.{0,3}?(?:迷上|爱上)|我最喜欢|我是.{1,4}迷")
+    Regex::new(r"我(?:很|非常|特别|最|也|还|真的|超|挺|更|一直)?(?:喜欢|爱|偏爱|热爱|钟爱)|我(?:周末|最近|平时|一直|现在|其实|向来|从小|早上|晚上|每天)(?:很|非常|特别|最|也|还|真的|超|挺|更|一直)?(?:喜欢|热爱|钟爱|偏爱)|我[^，。]{0,6}总(?:是|会)?|我.{0,4}习惯|我.{0,3}?(?:迷上|爱上|沉迷)|我最喜欢|我是.{1,4}迷|我最爱|是我的最爱|最大的爱好|我是素食|我是铁杆|我是.{1,2}派|比起.{1,12}(?:更|还是)|我(?:更|宁愿|更愿意)|我选|没有抵抗力|可以天天吃|天天都|最开心|最期待|雷打不动|效率最高|学得最好|是我的兴趣|让我.{0,4}放松|保持平静|我(?:总是|总会|一般会|一般选|一般都|经常|习惯|每天|每周)|对我很重要|就喜欢这样|我最想")
         .expect("valid regex")
 });
 static ZH_DISLIKE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"我(?:很|非常|特别|最|也|还|真的|一直)?(?:不(?:太|怎么|是很)?(?:喜欢|爱)|讨厌|受不了|反感|厌恶)")
+    Regex::new(r"我(?:很|非常|特别|最|也|还|真的|一直)?(?:不(?:太|怎么|是很)?(?:喜欢|爱)|讨厌|受不了|反感|厌恶)|(?:不|从来不|从不|尽量不|尽量少|再也不|就不|不再)(?:吃|喝|碰|看|听|住|坐|点|接|去|开车|打车|参加|玩)|滴酒不沾|我(?:对|吃)[^，。]{0,8}过敏|我.{0,2}过敏|不耐受|晕船|晕车|不能碰|没喜欢过|也不喜欢|不是我的强项|我(?:实在|真的|一点都|一点也|是一点都|是)?不(?:太|怎么)?(?:喜欢|爱|能碰|碰)|我从来不喜欢|(?:吃|喝|用|看|学)不(?:了|下去|惯|进去)|受不了|不适合我|不(?:太)?感兴趣|没(?:什么)?兴趣|不感冒|没什么吸引力|不是我的菜|算了吧|太无聊|很无聊|没意思|让我很烦|让我很累|让我抓狂|起鸡皮疙瘩|太吓人|睡不着|头晕|不卫生|透不过气|不是.{0,2}派|不太能|谈不上喜欢|不太适合|不想去|不要|不敢|太甜|太热|太吵|离.{1,6}远远的")
         .expect("valid regex")
+});
+
+/// A choice between two things, which names the rejected one with a negation ("能走路我就
+/// 不打车": walking over a taxi): a liking, whatever the negation says.
+static ZH_CHOICE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"比起.{1,12}(?:更|还是)|能.{1,8}?我?就不|宁愿|宁可").expect("valid regex")
 });
 
 /// An explicit liking or dislike by the speaker, if the sentence states one.
@@ -324,6 +791,9 @@ pub fn preference(sentence: &str, zh: bool) -> Option<Polarity> {
     } else {
         (&*EN_LIKE, &*EN_DISLIKE)
     };
+    if zh && ZH_CHOICE.is_match(sentence) {
+        return Some(Polarity::Like);
+    }
     // "I don't like" holds "like": the dislike patterns are checked first.
     if dislike.is_match(sentence) {
         Some(Polarity::Dislike)

@@ -54,6 +54,9 @@ pub fn extract(
             out.push(turn_memory(ctx, m, context, now));
             if m.role == Role::User {
                 out.extend(fact_memories(ctx, m, now));
+                if let Some(offer) = context.filter(|p| p.role == Role::Assistant) {
+                    out.extend(choice_memory(ctx, m, offer, now));
+                }
             }
         }
         if matches!(m.role, Role::User | Role::Assistant) {
@@ -61,6 +64,76 @@ pub fn extract(
         }
     }
     out
+}
+
+/// The preference a pick among the assistant's options reveals ("the second one" after a
+/// list of hotels): what was chosen over what was passed on, an implicit preference
+/// sourced from both turns.
+fn choice_memory(ctx: &AddContext, m: &Message, offer: &Message, now: Millis) -> Option<Memory> {
+    let c = super::choice::choice(&m.content, &offer.content)?;
+    let zh = text::is_mostly_cjk(&m.content) || text::is_mostly_cjk(&c.chosen);
+    let quoted = |o: &String| format!("“{o}”");
+    let rejected: Vec<String> = c.rejected.iter().map(quoted).collect();
+    let value = if zh {
+        format!(
+            "[用户观点] 用户在{}之间选择了{}。",
+            [quoted(&c.chosen)]
+                .iter()
+                .chain(&rejected)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("、"),
+            quoted(&c.chosen)
+        )
+    } else {
+        format!(
+            "[user viewpoint] The user chose {} over {}.",
+            quoted(&c.chosen),
+            rejected.join(" and ")
+        )
+    };
+    let fact = facts::Fact {
+        sentence: c.chosen.clone(),
+        value: value.clone(),
+        topic: facts::topic(&format!("{} {}", c.chosen, offer.content), zh),
+        preference: Some(facts::Polarity::Like),
+        when: None,
+        zh,
+    };
+    let mut tags = vec![
+        fact.topic_tag(),
+        PREFERENCE_TAG.to_string(),
+        "like".to_string(),
+        super::llm::IMPLICIT_TAG.to_string(),
+        "choice".to_string(),
+    ];
+    add_tags(&mut tags, text::keywords(&c.chosen, KEYWORDS));
+    add_tags(&mut tags, ctx.tags.iter().cloned());
+    let day = time::to_date(m.chat_time);
+    Some(Memory {
+        id: uuid::Uuid::new_v4().to_string(),
+        scope: ctx.scope.clone(),
+        conversation_id: m.conversation_id.clone(),
+        key: fact.key(),
+        value,
+        memory_type: MemoryType::UserMemory,
+        memory_time: Some(m.chat_time),
+        status: MemoryStatus::Activated,
+        // Read off a pick, not said outright.
+        confidence: 0.8,
+        tags,
+        info: ctx.info.clone(),
+        agent_id: ctx.agent_id.clone(),
+        app_id: ctx.app_id.clone(),
+        sources: vec![Source::from(m), Source::from(offer)],
+        reasoning: Some(if zh {
+            format!("{day} 用户在助手给出的选项中选了这一个。")
+        } else {
+            format!("Chosen on {day} among the options the assistant offered.")
+        }),
+        create_time: now,
+        update_time: now,
+    })
 }
 
 /// Appends the tags not already there, compared without case.
@@ -461,6 +534,50 @@ mod tests {
         assert_eq!(
             out[2].value,
             "[1970-01-01] Caroline: And I swim on Sundays when the pool is open."
+        );
+    }
+
+    #[test]
+    fn a_pick_among_offered_options_is_an_implicit_preference_from_both_turns() {
+        let offer = msg(
+            Role::Assistant,
+            None,
+            "Two hotels are free:\n1. Hotel Lumen, quiet, by the park\n2. Grand Central Inn, in the busy center",
+            1_000,
+        );
+        let pick = msg(
+            Role::User,
+            None,
+            "Let's go with the quieter one by the park.",
+            2_000,
+        );
+        let out = extract(&ctx(), &[offer.clone(), pick.clone()], None, 9);
+        let chosen: Vec<&Memory> = out
+            .iter()
+            .filter(|m| m.tags.iter().any(|t| t == "choice"))
+            .collect();
+        assert_eq!(chosen.len(), 1, "{out:#?}");
+        let c = chosen[0];
+        assert!(
+            c.value
+                .contains("chose “Hotel Lumen, quiet, by the park” over “Grand Central Inn"),
+            "{}",
+            c.value
+        );
+        assert_eq!(c.key, "User's travel preferences");
+        assert!(c.tags.iter().any(|t| t == super::super::llm::IMPLICIT_TAG));
+        let sources: Vec<&str> = c.sources.iter().map(|s| s.message_id.as_str()).collect();
+        assert_eq!(
+            sources,
+            [pick.message_id.as_str(), offer.message_id.as_str()]
+        );
+        assert!(c.reasoning.as_deref().unwrap().contains("options"));
+        // A reply that is no pick reveals nothing.
+        let other = msg(Role::User, None, "Which one has a pool?", 2_000);
+        assert!(
+            !extract(&ctx(), &[offer, other], None, 9)
+                .iter()
+                .any(|m| m.tags.iter().any(|t| t == "choice"))
         );
     }
 

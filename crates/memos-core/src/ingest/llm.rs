@@ -255,7 +255,7 @@ impl LlmExtractor {
         let response_format = if self.config.response_format
             == crate::config::ResponseFormat::JsonObject
         {
-            json!({"type": "json_object"})
+            json!({"type": "json_object", "schema": schema})
         } else {
             json!({"type": "json_schema", "json_schema": {"name": "profile", "strict": true, "schema": schema}})
         };
@@ -304,7 +304,12 @@ impl LlmExtractor {
         let response_format = if self.config.response_format
             == crate::config::ResponseFormat::JsonObject
         {
-            raw(r#"{"type":"json_object"}"#)
+            // JSON mode with the schema beside it: how llama-cpp-python constrains a reply
+            // (llama.cpp's server reads it too). OpenAI and vLLM take `json_schema`.
+            raw(&format!(
+                r#"{{"type":"json_object","schema":{}}}"#,
+                schema_text()
+            ))
         } else {
             raw(&format!(
                 r#"{{"type":"json_schema","json_schema":{{"name":"memories","strict":true,"schema":{}}}}}"#,

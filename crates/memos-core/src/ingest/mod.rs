@@ -3,8 +3,10 @@
 //! [`fast`] needs no LLM and runs inline with the add call; [`facts`] is its profile-fact
 //! finder and [`reconcile`] relates new facts to stored ones. [`llm`] is the fine path: any
 //! OpenAI-compatible endpoint, run after the fast path, refining its items in place.
-//! [`eval`] scores extractors on labelled sentences.
+//! [`choice`] reads the preference a pick among offered options reveals. [`eval`] scores
+//! extractors on labelled sentences.
 
+pub mod choice;
 pub mod eval;
 pub mod facts;
 pub mod fast;

@@ -3,16 +3,15 @@
 
 use super::tasks::new_task;
 use crate::error::{Error, InputErrorKind, Result};
-use crate::filter::{Condition, Filter};
+use crate::filter::{Condition, Filter, Logic, TimeField};
 use crate::ingest::reconcile::{self, Relation};
 use crate::ingest::{AddContext, fast};
 use crate::model::*;
 use crate::search::TimeRange;
-use crate::store::Expect;
-use crate::store::WriteBatch;
+use crate::store::{Expect, ListQuery, WriteBatch};
 
 use super::MemoryService;
-use super::input::{AddInput, AddOutcome, NewMessage};
+use super::input::{AddInput, AddOutcome, MAX_PAGE_SIZE, NewMessage};
 
 impl MemoryService {
     /// Stores messages and turns them into memories.
@@ -278,10 +277,59 @@ impl MemoryService {
                 });
                 old.status = MemoryStatus::Archived;
                 old.update_time = now;
+                // The turns that said the old fact stay (what was said is a record), but
+                // marked outdated, so a search ranks them below what replaced it.
+                for mut turn in self.turns_stating(scope, &old).await? {
+                    out.note_read(&turn);
+                    turn.confidence = turn.confidence.min(OUTDATED_CONFIDENCE);
+                    turn.update_time = now;
+                    out.history.push(MemoryChange {
+                        memory_id: turn.id.clone(),
+                        scope: scope.clone(),
+                        time: now,
+                        kind: ChangeKind::Outdated,
+                        related_id: Some(new.id.clone()),
+                        before: None,
+                        note: new.value.clone(),
+                    });
+                    out.upsert(turn);
+                }
                 out.upsert(old);
             }
             out.ids.push(new.id.clone());
             out.memories.push(new);
+        }
+        Ok(out)
+    }
+
+    /// The current verbatim turns (`LongTermMemory`) made from the messages a profile fact
+    /// came from: found by conversation and the message's time, then by message id.
+    async fn turns_stating(&self, scope: &Scope, fact: &Memory) -> Result<Vec<Memory>> {
+        let mut out: Vec<Memory> = Vec::new();
+        for src in &fact.sources {
+            let q = ListQuery {
+                filter: Some(Filter {
+                    logic: Logic::And,
+                    conditions: vec![
+                        Condition::MemoryType(MemoryType::LongTermMemory),
+                        Condition::Time {
+                            field: TimeField::MemoryTime,
+                            min: Some(src.chat_time),
+                            max: Some(src.chat_time),
+                        },
+                    ],
+                }),
+                conversation_id: Some(src.conversation_id.clone()),
+                limit: MAX_PAGE_SIZE,
+                statuses: Some(vec![MemoryStatus::Activated]),
+                ..Default::default()
+            };
+            for m in self.store.list_memories(scope, &q).await?.items {
+                let said = m.sources.iter().any(|s| s.message_id == src.message_id);
+                if said && !out.iter().any(|o| o.id == m.id) {
+                    out.push(m);
+                }
+            }
         }
         Ok(out)
     }
@@ -336,6 +384,10 @@ impl Reconciled {
         }
     }
 }
+
+/// The confidence of a verbatim turn whose fact was superseded ([`ChangeKind::Outdated`]):
+/// below any fresh memory's, which is how a search knows to look at its history.
+pub(super) const OUTDATED_CONFIDENCE: f32 = 0.5;
 
 /// Stored facts a new fact is compared with.
 pub(super) const RECONCILE_CANDIDATES: usize = 8;

@@ -215,6 +215,45 @@ pub struct SearchHit {
     pub memory_type: MemoryType,
     /// Calibrated relevance in [0, 1], boost included.
     pub relativity: f32,
+    /// Why it ranked where it did; `None` where no ranking explains it (a knowledge-base
+    /// chunk merged in).
+    pub explain: Option<Box<Explain>>,
+}
+
+/// What each retriever said of a hit, and what the ranking added (`search/memory` with
+/// `explain`; the dashboard's search playground shows it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Explain {
+    /// BM25, over the whole time range.
+    pub lexical: Option<Signal>,
+    /// Embeddings (the score is the cosine), over the whole time range.
+    pub dense: Option<Signal>,
+    /// The date window the query names ("last week", "上个月"), if any, as `[start, end)`.
+    pub date_window: Option<(Millis, Millis)>,
+    /// Whether the retrievers found it again inside that window (which lifts it).
+    pub in_window: bool,
+    /// Whether the context of a dialogue-shaped query found it too (which lifts it).
+    pub in_context: bool,
+    /// The current conversation's boost (1.0: none).
+    pub boost: f32,
+    /// The fused score the results are sorted by, boost included.
+    pub fused: f32,
+    /// For a verbatim turn whose fact was superseded: the memory that replaced it, ranked
+    /// right above it.
+    pub outdated_by: Option<String>,
+    /// For that replacement: the outdated turn it was placed above.
+    pub replaces: Option<String>,
+}
+
+/// One retriever's view of a hit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signal {
+    /// 1-based rank in that retriever's list.
+    pub rank: usize,
+    /// The retriever's own score (BM25 score, cosine).
+    pub score: f32,
+    /// That score calibrated to [0, 1].
+    pub relativity: f32,
 }
 
 /// A page request for a user's memories.
@@ -228,6 +267,8 @@ pub struct ListInput {
     pub size: usize,
     /// Optional filter.
     pub filter: Option<Filter>,
+    /// Only memories in these states; `None`: every state but soft-deleted.
+    pub statuses: Option<Vec<MemoryStatus>>,
 }
 
 /// Most results a list page may hold.

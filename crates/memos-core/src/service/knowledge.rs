@@ -178,7 +178,7 @@ pub enum FileSelect {
 }
 
 fn kb_not_found(id: &str) -> Error {
-    Error::not_found(format!("knowledge base {id}"), NotFoundKind::Record)
+    Error::not_found(format!("knowledge base {id}"), NotFoundKind::KnowledgeBase)
 }
 
 impl MemoryService {
@@ -285,10 +285,26 @@ impl MemoryService {
                 InputErrorKind::Empty,
             ));
         }
+        // MemOS's limits, with its codes, checked before anything is stored.
         if files.len() > MAX_FILES_PER_CALL {
-            return Err(Error::invalid(
+            return Err(Error::input(
                 "file",
                 format!("at most {MAX_FILES_PER_CALL} files per call"),
+                InputErrorKind::TooManyFiles,
+            ));
+        }
+        if let Some((i, f)) = files
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.bytes.len() > MAX_FILE_BYTES)
+        {
+            return Err(Error::input(
+                format!("file[{i}]"),
+                format!(
+                    "file[{i}] holds {} bytes; at most {MAX_FILE_BYTES} per file",
+                    f.bytes.len()
+                ),
+                InputErrorKind::FileTooLarge,
             ));
         }
         let total: usize = files.iter().map(|f| f.bytes.len()).sum();
@@ -296,7 +312,7 @@ impl MemoryService {
             return Err(Error::input(
                 "file",
                 format!("the files hold {total} bytes; at most {MAX_CALL_BYTES} per call"),
-                InputErrorKind::TooLarge,
+                InputErrorKind::FilesTooLarge,
             ));
         }
         let scope = Scope::new(project_id, kb_subject(kb_id));

@@ -45,8 +45,8 @@ use tasks::{task_claimer, task_worker};
 pub use chat::{ChatAnswer, ChatEvent, ChatInput, ChatStream};
 pub use extract::Extracted;
 pub use input::{
-    AddInput, AddOutcome, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
-    MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, UpdateInput,
+    AddInput, AddOutcome, Explain, FeedbackInput, ListInput, MAX_DELETE_IDS, MAX_MESSAGE_LIMIT,
+    MAX_PAGE_SIZE, NewMessage, SearchHit, SearchInput, SearchMode, Signal, UpdateInput,
 };
 pub use knowledge::{
     FileSelect, FileStatus, KNOWLEDGE_TAG, KbFile, KbSelect, KnowledgeBase, MAX_CALL_BYTES,
@@ -116,7 +116,12 @@ impl MemoryService {
                 Arc::new(
                     PostgresStore::connect(&config.store.url, config.store.max_connections)
                         .await?
-                        .with_index_memory_mb(config.store.vector_index_memory_mb),
+                        .with_index_memory_mb(config.store.vector_index_memory_mb)
+                        .with_replicas(
+                            &config.store.replica_urls,
+                            config.store.max_connections,
+                            std::time::Duration::from_millis(config.store.replica_wait_ms),
+                        )?,
                 ),
                 None,
             ),

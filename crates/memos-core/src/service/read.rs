@@ -1,4 +1,5 @@
-//! Reads: pages of a user's memories, one memory, its history, and the chat log.
+//! Reads: pages of a user's memories, one memory, its history, and the chat log with its
+//! conversations.
 
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
 use crate::filter::{Condition, Filter};
@@ -7,6 +8,10 @@ use crate::store::{ListQuery, Page};
 
 use super::MemoryService;
 use super::input::{ListInput, MAX_MESSAGE_LIMIT, MAX_PAGE_SIZE};
+
+/// Most preference items read through the local index; a user with more is listed by the
+/// store, newest first.
+const INDEXED_PREFERENCES: usize = 2_000;
 
 /// Highest page number: beyond it an offset stops fitting the stores' 64-bit integers.
 const MAX_PAGE: usize = 100_000_000;
@@ -26,6 +31,7 @@ impl MemoryService {
             offset: (input.page - 1).saturating_mul(input.size),
             limit: input.size,
             exclude_type: (!tools).then_some(MemoryType::ToolTrajectoryMemory),
+            statuses: input.statuses,
         };
         self.store
             .list_memories(&Scope::new(project_id, input.user_id), &q)
@@ -81,15 +87,34 @@ impl MemoryService {
         let only = Filter::only(Condition::TagContains(
             crate::ingest::fast::PREFERENCE_TAG.to_lowercase(),
         ));
+        let scope = Scope::new(project_id, user_id);
+        // The local index finds them by tag at once; the store's list would scan every
+        // memory of the user for the tag (half a second at 100k memories).
+        if let Some(ids) = self
+            .retrieval
+            .tagged_ids(&scope, &only, INDEXED_PREFERENCES)?
+        {
+            let mut found: Vec<Memory> = self
+                .store
+                .get_memories(project_id, &ids)
+                .await?
+                .into_iter()
+                .filter(|m| m.scope == scope && m.status == MemoryStatus::Activated)
+                .collect();
+            found.sort_by(|a, b| {
+                b.create_time
+                    .cmp(&a.create_time)
+                    .then_with(|| b.id.cmp(&a.id))
+            });
+            found.truncate(limit);
+            return Ok(found);
+        }
         let q = ListQuery {
             filter: Some(only),
             limit,
             ..Default::default()
         };
-        let page = self
-            .store
-            .list_memories(&Scope::new(project_id, user_id), &q)
-            .await?;
+        let page = self.store.list_memories(&scope, &q).await?;
         Ok(page
             .items
             .into_iter()
@@ -140,6 +165,25 @@ impl MemoryService {
             .ok_or_else(|| Error::not_found(format!("memory {id}"), NotFoundKind::Record))?;
         let h = self.store.history(project_id, id).await?;
         Ok((m, h))
+    }
+
+    /// A page of a subject's conversations, the one with the latest message first.
+    pub async fn conversations(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        page: usize,
+        size: usize,
+    ) -> Result<Page<ConversationSummary>> {
+        self.check_user(user_id)?;
+        check_page(page, size)?;
+        self.store
+            .list_conversations(
+                &Scope::new(project_id, user_id),
+                size,
+                (page - 1).saturating_mul(size),
+            )
+            .await
     }
 
     /// The newest `limit` messages of a conversation, in chat order.

@@ -15,7 +15,6 @@ use crate::search::{Candidate, TimeRange};
 use crate::store::{MemoryStore, Revision, StoreSearch};
 
 use super::MemoryService;
-use super::input::SearchInput;
 
 /// Where candidates come from.
 pub(super) enum Retrieval {
@@ -77,6 +76,23 @@ impl Retrieval {
         match self {
             Self::Local { vectors, .. } => Some(vectors.weighted_bytes()),
             Self::Store(_) => None,
+        }
+    }
+
+    /// Ids of a scope's current memories matching `filter`, from the local index (no more
+    /// than `cap`); `None` when there is no local index (PostgreSQL) or more match.
+    pub(super) fn tagged_ids(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        cap: usize,
+    ) -> Result<Option<Vec<String>>> {
+        match self {
+            Self::Local { bm25, .. } => {
+                let ids = bm25.matching_ids(scope, filter, TimeRange::default())?;
+                Ok((ids.len() <= cap).then(|| ids.into_iter().collect()))
+            }
+            Self::Store(_) => Ok(None),
         }
     }
 
@@ -142,24 +158,27 @@ impl MemoryService {
         }
     }
 
-    /// Dense candidates: exact cosine over the user's vectors, filters applied inside.
+    /// Dense candidates for `text` (its last `search.dense_query_tokens`): exact cosine
+    /// over the user's vectors, filters applied inside.
     pub(super) async fn dense_candidates(
         &self,
         scope: &Scope,
-        input: &SearchInput,
+        text: &str,
+        filter: Option<&Filter>,
         time: TimeRange,
         pool: usize,
     ) -> Result<Vec<Candidate>> {
         let Some(embedder) = &self.embedder else {
             return Ok(vec![]);
         };
-        let query = self.query_vector(embedder, &input.query).await?;
+        let tail = crate::text::tail_by_tokens(text, self.config.search.dense_query_tokens);
+        let query = self.query_vector(embedder, tail).await?;
         let hits = match &self.retrieval {
             Retrieval::Local { bm25, vectors } => {
                 let users = self
                     .user_vectors(vectors, scope, embedder.model_id())
                     .await?;
-                let allowed = match &input.filter {
+                let allowed = match filter {
                     Some(f) => Some(bm25.matching_ids(scope, f, time)?),
                     None => None,
                 };
@@ -172,14 +191,7 @@ impl MemoryService {
             }
             Retrieval::Store(search) => {
                 search
-                    .dense(
-                        scope,
-                        embedder.model_id(),
-                        &query,
-                        input.filter.as_ref(),
-                        time,
-                        pool,
-                    )
+                    .dense(scope, embedder.model_id(), &query, filter, time, pool)
                     .await?
             }
         };

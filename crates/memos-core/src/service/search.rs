@@ -12,7 +12,47 @@ use crate::store::ListQuery;
 
 use super::MemoryService;
 use super::embedding::embedding_text;
-use super::input::{MAX_PAGE_SIZE, SearchHit, SearchInput, SearchMode};
+use super::input::{SearchHit, SearchInput, SearchMode};
+
+/// What each retrieved list said of each candidate. `kinds[i]` tells list `i`'s retriever
+/// (dense or not) and its pass: 0 the query, 1 inside the query's date window, 2 the
+/// context of a dialogue-shaped query. Cheap next to the search itself (a few hundred
+/// entries), so every search keeps it and the wire decides whether to show it.
+fn explain_lists(
+    lists: &[(f32, Vec<crate::search::Candidate>)],
+    kinds: &[(bool, u8)],
+    window: Option<&dates::Window>,
+) -> HashMap<String, super::input::Explain> {
+    let mut why: HashMap<String, super::input::Explain> = HashMap::new();
+    for ((_, list), &(dense, pass)) in lists.iter().zip(kinds) {
+        for (rank, c) in list.iter().enumerate() {
+            let e = why.entry(c.id.clone()).or_default();
+            e.date_window = window.map(|w| (w.start, w.end));
+            let signal = super::input::Signal {
+                rank: rank + 1,
+                score: c.score,
+                relativity: c.relativity,
+            };
+            match (dense, pass) {
+                (_, 1) => e.in_window = true,
+                (_, 2) => e.in_context = true,
+                (false, _) => e.lexical = Some(signal),
+                (true, _) => e.dense = Some(signal),
+            }
+        }
+    }
+    why
+}
+
+/// Preferences of a user weighed for a query by topic (the newest).
+const PREFERENCES_CONSIDERED: usize = 200;
+/// What a topic the query calls for adds to a preference's score (relevance is 0..1).
+const TOPIC_LIFT: f32 = 0.6;
+/// What a wish about the assistant adds for any query: it shapes every answer.
+const ASSISTANT_LIFT: f32 = 0.4;
+
+/// Most supersessions followed from an outdated turn to the fact current now.
+const MAX_SUPERSEDED_HOPS: usize = 4;
 
 impl MemoryService {
     /// The memories most relevant to a query, best first.
@@ -48,26 +88,40 @@ impl MemoryService {
         let pool = (limit * 4).max(40);
         let reference = input.query_time.unwrap_or_else(now_millis);
         let time = TimeRange::until(input.query_time);
+        // A dialogue pasted in whole: its last line asks; the lines before are context, run
+        // through the retrievers too when `search.context_weight` says so (a long query
+        // searched whole drowns the question: BM25's LoCoMo message recall@10 fell from 0.78
+        // to 0.04 with ten turns before each question).
+        let (question, context) = crate::text::split_dialogue(&input.query);
         // "last week", "in May", "上个月": the retrievers run once more inside that window, so
         // memories from then both enter the pool and, found twice, rank higher.
         let window = if s.date_weight > 0.0 {
-            dates::find(&input.query, reference)
+            dates::find(question, reference)
         } else {
             None
         };
-        let mut ranges = vec![(1.0, time)];
+        // Passes: (weight, time range, text, what it is: 0 the query, 1 inside the date
+        // window, 2 the dialogue's context).
+        let mut passes = vec![(1.0, time, question, 0)];
         if let Some(w) = &window {
-            ranges.push((s.date_weight, time.within(w.start, w.end)));
+            passes.push((s.date_weight, time.within(w.start, w.end), question, 1));
+        }
+        if let Some(c) = context.filter(|_| s.context_weight > 0.0) {
+            let c = crate::text::tail_by_tokens(c, s.dense_query_tokens);
+            passes.push((s.context_weight, time, c, 2));
         }
         let mut lists = Vec::new();
-        for (weight, range) in ranges {
+        // Per list: (dense?, which pass), for the explanation.
+        let mut kinds = Vec::new();
+        for (weight, range, text, pass) in passes {
             // Both retrievers at once: over PostgreSQL the database runs the BM25 query
             // while this process embeds the query.
             let lexical = async {
                 if input.mode == SearchMode::Dense {
                     return Ok(None);
                 }
-                self.lexical_candidates(&scope, &input.query, input.filter.as_ref(), range, pool)
+                let terms = crate::text::tail_by_tokens(text, s.lexical_query_tokens);
+                self.lexical_candidates(&scope, terms, input.filter.as_ref(), range, pool)
                     .await
                     .map(Some)
             };
@@ -75,18 +129,21 @@ impl MemoryService {
                 if input.mode == SearchMode::Lexical || self.embedder.is_none() {
                     return Ok(None);
                 }
-                self.dense_candidates(&scope, &input, range, pool)
+                self.dense_candidates(&scope, text, input.filter.as_ref(), range, pool)
                     .await
                     .map(Some)
             };
             let (bm25, dense) = tokio::join!(lexical, dense);
             if let Some(bm25) = bm25? {
                 lists.push((weight * s.lexical_weight, bm25));
+                kinds.push((false, pass));
             }
             if let Some(dense) = dense? {
                 lists.push((weight * s.dense_weight, dense));
+                kinds.push((true, pass));
             }
         }
+        let mut why = explain_lists(&lists, &kinds, window.as_ref());
         let fused = if s.fusion == crate::config::Fusion::Rrf {
             fusion::fuse(&lists)
         } else {
@@ -101,6 +158,11 @@ impl MemoryService {
             .map(|m| (m.id.clone(), m))
             .collect();
         let tools = names_type(input.filter.as_ref(), MemoryType::ToolTrajectoryMemory);
+        // The request's conversation lifts its memories (the ranking and `explain` alike).
+        let boost_of = |m: &Memory| match &input.conversation_id {
+            Some(conv) if *conv == m.conversation_id => s.conversation_boost,
+            _ => 1.0,
+        };
         let mut ranked: Vec<(f32, f32, Memory)> = fused
             .into_iter()
             .filter_map(|c| {
@@ -110,31 +172,126 @@ impl MemoryService {
                 if m.memory_type == MemoryType::ToolTrajectoryMemory && !tools {
                     return None;
                 }
-                let boost = match &input.conversation_id {
-                    Some(conv) if *conv == m.conversation_id => s.conversation_boost,
-                    _ => 1.0,
-                };
+                let boost = boost_of(&m);
                 Some((c.score * boost, (c.relativity * boost).clamp(0.0, 1.0), m))
             })
             .collect();
         // Stable: equal keys keep the fused order.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let ranked = self
+            .outdated_below_replacements(&scope, ranked, &input, &mut why)
+            .await?;
         let ranked = self.suppress_duplicates(ranked, limit);
         let working = self
             .working_set(&scope, input.conversation_id.as_deref())
             .await?;
         Ok(ranked
             .into_iter()
-            .map(|(_, relativity, m)| SearchHit {
+            .map(|(fused, relativity, m)| SearchHit {
                 memory_type: if working.contains(&m.id) {
                     MemoryType::WorkingMemory
                 } else {
                     m.memory_type
                 },
                 relativity,
+                explain: why.remove(&m.id).map(|mut e| {
+                    e.fused = fused;
+                    e.boost = boost_of(&m);
+                    Box::new(e)
+                }),
                 memory: m,
             })
             .collect())
+    }
+
+    /// The current fact before the turn that stated an old one: a verbatim turn whose fact
+    /// was superseded (an add marked it [`ChangeKind::Outdated`] and lowered its confidence)
+    /// may match a query best, yet what replaced it is the answer. Each such turn in
+    /// `ranked` gets its replacement (followed to the one current at the search's time)
+    /// right above it, brought in when the retrievers missed it. A search as of a time
+    /// before the change sees the turn as it was. Only flagged turns cost a read.
+    async fn outdated_below_replacements(
+        &self,
+        scope: &Scope,
+        mut ranked: Vec<(f32, f32, Memory)>,
+        input: &SearchInput,
+        why: &mut HashMap<String, super::input::Explain>,
+    ) -> Result<Vec<(f32, f32, Memory)>> {
+        if !self.config.search.current_fact_first {
+            return Ok(ranked);
+        }
+        let flagged: Vec<String> = ranked
+            .iter()
+            .filter(|(_, _, m)| {
+                m.memory_type == MemoryType::LongTermMemory
+                    && m.confidence <= super::add::OUTDATED_CONFIDENCE
+            })
+            .map(|(_, _, m)| m.id.clone())
+            .collect();
+        let at = input.query_time;
+        for turn in flagged {
+            let history = self.store.history(&scope.project_id, &turn).await?;
+            let Some(mut next) = history
+                .iter()
+                .rev()
+                .find(|c| c.kind == ChangeKind::Outdated && at.is_none_or(|t| c.time <= t))
+                .and_then(|c| c.related_id.clone())
+            else {
+                continue;
+            };
+            // The replacement may itself have been superseded since: follow the chain.
+            let mut current = None;
+            for _ in 0..MAX_SUPERSEDED_HOPS {
+                let Some(r) = self
+                    .store
+                    .get_memories(&scope.project_id, std::slice::from_ref(&next))
+                    .await?
+                    .into_iter()
+                    .find(|r| r.scope == *scope)
+                else {
+                    break;
+                };
+                if crate::search::current_at(r.status, r.update_time, at) {
+                    current = Some(r);
+                    break;
+                }
+                let later = self.store.history(&scope.project_id, &r.id).await?;
+                match later
+                    .iter()
+                    .rev()
+                    .find(|c| c.kind == ChangeKind::Superseded)
+                    .and_then(|c| c.related_id.clone())
+                {
+                    Some(id) => next = id,
+                    None => break,
+                }
+            }
+            let Some(replacement) = current else { continue };
+            if input
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.matches(&replacement))
+                || at.is_some_and(|t| replacement.create_time > t)
+            {
+                continue;
+            }
+            let Some(t_pos) = ranked.iter().position(|x| x.2.id == turn) else {
+                continue;
+            };
+            let (score, relativity) = (ranked[t_pos].0, ranked[t_pos].1);
+            let entry = match ranked.iter().position(|x| x.2.id == replacement.id) {
+                Some(r_pos) if r_pos < t_pos => continue,
+                Some(r_pos) => {
+                    let (s, r, m) = ranked.remove(r_pos);
+                    (s.max(score), r.max(relativity), m)
+                }
+                None => (score, relativity, replacement),
+            };
+            why.entry(turn.clone()).or_default().outdated_by = Some(entry.2.id.clone());
+            why.entry(entry.2.id.clone()).or_default().replaces = Some(turn.clone());
+            ranked.insert(t_pos, entry);
+        }
+        Ok(ranked)
     }
 
     /// Keeps the top `limit` of `ranked`, moving any item nearly identical to a better one
@@ -222,19 +379,88 @@ impl MemoryService {
             input.filter.as_ref(),
             Condition::TagContains(fast::PREFERENCE_TAG.to_lowercase()),
         );
-        let hits = self
+        let limit = limit.clamp(1, self.config.search.max_limit);
+        let hits: Vec<SearchHit> = self
             .search(
                 project_id,
                 SearchInput {
-                    filter: Some(filter),
-                    limit: Some(limit.clamp(1, self.config.search.max_limit)),
+                    filter: Some(filter.clone()),
+                    limit: Some(limit),
                     ..input.clone()
                 },
             )
-            .await?;
-        Ok(hits
+            .await?
             .into_iter()
             .filter(|h| h.memory.tags.iter().any(|t| t == fast::PREFERENCE_TAG))
+            .collect();
+        self.preferences_that_matter(project_id, input, &filter, hits, limit)
+            .await
+    }
+
+    /// Preferences ranked by how much they should shape the answer, not only by the words
+    /// they share with the query: "what should I eat in Rome?" needs the dietary ones, a
+    /// trip the travel ones, any answer the wishes about the assistant. Each of the user's
+    /// current preferences (a few dozen at most, newest first) scores its match with the
+    /// query plus a lift when its topic is one the query calls for.
+    async fn preferences_that_matter(
+        &self,
+        project_id: &str,
+        input: &SearchInput,
+        filter: &Filter,
+        hits: Vec<SearchHit>,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
+        use crate::ingest::facts::{Topic, query_needs};
+        let needs = query_needs(crate::text::split_dialogue(&input.query).0);
+        let mut scored: Vec<(f32, SearchHit)> =
+            hits.into_iter().map(|h| (h.relativity, h)).collect();
+        let reference = input.query_time;
+        let known: Vec<Memory> = self
+            .preferences(project_id, &input.user_id, PREFERENCES_CONSIDERED)
+            .await?
+            .into_iter()
+            .filter(|m| filter.matches(m))
+            .filter(|m| reference.is_none_or(|t| m.create_time <= t))
+            .collect();
+        let lift = |m: &Memory| -> f32 {
+            match Topic::of_preference_key(&m.key) {
+                Some(Topic::Assistant) => ASSISTANT_LIFT,
+                Some(t) => needs
+                    .iter()
+                    .find(|(n, _)| *n == t)
+                    .map_or(0.0, |(_, w)| TOPIC_LIFT * w),
+                None => 0.0,
+            }
+        };
+        for (score, hit) in scored.iter_mut() {
+            *score += lift(&hit.memory);
+        }
+        for m in known {
+            if scored.iter().any(|(_, h)| h.memory.id == m.id) {
+                continue;
+            }
+            let l = lift(&m);
+            if l > 0.0 {
+                scored.push((
+                    l,
+                    SearchHit {
+                        memory_type: m.memory_type,
+                        relativity: l.min(1.0),
+                        explain: None,
+                        memory: m,
+                    },
+                ));
+            }
+        }
+        // Stable: equal scores keep the retrievers' order, then the newest first.
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(scored
+            .into_iter()
+            .take(limit)
+            .map(|(score, mut h)| {
+                h.relativity = h.relativity.max(score.min(1.0));
+                h
+            })
             .collect())
     }
 
@@ -247,31 +473,20 @@ impl MemoryService {
     ) -> Result<Vec<(String, Vec<Memory>)>> {
         self.check_user(user_id)?;
         let scope = Scope::new(project_id, user_id);
-        let filter = Some(Filter::only(Condition::MemoryType(MemoryType::UserMemory)));
+        // One read of the newest current items: paging through them cost a count and an
+        // ever longer offset scan per page, seconds for a user of 100k memories.
+        let q = ListQuery {
+            filter: Some(Filter::only(Condition::MemoryType(MemoryType::UserMemory))),
+            limit: PROFILE_ITEMS,
+            statuses: Some(vec![MemoryStatus::Activated]),
+            ..Default::default()
+        };
         let mut groups: Vec<(String, Vec<Memory>)> = Vec::new();
-        let mut page = 0;
-        loop {
-            let q = ListQuery {
-                filter: filter.clone(),
-                limit: MAX_PAGE_SIZE,
-                offset: page * MAX_PAGE_SIZE,
-                ..Default::default()
-            };
-            let items = self.store.list_memories(&scope, &q).await?.items;
-            let done = items.len() < MAX_PAGE_SIZE || page >= PROFILE_PAGES;
-            for m in items {
-                if m.status != MemoryStatus::Activated {
-                    continue;
-                }
-                match groups.iter_mut().find(|(k, _)| *k == m.key) {
-                    Some((_, g)) => g.push(m),
-                    None => groups.push((m.key.clone(), vec![m])),
-                }
+        for m in self.store.list_memories(&scope, &q).await?.items {
+            match groups.iter_mut().find(|(k, _)| *k == m.key) {
+                Some((_, g)) => g.push(m),
+                None => groups.push((m.key.clone(), vec![m])),
             }
-            if done {
-                break;
-            }
-            page += 1;
         }
         groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
         Ok(groups)
@@ -306,8 +521,8 @@ impl MemoryService {
     }
 }
 
-/// Pages of [`MAX_PAGE_SIZE`] a profile reads at most (2,500 items).
-pub(super) const PROFILE_PAGES: usize = 50;
+/// Most profile items (the newest) a profile reads.
+pub(super) const PROFILE_ITEMS: usize = 2_500;
 
 /// `filter` and `also`: one more `and` condition. An `or` filter cannot take one, so it
 /// stays as it is and the caller keeps only what `also` would have let through.

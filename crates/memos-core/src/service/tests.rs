@@ -798,3 +798,63 @@ async fn as_of_searches_find_what_was_current_then_in_postgres() {
     let store = PostgresStore::connect(&url, 4).await.unwrap();
     as_of_searches_find_what_was_current_then_of(Arc::new(store)).await;
 }
+
+/// MemOS's upload limits come with MemOS's codes, checked before anything is stored: one
+/// file over 100 MB (50104), files over 300 MB together (50105); an unknown base is 50120.
+#[tokio::test]
+async fn knowledge_uploads_over_the_limits_are_refused_whole() {
+    use crate::error::{Error, InputErrorKind, NotFoundKind};
+    let svc = start_lexical(Arc::new(crate::store::InMemoryStore::new())).await;
+    let kb = svc.create_knowledgebase("p", "Docs", None).await.unwrap();
+    let file = |n: usize| NewFile {
+        name: Some("a.txt".into()),
+        bytes: vec![b'a'; n],
+        url: None,
+    };
+    let kind = |e: Error| {
+        let shown = e.to_string();
+        if let Error::InvalidInput { kind, field, .. } = e {
+            (kind, field)
+        } else {
+            panic!("not an input error: {shown}")
+        }
+    };
+    let err = svc
+        .add_knowledge_files("p", &kb, vec![file(10), file(MAX_FILE_BYTES + 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kind(err),
+        (InputErrorKind::FileTooLarge, "file[1]".to_string())
+    );
+    let err = svc
+        .add_knowledge_files(
+            "p",
+            &kb,
+            vec![
+                file(MAX_FILE_BYTES),
+                file(MAX_FILE_BYTES),
+                file(MAX_FILE_BYTES),
+                file(1),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(kind(err).0, InputErrorKind::FilesTooLarge);
+    let listed = svc
+        .knowledge_files("p", &FileSelect::Base(kb.clone()), None, 1, 100)
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 0, "refused whole: nothing stored");
+    let got = svc.add_knowledge_files("p", "kb_nope", vec![file(1)]).await;
+    assert!(
+        matches!(
+            got,
+            Err(Error::NotFound {
+                kind: NotFoundKind::KnowledgeBase,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+}

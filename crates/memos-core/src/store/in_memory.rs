@@ -12,8 +12,8 @@ use super::{
 };
 use crate::error::Result;
 use crate::model::{
-    ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, Message, Millis, Scope, Task,
-    TaskStatus, UserSummary,
+    ApiKey, ConversationSummary, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, Message,
+    Millis, Scope, Task, TaskStatus, UserSummary,
 };
 
 /// A store that lives in memory only.
@@ -192,7 +192,7 @@ impl MemoryStore for InMemoryStore {
             .memories
             .values()
             .rev()
-            .filter(|m| &m.scope == scope && m.status != MemoryStatus::Deleted)
+            .filter(|m| &m.scope == scope && q.lists(m.status))
             .filter(|m| {
                 q.conversation_id
                     .as_ref()
@@ -239,6 +239,39 @@ impl MemoryStore for InMemoryStore {
             b.last_update
                 .cmp(&a.last_update)
                 .then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        let total = all.len();
+        let items = all.into_iter().skip(offset).take(limit).collect();
+        Ok(Page { items, total })
+    }
+
+    async fn list_conversations(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<ConversationSummary>> {
+        let s = self.state();
+        let mut by_id: BTreeMap<&str, ConversationSummary> = BTreeMap::new();
+        for m in s.messages.iter().filter(|m| &m.scope == scope) {
+            let c =
+                by_id
+                    .entry(m.conversation_id.as_str())
+                    .or_insert_with(|| ConversationSummary {
+                        conversation_id: m.conversation_id.clone(),
+                        messages: 0,
+                        first_chat_time: m.chat_time,
+                        last_chat_time: m.chat_time,
+                    });
+            c.messages += 1;
+            c.first_chat_time = c.first_chat_time.min(m.chat_time);
+            c.last_chat_time = c.last_chat_time.max(m.chat_time);
+        }
+        let mut all: Vec<ConversationSummary> = by_id.into_values().collect();
+        all.sort_by(|a, b| {
+            b.last_chat_time
+                .cmp(&a.last_chat_time)
+                .then_with(|| a.conversation_id.cmp(&b.conversation_id))
         });
         let total = all.len();
         let items = all.into_iter().skip(offset).take(limit).collect();

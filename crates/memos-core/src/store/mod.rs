@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use crate::error::{Error, NotFoundKind, Result};
 use crate::filter::Filter;
 use crate::model::{
-    ApiKey, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, MemoryType, Message, Millis, Scope,
-    Task, TaskStatus, UserSummary,
+    ApiKey, ConversationSummary, Doc, DocSelect, Memory, MemoryChange, MemoryStatus, MemoryType,
+    Message, Millis, Scope, Task, TaskStatus, UserSummary,
 };
 use crate::search::{Candidate, TimeRange};
 
@@ -81,6 +81,10 @@ pub struct PoolUse {
     pub max: usize,
     /// Callers waiting for a connection.
     pub waiting: usize,
+    /// Searches a replica answered (`store.replica_urls`).
+    pub replica_searches: u64,
+    /// Searches that read the primary because no replica had caught up in time.
+    pub replica_fallbacks: u64,
 }
 
 /// What a write was computed from: stored memories as they were read and a task that must
@@ -199,6 +203,20 @@ pub struct ListQuery {
     pub limit: usize,
     /// Leave out memories of this type.
     pub exclude_type: Option<MemoryType>,
+    /// Only memories in one of these states; `None` lists every state but soft-deleted
+    /// (what clients see). The dashboard names `deleted` to look at what was removed.
+    pub statuses: Option<Vec<MemoryStatus>>,
+}
+
+impl ListQuery {
+    /// Whether a memory in state `s` is listed: the reference the SQL stores follow.
+    pub fn lists(&self, s: MemoryStatus) -> bool {
+        match &self.statuses {
+            Some(wanted) => wanted.contains(&s),
+            // Soft-deleted memories are kept for their history but never listed.
+            None => s != MemoryStatus::Deleted,
+        }
+    }
 }
 
 /// One page of results plus the total that matched.
@@ -240,6 +258,14 @@ pub trait MemoryStore: KeyStore + DocStore + StoreScan + Send + Sync + 'static {
         limit: usize,
         offset: usize,
     ) -> Result<Page<UserSummary>>;
+
+    /// A subject's conversations, the one with the latest message first (then by id); paged.
+    async fn list_conversations(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<ConversationSummary>>;
 
     /// The newest `limit` messages of a conversation, returned oldest first (chat order).
     async fn list_messages(

@@ -19,6 +19,26 @@ pub(super) const MEMORY_COLUMNS: &str = "seq, id, project_id, user_id, conversat
 /// `messages`, in the order [`message`] reads them.
 pub(super) const MESSAGE_COLUMNS: &str = "id, message_id, project_id, user_id, conversation_id, role, name, content, chat_time, create_time, task_id, raw";
 /// Tasks counted by state, the same in both dialects.
+/// The condition on `status` for [`super::ListQuery::statuses`] (the states are our own
+/// fixed spellings, never client text, so they are written inline).
+pub(super) fn status_sql(statuses: Option<&[MemoryStatus]>) -> String {
+    match statuses {
+        // Soft-deleted memories are kept for their history but never listed.
+        None => "status <> 'deleted'".to_string(),
+        Some([]) => "FALSE".to_string(),
+        Some(list) => {
+            let names: Vec<String> = list.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("status IN ({})", names.join(", "))
+        }
+    }
+}
+
+/// A subject's conversations summed up, latest first; `?` marks the project, the user, the
+/// limit and the offset (the PostgreSQL store numbers them).
+pub(super) const CONVERSATIONS: &str = "SELECT conversation_id, count(*), min(chat_time), max(chat_time) \
+     FROM messages WHERE project_id = ? AND user_id = ? GROUP BY conversation_id \
+     ORDER BY max(chat_time) DESC, conversation_id LIMIT ? OFFSET ?";
+
 pub(super) const TASK_COUNTS: &str = "SELECT status, count(*) FROM tasks GROUP BY status";
 
 /// Parses [`TASK_COUNTS`]' rows: a state no longer known is corrupt data.

@@ -323,9 +323,11 @@ async fn json_object_servers_and_fenced_replies_work_and_async_adds_wait_for_the
     );
     let task = finished(&svc, &out.task_id).await;
     assert_eq!(task.status, TaskStatus::Completed);
+    let format = script.requests.lock().unwrap()[0]["response_format"].clone();
+    assert_eq!(format["type"], "json_object");
     assert_eq!(
-        script.requests.lock().unwrap()[0]["response_format"],
-        json!({"type": "json_object"})
+        format["schema"]["properties"]["memories"]["type"], "array",
+        "the schema rides along, as llama-cpp-python takes it: {format}"
     );
     let mut values = Vec::new();
     for id in &task.memory_ids {

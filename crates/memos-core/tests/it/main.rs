@@ -9,3 +9,4 @@ mod llm;
 mod models;
 mod postgres;
 mod props;
+mod replicas;

@@ -11,7 +11,7 @@ use memos_core::service::{AddInput, NewMessage, SearchInput, SearchMode};
 use memos_core::{Config, MemoryService};
 
 /// The models directory, or `None` (skip) outside CI when it was never fetched.
-fn models() -> Option<PathBuf> {
+pub fn models() -> Option<PathBuf> {
     let dir = std::env::var_os("MEMOS_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));

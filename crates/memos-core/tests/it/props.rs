@@ -81,6 +81,7 @@ async fn listed(svc: &MemoryService, user: &str) -> Vec<Memory> {
             page: 1,
             size: 50,
             filter: None,
+            statuses: None,
         },
     )
     .await

@@ -164,10 +164,11 @@ pub async fn search_memory(
         .filter(|h| h.relativity >= floor)
         .map(PreferenceDetail::from)
         .collect();
+    let explain = req.explain.unwrap_or(false);
     let list: Vec<MemoryDetail> = hits
         .into_iter()
         .filter(|h| h.relativity >= floor)
-        .map(MemoryDetail::from)
+        .map(|h| MemoryDetail::explained(h, explain))
         .collect();
     let tools = tools?;
     Ok(Answer::ok(SearchData {
@@ -241,10 +242,12 @@ pub async fn get_memory(
     req.check_sdk_fields()?;
     let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = req.page.unwrap_or(1);
+    let statuses = req.statuses()?;
     let input = ListInput {
         user_id: subject(req.user_id, req.agent_id.clone())?,
         page,
         size,
+        statuses,
         filter: parse_filter(req.filter)?,
     };
     let user_id = input.user_id.clone();
@@ -327,6 +330,40 @@ pub async fn get_message(
     let list: Vec<MessageDetail> = msgs.into_iter().map(MessageDetail::from).collect();
     Ok(Answer::ok(MessageList {
         message_detail_list: list,
+    }))
+}
+
+/// `POST get/conversations` (our extension): a user's conversations, the one with the
+/// latest message first, with their sizes; paged. What `get/message` reads one of.
+#[utoipa::path(
+    post,
+    path = "/api/openmem/v1/get/conversations",
+    tag = "memories",
+    request_body = GetConversationsRequest,
+    responses((status = 200, description = "One page of the user's conversations", body = Answer<ConversationPage>), super::openapi::Errors)
+)]
+pub async fn get_conversations(
+    State(state): State<AppState>,
+    Project(project, _turn): Project,
+    Body(req): Body<GetConversationsRequest>,
+) -> ApiResult<Json<Answer<ConversationPage>>> {
+    let user = required(req.user_id, "user_id")?;
+    let size = req.size.unwrap_or(DEFAULT_PAGE_SIZE);
+    let page = req.page.unwrap_or(1);
+    let out = state
+        .service
+        .conversations(&project, &user, page, size)
+        .await?;
+    Ok(Answer::ok(ConversationPage {
+        conversation_detail_list: out
+            .items
+            .into_iter()
+            .map(ConversationDetail::from)
+            .collect(),
+        total: out.total,
+        size,
+        current: page,
+        pages: out.total.div_ceil(size),
     }))
 }
 

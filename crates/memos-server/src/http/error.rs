@@ -99,6 +99,9 @@ impl From<memos_core::Error> for ApiError {
                     InputErrorKind::UserIdTooLong => 40010,
                     InputErrorKind::ConversationIdTooLong => 40011,
                     InputErrorKind::TooLarge => 40305,
+                    InputErrorKind::TooManyFiles => 50103,
+                    InputErrorKind::FileTooLarge => 50104,
+                    InputErrorKind::FilesTooLarge => 50105,
                 };
                 (StatusCode::BAD_REQUEST, code, message.clone())
             }
@@ -108,6 +111,7 @@ impl From<memos_core::Error> for ApiError {
                     NotFoundKind::MemoryToDelete => 40307,
                     NotFoundKind::UserToDelete => 40308,
                     NotFoundKind::Task => 50131,
+                    NotFoundKind::KnowledgeBase => 50120,
                 };
                 (StatusCode::NOT_FOUND, code, err.to_string())
             }

@@ -10,7 +10,8 @@
 //! - [`extract`]: authentication and JSON extractors that answer in the envelope.
 //! - [`error`]: the single mapping from domain errors to codes and statuses.
 //!
-//! `/mcp` (the MCP server, [`crate::mcp`]) is merged in beside the API.
+//! `/mcp` (the MCP server, [`crate::mcp`]) and `/dashboard` ([`crate::dashboard`]) are
+//! merged in beside the API.
 
 pub mod api;
 pub mod chat;
@@ -66,6 +67,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/get/memory", post(api::get_memory))
         .route("/get/memory/{memory_id}", get(api::get_memory_by_id))
         .route("/get/users", post(api::get_users))
+        .route("/get/conversations", post(api::get_conversations))
         .route("/chat", post(chat::chat))
         .route(
             "/create/knowledgebase",
@@ -128,6 +130,7 @@ pub fn app(service: Arc<MemoryService>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .merge(crate::dashboard::routes())
         .nest(API_PREFIX, api)
         .fallback(|| async { error::ApiError::no_route() })
         // Answers made outside the handlers (axum's rejections, 405) get the envelope too.

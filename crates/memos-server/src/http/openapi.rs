@@ -115,6 +115,7 @@ impl Modify for TokenAuth {
         api::get_memory,
         api::get_memory_by_id,
         api::get_users,
+        api::get_conversations,
         chat::chat,
         knowledge::create_knowledgebase,
         knowledge::delete_knowledgebase,

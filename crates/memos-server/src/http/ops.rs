@@ -56,6 +56,8 @@ pub struct Metrics {
     cache: Family<Vec<(String, String)>, Gauge>,
     tasks: Family<Vec<(String, String)>, Gauge>,
     pool: Family<Vec<(String, String)>, Gauge>,
+    /// Searches served by a replica or by the primary in its stead.
+    replica_searches: Family<Vec<(String, String)>, Gauge>,
     index_lag: Family<Vec<(String, String)>, Gauge>,
 }
 
@@ -143,6 +145,12 @@ impl Default for Metrics {
             "The PostgreSQL pool's connections: open, idle, max; and callers waiting for one",
             pool.clone(),
         );
+        let replica_searches = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "store_replica_searches",
+            "Searches since start when store.replica_urls is set: served by a replica, or by the primary because none had caught up in time",
+            replica_searches.clone(),
+        );
         // A family, so a server without a local index (PostgreSQL) shows no series at all.
         let index_lag = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register(
@@ -165,6 +173,7 @@ impl Default for Metrics {
             llm_tokens,
             tasks,
             pool,
+            replica_searches,
             index_lag,
         }
     }
@@ -307,6 +316,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ] {
             m.pool
                 .get_or_create(&vec![("state".to_string(), kind.to_string())])
+                .set(n as i64);
+        }
+        for (by, n) in [
+            ("replica", p.replica_searches),
+            ("primary_fallback", p.replica_fallbacks),
+        ] {
+            m.replica_searches
+                .get_or_create(&vec![("served_by".to_string(), by.to_string())])
                 .set(n as i64);
         }
     }

@@ -116,6 +116,21 @@ impl TestServer {
             .await
     }
 
+    /// GETs a path without a key: status, headers and the body as sent.
+    pub async fn raw_get(
+        &self,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, axum::body::Bytes) {
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (
+            status,
+            headers,
+            resp.into_body().collect().await.unwrap().to_bytes(),
+        )
+    }
+
     /// GETs a path with this server's key.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let req = Request::get(path)

@@ -186,7 +186,7 @@ async fn files_of_every_kind_become_searchable_and_bad_ones_fail_alone() {
         )
         .await,
         StatusCode::NOT_FOUND,
-        40001,
+        50120,
         "kb_nope",
     );
 
@@ -240,7 +240,7 @@ async fn files_of_every_kind_become_searchable_and_bad_ones_fail_alone() {
         )
         .await,
         StatusCode::NOT_FOUND,
-        40001,
+        50120,
         "knowledge base",
     );
     let hits = search(&s, "second class trains", json!("all")).await;
@@ -322,7 +322,7 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         (json!({"knowledgebase_id": kb, "file": []}), 40003, "file"),
         (
             json!({"knowledgebase_id": kb, "file": vec![json!({"content": b64(b"x"), "name": "a.txt"}); 21]}),
-            40000,
+            50103,
             "20 files",
         ),
         (json!({"knowledgebase_id": kb, "files": []}), 40000, "files"),
@@ -342,7 +342,7 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         )
         .await,
         StatusCode::NOT_FOUND,
-        40001,
+        50120,
         "kb_nope",
     );
     let (_, v) = s
@@ -392,7 +392,7 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         )
         .await,
         StatusCode::NOT_FOUND,
-        40001,
+        50120,
         "knowledge base",
     );
     let (_, v) = s
@@ -411,7 +411,7 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         )
         .await,
         StatusCode::NOT_FOUND,
-        40001,
+        50120,
         "knowledge base",
     );
     assert_error(
@@ -422,7 +422,7 @@ async fn uploads_take_the_sdks_form_and_refuse_what_they_cannot_take() {
         )
         .await,
         StatusCode::NOT_FOUND,
-        40001,
+        50120,
         "knowledge base",
     );
 }

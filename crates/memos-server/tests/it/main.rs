@@ -10,6 +10,8 @@ mod api;
 mod bad_input;
 mod chat;
 mod common;
+mod current_fact;
+mod dashboard_api;
 mod delete_modes;
 mod golden;
 mod http_fuzz;

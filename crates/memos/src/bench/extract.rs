@@ -53,6 +53,35 @@ pub(crate) async fn extract(
         secs * 1e5 / set.len().max(1) as f64
     );
     print_table(&scores);
+    let prefs = eval::parse_preferences(eval::PREFERENCES)?;
+    println!(
+        "\npreference detection, fast path: {} sentences ({} preferences)",
+        prefs.len(),
+        prefs.iter().filter(|l| l.preference.is_some()).count()
+    );
+    println!(
+        "{:<12} {:>5}  {:>15}  {:>8}  {:>8}",
+        "split/lang", "n", "detect P / R", "polarity", "topic"
+    );
+    for (group, s) in eval::score_preferences(&prefs, eval::fast_preference) {
+        println!(
+            "{group:<12} {:>5}  {:>6.3} / {:<6.3}  {:>8.3}  {:>8.3}",
+            s.sentences,
+            s.detected.precision(),
+            s.detected.recall(),
+            s.polarity_accuracy(),
+            s.topic_accuracy()
+        );
+    }
+    if args.errors {
+        for l in prefs.iter().filter(|l| l.split == "dev") {
+            let got = eval::fast_preference(&l.text);
+            let want = l.preference.as_deref().zip(l.topic.as_deref());
+            if got != want {
+                println!("  {:?}\n    got  {got:?}\n    want {want:?}", l.text);
+            }
+        }
+    }
     if let Some(url) = &args.llm_url {
         llm(&set, url, &args, llm_config).await?;
     }

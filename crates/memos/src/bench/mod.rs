@@ -5,12 +5,34 @@
 //! - [`extract`]: precision and recall of the fast extractor on the labelled sentences.
 //! - [`load`]: synthetic users, concurrent clients over real HTTP, latency and RSS.
 //! - [`cache`]: RAM of the search caches over many users searched in turn.
+//! - [`preferences`]: whether a stated preference comes back for a question that never
+//!   names it.
 
 pub(crate) mod cache;
 pub(crate) mod embed;
 pub(crate) mod extract;
 pub(crate) mod load;
+pub(crate) mod preferences;
 pub(crate) mod retrieval;
+
+/// Points the configuration at a bench's `--model-dir` (`none`: no model, BM25 only), and
+/// makes the model required when one is named, so a wrong path fails instead of quietly
+/// measuring BM25.
+pub(crate) fn choose_model(config: &mut memos_core::Config, model_dir: Option<&std::path::Path>) {
+    match model_dir {
+        Some(d) if d.as_os_str() == "none" => config.embed.model_dir = Default::default(),
+        Some(d) => config.embed.model_dir = d.to_path_buf(),
+        None => {}
+    }
+    config.embed.required = !config.embed.model_dir.as_os_str().is_empty();
+}
+
+/// The embedding model a service runs, or `none`.
+pub(crate) fn model_name(service: &memos_core::MemoryService) -> String {
+    service
+        .embedder()
+        .map_or("none".to_string(), |e| e.model_id().to_string())
+}
 
 /// The `p` quantile (0..=1) of an ascending slice; 0 when empty.
 pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {

@@ -41,6 +41,11 @@ pub(crate) struct RetrievalArgs {
     /// Score only these retrievers (bm25, dense, hybrid; default all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Dialogue-shaped queries (MADial-Bench style): each question comes after the last N
+    /// turns of the latest session before it, as one long query, the way an app that
+    /// passes the whole conversation searches. 0: the question alone.
+    #[arg(long, default_value_t = 0)]
+    dialogue_turns: usize,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +144,8 @@ struct Report {
     message: BTreeMap<String, Scores>,
     session: BTreeMap<String, Scores>,
     latencies_ms: Vec<f64>,
+    /// Characters of all the queries asked.
+    query_chars: usize,
 }
 
 fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
@@ -166,16 +173,9 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let config_dir = config.store.data_dir.clone();
     let reuse = args.keep_dir.is_some() && config_dir.join("memos.db").is_file();
-    match args.model_dir.as_deref() {
-        Some(d) if d.as_os_str() == "none" => config.embed.model_dir = PathBuf::new(),
-        Some(d) => config.embed.model_dir = d.to_path_buf(),
-        None => {}
-    }
-    config.embed.required = !config.embed.model_dir.as_os_str().is_empty();
+    super::choose_model(&mut config, args.model_dir.as_deref());
     let service = MemoryService::open(config).await?;
-    let model = service
-        .embedder()
-        .map_or("none".to_string(), |e| e.model_id().to_string());
+    let model = super::model_name(&service);
 
     let started = Instant::now();
     let mut n_messages = 0usize;
@@ -217,7 +217,7 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
     for (name, mode) in modes {
         // Every mode pays for its own query embeddings.
         service.clear_query_cache();
-        let r = score(&service, &cases, mode, args.questions).await?;
+        let r = score(&service, &cases, mode, args.questions, args.dialogue_turns).await?;
         println!("\n== {name}: answerable questions with gold (LoCoMo categories 1-4)");
         for (level, table) in [("message", &r.message), ("session", &r.session)] {
             for (cat, s) in table {
@@ -234,6 +234,13 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
             pct(&l, 1.0),
             l.len()
         );
+        if args.dialogue_turns > 0 {
+            println!(
+                "dialogue queries: the last {} turns before each question, {:.0} characters on average",
+                args.dialogue_turns,
+                r.query_chars as f64 / l.len().max(1) as f64
+            );
+        }
     }
     Ok(())
 }
@@ -293,11 +300,41 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
     Ok(n)
 }
 
+/// The question after the last `turns` turns of the latest session said before it (or
+/// the last session, when the question has no time), one `speaker: text` line each.
+fn dialogue_query(case: &Case, q: &Question, turns: usize) -> String {
+    let asked = q.query_time.as_deref().and_then(time::parse_str);
+    let session = case
+        .sessions
+        .iter()
+        .rev()
+        .find(|s| {
+            let at = s.timestamp.as_deref().and_then(time::parse_str);
+            match (asked, at) {
+                (Some(a), Some(t)) => t <= a,
+                _ => true,
+            }
+        })
+        .or(case.sessions.last());
+    let mut lines: Vec<String> = session
+        .map(|s| {
+            let from = s.messages.len().saturating_sub(turns);
+            s.messages[from..]
+                .iter()
+                .map(|m| format!("{}: {}", m.speaker.as_deref().unwrap_or(&m.role), m.content))
+                .collect()
+        })
+        .unwrap_or_default();
+    lines.push(q.query.clone());
+    lines.join("\n")
+}
+
 async fn score(
     service: &Arc<MemoryService>,
     cases: &[Case],
     mode: SearchMode,
     per_case: Option<usize>,
+    dialogue_turns: usize,
 ) -> Result<Report> {
     let mut r = Report::default();
     for case in cases {
@@ -318,13 +355,19 @@ async fn score(
             })
             .take(per_case.unwrap_or(usize::MAX));
         for q in questions {
+            let query = if dialogue_turns > 0 {
+                dialogue_query(case, q, dialogue_turns)
+            } else {
+                q.query.clone()
+            };
+            r.query_chars += query.chars().count();
             let t = Instant::now();
             let hits = service
                 .search(
                     PROJECT,
                     SearchInput {
                         user_id: case.user_id.clone(),
-                        query: q.query.clone(),
+                        query,
                         limit: Some(25),
                         query_time: q.query_time.as_deref().and_then(time::parse_str),
                         mode,

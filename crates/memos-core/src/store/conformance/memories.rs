@@ -372,7 +372,8 @@ pub async fn history_is_kept_in_order_and_goes_with_its_memory(store: &dyn Memor
     assert!(store.history("p", &b.id).await.unwrap().is_empty());
 }
 
-/// A soft-deleted memory stays readable by id (for its history) but is never listed.
+/// A soft-deleted memory stays readable by id (for its history) but is never listed,
+/// unless its state is asked for by name.
 pub async fn soft_deleted_memories_are_kept_but_not_listed(store: &dyn MemoryStore) {
     let kept = memory("alice", "c", "kept");
     let mut gone = memory("alice", "c", "gone");
@@ -393,6 +394,37 @@ pub async fn soft_deleted_memories_are_kept_but_not_listed(store: &dyn MemorySto
     assert_eq!(page.items[0].id, kept.id);
     let got = store.get_memories("p", &[gone.id.clone()]).await.unwrap();
     assert_eq!(got[0].status, MemoryStatus::Deleted);
+    // Asked for by state (the dashboard's view of what was removed), each state alone.
+    let mut old = memory("alice", "c", "old");
+    old.status = MemoryStatus::Archived;
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![old.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (states, want) in [
+        (vec![MemoryStatus::Deleted], vec![&gone.id]),
+        (vec![MemoryStatus::Archived], vec![&old.id]),
+        (vec![MemoryStatus::Activated], vec![&kept.id]),
+        (vec![], vec![]),
+    ] {
+        let q = ListQuery {
+            limit: 10,
+            statuses: Some(states.clone()),
+            ..Default::default()
+        };
+        let page = store.list_memories(&kept.scope, &q).await.unwrap();
+        let ids: Vec<&String> = page.items.iter().map(|m| &m.id).collect();
+        assert_eq!((ids, page.total), (want.clone(), want.len()), "{states:?}");
+    }
+    let q = ListQuery {
+        limit: 10,
+        statuses: Some(vec![MemoryStatus::Deleted, MemoryStatus::Archived]),
+        ..Default::default()
+    };
+    assert_eq!(store.list_memories(&kept.scope, &q).await.unwrap().total, 2);
 }
 
 /// A project's users come with their counts and last change, most recent first, paged;

@@ -8,7 +8,8 @@ use crate::model::*;
 use crate::store::tests_support::{memory, memory_in, message};
 use crate::store::{Embedding, Lease, MemoryStore, StoredVector, WriteBatch};
 
-/// Messages come back in chat order by their own times, the newest `limit` of them.
+/// Messages come back in chat order by their own times, the newest `limit` of them; a
+/// subject's conversations are summed up latest first.
 pub async fn messages_are_in_chat_order(store: &dyn MemoryStore) {
     let scope = Scope::new("p", "u");
     // Imported out of order: times decide, not arrival.
@@ -39,6 +40,32 @@ pub async fn messages_are_in_chat_order(store: &dyn MemoryStore) {
             .unwrap()
             .is_empty()
     );
+    // Conversations summed up, the latest first; another project's are not counted.
+    store
+        .write(WriteBatch {
+            messages: vec![
+                message(&scope, "b", "later", 50),
+                message(&scope, "a", "early", 5),
+                message(&Scope::new("q", "u"), "z", "elsewhere", 99),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page = store.list_conversations(&scope, 2, 0).await.unwrap();
+    assert_eq!(page.total, 3);
+    let summary = |id: &str, messages, first, last| ConversationSummary {
+        conversation_id: id.into(),
+        messages,
+        first_chat_time: first,
+        last_chat_time: last,
+    };
+    assert_eq!(
+        page.items,
+        [summary("b", 1, 50, 50), summary("c", 4, 10, 40)]
+    );
+    let rest = store.list_conversations(&scope, 2, 2).await.unwrap();
+    assert_eq!(rest.items, [summary("a", 1, 5, 5)]);
 }
 
 /// Running tasks are listed until they complete; tasks are counted by state across projects.

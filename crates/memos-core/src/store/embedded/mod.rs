@@ -383,8 +383,8 @@ impl MemoryStore for EmbeddedStore {
         let (scope, q) = (scope.clone(), q.clone());
         self.with_reader(move |c| {
             let mut params: Vec<SqlValue> = vec![scope.project_id.into(), scope.user_id.into()];
-            // Soft-deleted memories are kept for their history but never listed.
-            let mut cond = "project_id = ? AND user_id = ? AND status != 'deleted'".to_string();
+            let mut cond = "project_id = ? AND user_id = ? AND ".to_string();
+            cond.push_str(&super::sql::status_sql(q.statuses.as_deref()));
             if let Some(conv) = q.conversation_id {
                 cond.push_str(" AND conversation_id = ?");
                 params.push(conv.into());
@@ -449,6 +449,38 @@ impl MemoryStore for EmbeddedStore {
                 items,
                 total: total as usize,
             })
+        })
+        .await
+    }
+
+    async fn list_conversations(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<ConversationSummary>> {
+        let scope = scope.clone();
+        self.with_reader(move |c| {
+            let total: i64 = c.query_row(
+                "SELECT count(DISTINCT conversation_id) FROM messages WHERE project_id = ? AND user_id = ?",
+                params![scope.project_id, scope.user_id],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare_cached(super::sql::CONVERSATIONS)?;
+            let items = stmt
+                .query_map(
+                    params![scope.project_id, scope.user_id, limit as i64, offset as i64],
+                    |r| {
+                        Ok(ConversationSummary {
+                            conversation_id: r.get(0)?,
+                            messages: r.get::<_, i64>(1)?.max(0) as usize,
+                            first_chat_time: r.get(2)?,
+                            last_chat_time: r.get(3)?,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page { items, total: total.max(0) as usize })
         })
         .await
     }

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -60,6 +62,17 @@ pub struct PostgresStore {
     pool: Pool,
     /// `maintenance_work_mem` of vector index builds, in MB.
     index_memory_mb: usize,
+    /// Streaming replicas that searches read from, if any.
+    replicas: Option<Arc<Replicas>>,
+}
+
+/// The replicas searches go to, in turn, and what they did.
+struct Replicas {
+    pools: Vec<Pool>,
+    next: AtomicUsize,
+    wait: Duration,
+    searches: AtomicU64,
+    fallbacks: AtomicU64,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -78,6 +91,35 @@ fn refs(p: &Params) -> Vec<&(dyn ToSql + Sync)> {
     p.iter()
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
         .collect()
+}
+
+/// A connection pool for a libpq URL (`field` names it in errors): its TLS settings
+/// applied, a statement timeout on every connection.
+fn pool(url: &str, max_connections: usize, field: &str) -> Result<(Pool, tls::Split)> {
+    let (mut config, split) = driver_config(url)?;
+    // A statement that runs away (a lock held by a stuck client, say) fails instead of
+    // holding a request forever. Options in the URL come after, so they can change it.
+    let options = format!(
+        "-c statement_timeout={} {}",
+        STATEMENT_TIMEOUT.as_millis(),
+        config.get_options().unwrap_or_default()
+    );
+    config.options(options.trim_end());
+    let manager = Manager::from_config(
+        config,
+        tls::connector(&split)?,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(max_connections.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| Error::Config(format!("{field}: {e}")))?;
+    Ok((pool, split))
 }
 
 /// The driver's settings for a libpq URL, its TLS parameters taken out and applied, with
@@ -110,32 +152,11 @@ impl PostgresStore {
     ///
     /// TLS follows the URL's `sslmode` and `sslrootcert` as libpq reads them ([`tls`]).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self> {
-        let (mut config, split) = driver_config(url)?;
-        // A statement that runs away (a lock held by a stuck client, say) fails instead of
-        // holding a request forever. Options in the URL come after, so they can change it.
-        let options = format!(
-            "-c statement_timeout={} {}",
-            STATEMENT_TIMEOUT.as_millis(),
-            config.get_options().unwrap_or_default()
-        );
-        config.options(options.trim_end());
-        let manager = Manager::from_config(
-            config,
-            tls::connector(&split)?,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections.max(1))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| Error::Config(format!("store.url: {e}")))?;
+        let (pool, split) = pool(url, max_connections, "store.url")?;
         let store = Self {
             pool,
             index_memory_mb: 1024,
+            replicas: None,
         };
         store.migrate().await?;
         store.backfill_terms().await?;
@@ -151,6 +172,96 @@ impl PostgresStore {
             .map_err(pg)?;
         tracing::info!(tls = row.get::<_, bool>(0), sslmode = ?split.mode, "connected to PostgreSQL");
         Ok(store)
+    }
+
+    /// Sends searches to these streaming replicas of the primary, in turn (`store.replica_urls`);
+    /// each waits at most `wait` for its replica to replay the primary's latest write, then
+    /// reads the primary instead. Each replica gets a pool of `max_connections`.
+    pub fn with_replicas(
+        mut self,
+        urls: &[String],
+        max_connections: usize,
+        wait: Duration,
+    ) -> Result<Self> {
+        if urls.is_empty() {
+            return Ok(self);
+        }
+        let pools = urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                pool(u, max_connections, &format!("store.replica_urls[{i}]")).map(|p| p.0)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.replicas = Some(Arc::new(Replicas {
+            pools,
+            next: AtomicUsize::new(0),
+            wait,
+            searches: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+        }));
+        Ok(self)
+    }
+
+    /// A connection for a search: a replica that has replayed everything the primary had
+    /// written when the search began, so a client reads its own writes whichever server
+    /// took them; the primary when there are no replicas, or none caught up in time, or
+    /// one fails.
+    pub(super) async fn search_client(&self) -> Result<deadpool_postgres::Client> {
+        let Some(r) = &self.replicas else {
+            return self.client().await;
+        };
+        // The insert position, not the write position: with asynchronous commit a commit
+        // record can still sit in the WAL buffers, behind pg_current_wal_lsn().
+        let lsn: String = self
+            .client()
+            .await?
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        let i = r.next.fetch_add(1, Ordering::Relaxed) % r.pools.len();
+        let deadline = tokio::time::Instant::now() + r.wait;
+        // A replica that is down must not hold searches for the pool's connect timeout:
+        // getting a connection shares the same wait.
+        match tokio::time::timeout_at(deadline, r.pools[i].get()).await {
+            Ok(Ok(c)) => loop {
+                // A server that is no replica (pointed at by mistake) never counts as caught up.
+                let caught = c
+                    .query_one(
+                        "SELECT CASE WHEN pg_is_in_recovery() \
+                         THEN coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false) ELSE false END",
+                        &[&lsn],
+                    )
+                    .await
+                    .map(|row| row.get::<_, bool>(0));
+                match caught {
+                    Ok(true) => {
+                        r.searches.fetch_add(1, Ordering::Relaxed);
+                        return Ok(c);
+                    }
+                    Ok(false) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(replica = i, error = %e, "a replica failed; searching the primary");
+                        break;
+                    }
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::warn!(replica = i, error = %e, "no connection to a replica; searching the primary")
+            }
+            Err(_) => {
+                tracing::warn!(
+                    replica = i,
+                    "no connection to a replica in time; searching the primary"
+                )
+            }
+        }
+        r.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.client().await
     }
 
     /// Connects once with the URL's settings, TLS included, and says what the connection
@@ -466,7 +577,8 @@ impl MemoryStore for PostgresStore {
             Box::new(scope.project_id.clone()),
             Box::new(scope.user_id.clone()),
         ];
-        let mut cond = "project_id = $1 AND user_id = $2 AND status <> 'deleted'".to_string();
+        let mut cond = "project_id = $1 AND user_id = $2 AND ".to_string();
+        cond.push_str(&super::sql::status_sql(q.statuses.as_deref()));
         if let Some(conv) = &q.conversation_id {
             params.push(Box::new(conv.clone()));
             cond.push_str(&format!(" AND conversation_id = ${}", params.len()));
@@ -550,6 +662,53 @@ impl MemoryStore for PostgresStore {
         })
     }
 
+    async fn list_conversations(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page<ConversationSummary>> {
+        let c = self.client().await?;
+        let total: i64 = c
+            .query_one(
+                "SELECT count(DISTINCT conversation_id) FROM messages WHERE project_id = $1 AND user_id = $2",
+                &[&scope.project_id, &scope.user_id],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let sql = super::sql::CONVERSATIONS
+            .replacen('?', "$1", 1)
+            .replacen('?', "$2", 1)
+            .replacen('?', "$3", 1)
+            .replacen('?', "$4", 1);
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &scope.project_id,
+                    &scope.user_id,
+                    &(limit as i64),
+                    &(offset as i64),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        let items = rows
+            .iter()
+            .map(|r| ConversationSummary {
+                conversation_id: r.get(0),
+                messages: r.get::<_, i64>(1).max(0) as usize,
+                first_chat_time: r.get(2),
+                last_chat_time: r.get(3),
+            })
+            .collect();
+        Ok(Page {
+            items,
+            total: total.max(0) as usize,
+        })
+    }
+
     async fn list_messages(
         &self,
         scope: &Scope,
@@ -612,11 +771,19 @@ impl MemoryStore for PostgresStore {
 
     fn pool_use(&self) -> Option<PoolUse> {
         let s = self.pool.status();
+        let (replica_searches, replica_fallbacks) = self.replicas.as_ref().map_or((0, 0), |r| {
+            (
+                r.searches.load(Ordering::Relaxed),
+                r.fallbacks.load(Ordering::Relaxed),
+            )
+        });
         Some(PoolUse {
             open: s.size,
             idle: s.available,
             max: s.max_size,
             waiting: s.waiting,
+            replica_searches,
+            replica_fallbacks,
         })
     }
 

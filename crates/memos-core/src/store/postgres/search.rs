@@ -99,7 +99,7 @@ impl StoreSearch for PostgresStore {
         if terms.is_empty() || limit == 0 {
             return Ok(vec![]);
         }
-        let c = self.client().await?;
+        let c = self.search_client().await?;
         let (cond, params) =
             search_conditions(scope, Box::new(terms.to_vec()), time, filter, limit);
         // idf and length normalisation as tantivy computes them (over every memory of the
@@ -175,7 +175,7 @@ impl StoreSearch for PostgresStore {
             return Ok(vec![]);
         }
         let dim = query.len();
-        let mut c = self.client().await?;
+        let mut c = self.search_client().await?;
         let (cond, params) =
             search_conditions(scope, Box::new(vector_text(query)), time, filter, limit);
         // The model is a literal so the planner can match the partial HNSW index. The

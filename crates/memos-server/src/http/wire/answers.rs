@@ -95,7 +95,7 @@ pub fn preference_note(list: &[PreferenceDetail]) -> String {
 pub struct ChangeDetail {
     /// ISO 8601.
     time: String,
-    /// merged, superseded, supersedes, updated, deleted.
+    /// merged, superseded, supersedes, updated, deleted, outdated.
     kind: &'static str,
     related_id: Option<String>,
     before: Option<String>,
@@ -209,6 +209,79 @@ pub struct MemoryDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     relativity: Option<f32>,
     sources: Vec<SourceDetail>,
+    /// Why a search ranked it here (only with `explain: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<ExplainDetail>,
+}
+
+/// Why a search result ranked where it did (our extension, `search/memory` with
+/// `explain: true`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExplainDetail {
+    /// BM25's view: rank (1-based), score, calibrated relevance; null when it did not find it.
+    lexical: Option<SignalDetail>,
+    /// The embeddings' view (score: the cosine); null when they did not find it.
+    dense: Option<SignalDetail>,
+    /// The date window the query names, `[start, end)` in ISO 8601; null when none.
+    date_window: Option<[String; 2]>,
+    /// Whether it was found again inside that window, which lifts it.
+    in_window: bool,
+    /// Whether the earlier lines of a dialogue-shaped query found it too, which lifts it.
+    in_context: bool,
+    /// The current conversation's boost (1: none).
+    conversation_boost: f32,
+    /// The fused score results are sorted by, boost included.
+    fused_score: f32,
+    /// A verbatim turn whose fact was superseded: the memory that replaced it, placed right
+    /// above it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outdated_by: Option<String>,
+    /// The replacement placed above that outdated turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaces: Option<String>,
+}
+
+/// One retriever's view of a result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignalDetail {
+    rank: usize,
+    score: f32,
+    relativity: f32,
+}
+
+impl From<&memos_core::service::Explain> for ExplainDetail {
+    fn from(e: &memos_core::service::Explain) -> Self {
+        let signal = |s: &memos_core::service::Signal| SignalDetail {
+            rank: s.rank,
+            score: s.score,
+            relativity: s.relativity,
+        };
+        Self {
+            lexical: e.lexical.as_ref().map(signal),
+            dense: e.dense.as_ref().map(signal),
+            date_window: e
+                .date_window
+                .map(|(a, b)| [time::to_iso(a), time::to_iso(b)]),
+            in_window: e.in_window,
+            in_context: e.in_context,
+            conversation_boost: e.boost,
+            fused_score: e.fused,
+            outdated_by: e.outdated_by.clone(),
+            replaces: e.replaces.clone(),
+        }
+    }
+}
+
+impl MemoryDetail {
+    /// A search result with its explanation, when one was asked for and exists.
+    pub fn explained(h: SearchHit, explain: bool) -> Self {
+        let why = explain
+            .then(|| h.explain.as_deref().map(ExplainDetail::from))
+            .flatten();
+        let mut d = Self::from(h);
+        d.explain = why;
+        d
+    }
 }
 
 impl From<Memory> for MemoryDetail {
@@ -239,6 +312,7 @@ impl From<Memory> for MemoryDetail {
             create_time: m.create_time,
             update_time: m.update_time,
             relativity: None,
+            explain: None,
         }
     }
 }
@@ -350,6 +424,7 @@ mod tests {
         let hit = SearchHit {
             memory_type: m.memory_type,
             relativity: 0.5,
+            explain: None,
             memory: m,
         };
         serde_json::to_value(PreferenceDetail::from(hit)).unwrap()
@@ -567,6 +642,43 @@ pub struct UserPage {
     pub current: usize,
     /// How many pages.
     pub pages: usize,
+}
+
+/// `get/conversations`' answer: one page of a user's conversations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationPage {
+    /// The page, the conversation with the latest message first.
+    pub conversation_detail_list: Vec<ConversationDetail>,
+    /// Conversations in all pages.
+    pub total: usize,
+    /// The page size.
+    pub size: usize,
+    /// This page's number, from 1.
+    pub current: usize,
+    /// How many pages.
+    pub pages: usize,
+}
+
+/// One conversation, summed up.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationDetail {
+    conversation_id: String,
+    message_count: usize,
+    /// ISO 8601.
+    first_chat_time: String,
+    /// ISO 8601.
+    last_chat_time: String,
+}
+
+impl From<memos_core::model::ConversationSummary> for ConversationDetail {
+    fn from(c: memos_core::model::ConversationSummary) -> Self {
+        Self {
+            conversation_id: c.conversation_id,
+            message_count: c.messages,
+            first_chat_time: time::to_iso(c.first_chat_time),
+            last_chat_time: time::to_iso(c.last_chat_time),
+        }
+    }
 }
 
 /// `delete/memory`'s answer.

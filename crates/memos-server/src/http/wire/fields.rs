@@ -61,7 +61,7 @@ pub(super) fn private_only(
     none_listed(
         "allow_knowledgebase_ids",
         allow_knowledgebase_ids,
-        "knowledge bases are not served",
+        "memos does not write memories into knowledge bases; search them with knowledgebase_ids",
     )
 }
 

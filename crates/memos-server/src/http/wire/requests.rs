@@ -4,7 +4,7 @@
 use memos_core::Error;
 use memos_core::error::InputErrorKind;
 use memos_core::filter::{Condition, Filter, Logic};
-use memos_core::model::MemoryType;
+use memos_core::model::{MemoryStatus, MemoryType};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -69,6 +69,10 @@ pub struct SearchMemoryRequest {
     /// Where the query comes from (a label); changes nothing.
     #[serde(default)]
     pub source: Option<Value>,
+    /// Say why each result ranked where it did (our extension): each retriever's rank and
+    /// score, the date window, the boost, the fused score.
+    #[serde(default)]
+    pub explain: Option<bool>,
 }
 
 impl SearchMemoryRequest {
@@ -119,6 +123,22 @@ pub struct GetUsersRequest {
     pub size: Option<usize>,
 }
 
+/// `get/conversations` request (our extension): a page of a user's conversations.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetConversationsRequest {
+    /// The end user.
+    #[serde(default, deserialize_with = "plain_user")]
+    #[schema(required = true, value_type = String, min_length = 1)]
+    pub user_id: Option<String>,
+    /// 1-based page.
+    #[serde(default)]
+    pub page: Option<usize>,
+    /// Page size.
+    #[serde(default)]
+    pub size: Option<usize>,
+}
+
 /// `get/memory` request.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -147,9 +167,32 @@ pub struct GetMemoryRequest {
     /// MemOS memory views: only null.
     #[serde(default)]
     pub include_memory_view: Option<Vec<String>>,
+    /// Only memories in these states (our extension): `activated`, `archived` (superseded,
+    /// kept for history) and `deleted` (soft-deleted). Absent: every state but `deleted`.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub status: Option<Vec<String>>,
 }
 
 impl GetMemoryRequest {
+    /// The states asked for, each checked.
+    pub fn statuses(&self) -> Result<Option<Vec<MemoryStatus>>, Error> {
+        let Some(list) = &self.status else {
+            return Ok(None);
+        };
+        list.iter()
+            .map(|s| {
+                MemoryStatus::parse(s).ok_or_else(|| {
+                    Error::invalid(
+                        "status",
+                        format!("unknown status {s:?}: use activated, archived or deleted"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// Refuses SDK fields set to what memos does not serve, naming them.
     pub fn check_sdk_fields(&self) -> Result<(), Error> {
         none_listed(
