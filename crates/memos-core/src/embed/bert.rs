@@ -2,7 +2,7 @@
 //! attention mask and L2-normalised, as sentence-transformers and the e5 model card do.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,9 @@ const MAX_TOKENS: usize = 256;
 /// Texts per forward pass: enough to amortise overhead, small enough for short padding and
 /// for a waiting query to get its turn quickly.
 const BATCH: usize = 4;
+/// Most queries embedded in one forward pass: concurrent searches that queue on the model
+/// ride along with the one whose turn it is (one pass of 16 costs far less than 16 passes).
+const QUERY_BATCH: usize = 16;
 /// While searches arrive this recently, memories are embedded at most half of the time, so
 /// a query finds the CPU idle as often as not.
 const QUERY_QUIET_MS: u64 = 2_000;
@@ -39,6 +42,10 @@ const INT8_CALIBRATION: [&str; 10] = [
     "ok thanks",
 ];
 
+/// Where a queued query's vector (or the error that stopped it) is left by the pass that
+/// embedded it.
+type Slot = Arc<OnceLock<std::result::Result<Vec<f32>, String>>>;
+
 /// A BERT sentence embedder.
 pub struct BertEmbedder {
     model: Encoder,
@@ -49,6 +56,8 @@ pub struct BertEmbedder {
     /// Queries waiting for a turn. A search waits on its query vector, while memories are
     /// embedded in the background, so document batches step aside while this is non-zero.
     queries_waiting: AtomicUsize,
+    /// Queries waiting for their vector (prefixed), each with where its vector goes.
+    queued: Mutex<Vec<(String, Slot)>>,
     /// When the last query was embedded (ms since `started`).
     last_query: AtomicU64,
     started: Instant,
@@ -154,6 +163,7 @@ impl BertEmbedder {
             tokenizer,
             turn: Mutex::new(()),
             queries_waiting: AtomicUsize::new(0),
+            queued: Mutex::new(Vec::new()),
             last_query: AtomicU64::new(0),
             started: Instant::now(),
             model_id,
@@ -190,7 +200,53 @@ impl BertEmbedder {
         run().map_err(|e| Error::Embedding(e.to_string()))
     }
 
-    fn embed(&self, prefix: &str, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>> {
+    /// Embeds one query. Queries that arrive while the model is busy queue; the first to get
+    /// the turn embeds every queued query (up to [`QUERY_BATCH`]) in one pass, and the others
+    /// find their vectors ready when their turn comes.
+    fn embed_query_batched(&self, text: &str) -> Result<Vec<f32>> {
+        let slot = Slot::default();
+        let lock_queue = || self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        lock_queue().push((format!("{}{text}", self.query_prefix), slot.clone()));
+        self.queries_waiting.fetch_add(1, Ordering::SeqCst);
+        let turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        self.queries_waiting.fetch_sub(1, Ordering::SeqCst);
+        // Queued before us and not yet taken: at most one pass more than our own.
+        while slot.get().is_none() {
+            let batch: Vec<(String, Slot)> = {
+                let mut q = lock_queue();
+                let take = q.len().min(QUERY_BATCH);
+                q.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let texts: Vec<String> = batch.iter().map(|(t, _)| t.clone()).collect();
+            match self.forward(&texts) {
+                Ok(vectors) => {
+                    for ((_, s), v) in batch.iter().zip(vectors) {
+                        let _ = s.set(Ok(v));
+                    }
+                }
+                Err(e) => {
+                    for (_, s) in &batch {
+                        let _ = s.set(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+        drop(turn);
+        self.last_query
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match slot.get() {
+            Some(Ok(v)) => Ok(v.clone()),
+            Some(Err(e)) => Err(Error::Embedding(e.clone())),
+            None => Err(Error::Embedding("the query was never embedded".into())),
+        }
+    }
+
+    /// Embeds memories in batches, stepping aside for queries.
+    fn embed_documents_batched(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let prefix = self.document_prefix;
         // Sort by length so each batch pads to similar lengths, then restore the order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
@@ -200,26 +256,17 @@ impl BertEmbedder {
                 .iter()
                 .map(|&i| format!("{prefix}{}", texts[i]))
                 .collect();
-            let _turn = if query {
-                self.queries_waiting.fetch_add(1, Ordering::SeqCst);
-                let t = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-                self.queries_waiting.fetch_sub(1, Ordering::SeqCst);
-                t
-            } else {
-                while self.queries_waiting.load(Ordering::SeqCst) > 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                self.turn.lock().unwrap_or_else(|e| e.into_inner())
-            };
+            while self.queries_waiting.load(Ordering::SeqCst) > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
             let began = Instant::now();
             for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
                 out[i] = v;
             }
-            drop(_turn);
+            drop(turn);
             let now = self.started.elapsed().as_millis() as u64;
-            if query {
-                self.last_query.store(now, Ordering::Relaxed);
-            } else if now.saturating_sub(self.last_query.load(Ordering::Relaxed)) < QUERY_QUIET_MS {
+            if now.saturating_sub(self.last_query.load(Ordering::Relaxed)) < QUERY_QUIET_MS {
                 // Searches are running: leave the cores idle as long as this batch took.
                 std::thread::sleep(began.elapsed());
             }
@@ -238,14 +285,11 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.embed(self.document_prefix, texts, false)
+        self.embed_documents_batched(texts)
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(self
-            .embed(self.query_prefix, &[text], true)?
-            .pop()
-            .unwrap_or_default())
+        self.embed_query_batched(text)
     }
 
     fn calibrate(&self, cosine: f32) -> f32 {
