@@ -35,9 +35,11 @@ const LANES: usize = 16;
 const GROUP: usize = 4 * LANES;
 /// Rows (tokens) per register tile.
 const ROWS: usize = 4;
+/// `x + ROUNDER - ROUNDER` is `x` rounded to an integer, for `|x| < 2^22`.
+const ROUNDER: f32 = 12_582_912.0;
 /// Products at least this large (multiply-adds) are split over the thread pool; below, the
 /// hand-off costs more than the second core saves.
-const PARALLEL_MIN: usize = 1 << 21;
+const PARALLEL_MIN: usize = 1 << 24;
 
 /// The instruction set a product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +281,8 @@ pub(super) struct QLinear {
     scale: Vec<f32>,
     /// Per output: `Σ_k q[n][k]`, for the zero points and the unsigned kernels' offset.
     colsum: Vec<i32>,
-    bias: Vec<f32>,
+    /// The bias, zero-padded to the packed outputs.
+    bias_padded: Vec<f32>,
     /// Per input: what it is multiplied by before quantizing (the weights were scaled up by
     /// its inverse; see the encoder's calibration), or nothing.
     smooth: Option<Vec<f32>>,
@@ -317,7 +320,11 @@ impl QLinear {
             w: packed,
             scale,
             colsum,
-            bias,
+            bias_padded: {
+                let mut b = bias;
+                b.resize(np, 0.0);
+                b
+            },
             smooth: None,
             kernel: Kernel::best(),
         }
@@ -340,48 +347,85 @@ impl QLinear {
 
     /// `x` is `m` rows of `k` inputs; returns `m` rows of `n` outputs.
     pub(super) fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let (n, kp) = (self.n, self.kp);
+        let n = self.n;
         let (a, sa, zero) = self.quantize(x, m);
-        let shift = if self.kernel.offset() { 128 } else { 0 };
         let groups = n.div_ceil(GROUP);
-        // One group of outputs for every row: (m, GROUP), converted back to f32.
-        let group = |g: usize| -> Vec<f32> {
-            let mut out = vec![0f32; m * GROUP];
-            let w = &self.w[g * GROUP * kp..(g + 1) * GROUP * kp];
-            let mut acc = [[0i32; GROUP]; ROWS];
-            for r0 in (0..m).step_by(ROWS) {
-                let rows = (m - r0).min(ROWS);
-                self.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
-                for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let dst = &mut out[(r0 + r) * GROUP..(r0 + r + 1) * GROUP];
-                    for (j, (d, &v)) in dst.iter_mut().zip(acc).enumerate() {
-                        let o = g * GROUP + j;
-                        // Exact, and the same whichever kernel summed.
-                        let exact = v - shift * self.colsum[o];
-                        let total = exact as f32 + zero[r0 + r] as f32 * self.colsum[o] as f32;
-                        *d = total * sa[r0 + r] * self.scale[o];
-                    }
-                }
-            }
-            out
-        };
-        let parts: Vec<Vec<f32>> = if m * groups * GROUP * kp >= PARALLEL_MIN && groups > 1 {
-            (0..groups).into_par_iter().map(group).collect()
+        // Big products go to both cores as two halves of the outputs: one hand-off per
+        // product, since waking a pool thread costs about what a query's small product does.
+        let halves = if m * groups * GROUP * self.kp >= PARALLEL_MIN && groups > 1 {
+            rayon::current_num_threads().clamp(1, groups)
         } else {
-            (0..groups).map(group).collect()
+            1
         };
+        let per = groups.div_ceil(halves);
+        let ranges: Vec<(usize, usize)> = (0..groups)
+            .step_by(per)
+            .map(|g| (g, (g + per).min(groups)))
+            .collect();
+        let parts: Vec<Vec<f32>> = if ranges.len() > 1 {
+            ranges
+                .par_iter()
+                .map(|&(g0, g1)| self.outputs(&a, &sa, &zero, m, g0, g1))
+                .collect()
+        } else {
+            ranges
+                .iter()
+                .map(|&(g0, g1)| self.outputs(&a, &sa, &zero, m, g0, g1))
+                .collect()
+        };
+        if parts.len() == 1 && groups * GROUP == n {
+            // One part with no padded outputs is already `y`.
+            return parts.into_iter().next().unwrap_or_default();
+        }
         let mut y = vec![0f32; m * n];
-        for (g, part) in parts.iter().enumerate() {
-            let cols = (n - g * GROUP).min(GROUP);
+        for (&(g0, g1), part) in ranges.iter().zip(&parts) {
+            let (o0, o1) = (g0 * GROUP, (g1 * GROUP).min(n));
+            let width = (g1 - g0) * GROUP;
             for r in 0..m {
-                let dst = &mut y[r * n + g * GROUP..r * n + g * GROUP + cols];
-                let src = &part[r * GROUP..r * GROUP + cols];
-                for ((d, &s), &b) in dst.iter_mut().zip(src).zip(&self.bias[g * GROUP..]) {
-                    *d = s + b;
-                }
+                y[r * n + o0..r * n + o1].copy_from_slice(&part[r * width..r * width + o1 - o0]);
             }
         }
         y
+    }
+
+    /// Groups `g0..g1` of outputs for every row: `(m, (g1 - g0) · GROUP)`, in f32 with the
+    /// bias added.
+    fn outputs(
+        &self,
+        a: &[u8],
+        sa: &[f32],
+        zero: &[i32],
+        m: usize,
+        g0: usize,
+        g1: usize,
+    ) -> Vec<f32> {
+        let kp = self.kp;
+        let width = (g1 - g0) * GROUP;
+        let shift = if self.kernel.offset() { 128 } else { 0 };
+        let mut out = vec![0f32; m * width];
+        let mut acc = [[0i32; GROUP]; ROWS];
+        for g in g0..g1 {
+            let w = &self.w[g * GROUP * kp..(g + 1) * GROUP * kp];
+            let o = g * GROUP;
+            let (colsum, scale) = (&self.colsum[o..o + GROUP], &self.scale[o..o + GROUP]);
+            let bias = &self.bias_padded[o..o + GROUP];
+            for r0 in (0..m).step_by(ROWS) {
+                let rows = (m - r0).min(ROWS);
+                self.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
+                for (r, acc) in (r0..).zip(acc.iter().take(rows)) {
+                    let (z, s) = (zero[r] as f32, sa[r]);
+                    let at = r * width + (g - g0) * GROUP;
+                    let dst = &mut out[at..at + GROUP];
+                    for ((((d, &v), &c), &sc), &b) in
+                        dst.iter_mut().zip(acc).zip(colsum).zip(scale).zip(bias)
+                    {
+                        // `v - shift · c` is exact and the same whichever kernel summed.
+                        *d = ((v - shift * c) as f32 + z * c as f32) * s * sc + b;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Each row to bytes in [-127, 127] over its range, padded to `kp`, and offset by 128
@@ -404,9 +448,10 @@ impl QLinear {
                 }
                 None => row,
             };
-            let (lo, hi) = row
-                .iter()
-                .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            // Plain comparisons, not `f32::min`, whose NaN rule keeps the loop scalar.
+            let (lo, hi) = row.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| {
+                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
+            });
             let max = lo.abs().max(hi.abs());
             if max == 0.0 || !max.is_finite() {
                 continue;
@@ -422,8 +467,10 @@ impl QLinear {
             zeros[r] = zero;
             let inv = 1.0 / scale;
             for (d, &v) in a[r * kp..r * kp + k].iter_mut().zip(row) {
-                let q = ((v * inv).round() as i32 - zero).clamp(-127, 127);
-                *d = (q + shift) as u8;
+                // Adding and taking off 1.5 · 2^23 rounds to the nearest integer in two
+                // vectorizable additions (`f32::round` is a libm call on baseline x86-64).
+                let q = ((v * inv + ROUNDER) - ROUNDER) as i32 - zero;
+                *d = (q.clamp(-127, 127) + shift) as u8;
             }
         }
         (a, scales, zeros)

@@ -161,7 +161,10 @@ fn concurrent_queries_get_the_vectors_they_get_alone() {
     let e5 = Arc::new(
         BertEmbedder::load(&dir.join("multilingual-e5-small-q4"), Precision::Int8).unwrap(),
     );
-    let alone: Vec<Vec<f32>> = SENTENCES.iter().map(|s| e5.embed_query(s).unwrap()).collect();
+    let alone: Vec<Vec<f32>> = SENTENCES
+        .iter()
+        .map(|s| e5.embed_query(s).unwrap())
+        .collect();
     for _ in 0..3 {
         let together: Vec<Vec<f32>> = std::thread::scope(|scope| {
             let handles: Vec<_> = SENTENCES
