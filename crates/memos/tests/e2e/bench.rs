@@ -105,7 +105,11 @@ fn bench_embed_runs() {
         "--model-dir",
         model.to_str().unwrap(),
     ]);
-    assert!(text.contains("query embedding: p50"), "{text}");
+    // Both precisions, alternated, each with its figures; int8 names the kernel it ran on.
+    assert!(text.contains("query embedding, f32: p50"), "{text}");
+    assert!(text.contains("query embedding, int8 ("), "{text}");
+    assert!(text.contains("document embedding, f32:"), "{text}");
+    assert!(text.contains("document embedding, int8 ("), "{text}");
     assert!(text.contains("memories/s"), "{text}");
 }
 
