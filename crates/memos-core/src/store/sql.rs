@@ -282,9 +282,9 @@ pub(super) fn filter_sql(
                     Dialect::Sqlite => format!(
                         "EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE lower(json_each.value) = {t})"
                     ),
-                    Dialect::Postgres => format!(
-                        "EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags) t WHERE lower(t) = {t})"
-                    ),
+                    // memos_tags() is the expression of a GIN index (migration 0008), so
+                    // the condition starts from the rows that carry the tag.
+                    Dialect::Postgres => format!("memos_tags({table}.tags) @> ARRAY[{t}]::text[]"),
                 }
             }
             Condition::MemoryType(t) => format!(

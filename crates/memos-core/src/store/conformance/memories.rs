@@ -254,6 +254,8 @@ pub async fn filters_agree_with_reference(store: &dyn MemoryStore) {
         json!({"or": [{"agent_id": "a1"}, {"app_id": "app"}]}),
         json!({"and": [{"tags": {"contains": "food"}}, {"app_id": "app"}]}),
         json!({"and": [{"tags": {"contains": "旅行"}}]}),
+        json!({"or": [{"tags": {"contains": "WORK"}}, {"memory_type": "UserMemory"}]}),
+        json!({"and": [{"tags": {"contains": "nobody has this"}}]}),
         json!({"and": [{"create_time": {"gte": "2025-01-03", "lte": "2025-01-06"}}]}),
         json!({"and": [{"create_time": {"gt": "2025-01-03"}}, {"update_time": {"lt": 1_736_000_000_000i64}}]}),
         json!({"and": [{"memory_time": {"gte": 0}}]}),
