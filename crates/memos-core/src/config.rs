@@ -43,6 +43,10 @@ pub struct KnowledgeConfig {
     /// How long reading one file (a PDF's or DOCX's text) may take before the file is
     /// refused: a parser caught in a malformed file must not hold the upload forever.
     pub read_timeout_ms: u64,
+    /// Files of this many bytes or more are read in the background: the call answers with
+    /// them `PROCESSING`, and a task (durable, so a restart finishes it) reads and chunks
+    /// them. Smaller files are searchable when the call answers.
+    pub background_bytes: usize,
 }
 
 impl Default for KnowledgeConfig {
@@ -51,6 +55,7 @@ impl Default for KnowledgeConfig {
             fetch_urls: false,
             fetch_timeout_ms: 60_000,
             read_timeout_ms: 60_000,
+            background_bytes: 4 * 1024 * 1024,
         }
     }
 }

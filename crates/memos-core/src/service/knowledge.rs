@@ -11,13 +11,16 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, json};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
 use crate::knowledge::chunk::chunks;
-use crate::knowledge::parse::{FileKind, extract};
+use crate::knowledge::parse::{FileKind, Section, extract};
 use crate::model::*;
-use crate::store::{ListQuery, Page, WriteBatch};
+use crate::store::{Expect, ListQuery, Page, WriteBatch};
 
 use super::MemoryService;
 use super::input::{MAX_DELETE_IDS, SearchHit, SearchInput};
@@ -26,6 +29,8 @@ use super::input::{MAX_DELETE_IDS, SearchHit, SearchInput};
 const KB: &str = "knowledgebase";
 /// Document kind of a file (its subject is the base's id).
 const FILE: &str = "kb_file";
+/// The payload key of a large file's task (the task's id is the file's).
+pub(super) const FILE_TASK: &str = "kb_file";
 /// Files one call may add (MemOS's limit).
 pub const MAX_FILES_PER_CALL: usize = 20;
 /// Largest file (MemOS's limit).
@@ -269,8 +274,9 @@ impl MemoryService {
     }
 
     /// Adds files to a knowledge base (`add/knowledgebase-file`): each read, chunked and
-    /// stored, searchable when this returns. A file that cannot be read is recorded as
-    /// `FAILED` with its reason; the others are stored all the same.
+    /// stored, searchable when this returns; a file of `knowledge.background_bytes` or more
+    /// is `PROCESSING` instead, read by a task that survives a restart. A file that cannot
+    /// be read is recorded as `FAILED` with its reason; the others are stored all the same.
     pub async fn add_knowledge_files(
         &self,
         project_id: &str,
@@ -372,80 +378,36 @@ impl MemoryService {
                     (kind, f.bytes)
                 })
             };
-            let sections = match read {
-                // PDF and DOCX parsing is CPU work: off the async executor, and bounded in
-                // time. A parser that never returns keeps its blocking thread (a thread
-                // cannot be stopped from outside), but the file is refused and the call
-                // goes on with the others.
-                Ok((kind, bytes)) => {
-                    let limit = Duration::from_millis(self.config.knowledge.read_timeout_ms);
-                    match tokio::time::timeout(
-                        limit,
-                        tokio::task::spawn_blocking(move || extract(kind, &bytes)),
-                    )
-                    .await
-                    {
-                        Err(_) => Err(format!(
-                            "reading the file took longer than {} ms; it was refused",
-                            limit.as_millis()
-                        )),
-                        Ok(joined) => joined
-                            .map_err(|e| format!("reading the file failed: {e}"))
-                            .and_then(|r| r),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match sections {
+            match read {
                 Err(reason) => file.reason = Some(reason),
-                Ok(sections) => {
-                    let pieces = chunks(&sections, CHUNK_CHARS);
-                    let memories: Vec<Memory> = pieces
-                        .iter()
-                        .map(|c| {
-                            let mut info = Map::new();
-                            info.insert("knowledgebase_id".into(), json!(kb_id));
-                            info.insert("file_id".into(), json!(file.id));
-                            info.insert("file_name".into(), json!(file.name));
-                            info.insert("chunk".into(), json!(c.index));
-                            if let Some(p) = c.page {
-                                info.insert("page".into(), json!(p));
-                            }
-                            if let Some(h) = &c.heading {
-                                info.insert("heading".into(), json!(h));
-                            }
-                            let key = match &c.heading {
-                                Some(h) => format!("{} › {h}", file.name),
-                                None => file.name.clone(),
-                            };
-                            Memory {
-                                id: new_id(),
-                                scope: scope.clone(),
-                                conversation_id: file.id.clone(),
-                                key: key.chars().take(200).collect(),
-                                value: c.text.clone(),
-                                memory_type: MemoryType::LongTermMemory,
-                                memory_time: None,
-                                status: MemoryStatus::Activated,
-                                confidence: 1.0,
-                                tags: vec![
-                                    KNOWLEDGE_TAG.to_string(),
-                                    file.kind.clone().unwrap_or_default(),
-                                ],
-                                info,
-                                agent_id: None,
-                                app_id: None,
-                                sources: vec![],
-                                reasoning: None,
-                                create_time: now,
-                                update_time: now,
-                            }
-                        })
-                        .collect();
-                    file.chunks = memories.len();
-                    self.lock_writes()
-                        .await
-                        .write(
+                // Large files are read by the task worker: the call answers at once with
+                // the file `PROCESSING`. The bytes ride in the task, which is durable
+                // before the call answers, so a restart finishes the file.
+                Ok((_, bytes)) if bytes.len() >= self.config.knowledge.background_bytes => {
+                    file.status = FileStatus::Processing;
+                    file.update_time = now_millis();
+                    // The file's record first: a crash before the task is written leaves a
+                    // record that reads as failed (no task), never chunks nobody can list.
+                    self.store.put_docs(vec![file.doc(project_id)]).await?;
+                    let task = file_task(&scope, &file, &bytes);
+                    self.record(WriteBatch {
+                        task: Some(task.clone()),
+                        lease: Some(self.lease()),
+                        ..Default::default()
+                    })
+                    .await?;
+                    self.tasks
+                        .send(task)
+                        .map_err(|_| Error::Unavailable("task worker stopped".into()))?;
+                    out.push(file);
+                    continue;
+                }
+                Ok((kind, bytes)) => match self.read_sections(kind, bytes).await {
+                    Err(reason) => file.reason = Some(reason),
+                    Ok(sections) => {
+                        let memories = chunk_memories(&scope, &file, &sections);
+                        file.chunks = memories.len();
+                        self.write(
                             WriteBatch {
                                 upsert_memories: memories,
                                 ..Default::default()
@@ -453,14 +415,133 @@ impl MemoryService {
                             vec![],
                         )
                         .await?;
-                    file.status = FileStatus::Completed;
-                }
+                        file.status = FileStatus::Completed;
+                    }
+                },
             }
             file.update_time = now_millis();
             self.store.put_docs(vec![file.doc(project_id)]).await?;
             out.push(file);
         }
         Ok(out)
+    }
+
+    /// A file's text as sections, read off the async executor and bounded in time; a
+    /// failure is the file's reason. PDF and DOCX parsing is CPU work, and a parser that
+    /// never returns keeps its blocking thread (a thread cannot be stopped from outside),
+    /// but the file is refused and the caller goes on.
+    async fn read_sections(
+        &self,
+        kind: FileKind,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<Vec<Section>, String> {
+        let limit = Duration::from_millis(self.config.knowledge.read_timeout_ms);
+        match tokio::time::timeout(
+            limit,
+            tokio::task::spawn_blocking(move || extract(kind, &bytes)),
+        )
+        .await
+        {
+            Err(_) => Err(format!(
+                "reading the file took longer than {} ms; it was refused",
+                limit.as_millis()
+            )),
+            Ok(joined) => joined
+                .map_err(|e| format!("reading the file failed: {e}"))
+                .and_then(|r| r),
+        }
+    }
+
+    /// The work of a large file's task ([`FILE_TASK`]): reads it, writes its chunks and
+    /// leaves `task` completed with their ids, or failed with the reason the file cannot
+    /// be read. The chunks' ids derive from the file's id, so a task run again after a
+    /// crash rewrites the same chunks instead of adding a second set; the write lands only
+    /// while the task still runs, so a file deleted meanwhile (its task failed by the
+    /// delete) or a base erased (its task gone) gets no chunks back.
+    pub(super) async fn run_file_task(&self, task: &mut Task) -> Result<()> {
+        let spec = &task.payload[FILE_TASK];
+        let (Some(kb_id), Some(name), Some(content)) = (
+            spec["knowledgebase_id"].as_str(),
+            spec["name"].as_str(),
+            spec["content"].as_str(),
+        ) else {
+            return Err(Error::Corrupt(format!(
+                "task {}: not a knowledge-base file task",
+                task.id
+            )));
+        };
+        let bytes = BASE64
+            .decode(content)
+            .map_err(|e| Error::Corrupt(format!("task {}: file content: {e}", task.id)))?;
+        let file = KbFile {
+            id: task.id.clone(),
+            knowledgebase_id: kb_id.to_string(),
+            name: name.to_string(),
+            kind: None,
+            size_bytes: bytes.len(),
+            status: FileStatus::Processing,
+            reason: None,
+            chunks: 0,
+            create_time: task.create_time,
+            update_time: task.create_time,
+        };
+        let read = match FileKind::detect(name, &bytes) {
+            Ok(kind) => self.read_sections(kind, bytes).await,
+            Err(reason) => Err(reason),
+        };
+        match read {
+            Err(reason) => {
+                task.status = TaskStatus::Failed;
+                task.error = Some(reason);
+            }
+            Ok(sections) => {
+                let memories = chunk_memories(&task.scope, &file, &sections);
+                task.memory_ids = memories.iter().map(|m| m.id.clone()).collect();
+                self.write(
+                    WriteBatch {
+                        upsert_memories: memories,
+                        lease: Some(self.lease()),
+                        expect: Expect::task(&task.scope.project_id, &task.id),
+                        ..Default::default()
+                    },
+                    vec![],
+                )
+                .await?;
+                task.status = TaskStatus::Completed;
+            }
+        }
+        // Done with the bytes: the finished task keeps only what names the file.
+        if let Some(spec) = task.payload[FILE_TASK].as_object_mut() {
+            spec.remove("content");
+        }
+        Ok(())
+    }
+
+    /// A background file's state is its task's: the worker writes the chunks and the task,
+    /// never the file's record, so a file deleted while it was read cannot be written back
+    /// by the worker. A record without a task is a crash between the two writes of the add.
+    async fn settle_file(&self, project_id: &str, file: &mut KbFile) -> Result<()> {
+        match self.store.get_task(project_id, &file.id).await? {
+            Some(t) => match t.status {
+                TaskStatus::Running => {}
+                TaskStatus::Completed => {
+                    file.status = FileStatus::Completed;
+                    file.chunks = t.memory_ids.len();
+                    file.update_time = t.update_time;
+                }
+                TaskStatus::Failed => {
+                    file.status = FileStatus::Failed;
+                    file.reason = t.error;
+                    file.update_time = t.update_time;
+                }
+            },
+            None => {
+                file.status = FileStatus::Failed;
+                file.reason =
+                    Some("the server stopped before the file was queued; add it again".into());
+            }
+        }
+        Ok(())
     }
 
     /// Downloads a file's bytes (only with `knowledge.fetch_urls` on), at most
@@ -545,6 +626,12 @@ impl MemoryService {
                 out
             }
         };
+        for f in files
+            .iter_mut()
+            .filter(|f| f.status == FileStatus::Processing)
+        {
+            self.settle_file(project_id, f).await?;
+        }
         if let Some(k) = kind {
             files.retain(|f| f.kind.as_deref() == Some(k));
         }
@@ -585,6 +672,25 @@ impl MemoryService {
         for f in &found.items {
             let subject = kb_subject(&f.knowledgebase_id);
             let scope = Scope::new(project_id, subject.clone());
+            // A file still being read: its task is failed first, so the worker's write of
+            // the chunks (which lands only while the task runs) is refused from now on,
+            // and whatever it wrote before is among the chunks deleted below.
+            if f.status == FileStatus::Processing
+                && let Some(mut t) = self.store.get_task(project_id, &f.id).await?
+                && t.status == TaskStatus::Running
+            {
+                t.status = TaskStatus::Failed;
+                t.error = Some("the file was deleted".into());
+                t.update_time = now_millis();
+                if let Some(spec) = t.payload[FILE_TASK].as_object_mut() {
+                    spec.remove("content");
+                }
+                self.record(WriteBatch {
+                    task: Some(t),
+                    ..Default::default()
+                })
+                .await?;
+            }
             loop {
                 let page = self
                     .store
@@ -658,6 +764,74 @@ impl MemoryService {
     }
 }
 
+/// The task that reads a large file in the background, its bytes inside.
+fn file_task(scope: &Scope, file: &KbFile, bytes: &[u8]) -> Task {
+    Task {
+        id: file.id.clone(),
+        scope: scope.clone(),
+        status: TaskStatus::Running,
+        payload: json!({FILE_TASK: {
+            "knowledgebase_id": file.knowledgebase_id,
+            "name": file.name,
+            "content": BASE64.encode(bytes),
+        }}),
+        memory_ids: vec![],
+        error: None,
+        create_time: file.create_time,
+        update_time: file.update_time,
+    }
+}
+
+/// A file's sections as chunks, each a memory of the base's partition `scope` in the file's
+/// "conversation", keeping heading, page and place. A chunk's id derives from the file's id
+/// and its place, so writing a file's chunks twice writes the same memories.
+fn chunk_memories(scope: &Scope, file: &KbFile, sections: &[Section]) -> Vec<Memory> {
+    let now = now_millis();
+    chunks(sections, CHUNK_CHARS)
+        .iter()
+        .map(|c| {
+            let mut info = Map::new();
+            info.insert("knowledgebase_id".into(), json!(file.knowledgebase_id));
+            info.insert("file_id".into(), json!(file.id));
+            info.insert("file_name".into(), json!(file.name));
+            info.insert("chunk".into(), json!(c.index));
+            if let Some(p) = c.page {
+                info.insert("page".into(), json!(p));
+            }
+            if let Some(h) = &c.heading {
+                info.insert("heading".into(), json!(h));
+            }
+            let key = match &c.heading {
+                Some(h) => format!("{} › {h}", file.name),
+                None => file.name.clone(),
+            };
+            let id = Sha256::digest(format!("kb-chunk:{}:{}", file.id, c.index));
+            Memory {
+                id: hex::encode(&id[..16]),
+                scope: scope.clone(),
+                conversation_id: file.id.clone(),
+                key: key.chars().take(200).collect(),
+                value: c.text.clone(),
+                memory_type: MemoryType::LongTermMemory,
+                memory_time: None,
+                status: MemoryStatus::Activated,
+                confidence: 1.0,
+                tags: vec![
+                    KNOWLEDGE_TAG.to_string(),
+                    file.kind.clone().unwrap_or_default(),
+                ],
+                info,
+                agent_id: None,
+                app_id: None,
+                sources: vec![],
+                reasoning: None,
+                create_time: now,
+                update_time: now,
+            }
+        })
+        .collect()
+}
+
 /// A user's hits and a knowledge base's, as one list ranked by relevance, at most `limit`.
 pub fn merge_hits(mine: Vec<SearchHit>, knowledge: Vec<SearchHit>, limit: usize) -> Vec<SearchHit> {
     if knowledge.is_empty() {
@@ -668,4 +842,181 @@ pub fn merge_hits(mine: Vec<SearchHit>, knowledge: Vec<SearchHit>, limit: usize)
     all.sort_by(|a, b| b.relativity.total_cmp(&a.relativity));
     all.truncate(limit);
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::store::{InMemoryStore, MemoryStore};
+
+    async fn start(store: &Arc<dyn MemoryStore>) -> Arc<MemoryService> {
+        MemoryService::start(store.clone(), None, None, Config::default())
+            .await
+            .unwrap()
+    }
+
+    /// A large file as the add leaves it: its record `PROCESSING` and its task.
+    fn pending(kb: &str, text: &str) -> (KbFile, Task) {
+        let file = KbFile {
+            id: "f1".into(),
+            knowledgebase_id: kb.into(),
+            name: "handbook.md".into(),
+            kind: Some("md".into()),
+            size_bytes: text.len(),
+            status: FileStatus::Processing,
+            reason: None,
+            chunks: 0,
+            create_time: 1,
+            update_time: 1,
+        };
+        let task = file_task(&Scope::new("p", kb_subject(kb)), &file, text.as_bytes());
+        (file, task)
+    }
+
+    /// Three sections, so three chunks.
+    const HANDBOOK: &str = "# Hours\nThe office opens at nine.\n\n# Parking\nVisitors park in lot C.\n\n# Badges\nLost badges cost 20 euros.";
+
+    async fn chunks_of(store: &Arc<dyn MemoryStore>, kb: &str) -> Vec<Memory> {
+        store
+            .list_memories(
+                &Scope::new("p", kb_subject(kb)),
+                &ListQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .items
+    }
+
+    async fn file(svc: &MemoryService, id: &str) -> Option<KbFile> {
+        svc.knowledge_files("p", &FileSelect::Ids(vec![id.into()]), None, 1, 10)
+            .await
+            .unwrap()
+            .items
+            .pop()
+    }
+
+    #[tokio::test]
+    async fn a_restart_finishes_a_file_read_in_the_background() {
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let kb = start(&store)
+            .await
+            .create_knowledgebase("p", "Handbook", None)
+            .await
+            .unwrap();
+        // What a crash right after the call answered leaves: the record and the task.
+        let (f, task) = pending(&kb, HANDBOOK);
+        store.put_docs(vec![f.doc("p")]).await.unwrap();
+        store
+            .write(WriteBatch {
+                task: Some(task),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let svc = start(&store).await;
+        let mut done = None;
+        for _ in 0..500 {
+            let got = file(&svc, "f1").await.unwrap();
+            if got.status != FileStatus::Processing {
+                done = Some(got);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let done = done.expect("the file was never finished");
+        assert_eq!((done.status, done.chunks), (FileStatus::Completed, 3));
+        let hits = svc
+            .search_knowledge(
+                "p",
+                &KbSelect::Some(vec![kb.clone()]),
+                &SearchInput {
+                    user_id: "u".into(),
+                    query: "where do visitors park".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(hits[0].memory.value.contains("lot C"), "{hits:?}");
+        // The finished task no longer carries the bytes.
+        let t = svc.task("p", "f1").await.unwrap();
+        assert!(t.payload[FILE_TASK].get("content").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_file_task_run_twice_writes_its_chunks_once() {
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let svc = start(&store).await;
+        let kb = svc
+            .create_knowledgebase("p", "Handbook", None)
+            .await
+            .unwrap();
+        let (f, task) = pending(&kb, HANDBOOK);
+        store.put_docs(vec![f.doc("p")]).await.unwrap();
+        // Held by this service, so its claimer leaves it to the test.
+        svc.record(WriteBatch {
+            task: Some(task.clone()),
+            lease: Some(svc.lease()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        // As after a crash between the chunks' write and the task's completion.
+        for _ in 0..2 {
+            let mut t = task.clone();
+            svc.run_file_task(&mut t).await.unwrap();
+            assert_eq!(t.status, TaskStatus::Completed);
+            assert_eq!(t.memory_ids.len(), 3);
+        }
+        assert_eq!(chunks_of(&store, &kb).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_file_deleted_while_it_is_read_gets_nothing_back() {
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let svc = start(&store).await;
+        let kb = svc
+            .create_knowledgebase("p", "Handbook", None)
+            .await
+            .unwrap();
+        let (f, task) = pending(&kb, HANDBOOK);
+        store.put_docs(vec![f.doc("p")]).await.unwrap();
+        svc.record(WriteBatch {
+            task: Some(task.clone()),
+            lease: Some(svc.lease()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            svc.delete_knowledge_files("p", &["f1".into()])
+                .await
+                .unwrap(),
+            1
+        );
+        // The worker, still reading when the delete came, finishes after it.
+        let mut t = task.clone();
+        let err = svc.run_file_task(&mut t).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotFound {
+                    kind: NotFoundKind::Task,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(chunks_of(&store, &kb).await.is_empty());
+        assert!(file(&svc, "f1").await.is_none());
+        let t = svc.task("p", "f1").await.unwrap();
+        assert_eq!(t.status, TaskStatus::Failed);
+        assert!(t.payload[FILE_TASK].get("content").is_none());
+    }
 }

@@ -65,6 +65,51 @@ impl MemoryService {
         self.run_task(&mut task).await;
     }
 
+    /// The work of an async add's task: extraction (or an LLM refinement of an earlier
+    /// add), its memory ids left on `task`.
+    async fn run_add_task(&self, task: &mut Task) -> Result<()> {
+        let ctx: AddContext = serde_json::from_value(task.payload.clone())
+            .map_err(|e| Error::Corrupt(format!("task payload: {e}")))?;
+        if let Some(source) = &ctx.refine_of {
+            let llm = self
+                .llm
+                .clone()
+                .ok_or_else(|| Error::Extraction("no LLM is configured any more".into()))?;
+            let messages = self.store.task_messages(source).await?;
+            task.memory_ids = self
+                .refine(&llm, &ctx, &messages, &ctx.fast_ids, &task.id)
+                .await?;
+        } else if task.memory_ids.is_empty() {
+            let messages = self.store.task_messages(&task.id).await?;
+            let rest = WriteBatch {
+                lease: Some(self.lease()),
+                ..Default::default()
+            };
+            self.extract_and_write(&ctx, &messages, task, rest, true)
+                .await?;
+            // Async adds wait for the fine path too: `completed` covers both.
+            if let Some(llm) = self.llm.clone() {
+                let fast_ids = task.memory_ids.clone();
+                match self
+                    .refine(&llm, &ctx, &messages, &fast_ids, &task.id)
+                    .await
+                {
+                    Ok(more) => {
+                        for id in more {
+                            if !task.memory_ids.contains(&id) {
+                                task.memory_ids.push(id);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, error = %e, "LLM extraction failed; the fast-path memories stand")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Counts a transient failure of a task; returns how many it has had.
     fn note_failure(&self, task: &str) -> u32 {
         let mut f = self.task_failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,46 +164,24 @@ impl MemoryService {
         let result: Result<()> = async {
             // A failpoint for the retry test: the store failing the task's first writes.
             #[cfg(test)]
-            if let Some(n) = task.payload.get("fail_transient_for_test").and_then(|v| v.as_u64())
+            if let Some(n) = task
+                .payload
+                .get("fail_transient_for_test")
+                .and_then(|v| v.as_u64())
                 && self.failures_of(&task.id) < n as u32
             {
                 return Err(Error::Unavailable("injected storage failure".into()));
             }
-            let ctx: AddContext = serde_json::from_value(task.payload.clone())
-                .map_err(|e| Error::Corrupt(format!("task payload: {e}")))?;
-            if let Some(source) = &ctx.refine_of {
-                let llm = self
-                    .llm
-                    .clone()
-                    .ok_or_else(|| Error::Extraction("no LLM is configured any more".into()))?;
-                let messages = self.store.task_messages(source).await?;
-                task.memory_ids = self
-                    .refine(&llm, &ctx, &messages, &ctx.fast_ids, &task.id)
-                    .await?;
-            } else if task.memory_ids.is_empty() {
-                let messages = self.store.task_messages(&task.id).await?;
-                let rest = WriteBatch {
-                    lease: Some(self.lease()),
-                    ..Default::default()
-                };
-                self.extract_and_write(&ctx, &messages, task, rest, true)
-                    .await?;
-                // Async adds wait for the fine path too: `completed` covers both.
-                if let Some(llm) = self.llm.clone() {
-                    let fast_ids = task.memory_ids.clone();
-                    match self.refine(&llm, &ctx, &messages, &fast_ids, &task.id).await {
-                        Ok(more) => {
-                            for id in more {
-                                if !task.memory_ids.contains(&id) {
-                                    task.memory_ids.push(id);
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!(task = %task.id, error = %e, "LLM extraction failed; the fast-path memories stand"),
-                    }
-                }
+            if task.payload.get(super::knowledge::FILE_TASK).is_some() {
+                // A large knowledge-base file: completed, or failed with the reason the
+                // file cannot be read (that is the file's answer, not a task error).
+                self.run_file_task(task).await?;
+            } else {
+                self.run_add_task(task).await?;
             }
-            task.status = TaskStatus::Completed;
+            if task.status == TaskStatus::Running {
+                task.status = TaskStatus::Completed;
+            }
             task.update_time = now_millis();
             self.record(WriteBatch {
                 task: Some(task.clone()),
@@ -277,7 +300,9 @@ const MAX_TASK_RETRIES: u32 = 5;
 
 /// What a failed task tells its client.
 fn failure_message(task: &Task) -> &'static str {
-    if task.payload.get("refine_of").is_some() {
+    if task.payload.get(super::knowledge::FILE_TASK).is_some() {
+        "the file could not be stored; add it again"
+    } else if task.payload.get("refine_of").is_some() {
         "LLM extraction failed; the fast-path memories stand"
     } else {
         "memory extraction failed; the messages are kept in the chat log"

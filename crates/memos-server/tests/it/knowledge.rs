@@ -493,3 +493,80 @@ async fn a_file_that_takes_too_long_to_read_is_refused_alone() {
     );
     assert!(search(&s, "never gets read", json!([kb])).await.is_empty());
 }
+
+/// The files of one `get/knowledgebase-file` by ids, once none is `PROCESSING` any more.
+async fn settled(s: &TestServer, ids: &[&str]) -> Vec<Value> {
+    for _ in 0..500 {
+        let (st, v) = s
+            .post("get/knowledgebase-file", json!({"file_ids": ids}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let files = v["data"]["file_detail_list"].as_array().unwrap().clone();
+        if files.iter().all(|f| f["status"] != "PROCESSING") {
+            return files;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("files {ids:?} never left PROCESSING");
+}
+
+/// Files of `knowledge.background_bytes` or more answer `PROCESSING` at once and are read by
+/// a task: then `COMPLETED` and searchable, or `FAILED` with the reason; smaller ones are
+/// read during the call as before.
+#[tokio::test]
+async fn large_files_are_read_in_the_background() {
+    let s = TestServer::with_config(|c| c.knowledge.background_bytes = 64).await;
+    let kb = create(&s, "Handbook").await;
+    let (st, v) = s
+        .post(
+            "add/knowledgebase-file",
+            json!({"knowledgebase_id": kb, "file": [
+                {"name": "policy.pdf", "content": b64(&fixtures::pdf(&[
+                    &["The design software limit is 1000 yuan per seat."]]))},
+                {"name": "broken.pdf", "content": b64(format!("%PDF-1.4 {}", "not a pdf ".repeat(20)).as_bytes())},
+                {"name": "tiny.txt", "content": b64(b"The office opens at nine.")}
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let answered: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(answered, ["PROCESSING", "PROCESSING", "COMPLETED"], "{v}");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let files = settled(&s, &ids[..2]).await;
+    let by_name = |n: &str| files.iter().find(|f| f["name"] == n).unwrap().clone();
+    let (pdf, broken) = (by_name("policy.pdf"), by_name("broken.pdf"));
+    assert_eq!(pdf["status"], "COMPLETED", "{pdf}");
+    assert_eq!(pdf["chunks"], 1, "{pdf}");
+    assert_eq!(broken["status"], "FAILED", "{broken}");
+    assert!(
+        broken["reason"].as_str().unwrap().contains("PDF"),
+        "{broken}"
+    );
+    let hits = search(&s, "design software limit", json!([kb])).await;
+    assert!(
+        hits.iter()
+            .any(|h| h["memory_value"].as_str().unwrap().contains("1000 yuan")),
+        "{hits:?}"
+    );
+    // Deleting a file read in the background takes its chunks too.
+    let (st, v) = s
+        .post("delete/knowledgebase-file", json!({"file_ids": [ids[0]]}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        search(&s, "design software limit", json!([kb]))
+            .await
+            .iter()
+            .all(|h| !h["memory_value"].as_str().unwrap().contains("1000 yuan"))
+    );
+}
