@@ -438,6 +438,7 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
                 agent_id: None,
                 app_id: None,
                 async_mode: false,
+                knowledgebase_ids: vec![],
             },
         )
         .await?;

@@ -38,6 +38,10 @@ pub struct AddContext {
     /// The app that sent them.
     #[serde(default)]
     pub app_id: Option<String>,
+    /// Knowledge bases the add may also write its memories into (MemOS's
+    /// `allow_knowledgebase_ids`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knowledgebase_ids: Vec<String>,
     /// For an LLM refinement task: the add task whose messages it reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refine_of: Option<String>,

@@ -13,6 +13,9 @@ use crate::store::{Expect, ListQuery, WriteBatch};
 use super::MemoryService;
 use super::input::{AddInput, AddOutcome, MAX_PAGE_SIZE, NewMessage};
 
+/// Most knowledge bases one add may write into.
+const MAX_SHARED_BASES: usize = 20;
+
 impl MemoryService {
     /// Stores messages and turns them into memories.
     pub async fn add(&self, project_id: &str, input: AddInput) -> Result<AddOutcome> {
@@ -36,6 +39,18 @@ impl MemoryService {
             self.check_id(&format!("tags[{i}]"), t, InputErrorKind::Invalid)?;
         }
 
+        // Bases the memories may also go to: each must be this project's, checked before
+        // anything is stored.
+        if input.knowledgebase_ids.len() > MAX_SHARED_BASES {
+            return Err(Error::invalid(
+                "allow_knowledgebase_ids",
+                format!("at most {MAX_SHARED_BASES} knowledge bases per add"),
+            ));
+        }
+        for kb in &input.knowledgebase_ids {
+            self.knowledgebase(project_id, kb).await?;
+        }
+
         let scope = Scope::new(project_id, input.user_id.clone());
         let now = now_millis();
         let task_id = uuid::Uuid::new_v4().to_string();
@@ -53,6 +68,7 @@ impl MemoryService {
             info: input.info,
             agent_id: input.agent_id,
             app_id: input.app_id,
+            knowledgebase_ids: input.knowledgebase_ids,
             ..Default::default()
         };
         let mut task = new_task(task_id.clone(), &ctx, now);
@@ -84,6 +100,8 @@ impl MemoryService {
             ..Default::default()
         };
         self.extract_and_write(&ctx, &messages, &mut task, batch, false)
+            .await?;
+        self.share_with_knowledgebases(&ctx, &task.memory_ids, None)
             .await?;
         // The fine path runs after the fast one has answered: its own task, durable, which
         // refines the ids just handed out in place.

@@ -57,6 +57,8 @@ pub struct ChatInput {
     pub app_id: Option<String>,
     /// Knowledge bases whose chunks may go into the prompt beside the memories.
     pub knowledge: super::knowledge::KbSelect,
+    /// Knowledge bases the add of the question and answer also writes into.
+    pub share_with: Vec<String>,
 }
 
 /// A chat's answer.
@@ -171,6 +173,10 @@ impl MemoryService {
             &conversation,
             InputErrorKind::ConversationIdTooLong,
         )?;
+        // Checked before the LLM is asked, not by the add after it answered.
+        for kb in &input.share_with {
+            self.knowledgebase(project_id, kb).await?;
+        }
         if input.max_tokens == 0 || input.max_tokens > MAX_TOKENS {
             return Err(Error::invalid(
                 "max_tokens",
@@ -356,6 +362,7 @@ impl MemoryService {
                         agent_id: input.agent_id.clone(),
                         app_id: input.app_id.clone(),
                         async_mode: input.async_mode,
+                        knowledgebase_ids: input.share_with.clone(),
                     },
                 )
                 .await?,

@@ -159,6 +159,9 @@ pub struct AddInput {
     pub app_id: Option<String>,
     /// Return at once with a task id (true) or when the memories are searchable (false).
     pub async_mode: bool,
+    /// Knowledge bases of the project that the memories made are also written into
+    /// (MemOS's `allow_knowledgebase_ids`); each must exist.
+    pub knowledgebase_ids: Vec<String>,
 }
 
 /// What an add returns.

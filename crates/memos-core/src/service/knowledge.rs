@@ -17,6 +17,7 @@ use serde_json::{Map, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, InputErrorKind, NotFoundKind, Result};
+use crate::ingest::AddContext;
 use crate::knowledge::chunk::chunks;
 use crate::knowledge::parse::{FileKind, Section, extract};
 use crate::model::*;
@@ -208,7 +209,7 @@ impl MemoryService {
             .collect())
     }
 
-    async fn knowledgebase(&self, project_id: &str, id: &str) -> Result<KnowledgeBase> {
+    pub(super) async fn knowledgebase(&self, project_id: &str, id: &str) -> Result<KnowledgeBase> {
         self.knowledgebases(project_id)
             .await?
             .into_iter()
@@ -515,6 +516,63 @@ impl MemoryService {
             spec.remove("content");
         }
         Ok(())
+    }
+
+    /// Writes copies of what an add made into the knowledge bases its client allowed
+    /// (`allow_knowledgebase_ids`), where every search of those bases finds them. A copy
+    /// is the base's content from then on: it keeps the text, key, type, time and tags,
+    /// names its origin in `info.shared_from`, and drops the sources (the user's own
+    /// messages stay the user's). Its id derives from the base and the original's, so a
+    /// task run again writes the same copies; a task's copies land only while the task
+    /// runs (an erase of the user meanwhile shares nothing).
+    pub(super) async fn share_with_knowledgebases(
+        &self,
+        ctx: &AddContext,
+        ids: &[String],
+        task: Option<&str>,
+    ) -> Result<()> {
+        if ctx.knowledgebase_ids.is_empty() || ids.is_empty() {
+            return Ok(());
+        }
+        let project = &ctx.scope.project_id;
+        let made: Vec<Memory> = self
+            .store
+            .get_memories(project, ids)
+            .await?
+            .into_iter()
+            .filter(|m| {
+                m.scope == ctx.scope
+                    && m.status == MemoryStatus::Activated
+                    && m.memory_type != MemoryType::ToolTrajectoryMemory
+            })
+            .collect();
+        let mut copies = Vec::new();
+        for kb in &ctx.knowledgebase_ids {
+            let scope = Scope::new(project.clone(), kb_subject(kb));
+            for m in &made {
+                let mut c = m.clone();
+                let id = Sha256::digest(format!("kb-share:{kb}:{}", m.id));
+                c.id = hex::encode(&id[..16]);
+                c.scope = scope.clone();
+                c.sources = vec![];
+                c.info.insert("knowledgebase_id".into(), json!(kb));
+                c.info.insert(
+                    "shared_from".into(),
+                    json!({"user_id": m.scope.user_id, "memory_id": m.id}),
+                );
+                copies.push(c);
+            }
+        }
+        self.write(
+            WriteBatch {
+                upsert_memories: copies,
+                lease: task.map(|_| self.lease()),
+                expect: task.map_or_else(Expect::default, |t| Expect::task(project, t)),
+                ..Default::default()
+            },
+            vec![],
+        )
+        .await
     }
 
     /// A background file's state is its task's: the worker writes the chunks and the task,

@@ -480,6 +480,7 @@ mod tests {
                     agent_id: None,
                     app_id: None,
                     async_mode: false,
+                    knowledgebase_ids: vec![],
                 },
             )
             .await

@@ -107,6 +107,12 @@ impl MemoryService {
                 }
             }
         }
+        if ctx.refine_of.is_none() {
+            // Also when a restart found the ids on the task: the copies' ids derive from
+            // the originals', so writing them again changes nothing.
+            self.share_with_knowledgebases(&ctx, &task.memory_ids, Some(&task.id))
+                .await?;
+        }
         Ok(())
     }
 

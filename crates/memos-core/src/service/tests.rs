@@ -169,6 +169,7 @@ fn add_input_async(user: &str, text: &str) -> AddInput {
         agent_id: None,
         app_id: None,
         async_mode: true,
+        knowledgebase_ids: vec![],
     }
 }
 
@@ -242,6 +243,7 @@ fn add_input(user: &str, texts: &[&str], tags: &[&str]) -> AddInput {
         agent_id: None,
         app_id: None,
         async_mode: false,
+        knowledgebase_ids: vec![],
     }
 }
 

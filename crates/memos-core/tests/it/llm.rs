@@ -133,6 +133,7 @@ fn add(text: &str, async_mode: bool) -> AddInput {
         agent_id: None,
         app_id: None,
         async_mode,
+        knowledgebase_ids: vec![],
     }
 }
 

@@ -262,6 +262,7 @@ async fn dense_retrieval_finds_what_words_miss() {
         agent_id: None,
         app_id: None,
         async_mode: false,
+        knowledgebase_ids: vec![],
     };
     svc.add("p", input).await.unwrap();
     svc.embed_pending().await.unwrap();

@@ -133,6 +133,7 @@ fn said(user: &str, text: &str) -> AddInput {
         agent_id: None,
         app_id: None,
         async_mode: false,
+        knowledgebase_ids: vec![],
     }
 }
 

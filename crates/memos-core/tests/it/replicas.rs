@@ -71,6 +71,7 @@ async fn add_and_find(svc: &MemoryService, i: usize) {
             agent_id: None,
             app_id: None,
             async_mode: false,
+            knowledgebase_ids: vec![],
         },
     )
     .await

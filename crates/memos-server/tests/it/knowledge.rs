@@ -570,3 +570,108 @@ async fn large_files_are_read_in_the_background() {
             .all(|h| !h["memory_value"].as_str().unwrap().contains("1000 yuan"))
     );
 }
+
+/// `allow_knowledgebase_ids` on an add (sync and async) and on a chat's add: what the add
+/// makes is also written into those bases, where a search of the base (by anyone of the
+/// project) finds it; an unknown base is a 404 naming it with nothing stored, and the copies
+/// keep none of the user's messages as sources.
+#[tokio::test]
+async fn an_add_allowed_into_a_knowledge_base_writes_its_memories_there() {
+    let s = TestServer::new().await;
+    let kb = create(&s, "Team notes").await;
+    let add = |user: &str, text: &str, kbs: Value, async_mode: bool| {
+        json!({"user_id": user, "conversation_id": "c", "async_mode": async_mode,
+               "messages": [{"role": "user", "content": text}],
+               "allow_knowledgebase_ids": kbs})
+    };
+    assert_error(
+        &s.post(
+            "add/message",
+            add(
+                "ana",
+                "The staging server restarts at midnight.",
+                json!(["kb_nope"]),
+                false,
+            ),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        50120,
+        "kb_nope",
+    );
+    let (_, v) = s.post("get/memory", json!({"user_id": "ana"})).await;
+    assert_eq!(v["data"]["total"], 0, "a refused add stores nothing: {v}");
+
+    let (st, v) = s
+        .post(
+            "add/message",
+            add(
+                "ana",
+                "The staging server restarts at midnight.",
+                json!([kb]),
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(
+            "add/message",
+            add("ana", "Deploys are frozen on Fridays.", json!([kb]), true),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let task = v["data"]["task_id"].as_str().unwrap().to_string();
+    for _ in 0..500 {
+        let (_, t) = s.post("get/status", json!({"task_id": task})).await;
+        if t["data"]["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Another user of the project finds both through the base, and not through ana.
+    for (query, text) in [
+        ("when does staging restart", "midnight"),
+        ("are deploys frozen", "Fridays"),
+    ] {
+        let (st, v) = s
+            .post(
+                "search/memory",
+                json!({"user_id": "bo", "query": query, "knowledgebase_ids": [kb]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let hits = v["data"]["memory_detail_list"].as_array().unwrap();
+        let hit = hits
+            .iter()
+            .find(|h| h["memory_value"].as_str().unwrap().contains(text))
+            .unwrap_or_else(|| panic!("{query}: {hits:?}"));
+        assert_eq!(hit["info"]["shared_from"]["user_id"], "ana", "{hit}");
+        assert!(
+            hit["sources"].as_array().is_none_or(|s| s.is_empty()),
+            "{hit}"
+        );
+        let (_, mine) = s
+            .post("search/memory", json!({"user_id": "bo", "query": query}))
+            .await;
+        assert!(
+            mine["data"]["memory_detail_list"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{mine}"
+        );
+    }
+    // A feedback cannot correct a base yet: refused, naming the field.
+    assert_error(
+        &s.post(
+            "add/feedback",
+            json!({"user_id": "ana", "conversation_id": "c", "feedback_content": "No, at one.",
+                   "allow_knowledgebase_ids": [kb]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        40000,
+        "allow_knowledgebase_ids",
+    );
+}

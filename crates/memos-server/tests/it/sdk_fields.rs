@@ -28,8 +28,8 @@ async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
             "allow_public",
         ),
         (
-            "add/message",
-            json!({"user_id": "u", "conversation_id": "c", "messages": msg, "allow_knowledgebase_ids": ["kb"]}),
+            "add/feedback",
+            json!({"user_id": "u", "conversation_id": "c", "feedback_content": "x", "allow_knowledgebase_ids": ["kb"]}),
             "allow_knowledgebase_ids",
         ),
         (

@@ -112,6 +112,7 @@ pub(crate) async fn preferences(mut config: Config, args: PreferencesArgs) -> Re
                     agent_id: None,
                     app_id: None,
                     async_mode: false,
+                    knowledgebase_ids: vec![],
                 },
             )
             .await?;

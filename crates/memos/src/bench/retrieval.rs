@@ -291,6 +291,7 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
             agent_id: None,
             app_id: None,
             async_mode: false,
+            knowledgebase_ids: vec![],
         };
         service
             .add(PROJECT, input)

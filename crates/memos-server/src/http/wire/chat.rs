@@ -6,7 +6,7 @@ use memos_core::service::{ChatInput, SearchInput, SearchMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::fields::{only_default, plain_user, private_only, required, subject};
+use super::fields::{no_public, only_default, plain_user, required, subject};
 use super::knowledge::kb_select;
 
 /// `chat` request.
@@ -81,7 +81,8 @@ pub struct ChatRequest {
     /// MemOS sharing: only `false`.
     #[serde(default)]
     pub allow_public: Option<bool>,
-    /// MemOS sharing: only `null` or `[]`.
+    /// Knowledge bases of the project that the question and answer, once added to
+    /// memory, are also written into (each must exist).
     #[serde(default)]
     pub allow_knowledgebase_ids: Option<Vec<String>>,
     /// Tool memories in the prompt: not yet, so only `false`.
@@ -108,7 +109,7 @@ impl ChatRequest {
     /// Checks and converts to the domain request, and whether to stream.
     pub fn into_input(self, default_limit: usize) -> Result<(ChatInput, bool), Error> {
         let _ = (self.source, self.tool_memory_limit_number);
-        private_only(&self.allow_public, &self.allow_knowledgebase_ids)?;
+        no_public(&self.allow_public)?;
         only_default(
             "include_tool_memory",
             &self.include_tool_memory,
@@ -170,6 +171,7 @@ impl ChatRequest {
             agent_id: self.agent_id,
             app_id: self.app_id,
             knowledge: kb_select(self.knowledgebase_ids, "knowledgebase_ids")?,
+            share_with: self.allow_knowledgebase_ids.unwrap_or_default(),
         };
         Ok((input, self.stream.unwrap_or(false)))
     }

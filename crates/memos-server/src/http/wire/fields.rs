@@ -46,22 +46,29 @@ pub fn only_default<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-/// The SDK's sharing fields of an add or a feedback: memos shares nothing, so only their
-/// defaults (`allow_public: false`, no knowledge bases) are taken.
-pub(super) fn private_only(
-    allow_public: &Option<bool>,
-    allow_knowledgebase_ids: &Option<Vec<String>>,
-) -> Result<(), Error> {
+/// MemOS's `allow_public` (writing into a project-wide public memory): memos keeps every
+/// memory private to its user, so only `false` is taken.
+pub(super) fn no_public(allow_public: &Option<bool>) -> Result<(), Error> {
     only_default(
         "allow_public",
         allow_public,
         &[false],
-        "memories stay private to their user",
-    )?;
+        "memories stay private to their user; share them with a knowledge base \
+         through allow_knowledgebase_ids",
+    )
+}
+
+/// The sharing fields of a feedback: `allow_public` as for [`no_public`]; corrections are
+/// not carried into knowledge bases yet, so `allow_knowledgebase_ids` only empty.
+pub(super) fn private_only(
+    allow_public: &Option<bool>,
+    allow_knowledgebase_ids: &Option<Vec<String>>,
+) -> Result<(), Error> {
+    no_public(allow_public)?;
     none_listed(
         "allow_knowledgebase_ids",
         allow_knowledgebase_ids,
-        "memos does not write memories into knowledge bases; search them with knowledgebase_ids",
+        "feedback does not correct knowledge bases yet; an add writes into them",
     )
 }
 

@@ -9,7 +9,7 @@ use memos_core::time;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::fields::{none_listed, plain_user, private_only, required, subject};
+use super::fields::{no_public, none_listed, plain_user, required, subject};
 
 /// `add/message` request. Unknown fields are refused (a dropped field could change what
 /// is stored); the SDK's `source` is accepted and ignored, its sharing fields only at their
@@ -48,7 +48,8 @@ pub struct AddMessageRequest {
     /// Sharing with other users: only `false`.
     #[serde(default)]
     allow_public: Option<bool>,
-    /// Writing into knowledge bases: only none.
+    /// Knowledge bases of the project that the memories made are also written into
+    /// (each must exist); every search of those bases finds them.
     #[serde(default)]
     allow_knowledgebase_ids: Option<Vec<String>>,
     /// MemOS memory views: only none.
@@ -184,7 +185,7 @@ impl AddMessageRequest {
     /// Checks and converts to the domain request.
     pub fn into_input(self) -> Result<AddInput, Error> {
         let _ = self.source;
-        private_only(&self.allow_public, &self.allow_knowledgebase_ids)?;
+        no_public(&self.allow_public)?;
         none_listed(
             "allow_memory_view",
             &self.allow_memory_view,
@@ -207,6 +208,7 @@ impl AddMessageRequest {
             agent_id: self.agent_id,
             app_id: self.app_id,
             async_mode: self.async_mode.unwrap_or(true),
+            knowledgebase_ids: self.allow_knowledgebase_ids.unwrap_or_default(),
         })
     }
 }
