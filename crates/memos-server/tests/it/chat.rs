@@ -442,3 +442,55 @@ async fn chat_refuses_clearly_and_stores_nothing() {
         .await;
     assert_eq!(log["data"]["message_detail_list"], json!([]));
 }
+
+/// `allow_knowledgebase_ids` on chat: an unknown base is refused before the model is asked;
+/// a known one receives the remembered exchange, found by another user's search of the base.
+#[tokio::test]
+async fn a_chat_allowed_into_a_knowledge_base_remembers_the_exchange_there() {
+    let model = Model::default();
+    let s = server(&model).await;
+    assert_error(
+        &s.post(
+            "chat",
+            json!({"user_id": "u", "conversation_id": "c", "query": "What is good for lunch?",
+                   "allow_knowledgebase_ids": ["kb_nope"]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        50120,
+        "kb_nope",
+    );
+    assert!(
+        model.requests.lock().unwrap().is_empty(),
+        "the model was never asked"
+    );
+    let (_, v) = s
+        .post(
+            "create/knowledgebase",
+            json!({"knowledgebase_name": "Lunch ideas"}),
+        )
+        .await;
+    let kb = v["data"]["id"].as_str().unwrap().to_string();
+    let (st, v) = s
+        .post(
+            "chat",
+            json!({"user_id": "u", "conversation_id": "c", "query": "What is good for lunch?",
+                   "async_mode": false, "allow_knowledgebase_ids": [kb]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, found) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "other", "query": "fruit bowl lunch", "knowledgebase_ids": [kb]}),
+        )
+        .await;
+    let hits = found["data"]["memory_detail_list"].as_array().unwrap();
+    assert!(
+        hits.iter().any(
+            |h| h["memory_value"].as_str().unwrap().contains("fruit bowl")
+                && h["info"]["shared_from"]["user_id"] == "u"
+        ),
+        "{hits:?}"
+    );
+}
