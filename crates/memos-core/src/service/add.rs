@@ -74,18 +74,7 @@ impl MemoryService {
         let mut task = new_task(task_id.clone(), &ctx, now);
 
         if input.async_mode {
-            // Durable first: once the client holds the task id, a crash cannot lose the
-            // messages, and a restart finishes the task.
-            self.record(WriteBatch {
-                messages,
-                task: Some(task.clone()),
-                lease: Some(self.lease()),
-                ..Default::default()
-            })
-            .await?;
-            self.tasks
-                .send(task)
-                .map_err(|_| Error::Unavailable("task worker stopped".into()))?;
+            self.accept_task(task, messages).await?;
             return Ok(AddOutcome {
                 task_id,
                 status: TaskStatus::Running,

@@ -390,16 +390,8 @@ impl MemoryService {
                     // The file's record first: a crash before the task is written leaves a
                     // record that reads as failed (no task), never chunks nobody can list.
                     self.store.put_docs(vec![file.doc(project_id)]).await?;
-                    let task = file_task(&scope, &file, &bytes);
-                    self.record(WriteBatch {
-                        task: Some(task.clone()),
-                        lease: Some(self.lease()),
-                        ..Default::default()
-                    })
-                    .await?;
-                    self.tasks
-                        .send(task)
-                        .map_err(|_| Error::Unavailable("task worker stopped".into()))?;
+                    self.accept_task(file_task(&scope, &file, &bytes), vec![])
+                        .await?;
                     out.push(file);
                     continue;
                 }
@@ -1007,17 +999,16 @@ mod tests {
         assert!(t.payload[FILE_TASK].get("content").is_none());
     }
 
-    #[tokio::test]
-    async fn a_file_task_run_twice_writes_its_chunks_once() {
-        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
-        let svc = start(&store).await;
+    /// A service with a base and a large file's record and task, the task held by the
+    /// service's own lease, so that its claimer leaves it to the test.
+    async fn held(store: &Arc<dyn MemoryStore>) -> (Arc<MemoryService>, String, Task) {
+        let svc = start(store).await;
         let kb = svc
             .create_knowledgebase("p", "Handbook", None)
             .await
             .unwrap();
         let (f, task) = pending(&kb, HANDBOOK);
         store.put_docs(vec![f.doc("p")]).await.unwrap();
-        // Held by this service, so its claimer leaves it to the test.
         svc.record(WriteBatch {
             task: Some(task.clone()),
             lease: Some(svc.lease()),
@@ -1025,6 +1016,13 @@ mod tests {
         })
         .await
         .unwrap();
+        (svc, kb, task)
+    }
+
+    #[tokio::test]
+    async fn a_file_task_run_twice_writes_its_chunks_once() {
+        let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
+        let (svc, kb, task) = held(&store).await;
         // As after a crash between the chunks' write and the task's completion.
         for _ in 0..2 {
             let mut t = task.clone();
@@ -1038,20 +1036,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_deleted_while_it_is_read_gets_nothing_back() {
         let store: Arc<dyn MemoryStore> = Arc::new(InMemoryStore::new());
-        let svc = start(&store).await;
-        let kb = svc
-            .create_knowledgebase("p", "Handbook", None)
-            .await
-            .unwrap();
-        let (f, task) = pending(&kb, HANDBOOK);
-        store.put_docs(vec![f.doc("p")]).await.unwrap();
-        svc.record(WriteBatch {
-            task: Some(task.clone()),
-            lease: Some(svc.lease()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let (svc, kb, task) = held(&store).await;
         assert_eq!(
             svc.delete_knowledge_files("p", &["f1".into()])
                 .await

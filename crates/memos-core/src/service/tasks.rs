@@ -22,6 +22,22 @@ impl MemoryService {
         }
     }
 
+    /// Accepts a task for the background: durable first (with `messages`, an async add's
+    /// chat log), so once its client holds the id a crash cannot lose it and a restart
+    /// finishes it, then queued for this server's worker.
+    pub(super) async fn accept_task(&self, task: Task, messages: Vec<Message>) -> Result<()> {
+        self.record(WriteBatch {
+            messages,
+            task: Some(task.clone()),
+            lease: Some(self.lease()),
+            ..Default::default()
+        })
+        .await?;
+        self.tasks
+            .send(task)
+            .map_err(|_| Error::Unavailable("task worker stopped".into()))
+    }
+
     /// Claims running tasks whose worker stopped renewing them (a crashed server, or this
     /// one's previous life) and queues them here. Returns how many.
     pub(super) async fn claim_orphaned_tasks(&self) -> Result<usize> {
