@@ -317,7 +317,7 @@ impl MemoryService {
                 agent_id: input.agent_id,
                 app_id: input.app_id,
                 async_mode: false,
-                knowledgebase_ids: vec![],
+                knowledgebase_ids: input.knowledgebase_ids,
             },
         )
         .await

@@ -121,6 +121,8 @@ pub struct FeedbackInput {
     pub agent_id: Option<String>,
     /// The app, if any.
     pub app_id: Option<String>,
+    /// Knowledge bases the correction is also written into (as an add's memories are).
+    pub knowledgebase_ids: Vec<String>,
 }
 
 /// A message as a client sends it, already typed.

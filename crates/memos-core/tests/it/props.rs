@@ -175,6 +175,7 @@ async fn apply(svc: &MemoryService, op: &Op, pick: Option<String>) {
                     time: Some(1_700_000_100_000),
                     agent_id: None,
                     app_id: None,
+                    knowledgebase_ids: vec![],
                 },
             )
             .await

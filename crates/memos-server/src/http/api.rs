@@ -499,6 +499,7 @@ pub async fn add_feedback(
         time,
         agent_id: req.agent_id,
         app_id: req.app_id,
+        knowledgebase_ids: req.allow_knowledgebase_ids.unwrap_or_default(),
     };
     let out = state.service.feedback(&project, input).await?;
     Ok(Answer::ok(FeedbackData {

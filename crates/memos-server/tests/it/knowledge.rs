@@ -662,16 +662,28 @@ async fn an_add_allowed_into_a_knowledge_base_writes_its_memories_there() {
             "{mine}"
         );
     }
-    // A feedback cannot correct a base yet: refused, naming the field.
-    assert_error(
-        &s.post(
+    // A correction allowed into the base is written there too, found by another user.
+    let (st, v) = s
+        .post(
             "add/feedback",
-            json!({"user_id": "ana", "conversation_id": "c", "feedback_content": "No, at one.",
+            json!({"user_id": "ana", "conversation_id": "c",
+                   "feedback_content": "No, the staging server restarts at one in the morning.",
                    "allow_knowledgebase_ids": [kb]}),
         )
-        .await,
-        StatusCode::BAD_REQUEST,
-        40000,
-        "allow_knowledgebase_ids",
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "bo", "query": "when does staging restart", "knowledgebase_ids": [kb]}),
+        )
+        .await;
+    let hits = v["data"]["memory_detail_list"].as_array().unwrap();
+    assert!(
+        hits.iter().any(|h| h["memory_value"]
+            .as_str()
+            .unwrap()
+            .contains("one in the morning")),
+        "{hits:?}"
     );
 }

@@ -28,11 +28,6 @@ async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
             "allow_public",
         ),
         (
-            "add/feedback",
-            json!({"user_id": "u", "conversation_id": "c", "feedback_content": "x", "allow_knowledgebase_ids": ["kb"]}),
-            "allow_knowledgebase_ids",
-        ),
-        (
             "search/memory",
             json!({"user_id": "u", "query": "bees", "limit": 3}),
             "limit",

@@ -58,20 +58,6 @@ pub(super) fn no_public(allow_public: &Option<bool>) -> Result<(), Error> {
     )
 }
 
-/// The sharing fields of a feedback: `allow_public` as for [`no_public`]; corrections are
-/// not carried into knowledge bases yet, so `allow_knowledgebase_ids` only empty.
-pub(super) fn private_only(
-    allow_public: &Option<bool>,
-    allow_knowledgebase_ids: &Option<Vec<String>>,
-) -> Result<(), Error> {
-    no_public(allow_public)?;
-    none_listed(
-        "allow_knowledgebase_ids",
-        allow_knowledgebase_ids,
-        "feedback does not correct knowledge bases yet; an add writes into them",
-    )
-}
-
 /// A list field the SDK sends empty or null by default; a non-empty one is refused.
 pub(super) fn none_listed(
     field: &str,

@@ -8,7 +8,7 @@ use memos_core::model::{MemoryStatus, MemoryType};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{none_listed, only_default, plain_user, present, private_only, subject};
+use super::fields::{no_public, none_listed, only_default, plain_user, present, subject};
 
 /// `search/memory` request. Unknown fields are refused; the SDK's other fields are taken
 /// at the values that change nothing, or refused (see [`SearchMemoryRequest::check_sdk_fields`]).
@@ -469,7 +469,8 @@ pub struct AddFeedbackRequest {
     /// Sharing with other users: only `false`.
     #[serde(default)]
     pub allow_public: Option<bool>,
-    /// Writing into knowledge bases: only none.
+    /// Knowledge bases of the project that the correction is also written into (each
+    /// must exist), as an add's memories are.
     #[serde(default)]
     pub allow_knowledgebase_ids: Option<Vec<String>>,
 }
@@ -477,7 +478,7 @@ pub struct AddFeedbackRequest {
 impl AddFeedbackRequest {
     /// Refuses SDK fields set to what memos does not serve, naming them.
     pub fn check_sdk_fields(&self) -> Result<(), Error> {
-        private_only(&self.allow_public, &self.allow_knowledgebase_ids)
+        no_public(&self.allow_public)
     }
 }
 
