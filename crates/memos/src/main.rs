@@ -439,6 +439,7 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
                 app_id: None,
                 async_mode: false,
                 knowledgebase_ids: vec![],
+                public: false,
             },
         )
         .await?;

@@ -50,6 +50,13 @@ impl MemoryService {
         for kb in &input.knowledgebase_ids {
             self.knowledgebase(project_id, kb).await?;
         }
+        let mut knowledgebase_ids = input.knowledgebase_ids;
+        if input.public {
+            let public = self.public_knowledgebase(project_id).await?;
+            if !knowledgebase_ids.contains(&public) {
+                knowledgebase_ids.push(public);
+            }
+        }
 
         let scope = Scope::new(project_id, input.user_id.clone());
         let now = now_millis();
@@ -68,7 +75,7 @@ impl MemoryService {
             info: input.info,
             agent_id: input.agent_id,
             app_id: input.app_id,
-            knowledgebase_ids: input.knowledgebase_ids,
+            knowledgebase_ids,
             ..Default::default()
         };
         let mut task = new_task(task_id.clone(), &ctx, now);

@@ -59,6 +59,8 @@ pub struct ChatInput {
     pub knowledge: super::knowledge::KbSelect,
     /// Knowledge bases the add of the question and answer also writes into.
     pub share_with: Vec<String>,
+    /// That add also writes into the project's public knowledge base.
+    pub public: bool,
 }
 
 /// A chat's answer.
@@ -363,6 +365,7 @@ impl MemoryService {
                         app_id: input.app_id.clone(),
                         async_mode: input.async_mode,
                         knowledgebase_ids: input.share_with.clone(),
+                        public: input.public,
                     },
                 )
                 .await?,

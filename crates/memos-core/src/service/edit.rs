@@ -318,6 +318,7 @@ impl MemoryService {
                 app_id: input.app_id,
                 async_mode: false,
                 knowledgebase_ids: input.knowledgebase_ids,
+                public: input.public,
             },
         )
         .await

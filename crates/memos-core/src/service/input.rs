@@ -123,6 +123,8 @@ pub struct FeedbackInput {
     pub app_id: Option<String>,
     /// Knowledge bases the correction is also written into (as an add's memories are).
     pub knowledgebase_ids: Vec<String>,
+    /// Also into the project's public knowledge base.
+    pub public: bool,
 }
 
 /// A message as a client sends it, already typed.
@@ -164,6 +166,9 @@ pub struct AddInput {
     /// Knowledge bases of the project that the memories made are also written into
     /// (MemOS's `allow_knowledgebase_ids`); each must exist.
     pub knowledgebase_ids: Vec<String>,
+    /// Also into the project's public knowledge base (MemOS's `allow_public`), made on
+    /// first use: [`PUBLIC_KB`](super::knowledge::PUBLIC_KB).
+    pub public: bool,
 }
 
 /// What an add returns.

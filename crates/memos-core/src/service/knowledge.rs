@@ -30,6 +30,9 @@ use super::input::{MAX_DELETE_IDS, SearchHit, SearchInput};
 const KB: &str = "knowledgebase";
 /// Document kind of a file (its subject is the base's id).
 const FILE: &str = "kb_file";
+/// The id of each project's public knowledge base (`allow_public`); made ids are
+/// `kb_` and 16 hex digits, so none can be this.
+pub const PUBLIC_KB: &str = "kb_public";
 /// The payload key of a large file's task (the task's id is the file's).
 pub(super) const FILE_TASK: &str = "kb_file";
 /// Files one call may add (MemOS's limit).
@@ -254,6 +257,34 @@ impl MemoryService {
             }])
             .await?;
         Ok(id)
+    }
+
+    /// The project's public knowledge base, where adds with `allow_public` also write
+    /// (MemOS's public library), made on first use; any user's search reaches it by naming
+    /// [`PUBLIC_KB`] or with `knowledgebase_ids: "all"`.
+    pub(super) async fn public_knowledgebase(&self, project_id: &str) -> Result<String> {
+        match self.knowledgebase(project_id, PUBLIC_KB).await {
+            Ok(kb) => return Ok(kb.id),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let now = now_millis();
+        // Two first uses at once write the same record.
+        self.store
+            .put_docs(vec![Doc {
+                kind: KB.into(),
+                project_id: project_id.into(),
+                user_id: String::new(),
+                id: PUBLIC_KB.into(),
+                body: json!({
+                    "name": "Public",
+                    "description": "What users' adds allowed into the public library (allow_public)",
+                }),
+                create_time: now,
+                update_time: now,
+            }])
+            .await?;
+        Ok(PUBLIC_KB.into())
     }
 
     /// Deletes a knowledge base with its files and every chunk (`delete/knowledgebase`).

@@ -50,7 +50,7 @@ pub use input::{
 };
 pub use knowledge::{
     FileSelect, FileStatus, KNOWLEDGE_TAG, KbFile, KbSelect, KnowledgeBase, MAX_CALL_BYTES,
-    MAX_FILE_BYTES, MAX_FILES_PER_CALL, NewFile, merge_hits,
+    MAX_FILE_BYTES, MAX_FILES_PER_CALL, NewFile, PUBLIC_KB, merge_hits,
 };
 pub use portability::{EXPORT_FORMAT, ExportCounts, ExportHeader, ExportRecord, export_user};
 pub use profiles::{MAX_BINDINGS, Profile, ProfileTemplate};

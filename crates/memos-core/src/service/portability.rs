@@ -481,6 +481,7 @@ mod tests {
                     app_id: None,
                     async_mode: false,
                     knowledgebase_ids: vec![],
+                    public: false,
                 },
             )
             .await

@@ -170,6 +170,7 @@ fn add_input_async(user: &str, text: &str) -> AddInput {
         app_id: None,
         async_mode: true,
         knowledgebase_ids: vec![],
+        public: false,
     }
 }
 
@@ -244,6 +245,7 @@ fn add_input(user: &str, texts: &[&str], tags: &[&str]) -> AddInput {
         app_id: None,
         async_mode: false,
         knowledgebase_ids: vec![],
+        public: false,
     }
 }
 

@@ -134,6 +134,7 @@ fn add(text: &str, async_mode: bool) -> AddInput {
         app_id: None,
         async_mode,
         knowledgebase_ids: vec![],
+        public: false,
     }
 }
 

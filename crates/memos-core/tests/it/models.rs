@@ -263,6 +263,7 @@ async fn dense_retrieval_finds_what_words_miss() {
         app_id: None,
         async_mode: false,
         knowledgebase_ids: vec![],
+        public: false,
     };
     svc.add("p", input).await.unwrap();
     svc.embed_pending().await.unwrap();

@@ -134,6 +134,7 @@ fn said(user: &str, text: &str) -> AddInput {
         app_id: None,
         async_mode: false,
         knowledgebase_ids: vec![],
+        public: false,
     }
 }
 
@@ -176,6 +177,7 @@ async fn apply(svc: &MemoryService, op: &Op, pick: Option<String>) {
                     agent_id: None,
                     app_id: None,
                     knowledgebase_ids: vec![],
+                    public: false,
                 },
             )
             .await

@@ -72,6 +72,7 @@ async fn add_and_find(svc: &MemoryService, i: usize) {
             app_id: None,
             async_mode: false,
             knowledgebase_ids: vec![],
+            public: false,
         },
     )
     .await

@@ -482,7 +482,6 @@ pub async fn add_feedback(
     Project(project, _turn): Project,
     Body(req): Body<AddFeedbackRequest>,
 ) -> ApiResult<Json<Answer<FeedbackData>>> {
-    req.check_sdk_fields()?;
     let time = match req.feedback_time {
         None | Some(Value::Null) => None,
         Some(v) => Some(time::parse_value(&v).ok_or_else(|| {
@@ -500,6 +499,7 @@ pub async fn add_feedback(
         agent_id: req.agent_id,
         app_id: req.app_id,
         knowledgebase_ids: req.allow_knowledgebase_ids.unwrap_or_default(),
+        public: req.allow_public.unwrap_or(false),
     };
     let out = state.service.feedback(&project, input).await?;
     Ok(Answer::ok(FeedbackData {

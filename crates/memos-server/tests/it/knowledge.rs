@@ -687,3 +687,54 @@ async fn an_add_allowed_into_a_knowledge_base_writes_its_memories_there() {
         "{hits:?}"
     );
 }
+
+/// `allow_public`: what the add makes also goes into the project's public knowledge base,
+/// made on first use, which any user of the project reaches by naming `kb_public` or with
+/// `"all"`; another project has none of it.
+#[tokio::test]
+async fn an_add_allowed_public_writes_into_the_projects_public_base() {
+    let s = TestServer::new().await;
+    let (st, v) = s
+        .post(
+            "add/message",
+            json!({"user_id": "ana", "conversation_id": "c", "async_mode": false,
+                   "allow_public": true,
+                   "messages": [{"role": "user", "content": "The cafeteria serves ramen on Tuesdays."}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for kbs in [json!(["kb_public"]), json!("all")] {
+        let (_, v) = s
+            .post(
+                "search/memory",
+                json!({"user_id": "bo", "query": "what does the cafeteria serve", "knowledgebase_ids": kbs}),
+            )
+            .await;
+        let hits = v["data"]["memory_detail_list"].as_array().unwrap();
+        assert!(
+            hits.iter()
+                .any(|h| h["memory_value"].as_str().unwrap().contains("ramen")),
+            "{kbs}: {hits:?}"
+        );
+    }
+    // Only ana's own search sees her memory without naming the base.
+    let (_, v) = s
+        .post(
+            "search/memory",
+            json!({"user_id": "bo", "query": "what does the cafeteria serve"}),
+        )
+        .await;
+    assert_eq!(v["data"]["memory_detail_list"], json!([]), "{v}");
+    let other = s.other_key.clone();
+    assert_error(
+        &s.post_as(
+            &other,
+            "search/memory",
+            json!({"user_id": "bo", "query": "cafeteria", "knowledgebase_ids": ["kb_public"]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        50120,
+        "kb_public",
+    );
+}

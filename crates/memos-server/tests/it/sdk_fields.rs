@@ -23,11 +23,6 @@ async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
             "function_call",
         ),
         (
-            "add/message",
-            json!({"user_id": "u", "conversation_id": "c", "messages": msg, "allow_public": true}),
-            "allow_public",
-        ),
-        (
             "search/memory",
             json!({"user_id": "u", "query": "bees", "limit": 3}),
             "limit",
@@ -66,11 +61,6 @@ async fn unknown_fields_are_refused_everywhere_and_store_nothing() {
             "update/memory",
             json!({"memory_id": "m", "value": "x"}),
             "value",
-        ),
-        (
-            "add/feedback",
-            json!({"user_id": "u", "conversation_id": "c", "feedback_content": "x", "allow_public": true}),
-            "allow_public",
         ),
         ("get/status", json!({"task_id": "t", "wait": true}), "wait"),
         ("get/history", json!({"memory_id": "m", "all": true}), "all"),

@@ -113,6 +113,7 @@ pub(crate) async fn preferences(mut config: Config, args: PreferencesArgs) -> Re
                     app_id: None,
                     async_mode: false,
                     knowledgebase_ids: vec![],
+                    public: false,
                 },
             )
             .await?;

@@ -292,6 +292,7 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
             app_id: None,
             async_mode: false,
             knowledgebase_ids: vec![],
+            public: false,
         };
         service
             .add(PROJECT, input)

@@ -6,7 +6,7 @@ use memos_core::service::{ChatInput, SearchInput, SearchMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::fields::{no_public, only_default, plain_user, required, subject};
+use super::fields::{only_default, plain_user, required, subject};
 use super::knowledge::kb_select;
 
 /// `chat` request.
@@ -78,7 +78,8 @@ pub struct ChatRequest {
     /// The agent the user speaks through, or alone the subject.
     #[serde(default)]
     pub agent_id: Option<String>,
-    /// MemOS sharing: only `false`.
+    /// `true`: the question and answer, once added to memory, are also written into the
+    /// project's public knowledge base (`kb_public`).
     #[serde(default)]
     pub allow_public: Option<bool>,
     /// Knowledge bases of the project that the question and answer, once added to
@@ -109,7 +110,6 @@ impl ChatRequest {
     /// Checks and converts to the domain request, and whether to stream.
     pub fn into_input(self, default_limit: usize) -> Result<(ChatInput, bool), Error> {
         let _ = (self.source, self.tool_memory_limit_number);
-        no_public(&self.allow_public)?;
         only_default(
             "include_tool_memory",
             &self.include_tool_memory,
@@ -172,6 +172,7 @@ impl ChatRequest {
             app_id: self.app_id,
             knowledge: kb_select(self.knowledgebase_ids, "knowledgebase_ids")?,
             share_with: self.allow_knowledgebase_ids.unwrap_or_default(),
+            public: self.allow_public.unwrap_or(false),
         };
         Ok((input, self.stream.unwrap_or(false)))
     }

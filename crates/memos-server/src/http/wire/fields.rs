@@ -46,18 +46,6 @@ pub fn only_default<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-/// MemOS's `allow_public` (writing into a project-wide public memory): memos keeps every
-/// memory private to its user, so only `false` is taken.
-pub(super) fn no_public(allow_public: &Option<bool>) -> Result<(), Error> {
-    only_default(
-        "allow_public",
-        allow_public,
-        &[false],
-        "memories stay private to their user; share them with a knowledge base \
-         through allow_knowledgebase_ids",
-    )
-}
-
 /// A list field the SDK sends empty or null by default; a non-empty one is refused.
 pub(super) fn none_listed(
     field: &str,

@@ -9,7 +9,7 @@ use memos_core::time;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::fields::{no_public, none_listed, plain_user, required, subject};
+use super::fields::{none_listed, plain_user, required, subject};
 
 /// `add/message` request. Unknown fields are refused (a dropped field could change what
 /// is stored); the SDK's `source` is accepted and ignored, its sharing fields only at their
@@ -45,7 +45,8 @@ pub struct AddMessageRequest {
     /// Where the messages come from (a label); changes nothing.
     #[serde(default)]
     source: Option<Value>,
-    /// Sharing with other users: only `false`.
+    /// `true`: the memories made are also written into the project's public knowledge base
+    /// (`kb_public`, made on first use), which every user's search can name.
     #[serde(default)]
     allow_public: Option<bool>,
     /// Knowledge bases of the project that the memories made are also written into
@@ -185,7 +186,6 @@ impl AddMessageRequest {
     /// Checks and converts to the domain request.
     pub fn into_input(self) -> Result<AddInput, Error> {
         let _ = self.source;
-        no_public(&self.allow_public)?;
         none_listed(
             "allow_memory_view",
             &self.allow_memory_view,
@@ -209,6 +209,7 @@ impl AddMessageRequest {
             app_id: self.app_id,
             async_mode: self.async_mode.unwrap_or(true),
             knowledgebase_ids: self.allow_knowledgebase_ids.unwrap_or_default(),
+            public: self.allow_public.unwrap_or(false),
         })
     }
 }

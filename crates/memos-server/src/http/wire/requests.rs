@@ -8,7 +8,7 @@ use memos_core::model::{MemoryStatus, MemoryType};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{no_public, none_listed, only_default, plain_user, present, subject};
+use super::fields::{none_listed, only_default, plain_user, present, subject};
 
 /// `search/memory` request. Unknown fields are refused; the SDK's other fields are taken
 /// at the values that change nothing, or refused (see [`SearchMemoryRequest::check_sdk_fields`]).
@@ -466,20 +466,14 @@ pub struct AddFeedbackRequest {
     /// The app.
     #[serde(default)]
     pub app_id: Option<String>,
-    /// Sharing with other users: only `false`.
+    /// `true`: the correction is also written into the project's public knowledge base
+    /// (`kb_public`).
     #[serde(default)]
     pub allow_public: Option<bool>,
     /// Knowledge bases of the project that the correction is also written into (each
     /// must exist), as an add's memories are.
     #[serde(default)]
     pub allow_knowledgebase_ids: Option<Vec<String>>,
-}
-
-impl AddFeedbackRequest {
-    /// Refuses SDK fields set to what memos does not serve, naming them.
-    pub fn check_sdk_fields(&self) -> Result<(), Error> {
-        no_public(&self.allow_public)
-    }
 }
 
 /// `get/history` request.
