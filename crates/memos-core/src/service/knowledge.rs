@@ -497,11 +497,13 @@ impl MemoryService {
         let bytes = BASE64
             .decode(content)
             .map_err(|e| Error::Corrupt(format!("task {}: file content: {e}", task.id)))?;
+        let kind = FileKind::detect(name, &bytes);
         let file = KbFile {
             id: task.id.clone(),
             knowledgebase_id: kb_id.to_string(),
             name: name.to_string(),
-            kind: None,
+            // The chunks are tagged with it, as a file read during the call is.
+            kind: kind.as_ref().ok().map(|k| k.as_str().to_string()),
             size_bytes: bytes.len(),
             status: FileStatus::Processing,
             reason: None,
@@ -509,7 +511,7 @@ impl MemoryService {
             create_time: task.create_time,
             update_time: task.create_time,
         };
-        let read = match FileKind::detect(name, &bytes) {
+        let read = match kind {
             Ok(kind) => self.read_sections(kind, bytes).await,
             Err(reason) => Err(reason),
         };
@@ -1025,6 +1027,7 @@ mod tests {
             .await
             .unwrap();
         assert!(hits[0].memory.value.contains("lot C"), "{hits:?}");
+        assert_eq!(hits[0].memory.tags, [KNOWLEDGE_TAG, "md"]);
         // The finished task no longer carries the bytes.
         let t = svc.task("p", "f1").await.unwrap();
         assert!(t.payload[FILE_TASK].get("content").is_none());
