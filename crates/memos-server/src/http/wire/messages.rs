@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use super::fields::{none_listed, plain_user, required, subject};
 
 /// `add/message` request. Unknown fields are refused (a dropped field could change what
-/// is stored); the SDK's `source` is accepted and ignored, its sharing fields only at their
-/// defaults.
+/// is stored); the SDK's `source` is accepted and ignored, its sharing fields act
+/// (`allow_knowledgebase_ids`, `allow_public`: copies into knowledge bases).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMessageRequest {
