@@ -244,19 +244,31 @@ impl MemoryService {
             ));
         }
         let id = format!("kb_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        self.put_knowledgebase(project_id, &id, name, description)
+            .await?;
+        Ok(id)
+    }
+
+    /// Writes a knowledge base's record (an upsert: writing the same one twice is harmless).
+    async fn put_knowledgebase(
+        &self,
+        project_id: &str,
+        id: &str,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<()> {
         let now = now_millis();
         self.store
             .put_docs(vec![Doc {
                 kind: KB.into(),
                 project_id: project_id.into(),
                 user_id: String::new(),
-                id: id.clone(),
+                id: id.into(),
                 body: json!({"name": name, "description": description}),
                 create_time: now,
                 update_time: now,
             }])
-            .await?;
-        Ok(id)
+            .await
     }
 
     /// The project's public knowledge base, where adds with `allow_public` also write
@@ -268,22 +280,14 @@ impl MemoryService {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let now = now_millis();
         // Two first uses at once write the same record.
-        self.store
-            .put_docs(vec![Doc {
-                kind: KB.into(),
-                project_id: project_id.into(),
-                user_id: String::new(),
-                id: PUBLIC_KB.into(),
-                body: json!({
-                    "name": "Public",
-                    "description": "What users' adds allowed into the public library (allow_public)",
-                }),
-                create_time: now,
-                update_time: now,
-            }])
-            .await?;
+        self.put_knowledgebase(
+            project_id,
+            PUBLIC_KB,
+            "Public",
+            Some("What users' adds allowed into the public library (allow_public)"),
+        )
+        .await?;
         Ok(PUBLIC_KB.into())
     }
 
