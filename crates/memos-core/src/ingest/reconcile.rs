@@ -36,6 +36,23 @@ static CHANGE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// A move between two values: "from Oslo to Lisbon", "从北京搬到上海". The old fact that
+/// names only the destination agrees with the move; only one naming the origin is replaced.
+static FROM_TO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bfrom\s+(.+?)\s+(?:to|into)\s+(.+)|从(.+?)(?:搬到|搬去|搬回|换到|到)(.+)")
+        .expect("valid regex")
+});
+
+/// The origin's and the destination's words of a move, if the text states one.
+fn move_parts(text: &str) -> Option<(HashSet<String>, HashSet<String>)> {
+    let c = FROM_TO.captures(text)?;
+    let part = |i: usize, j: usize| {
+        let m = c.get(i).or_else(|| c.get(j))?;
+        Some(text::terms(m.as_str()).into_iter().collect::<HashSet<_>>())
+    };
+    Some((part(1, 3)?, part(2, 4)?))
+}
+
 /// Headlines of topics where one value replaces another (one home, one job at a time).
 fn single_valued(key: &str) -> bool {
     ["home", "work", "居住", "工作"]
@@ -97,7 +114,15 @@ pub fn relate(new: &Memory, old: &Memory) -> Relation {
         return Relation::Unrelated;
     }
     let flipped = pa.is_some() && pb.is_some() && pa != pb && shared > 0;
-    let changed = CHANGE.is_match(&new.value) && (shared > 0 || single_valued(&new.key));
+    let mut changed = CHANGE.is_match(&new.value) && (shared > 0 || single_valued(&new.key));
+    if let Some((from, to)) = move_parts(&new.value) {
+        // A move replaces what names where the user came from, not where they went: which
+        // one the search finds first must not decide it.
+        let (names_from, names_to) = (!b.is_disjoint(&from), !b.is_disjoint(&to));
+        if names_to && !names_from {
+            changed = false;
+        }
+    }
     if flipped || changed {
         Relation::Contradicts
     } else {
@@ -156,6 +181,10 @@ mod tests {
             Relation::Contradicts
         );
         assert_eq!(
+            relate(&fact("我从北京搬到了上海。"), &fact("我住在北京。")),
+            Relation::Contradicts
+        );
+        assert_eq!(
             relate(&fact("I don't like coffee."), &fact("I like coffee.")),
             Relation::Contradicts,
             "a flipped preference"
@@ -169,6 +198,9 @@ mod tests {
             ("I have two dogs.", "My cat is called Luna."),
             ("My apartment is near the river.", "I live in Beijing."),
             ("I like green tea.", "I like coffee."),
+            // The destination of a move agrees with it.
+            ("I moved from Oslo to Lisbon.", "I live in Lisbon."),
+            ("我从北京搬到了上海。", "我住在上海。"),
         ] {
             assert_eq!(
                 relate(&fact(new), &fact(old)),
