@@ -217,10 +217,15 @@ impl MemoryService {
             // The first related candidate is the one merged into or superseded, so the order
             // decides, and it must not depend on the store's answer order or on random ids (a
             // property test caught two stores archiving different facts here): most relevant
-            // first, then the newest, then by content.
+            // first, then the newest, then by content. Scores are compared rounded: stores
+            // sum the same BM25 terms in different orders and precisions, and an exact tie in
+            // one must stay a tie in the other.
             stored.sort_by(|a, b| {
-                let s = |m: &Memory| score.get(&m.id).copied().unwrap_or(0.0);
-                s(b).total_cmp(&s(a))
+                let s = |m: &Memory| {
+                    let raw = score.get(&m.id).copied().unwrap_or(0.0);
+                    (raw * 1e4).round() as i64
+                };
+                s(b).cmp(&s(a))
                     .then(b.create_time.cmp(&a.create_time))
                     .then_with(|| a.value.cmp(&b.value))
             });
