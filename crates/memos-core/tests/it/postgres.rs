@@ -291,3 +291,119 @@ async fn tls_follows_sslmode_and_sslrootcert() {
         .unwrap_err();
     assert!(bad.to_string().contains("sslmode"), "{bad}");
 }
+
+/// BM25 from the postings table ranks exactly as the scan of the matching rows does (the
+/// path every filtered or dated search takes), also when the best `4 · limit + 50` rows are
+/// cut from many, when most of the best matches are archived, and after edits and deletes.
+#[tokio::test]
+async fn postings_rank_as_the_full_scan_does() {
+    use memos_core::model::{MemoryStatus, Scope};
+    use memos_core::search::{TimeRange, query_terms};
+    use memos_core::store::tests_support::memory;
+    use memos_core::store::{StoreSearch, WriteBatch};
+
+    let Some(url) = tests_support::postgres_schema_url().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    const WORDS: [&str; 12] = [
+        "garden", "violin", "harbor", "lantern", "orchard", "meadow", "canyon", "quartz", "falcon",
+        "ember", "willow", "marble",
+    ];
+    let mut ms = Vec::new();
+    for i in 0..400usize {
+        // Lengths and frequencies vary, so scores spread and tie rarely.
+        let words: Vec<&str> = (0..(3 + i % 7))
+            .map(|j| WORDS[(i * 7 + j * j * 3 + j) % WORDS.len()])
+            .collect();
+        let mut m = memory("u", "c", &format!("note {i}: {}", words.join(" ")));
+        if i % 5 == 0 {
+            m.status = MemoryStatus::Archived;
+        }
+        ms.push(m);
+    }
+    // Many short, strong matches for "falcon", all archived but two: the fast path's best
+    // rows are nearly all archived, so it must fall back to the scan.
+    for i in 0..120 {
+        let mut m = memory("u", "c", &format!("falcon falcon {i}"));
+        m.status = if i < 2 {
+            MemoryStatus::Activated
+        } else {
+            MemoryStatus::Archived
+        };
+        ms.push(m);
+    }
+    store
+        .write(WriteBatch {
+            upsert_memories: ms.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // An edit and a delete after the first write, so the triggers' updates are tested too.
+    let mut edited = ms[1].clone();
+    edited.value = "note edited: zeppelin zeppelin garden".into();
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![edited.clone()],
+            delete_memories: vec![ms[2].id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let scope = Scope::new("p", "u");
+    let everything = TimeRange {
+        from: Some(0),
+        to: None,
+    };
+    for q in [
+        "garden violin",
+        "harbor lantern orchard",
+        "meadow",
+        "falcon",
+        "quartz ember willow marble canyon",
+        "zeppelin",
+    ] {
+        let terms = query_terms(q);
+        for limit in [5, 10, 30] {
+            let fast = store
+                .lexical(&scope, &terms, None, TimeRange::default(), limit)
+                .await
+                .unwrap();
+            let scan = store
+                .lexical(&scope, &terms, None, everything, limit)
+                .await
+                .unwrap();
+            let ids = |c: &[memos_core::search::Candidate]| {
+                c.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&fast), ids(&scan), "{q} @{limit}");
+            for (a, b) in fast.iter().zip(&scan) {
+                assert!((a.score - b.score).abs() < 1e-5, "{q}: {a:?} {b:?}");
+            }
+        }
+    }
+    let zeppelin = store
+        .lexical(
+            &scope,
+            &query_terms("zeppelin"),
+            None,
+            TimeRange::default(),
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(zeppelin.len(), 1);
+    assert_eq!(zeppelin[0].id, edited.id);
+    let falcons = store
+        .lexical(
+            &scope,
+            &query_terms("falcon"),
+            None,
+            TimeRange::default(),
+            3,
+        )
+        .await
+        .unwrap();
+    assert!(falcons.iter().all(|c| c.id != ms[2].id));
+}

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_message_raw.sql"),
     include_str!("migrations/0007_docs.sql"),
     include_str!("migrations/0008_tag_index.sql"),
+    include_str!("migrations/0009_postings.sql"),
 ];
 
 /// How long to wait for a new connection to the database.

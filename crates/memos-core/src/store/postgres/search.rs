@@ -86,6 +86,37 @@ fn literal(s: &str) -> String {
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
+/// The statistics BM25 needs as tantivy computes them (over every memory of the database,
+/// as tantivy's cover its whole index): the number of documents `n` and of terms `total`.
+const STATS: &str = "SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
+    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
+    FROM memos_meta WHERE key IN ('docs', 'doc_terms')";
+
+/// Each query term of `$3` with its idf, given `s` ([`STATS`]).
+const IDF: &str = "SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
+    / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
+    FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
+    LEFT JOIN memos_term_df d ON d.term = t.term";
+
+/// Lexical candidates from rows of (id, score, sum of the query's idf, ...): the relevance
+/// is the score over the most the query's terms could give.
+fn candidates(rows: &[tokio_postgres::Row]) -> Vec<Candidate> {
+    rows.iter()
+        .map(|r| {
+            let (score, idf_sum): (f32, f32) = (r.get(1), r.get(2));
+            Candidate {
+                id: r.get(0),
+                score,
+                relativity: if idf_sum > 0.0 {
+                    (score / idf_sum).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
 #[async_trait]
 impl StoreSearch for PostgresStore {
     async fn lexical(
@@ -100,19 +131,54 @@ impl StoreSearch for PostgresStore {
             return Ok(vec![]);
         }
         let c = self.search_client().await?;
+        // The common search (current memories, no filter, no date window) ranks from the
+        // postings table alone and checks status on the best rows only.
+        if filter.is_none() && time.from.is_none() && time.to.is_none() {
+            let wide = limit.saturating_mul(4).saturating_add(50);
+            let sql = format!(
+                "WITH s AS ({STATS}), q AS ({IDF}), \
+                 top AS (SELECT p.seq, sum(q.idf * p.tf * {k1p1} / (p.tf + {K1} * ({omb} + {B} \
+                        * p.len / (SELECT total / n FROM s))))::float4 AS score \
+                        FROM q JOIN memos_postings p ON p.project_id = $1 AND p.user_id = $2 \
+                        AND p.term = q.term \
+                        GROUP BY p.seq ORDER BY score DESC LIMIT $5) \
+                 SELECT m.id, top.score, (SELECT sum(idf) FROM q)::float4, \
+                        (SELECT count(*) FROM top) \
+                 FROM top JOIN memories m ON m.seq = top.seq \
+                 WHERE m.status = 'activated' ORDER BY top.score DESC, m.id LIMIT $4",
+                k1p1 = K1 + 1.0,
+                omb = 1.0 - B,
+            );
+            let rows = c
+                .query(
+                    &sql,
+                    &[
+                        &scope.project_id,
+                        &scope.user_id,
+                        &terms,
+                        &(limit as i64),
+                        &(wide as i64),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            // Exact unless the best `wide` rows held fewer than `limit` current ones while
+            // more rows matched (a user whose best matches were mostly archived or
+            // deleted): then the scan below.
+            let full = rows
+                .first()
+                .is_some_and(|r| r.get::<_, i64>(3) == wide as i64);
+            if rows.len() >= limit || !full {
+                return Ok(candidates(&rows));
+            }
+        }
         let (cond, params) =
             search_conditions(scope, Box::new(terms.to_vec()), time, filter, limit);
         // idf and length normalisation as tantivy computes them (over every memory of the
         // database, as tantivy's statistics cover its whole index); a term's frequency in a
         // memory is the count of its positions in the term array.
         let sql = format!(
-            "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
-                    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
-                    FROM memos_meta WHERE key IN ('docs', 'doc_terms')), \
-             q AS (SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
-                    / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
-                   FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
-                   LEFT JOIN memos_term_df d ON d.term = t.term), \
+            "WITH s AS ({STATS}), q AS ({IDF}), \
              c AS (SELECT m.id, m.terms, cardinality(m.terms) AS len FROM memories m \
                    WHERE m.project_id = $1 AND m.user_id = $2 AND m.terms && $3::text[] AND {cond}) \
              SELECT c.id, sum(q.idf * x.tf * {k1p1} / (x.tf + {K1} * ({omb} + {B} * c.len \
@@ -126,21 +192,7 @@ impl StoreSearch for PostgresStore {
             omb = 1.0 - B,
         );
         let rows = c.query(&sql, &refs(&params)).await.map_err(pg)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let (score, idf_sum): (f32, f32) = (r.get(1), r.get(2));
-                Candidate {
-                    id: r.get(0),
-                    score,
-                    relativity: if idf_sum > 0.0 {
-                        (score / idf_sum).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    },
-                }
-            })
-            .collect())
+        Ok(candidates(&rows))
     }
 
     async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()> {
