@@ -99,6 +99,15 @@ macro_rules! topics {
                 }
             }
 
+            /// The topic of a short name, `other` included.
+            pub fn from_name(name: &str) -> Option<Topic> {
+                Topic::ALL
+                    .iter()
+                    .chain([&Topic::Other])
+                    .find(|t| t.name() == name)
+                    .copied()
+            }
+
             /// (English, Chinese) headline words.
             pub fn labels(self) -> (&'static str, &'static str) {
                 match self {

@@ -12,6 +12,7 @@
 //! an assistant turn makes becomes a tool trajectory (`ToolTrajectoryMemory`, MemOS's tool
 //! memory): the request that prompted it, the call, and the tool's answer.
 
+use crate::ingest::head::Judged;
 use crate::ingest::{AddContext, facts};
 use crate::model::{Memory, MemoryStatus, MemoryType, Message, Millis, Role, Source};
 use crate::text;
@@ -29,6 +30,17 @@ pub fn extract(
     messages: &[Message],
     previous: Option<&Message>,
     now: Millis,
+) -> Vec<Memory> {
+    extract_judged(ctx, messages, previous, now, &Judged::default())
+}
+
+/// [`extract`], with the preference head's verdicts on the user's sentences.
+pub fn extract_judged(
+    ctx: &AddContext,
+    messages: &[Message],
+    previous: Option<&Message>,
+    now: Millis,
+    judged: &Judged,
 ) -> Vec<Memory> {
     let mut out = Vec::new();
     let mut prev = previous;
@@ -53,7 +65,7 @@ pub fn extract(
             let context = prev.filter(|p| speaker(p, false) != speaker(m, false));
             out.push(turn_memory(ctx, m, context, now));
             if m.role == Role::User {
-                out.extend(fact_memories(ctx, m, now));
+                out.extend(fact_memories(ctx, m, now, judged));
                 if let Some(offer) = context.filter(|p| p.role == Role::Assistant) {
                     out.extend(choice_memory(ctx, m, offer, now));
                 }
@@ -364,10 +376,11 @@ fn tool_memory(
 pub const PREFERENCE_TAG: &str = "preference";
 
 /// One profile item per fact the user states about themself in `m`.
-fn fact_memories(ctx: &AddContext, m: &Message, now: Millis) -> Vec<Memory> {
+fn fact_memories(ctx: &AddContext, m: &Message, now: Millis, judged: &Judged) -> Vec<Memory> {
     facts::user_facts(&m.content, m.chat_time, m.name.as_deref())
         .into_iter()
-        .map(|f| {
+        .map(|mut f| {
+            judged.apply(&mut f);
             let mut tags = vec![f.topic_tag()];
             if let Some(p) = f.preference {
                 tags.push(PREFERENCE_TAG.to_string());

@@ -3,13 +3,15 @@
 //! [`fast`] needs no LLM and runs inline with the add call; [`facts`] is its profile-fact
 //! finder and [`reconcile`] relates new facts to stored ones. [`llm`] is the fine path: any
 //! OpenAI-compatible endpoint, run after the fast path, refining its items in place.
-//! [`choice`] reads the preference a pick among offered options reveals. [`eval`] scores
+//! [`head`] is a small trained model over sentence vectors that finds the preferences the
+//! rules miss. [`choice`] reads the preference a pick among offered options reveals. [`eval`] scores
 //! extractors on labelled sentences.
 
 pub mod choice;
 pub mod eval;
 pub mod facts;
 pub mod fast;
+pub mod head;
 pub mod llm;
 pub mod reconcile;
 

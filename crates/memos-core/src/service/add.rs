@@ -128,12 +128,13 @@ impl MemoryService {
         stored: bool,
     ) -> Result<()> {
         let mut attempt = 0;
+        let judged = self.judge_sentences(messages).await?;
         loop {
             let previous = self
                 .previous_message(&ctx.scope, &ctx.conversation_id, messages)
                 .await?;
             let now = now_millis();
-            let extracted = fast::extract(ctx, messages, previous.as_ref(), now);
+            let extracted = fast::extract_judged(ctx, messages, previous.as_ref(), now, &judged);
             let Reconciled {
                 memories,
                 ids,

@@ -10,6 +10,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
+use crate::ingest::facts::{self, Topic};
+use crate::ingest::head::{Judged, PreferenceHead};
 use crate::model::*;
 use crate::search::vector::{UserVectors, VectorIndex, VectorOp};
 use crate::store::{Embedding, WriteBatch};
@@ -22,6 +24,44 @@ impl MemoryService {
     /// (benchmarks measure cold queries).
     pub fn clear_query_cache(&self) {
         self.query_cache.invalidate_all();
+    }
+
+    /// The preference head's verdicts on the sentences in which the user states something
+    /// about themself, for extraction ([`crate::ingest::head`]). None without a model, or
+    /// with one the built-in head was not trained for, or when `[embed] preference_head`
+    /// is off: the rules then work alone.
+    pub(super) async fn judge_sentences(&self, messages: &[Message]) -> Result<Judged> {
+        let Some(embedder) = self.embedder.clone() else {
+            return Ok(Judged::default());
+        };
+        let Some(head) = self
+            .config
+            .embed
+            .preference_head
+            .then(|| PreferenceHead::builtin(embedder.model_id()))
+            .flatten()
+        else {
+            return Ok(Judged::default());
+        };
+        let sentences: Vec<String> = messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .flat_map(|m| facts::user_facts(&m.content, m.chat_time, m.name.as_deref()))
+            // A wish about the assistant is the directive rules' call alone.
+            .filter(|f| f.topic != Topic::Assistant)
+            .map(|f| f.sentence)
+            .collect();
+        if sentences.is_empty() {
+            return Ok(Judged::default());
+        }
+        let texts = sentences.clone();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed_documents(&refs)
+        })
+        .await
+        .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
+        Ok(Judged::new(head, sentences, &vectors))
     }
 
     /// Vectors for new memories when the configuration wants them before the add returns;

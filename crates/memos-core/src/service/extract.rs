@@ -32,7 +32,8 @@ impl MemoryService {
             conversation_id: "extract".into(),
             ..Default::default()
         };
-        let (preferences, memories) = fast::extract(&ctx, &rows, None, now)
+        let judged = self.judge_sentences(&rows).await?;
+        let (preferences, memories) = fast::extract_judged(&ctx, &rows, None, now, &judged)
             .into_iter()
             .filter(|m| m.memory_type == MemoryType::UserMemory)
             .partition(|m| m.tags.iter().any(|t| t == fast::PREFERENCE_TAG));

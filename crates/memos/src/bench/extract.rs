@@ -30,6 +30,14 @@ pub(crate) struct ExtractArgs {
     /// `json_schema` or `json_object`.
     #[arg(long, default_value = "json_schema")]
     llm_format: String,
+    /// Also score preference detection with the trained head over this embedding model's
+    /// sentence vectors (the built-in head, when it was trained for this model).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Train the head on the dev halves first (thresholds by cross-validation) and write it
+    /// here (the built-in one: crates/memos-core/src/ingest/preference-head.json).
+    #[arg(long, requires = "model_dir")]
+    train_head: Option<PathBuf>,
 }
 
 /// Runs the extraction benchmark and prints its figures.
@@ -81,6 +89,9 @@ pub(crate) async fn extract(
                 println!("  {:?}\n    got  {got:?}\n    want {want:?}", l.text);
             }
         }
+    }
+    if let Some(dir) = &args.model_dir {
+        super::head::run(dir, args.train_head.as_deref())?;
     }
     if let Some(url) = &args.llm_url {
         llm(&set, url, &args, llm_config).await?;

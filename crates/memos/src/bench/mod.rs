@@ -2,7 +2,8 @@
 //!
 //! - [`retrieval`]: recall and nDCG on a memret/1 file (LoCoMo).
 //! - [`embed`]: the embedding model's query latency and document throughput.
-//! - [`extract`]: precision and recall of the fast extractor on the labelled sentences.
+//! - [`extract`]: precision and recall of the fast extractor on the labelled sentences;
+//!   [`head`]: the same with the trained preference head, and its training.
 //! - [`load`]: synthetic users, concurrent clients over real HTTP, latency and RSS.
 //! - [`cache`]: RAM of the search caches over many users searched in turn.
 //! - [`preferences`]: whether a stated preference comes back for a question that never
@@ -11,6 +12,7 @@
 pub(crate) mod cache;
 pub(crate) mod embed;
 pub(crate) mod extract;
+pub(crate) mod head;
 pub(crate) mod load;
 pub(crate) mod preferences;
 pub(crate) mod retrieval;
