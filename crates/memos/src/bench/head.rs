@@ -130,6 +130,19 @@ pub(crate) fn run(model_dir: &Path, train: Option<&Path>) -> Result<()> {
         head.threshold, head.topic_threshold
     );
     print_scores(&score(&prefs, &verdicts, &head));
+    // The extraction set's plain facts must stay plain facts.
+    let extraction: Vec<PrefLabelled> = eval::parse(eval::LABELLED)?
+        .into_iter()
+        .map(|l| PrefLabelled {
+            topic: l.preference.as_ref().and(l.topic),
+            text: l.text,
+            lang: l.lang,
+            split: l.split,
+            preference: l.preference,
+        })
+        .collect();
+    println!("\nthe extraction set's preferences, rules + head");
+    print_scores(&score(&extraction, &verdicts, &head));
     Ok(())
 }
 
