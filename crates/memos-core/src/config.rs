@@ -228,10 +228,10 @@ pub struct EmbedConfig {
     /// instructions, about 4x faster; `f32`: the reference arithmetic. Vectors of either
     /// search the other's (cosine >= 0.999 apart).
     pub precision: crate::embed::Precision,
-    /// Find the preferences the rules miss with the trained head over the model's sentence
-    /// vectors (`ingest::head`; only for the model it was trained on). It embeds the
-    /// sentences an add states about the user before extracting them: a few milliseconds
-    /// per sentence on the add's path. Off: the rules alone.
+    /// Find the preferences the rules miss with the trained head over the model's vectors
+    /// (`ingest::head`; only for the model it was trained on). The add then embeds its facts
+    /// before extracting them, a few milliseconds each on its path, and stores those vectors
+    /// (the background embedder would have computed them anyway). Off: the rules alone.
     pub preference_head: bool,
 }
 

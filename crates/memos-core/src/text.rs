@@ -378,6 +378,15 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A memory's value without its `[user viewpoint]` or `[date]` prefix: the text its vector
+/// embeds.
+pub fn unprefixed(value: &str) -> &str {
+    value
+        .strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .map_or(value, |(_, rest)| rest)
+}
+
 /// Whether the speaker talks about themself: first-person words in English or Chinese.
 pub fn is_first_person(text: &str) -> bool {
     const FIRST: &[&str] = &["i", "im", "ive", "id", "ill", "me", "my", "mine", "myself"];

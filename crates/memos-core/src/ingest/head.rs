@@ -2,8 +2,9 @@
 //! (issue 18): word lists catch "I love" and "我不吃辣" but generalise poorly to the many
 //! other ways people say what they like ("Nothing beats a bowl of ramen on a cold day").
 //!
-//! Three linear models over the embedding model's vector of one sentence: is it a
-//! preference, like or dislike, and which topic. They are trained by `memos bench extract
+//! Three linear models over the embedding model's vector of a fact as memos stores it ("The
+//! user can't stand horror movies", the text its memory is embedded by, so the add reuses
+//! the vector): is it a preference, like or dislike, and which topic. They are trained by `memos bench extract
 //! --train-head` on the `dev` half of the labelled sets only (the `heldout` half scores
 //! them), and shipped as `preference-head.json` for the one model they were trained on:
 //! vectors of another model mean nothing to them, so with any other model the rules work
@@ -87,30 +88,29 @@ pub struct PreferenceHead {
     pub l2: f32,
 }
 
-/// The head's verdicts on the sentences of one add. They are computed before extraction
+/// The head's verdicts on the facts of one add. They are computed before extraction
 /// (vectors come from the embedder, off the async executor; extraction is synchronous)
-/// and looked up by sentence while it runs.
+/// and looked up by sentence while it runs. The vectors judged are those of the facts'
+/// own stored text, kept here so that the add stores them instead of embedding again.
 #[derive(Debug, Clone, Default)]
 pub struct Judged {
     head: Option<&'static PreferenceHead>,
     verdicts: HashMap<String, Verdict>,
+    vectors: HashMap<String, Vec<f32>>,
 }
 
 impl Judged {
-    /// `head`'s verdicts on `sentences`, whose vectors `vectors` are (in order).
-    pub fn new(
-        head: &'static PreferenceHead,
-        sentences: Vec<String>,
-        vectors: &[Vec<f32>],
-    ) -> Self {
-        Self {
+    /// `head`'s verdicts on facts: (sentence, the text embedded for its memory, its vector).
+    pub fn new(head: &'static PreferenceHead, facts: Vec<(String, String, Vec<f32>)>) -> Self {
+        let mut out = Self {
             head: Some(head),
-            verdicts: sentences
-                .into_iter()
-                .zip(vectors)
-                .map(|(s, v)| (s, head.judge(v)))
-                .collect(),
+            ..Self::default()
+        };
+        for (sentence, text, vector) in facts {
+            out.verdicts.insert(sentence, head.judge(&vector));
+            out.vectors.insert(text, vector);
         }
+        out
     }
 
     /// Applies the verdict on the fact's sentence, if there is one.
@@ -118,6 +118,11 @@ impl Judged {
         if let (Some(head), Some(v)) = (self.head, self.verdicts.get(&fact.sentence)) {
             head.apply(fact, v);
         }
+    }
+
+    /// The vector judged for a memory whose embedded text is `text`, if one was.
+    pub fn vector(&self, text: &str) -> Option<&[f32]> {
+        self.vectors.get(text).map(Vec::as_slice)
     }
 }
 

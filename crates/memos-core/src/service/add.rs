@@ -141,7 +141,7 @@ impl MemoryService {
                 history,
                 read,
             } = self.reconcile(&ctx.scope, extracted, now).await?;
-            let embeddings = self.inline_embeddings(&memories).await?;
+            let embeddings = self.inline_embeddings(&memories, &judged).await?;
             task.memory_ids = ids;
             task.update_time = now;
             let batch = WriteBatch {

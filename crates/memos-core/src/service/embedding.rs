@@ -43,35 +43,68 @@ impl MemoryService {
         else {
             return Ok(Judged::default());
         };
-        let sentences: Vec<String> = messages
+        let facts: Vec<(String, String)> = messages
             .iter()
             .filter(|m| m.role == Role::User)
             .flat_map(|m| facts::user_facts(&m.content, m.chat_time, m.name.as_deref()))
             // A wish about the assistant is the directive rules' call alone.
             .filter(|f| f.topic != Topic::Assistant)
-            .map(|f| f.sentence)
+            .map(|f| {
+                let text = crate::text::unprefixed(&f.value).to_string();
+                (f.sentence, text)
+            })
             .collect();
-        if sentences.is_empty() {
+        if facts.is_empty() {
             return Ok(Judged::default());
         }
-        let texts = sentences.clone();
+        let texts: Vec<String> = facts.iter().map(|(_, t)| t.clone()).collect();
         let vectors = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             embedder.embed_documents(&refs)
         })
         .await
         .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
-        Ok(Judged::new(head, sentences, &vectors))
+        Ok(Judged::new(
+            head,
+            facts
+                .into_iter()
+                .zip(vectors)
+                .map(|((sentence, text), v)| (sentence, text, v))
+                .collect(),
+        ))
     }
 
     /// Vectors for new memories when the configuration wants them before the add returns;
     /// otherwise none, and the background embedder is woken after the commit.
-    pub(super) async fn inline_embeddings(&self, memories: &[Memory]) -> Result<Vec<Embedding>> {
+    /// The vectors `judged` computed for some of them are stored as they are, whatever the
+    /// configuration: the background embedder then skips those memories.
+    pub(super) async fn inline_embeddings(
+        &self,
+        memories: &[Memory],
+        judged: &Judged,
+    ) -> Result<Vec<Embedding>> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(vec![]);
+        };
+        let (known, rest): (Vec<&Memory>, Vec<&Memory>) = memories
+            .iter()
+            .partition(|m| judged.vector(&embedding_text(m)).is_some());
+        let mut out: Vec<Embedding> = known
+            .into_iter()
+            .filter_map(|m| {
+                Some(Embedding {
+                    memory_id: m.id.clone(),
+                    scope: m.scope.clone(),
+                    model: embedder.model_id().to_string(),
+                    vector: judged.vector(&embedding_text(m))?.to_vec(),
+                })
+            })
+            .collect();
         if self.config.embed.inline {
-            self.embed_memories(memories).await
-        } else {
-            Ok(vec![])
+            let rest: Vec<Memory> = rest.into_iter().cloned().collect();
+            out.extend(self.embed_memories(&rest).await?);
         }
+        Ok(out)
     }
 
     /// Vectors for memories, computed off the async executor.
@@ -365,11 +398,7 @@ pub(super) struct VectorQueue {
 /// What the embedding model reads of a memory: the text without the date prefix, which
 /// only adds noise to a vector.
 pub(super) fn embedding_text(m: &Memory) -> String {
-    let v = m.value.as_str();
-    v.strip_prefix('[')
-        .and_then(|r| r.split_once("] "))
-        .map_or(v, |(_, rest)| rest)
-        .to_string()
+    crate::text::unprefixed(&m.value).to_string()
 }
 
 /// A user's f32 rows are freed once packed to int8; above this many, hand the freed pages back.

@@ -239,6 +239,9 @@ async fn dense_retrieval_finds_what_words_miss() {
     cfg.store.data_dir = data.path().to_path_buf();
     cfg.embed.model_dir = dir.join("multilingual-e5-small-q4");
     cfg.embed.required = true;
+    // The head would file the jogging under "sports preferences", and "sport" would then be
+    // a word in common: this test is about what dense search finds alone.
+    cfg.embed.preference_head = false;
     let svc: Arc<MemoryService> = MemoryService::open(cfg).await.unwrap();
     let msg = |t: &str| NewMessage {
         role: Role::User,
@@ -364,7 +367,7 @@ async fn the_preference_head_finds_what_the_rules_miss() {
             "User's entertainment preferences",
         ),
         (
-            "Crowded beaches are a nightmare for me.",
+            "Long-haul flights wear me out completely.",
             "dislike",
             "User's travel preferences",
         ),
@@ -378,6 +381,46 @@ async fn the_preference_head_finds_what_the_rules_miss() {
             "{text}"
         );
     }
+    // The vectors the head judged are the facts' own: stored by the add, so a stated
+    // preference is found by meaning as soon as the add returns.
+    let add = AddInput {
+        user_id: "u".into(),
+        conversation_id: "c".into(),
+        messages: vec![NewMessage {
+            role: Role::User,
+            content: "Long-haul flights wear me out completely.".into(),
+            chat_time: None,
+            name: None,
+            message_id: None,
+            raw: None,
+        }],
+        tags: vec![],
+        info: Default::default(),
+        agent_id: None,
+        app_id: None,
+        async_mode: false,
+        knowledgebase_ids: vec![],
+        public: false,
+    };
+    with_head.add("p", add).await.unwrap();
+    let hits = with_head
+        .search(
+            "p",
+            SearchInput {
+                user_id: "u".into(),
+                query: "How should we get to Australia?".into(),
+                mode: SearchMode::Dense,
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.memory.key == "User's travel preferences"),
+        "{hits:?}"
+    );
     for text in [
         "I work as a nurse in Boston.",
         "My brother loves horror movies.",

@@ -91,10 +91,21 @@ pub(crate) fn run(model_dir: &Path, train: Option<&Path>) -> Result<()> {
         .with_context(|| format!("loading the model in {}", model_dir.display()))?;
     let prefs = eval::parse_preferences(eval::PREFERENCES)?;
     let all = sentences(&prefs)?;
+    // The head judges a fact by the vector of its stored text ("The user loves jazz."),
+    // which the add stores with the memory; a sentence that states no fact by its own.
+    let stored: Vec<String> = all
+        .iter()
+        .map(|s| {
+            facts::fact(&s.text, 0).map_or(s.text.clone(), |f| {
+                memos_core::text::unprefixed(&f.value).to_string()
+            })
+        })
+        .collect();
     let texts: Vec<&str> = all.iter().map(|s| s.text.as_str()).collect();
+    let embedded: Vec<&str> = stored.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();
     let mut vectors = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(32) {
+    for chunk in embedded.chunks(32) {
         vectors.extend(embedder.embed_documents(chunk)?);
     }
     println!(
