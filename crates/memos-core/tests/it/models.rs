@@ -367,10 +367,11 @@ async fn the_preference_head_finds_what_the_rules_miss() {
             "User's entertainment preferences",
         ),
         (
-            "Long-haul flights wear me out completely.",
-            "dislike",
+            "Budget hostels are perfectly fine for me.",
+            "like",
             "User's travel preferences",
         ),
+        ("坐长途飞机对我来说太折磨了。", "dislike", "用户的旅行偏好"),
         ("辣条这种东西我一口都吃不下。", "dislike", "用户的饮食偏好"),
         ("我一听到爵士乐就心情大好。", "like", "用户的娱乐偏好"),
     ] {
@@ -388,7 +389,7 @@ async fn the_preference_head_finds_what_the_rules_miss() {
         conversation_id: "c".into(),
         messages: vec![NewMessage {
             role: Role::User,
-            content: "Long-haul flights wear me out completely.".into(),
+            content: "Budget hostels are perfectly fine for me.".into(),
             chat_time: None,
             name: None,
             message_id: None,
@@ -408,7 +409,7 @@ async fn the_preference_head_finds_what_the_rules_miss() {
             "p",
             SearchInput {
                 user_id: "u".into(),
-                query: "How should we get to Australia?".into(),
+                query: "Where should we stay in Lisbon?".into(),
                 mode: SearchMode::Dense,
                 limit: Some(3),
                 ..Default::default()
