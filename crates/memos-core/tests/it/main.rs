@@ -10,3 +10,34 @@ mod models;
 mod postgres;
 mod props;
 mod replicas;
+
+use memos_core::model::{Millis, Role};
+use memos_core::service::{AddInput, NewMessage};
+
+/// A user's message, as a client sends it.
+pub fn user_message(text: &str, chat_time: Option<Millis>) -> NewMessage {
+    NewMessage {
+        role: Role::User,
+        content: text.into(),
+        chat_time,
+        name: None,
+        message_id: None,
+        raw: None,
+    }
+}
+
+/// A sync add of `messages` by `user` in conversation `c`, nothing else asked.
+pub fn add_input(user: &str, messages: Vec<NewMessage>) -> AddInput {
+    AddInput {
+        user_id: user.into(),
+        conversation_id: "c".into(),
+        messages,
+        tags: vec![],
+        info: Default::default(),
+        agent_id: None,
+        app_id: None,
+        async_mode: false,
+        knowledgebase_ids: vec![],
+        public: false,
+    }
+}

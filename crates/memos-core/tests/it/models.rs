@@ -6,8 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use memos_core::embed::{BertEmbedder, Embedder, Precision, dot};
-use memos_core::model::Role;
-use memos_core::service::{AddInput, NewMessage, SearchInput, SearchMode};
+use memos_core::service::{SearchInput, SearchMode};
 use memos_core::{Config, MemoryService};
 
 /// The models directory, or `None` (skip) outside CI when it was never fetched.
@@ -243,31 +242,18 @@ async fn dense_retrieval_finds_what_words_miss() {
     // a word in common: this test is about what dense search finds alone.
     cfg.embed.preference_head = false;
     let svc: Arc<MemoryService> = MemoryService::open(cfg).await.unwrap();
-    let msg = |t: &str| NewMessage {
-        role: Role::User,
-        content: t.into(),
-        chat_time: None,
-        name: None,
-        message_id: None,
-        raw: None,
-    };
-    let input = AddInput {
-        user_id: "u".into(),
-        conversation_id: "c".into(),
-        messages: vec![
-            msg("I go jogging along the river every morning before work."),
-            msg("My favourite dish is mapo tofu, the spicier the better."),
-            msg("The quarterly report is due next Friday."),
-            msg("我女儿今年秋天开始上小学。"),
-        ],
-        tags: vec![],
-        info: Default::default(),
-        agent_id: None,
-        app_id: None,
-        async_mode: false,
-        knowledgebase_ids: vec![],
-        public: false,
-    };
+    let input = crate::add_input(
+        "u",
+        [
+            "I go jogging along the river every morning before work.",
+            "My favourite dish is mapo tofu, the spicier the better.",
+            "The quarterly report is due next Friday.",
+            "我女儿今年秋天开始上小学。",
+        ]
+        .iter()
+        .map(|t| crate::user_message(t, None))
+        .collect(),
+    );
     svc.add("p", input).await.unwrap();
     svc.embed_pending().await.unwrap();
     let search = |q: &str, mode| {
@@ -317,14 +303,7 @@ async fn dense_retrieval_finds_what_words_miss() {
 
 /// What `extract/memory` reads as preferences in `text`: (polarity tag, key).
 async fn preferences_in(svc: &MemoryService, text: &str) -> Vec<(String, String)> {
-    let msg = NewMessage {
-        role: Role::User,
-        content: text.into(),
-        chat_time: None,
-        name: None,
-        message_id: None,
-        raw: None,
-    };
+    let msg = crate::user_message(text, None);
     let got = svc.extract("p", &[msg]).await.unwrap();
     got.preferences
         .into_iter()
@@ -384,25 +363,13 @@ async fn the_preference_head_finds_what_the_rules_miss() {
     }
     // The vectors the head judged are the facts' own: stored by the add, so a stated
     // preference is found by meaning as soon as the add returns.
-    let add = AddInput {
-        user_id: "u".into(),
-        conversation_id: "c".into(),
-        messages: vec![NewMessage {
-            role: Role::User,
-            content: "Budget hostels are perfectly fine for me.".into(),
-            chat_time: None,
-            name: None,
-            message_id: None,
-            raw: None,
-        }],
-        tags: vec![],
-        info: Default::default(),
-        agent_id: None,
-        app_id: None,
-        async_mode: false,
-        knowledgebase_ids: vec![],
-        public: false,
-    };
+    let add = crate::add_input(
+        "u",
+        vec![crate::user_message(
+            "Budget hostels are perfectly fine for me.",
+            None,
+        )],
+    );
     with_head.add("p", add).await.unwrap();
     let hits = with_head
         .search(

@@ -10,12 +10,10 @@
 
 use std::sync::Arc;
 
-use memos_core::model::{Memory, MemoryStatus, Role};
+use memos_core::model::{Memory, MemoryStatus};
 use memos_core::search::Candidate;
 use memos_core::search::fusion::{fuse, fuse_scores};
-use memos_core::service::{
-    AddInput, FeedbackInput, ListInput, NewMessage, SearchInput, UpdateInput,
-};
+use memos_core::service::{AddInput, FeedbackInput, ListInput, SearchInput, UpdateInput};
 use memos_core::store::{EmbeddedStore, InMemoryStore, MemoryStore, PostgresStore, tests_support};
 use memos_core::{Config, MemoryService};
 use proptest::prelude::*;
@@ -126,25 +124,10 @@ async fn pick_id(svc: &MemoryService, user: &str, pick: usize) -> Option<String>
 }
 
 fn said(user: &str, text: &str) -> AddInput {
-    AddInput {
-        user_id: user.into(),
-        conversation_id: "c".into(),
-        messages: vec![NewMessage {
-            role: Role::User,
-            content: text.into(),
-            chat_time: Some(1_700_000_000_000),
-            name: None,
-            message_id: None,
-            raw: None,
-        }],
-        tags: vec![],
-        info: Default::default(),
-        agent_id: None,
-        app_id: None,
-        async_mode: false,
-        knowledgebase_ids: vec![],
-        public: false,
-    }
+    crate::add_input(
+        user,
+        vec![crate::user_message(text, Some(1_700_000_000_000))],
+    )
 }
 
 async fn apply(svc: &MemoryService, op: &Op, pick: Option<String>) {

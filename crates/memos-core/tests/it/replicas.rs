@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use memos_core::config::StoreBackend;
-use memos_core::model::Role;
-use memos_core::service::{AddInput, NewMessage, SearchInput, SearchMode};
+use memos_core::service::{SearchInput, SearchMode};
 use memos_core::store::tests_support;
 use memos_core::{Config, MemoryService};
 
@@ -55,25 +54,7 @@ async fn add_and_find(svc: &MemoryService, i: usize) {
     let fact = format!("My locker number at the gym is {i}{i}7, next to the sauna {i}.");
     svc.add(
         "p",
-        AddInput {
-            user_id: "u".into(),
-            conversation_id: "c".into(),
-            messages: vec![NewMessage {
-                role: Role::User,
-                content: fact.clone(),
-                chat_time: None,
-                name: None,
-                message_id: None,
-                raw: None,
-            }],
-            tags: vec![],
-            info: Default::default(),
-            agent_id: None,
-            app_id: None,
-            async_mode: false,
-            knowledgebase_ids: vec![],
-            public: false,
-        },
+        crate::add_input("u", vec![crate::user_message(&fact, None)]),
     )
     .await
     .unwrap();
