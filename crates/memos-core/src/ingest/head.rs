@@ -24,8 +24,8 @@ use crate::error::{Error, Result};
 
 /// The head trained for the default model, built into the binary.
 static BUILTIN: LazyLock<Option<PreferenceHead>> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("preference-head.json"))
-        .inspect_err(|e| tracing::warn!("the built-in preference head does not parse: {e}"))
+    PreferenceHead::from_json(include_str!("preference-head.json"))
+        .inspect_err(|e| tracing::warn!("the built-in preference head is unusable: {e}"))
         .ok()
 });
 

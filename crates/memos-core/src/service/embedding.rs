@@ -63,7 +63,16 @@ impl MemoryService {
             embedder.embed_documents(&refs)
         })
         .await
-        .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
+        .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))
+        .and_then(|r| r);
+        let vectors = match vectors {
+            Ok(v) => v,
+            // The head only refines what the rules found: an add never fails for it.
+            Err(e) => {
+                tracing::warn!(error = %e, "preference head skipped: the facts could not be embedded");
+                return Ok(Judged::default());
+            }
+        };
         Ok(Judged::new(
             head,
             facts
@@ -74,10 +83,10 @@ impl MemoryService {
         ))
     }
 
-    /// Vectors for new memories when the configuration wants them before the add returns;
-    /// otherwise none, and the background embedder is woken after the commit.
-    /// The vectors `judged` computed for some of them are stored as they are, whatever the
-    /// configuration: the background embedder then skips those memories.
+    /// Vectors to store with new memories: those the preference head already computed
+    /// (`judged`, whatever the configuration), and the rest when the configuration wants
+    /// them before the add returns; what lacks one is left to the background embedder,
+    /// woken after the commit.
     pub(super) async fn inline_embeddings(
         &self,
         memories: &[Memory],
