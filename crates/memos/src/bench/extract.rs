@@ -67,20 +67,7 @@ pub(crate) async fn extract(
         prefs.len(),
         prefs.iter().filter(|l| l.preference.is_some()).count()
     );
-    println!(
-        "{:<12} {:>5}  {:>15}  {:>8}  {:>8}",
-        "split/lang", "n", "detect P / R", "polarity", "topic"
-    );
-    for (group, s) in eval::score_preferences(&prefs, eval::fast_preference) {
-        println!(
-            "{group:<12} {:>5}  {:>6.3} / {:<6.3}  {:>8.3}  {:>8.3}",
-            s.sentences,
-            s.detected.precision(),
-            s.detected.recall(),
-            s.polarity_accuracy(),
-            s.topic_accuracy()
-        );
-    }
+    super::head::print_scores(&eval::score_preferences(&prefs, eval::fast_preference));
     if args.errors {
         for l in prefs.iter().filter(|l| l.split == "dev") {
             let got = eval::fast_preference(&l.text);

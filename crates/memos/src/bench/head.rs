@@ -157,6 +157,7 @@ pub(crate) fn run(model_dir: &Path, train: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// Prints preference-detection scores, a line per split and language.
 pub(crate) fn print_scores(scores: &std::collections::BTreeMap<String, PrefScores>) {
     println!(
         "{:<12} {:>5}  {:>15}  {:>8}  {:>8}",
