@@ -60,6 +60,16 @@ fn sentences(prefs: &[PrefLabelled]) -> Result<Vec<Sentence>> {
             text: l.text,
         });
     }
+    // A sentence held out in one set is never trained on, even where the other set has it
+    // in its dev half.
+    let held: std::collections::HashSet<String> = out
+        .iter()
+        .filter(|s| !s.dev)
+        .map(|s| s.text.clone())
+        .collect();
+    for s in &mut out {
+        s.dev &= !held.contains(&s.text);
+    }
     Ok(out)
 }
 
