@@ -422,10 +422,10 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
     let out = service
         .add(
             &args.project,
-            AddInput {
-                user_id: args.user,
-                conversation_id: args.conversation,
-                messages: vec![NewMessage {
+            AddInput::sync(
+                args.user,
+                args.conversation,
+                vec![NewMessage {
                     role,
                     content: args.text.join(" "),
                     chat_time,
@@ -433,14 +433,7 @@ async fn add(cfg: Config, args: AddArgs) -> Result<()> {
                     message_id: None,
                     raw: None,
                 }],
-                tags: vec![],
-                info: Default::default(),
-                agent_id: None,
-                app_id: None,
-                async_mode: false,
-                knowledgebase_ids: vec![],
-                public: false,
-            },
+            ),
         )
         .await?;
     println!(

@@ -171,6 +171,29 @@ pub struct AddInput {
     pub public: bool,
 }
 
+impl AddInput {
+    /// A sync add of `messages` by `user_id` in `conversation_id`, nothing else asked (no
+    /// tags, metadata, agent, app or sharing). Calls that set more spell out every field.
+    pub fn sync(
+        user_id: impl Into<String>,
+        conversation_id: impl Into<String>,
+        messages: Vec<NewMessage>,
+    ) -> Self {
+        Self {
+            user_id: user_id.into(),
+            conversation_id: conversation_id.into(),
+            messages,
+            tags: vec![],
+            info: Map::new(),
+            agent_id: None,
+            app_id: None,
+            async_mode: false,
+            knowledgebase_ids: vec![],
+            public: false,
+        }
+    }
+}
+
 /// What an add returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddOutcome {

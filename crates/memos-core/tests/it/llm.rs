@@ -107,18 +107,10 @@ async fn service(base_url: &str, tweak: impl FnOnce(&mut LlmConfig)) -> Arc<Memo
 }
 
 fn add(text: &str, async_mode: bool) -> AddInput {
-    AddInput {
-        user_id: "u".into(),
-        conversation_id: "c".into(),
-        messages: vec![
-            NewMessage {
-                role: Role::User,
-                content: text.into(),
-                chat_time: memos_core::time::parse_str("2023-05-08T10:00:00Z"),
-                name: None,
-                message_id: None,
-                raw: None,
-            },
+    let mut input = crate::add_input(
+        "u",
+        vec![
+            crate::user_message(text, memos_core::time::parse_str("2023-05-08T10:00:00Z")),
             NewMessage {
                 role: Role::Assistant,
                 content: "Noted!".into(),
@@ -128,14 +120,9 @@ fn add(text: &str, async_mode: bool) -> AddInput {
                 raw: None,
             },
         ],
-        tags: vec![],
-        info: Default::default(),
-        agent_id: None,
-        app_id: None,
-        async_mode,
-        knowledgebase_ids: vec![],
-        public: false,
-    }
+    );
+    input.async_mode = async_mode;
+    input
 }
 
 async fn finished(svc: &MemoryService, task: &str) -> memos_core::model::Task {

@@ -28,16 +28,5 @@ pub fn user_message(text: &str, chat_time: Option<Millis>) -> NewMessage {
 
 /// A sync add of `messages` by `user` in conversation `c`, nothing else asked.
 pub fn add_input(user: &str, messages: Vec<NewMessage>) -> AddInput {
-    AddInput {
-        user_id: user.into(),
-        conversation_id: "c".into(),
-        messages,
-        tags: vec![],
-        info: Default::default(),
-        agent_id: None,
-        app_id: None,
-        async_mode: false,
-        knowledgebase_ids: vec![],
-        public: false,
-    }
+    AddInput::sync(user, "c", messages)
 }

@@ -103,18 +103,7 @@ pub(crate) async fn preferences(mut config: Config, args: PreferencesArgs) -> Re
         service
             .add(
                 PROJECT,
-                AddInput {
-                    user_id: format!("u{i}"),
-                    conversation_id: "earlier".into(),
-                    messages,
-                    tags: vec![],
-                    info: Default::default(),
-                    agent_id: None,
-                    app_id: None,
-                    async_mode: false,
-                    knowledgebase_ids: vec![],
-                    public: false,
-                },
+                AddInput::sync(format!("u{i}"), "earlier", messages),
             )
             .await?;
     }

@@ -282,18 +282,7 @@ async fn ingest(service: &Arc<MemoryService>, case: &Case) -> Result<usize> {
             continue;
         }
         n += messages.len();
-        let input = AddInput {
-            user_id: case.user_id.clone(),
-            conversation_id: s.session_id.clone(),
-            messages,
-            tags: vec![],
-            info: Default::default(),
-            agent_id: None,
-            app_id: None,
-            async_mode: false,
-            knowledgebase_ids: vec![],
-            public: false,
-        };
+        let input = AddInput::sync(case.user_id.clone(), s.session_id.clone(), messages);
         service
             .add(PROJECT, input)
             .await
