@@ -1,31 +1,38 @@
-//! [`Encoder`]: the BERT encoder's forward pass, built from candle's tensor operations for
-//! inference on a CPU.
+//! [`Encoder`]: the BERT encoder's forward pass for inference on a CPU, in two forms:
 //!
-//! It computes what candle-transformers' `BertModel` computes (the tests compare the two on
-//! both shipped models), with the same weight names, but spends less of a query's time
-//! outside the matrix products, which are most of what the arithmetic needs:
+//! - **f32, on candle's tensors**: the reference. It computes what candle-transformers'
+//!   `BertModel` computes (a test compares the two on both shipped models), with the same
+//!   weight names, and is what calibrates the 8-bit form.
+//! - **8 bits, on plain slices** (after [`Encoder::quantize`]): the dense layers' products in
+//!   8 bits ([`QLinear`]), the norms, GELU and attention in f32 by [`crate::math`], all on
+//!   the [`Kernel`] the CPU runs best. No tensors: at a query's size candle's per-operation
+//!   work (allocation, layout checks, thread hand-offs) cost several times the arithmetic.
+//!   Sequences are never padded: the dense layers take every token of every sequence as one
+//!   matrix, and attention runs per sequence, so a batch costs what its tokens cost and a
+//!   text's vector is the same bits alone or in any batch.
 //!
-//! - GELU through a rational approximation of erf that the compiler vectorizes (error
-//!   below 5e-7), where candle evaluates erf one f64 at a time: that alone was a quarter of
-//!   a short query's time (`memos bench embed`).
-//! - Query, key and value projections as one product, weights stored transposed and
-//!   contiguous (the layout candle's matmul packs fastest), the attention scale folded into
-//!   the query weights.
-//! - No attention mask when nothing is padded, which is every single query.
-//! - After [`Encoder::quantize`], the dense layers' products in 8 bits ([`QLinear`]); the
-//!   attention's products, the norms and GELU stay in f32.
+//! Both fold the attention scale into the query weights and compute query, key and value
+//! as one product; GELU is the exact one, through a vectorizable erf.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Storage, Tensor, bail,
+};
 use candle_nn::{LayerNorm, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
+use rayon::prelude::*;
 
-use crate::int8::QLinear;
+use crate::int8::{Kernel, QLinear};
+use crate::math::{self, Norm};
 
-/// `x @ wᵀ + b`: in f32 with `w` stored `(in, out)`, or in 8 bits ([`QLinear`]).
+/// Inputs of at most this many tokens in all run on the calling thread: below it, waking a
+/// second core costs more than it saves.
+const SOLO_TOKENS: usize = 96;
+
+/// `x @ wᵀ + b` in f32, `w` stored `(in, out)`.
 #[derive(Debug)]
-enum Dense {
-    F32 { w: Tensor, b: Tensor },
-    Int8(QLinear),
+struct Dense {
+    w: Tensor,
+    b: Tensor,
 }
 
 impl Dense {
@@ -37,7 +44,7 @@ impl Dense {
 
     /// From a weight in PyTorch's `(out, in)` layout.
     fn new(w: &Tensor, b: Tensor) -> candle_core::Result<Self> {
-        Ok(Self::F32 {
+        Ok(Self {
             w: w.t()?.contiguous()?,
             b,
         })
@@ -48,11 +55,8 @@ impl Dense {
     /// after each LayerNorm, and GELU's output has more) are scaled down by
     /// `sqrt(seen / largest weight)` and their weights up by as much (SmoothQuant's migration
     /// at α = 0.5), so that one channel no longer sets the whole row's step.
-    fn to_int8(&self, seen: &[f32]) -> candle_core::Result<Self> {
-        let Self::F32 { w, b } = self else {
-            bail!("the layer is 8-bit already");
-        };
-        let rows: Vec<Vec<f32>> = w.t()?.to_dtype(DType::F32)?.to_vec2()?; // (out, in)
+    fn to_int8(&self, seen: &[f32]) -> candle_core::Result<QLinear> {
+        let rows: Vec<Vec<f32>> = self.w.t()?.to_dtype(DType::F32)?.to_vec2()?; // (out, in)
         let (n, k) = (rows.len(), seen.len());
         let mut largest = vec![0f32; k];
         for row in &rows {
@@ -78,24 +82,20 @@ impl Dense {
             .iter()
             .flat_map(|row| row.iter().zip(&smooth).map(|(v, s)| v * s))
             .collect();
-        let bias = b.to_dtype(DType::F32)?.to_vec1()?;
-        Ok(Self::Int8(
-            QLinear::new(&flat, n, k, bias).smoothed(&smooth),
-        ))
+        let bias = self.b.to_dtype(DType::F32)?.to_vec1()?;
+        Ok(QLinear::new(&flat, n, k, bias).smoothed(&smooth))
     }
 
     /// `x` is `(tokens, in)`.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::F32 { w, b } => x.matmul(w)?.broadcast_add(b),
-            Self::Int8(q) => x.contiguous()?.apply_op1_no_bwd(q),
-        }
+        x.matmul(&self.w)?.broadcast_add(&self.b)
     }
 }
 
 /// Dense layers per encoder layer, in the order [`Encoder::run`] reports their inputs.
 const DENSE_PER_LAYER: usize = 4;
 
+/// One encoder layer in f32.
 #[derive(Debug)]
 struct Layer {
     qkv: Dense,
@@ -106,6 +106,32 @@ struct Layer {
     ff_norm: LayerNorm,
 }
 
+/// One encoder layer in 8 bits.
+#[derive(Debug)]
+struct QLayer {
+    qkv: QLinear,
+    attn_out: QLinear,
+    attn_norm: Norm,
+    ff_in: QLinear,
+    ff_out: QLinear,
+    ff_norm: Norm,
+}
+
+/// The encoder's layers: f32 as loaded, 8-bit after [`Encoder::quantize`] (the f32 dense
+/// weights are dropped then: they are most of the model's memory after the word table).
+#[derive(Debug)]
+enum Layers {
+    F32(Vec<Layer>),
+    Int8 {
+        layers: Vec<QLayer>,
+        /// The embeddings' LayerNorm and the position and token-type rows, as slices.
+        embed_norm: Norm,
+        position: Vec<f32>,
+        token_type: Vec<f32>,
+        kernel: Kernel,
+    },
+}
+
 /// A loaded BERT encoder.
 #[derive(Debug)]
 pub struct Encoder {
@@ -113,7 +139,7 @@ pub struct Encoder {
     position: Tensor,
     token_type: Tensor,
     embed_norm: LayerNorm,
-    layers: Vec<Layer>,
+    layers: Layers,
     heads: usize,
     hidden: usize,
     device: Device,
@@ -188,7 +214,7 @@ impl Encoder {
             position,
             token_type,
             embed_norm,
-            layers,
+            layers: Layers::F32(layers),
             heads,
             hidden: h,
             device: vb.device().clone(),
@@ -200,19 +226,211 @@ impl Encoder {
         &self.device
     }
 
+    /// The kernel the 8-bit form runs on; `None` in f32.
+    pub fn kernel(&self) -> Option<Kernel> {
+        match &self.layers {
+            Layers::F32(_) => None,
+            Layers::Int8 { kernel, .. } => Some(*kernel),
+        }
+    }
+
+    /// Runs the 8-bit form on another kernel this CPU supports (tests and benchmarks compare
+    /// them; every kernel computes the same bits).
+    pub fn set_kernel(&mut self, to: Kernel) -> candle_core::Result<()> {
+        if !Kernel::supported().contains(&to) {
+            bail!("this CPU does not run the {} kernel", to.name());
+        }
+        let Layers::Int8 { layers, kernel, .. } = &mut self.layers else {
+            bail!("only the 8-bit form has kernels");
+        };
+        *kernel = to;
+        for l in layers {
+            for q in [&mut l.qkv, &mut l.attn_out, &mut l.ff_in, &mut l.ff_out] {
+                q.set_kernel(to);
+            }
+        }
+        Ok(())
+    }
+
     /// Token ids `(n, len)` (token type 0) and their attention mask `(n, len)` of 0/1 to the
-    /// last hidden states `(n, len, hidden)`.
+    /// last hidden states `(n, len, hidden)` (zero at padding in the 8-bit form).
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        self.run(ids, mask, &mut |_, _| Ok(()))
+        if let Layers::F32(layers) = &self.layers {
+            return self.run(layers, ids, mask, &mut |_, _| Ok(()));
+        }
+        let (n, len) = ids.dims2()?;
+        let ids: Vec<Vec<u32>> = ids.to_vec2()?;
+        let mask: Vec<Vec<u32>> = mask.to_dtype(DType::U32)?.to_vec2()?;
+        let seqs: Vec<Vec<u32>> = ids
+            .iter()
+            .zip(&mask)
+            .map(|(i, m)| {
+                i.iter()
+                    .zip(m)
+                    .filter(|(_, m)| **m != 0)
+                    .map(|(i, _)| *i)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let mut out = vec![0f32; n * len * self.hidden];
+        for (i, (states, m)) in self.hidden_states(&refs)?.iter().zip(&mask).enumerate() {
+            let real = m
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| **m != 0)
+                .map(|(t, _)| t);
+            for (row, t) in states.chunks_exact(self.hidden).zip(real) {
+                let at = (i * len + t) * self.hidden;
+                out[at..at + self.hidden].copy_from_slice(row);
+            }
+        }
+        Tensor::from_vec(out, (n, len, self.hidden), &self.device)
+    }
+
+    /// Each sequence of token ids (token type 0, no padding) to its last hidden states,
+    /// `len · hidden` values, row-major.
+    pub fn hidden_states(&self, seqs: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let max = self.position.dim(0)?;
+        if let Some(s) = seqs.iter().find(|s| s.len() > max) {
+            bail!("{} tokens, the model has {max} positions", s.len());
+        }
+        let h = self.hidden;
+        let Layers::Int8 { .. } = &self.layers else {
+            // The reference: one padded batch through candle.
+            let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+            if len == 0 {
+                return Ok(seqs.iter().map(|_| Vec::new()).collect());
+            }
+            let n = seqs.len();
+            let mut ids = vec![0u32; n * len];
+            let mut mask = vec![0u32; n * len];
+            for (i, s) in seqs.iter().enumerate() {
+                ids[i * len..i * len + s.len()].copy_from_slice(s);
+                mask[i * len..i * len + s.len()].fill(1);
+            }
+            let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+            let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+            let out: Vec<f32> = self.forward(&ids, &mask)?.flatten_all()?.to_vec1()?;
+            return Ok(seqs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| out[i * len * h..(i * len + s.len()) * h].to_vec())
+                .collect());
+        };
+        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let threads = rayon::current_num_threads();
+        let flat = if total <= SOLO_TOKENS || threads == 1 {
+            self.run_int8(seqs, false)?
+        } else if seqs.len() >= threads {
+            // Whole sequences to each thread, about as many tokens each: no hand-off inside.
+            let target = total.div_ceil(threads);
+            let mut chunks: Vec<&[&[u32]]> = Vec::new();
+            let (mut start, mut tokens) = (0, 0);
+            for (i, s) in seqs.iter().enumerate() {
+                tokens += s.len();
+                if tokens >= target || i + 1 == seqs.len() {
+                    chunks.push(&seqs[start..=i]);
+                    (start, tokens) = (i + 1, 0);
+                }
+            }
+            let parts: Vec<Vec<f32>> = chunks
+                .par_iter()
+                .map(|c| self.run_int8(c, false))
+                .collect::<candle_core::Result<_>>()?;
+            parts.concat()
+        } else {
+            // Few long sequences: each product and each attention split over the threads.
+            self.run_int8(seqs, true)?
+        };
+        let mut at = 0;
+        Ok(seqs
+            .iter()
+            .map(|s| {
+                let v = flat[at * h..(at + s.len()) * h].to_vec();
+                at += s.len();
+                v
+            })
+            .collect())
+    }
+
+    /// The 8-bit forward pass over `seqs`, every token's hidden state one after another.
+    /// With `parallel`, each product and attention is split over the thread pool.
+    fn run_int8(&self, seqs: &[&[u32]], parallel: bool) -> candle_core::Result<Vec<f32>> {
+        let Layers::Int8 {
+            layers,
+            embed_norm,
+            position,
+            token_type,
+            kernel,
+        } = &self.layers
+        else {
+            bail!("the encoder is not 8-bit");
+        };
+        let (h, heads, kernel) = (self.hidden, self.heads, *kernel);
+        let t: usize = seqs.iter().map(|s| s.len()).sum();
+        let mut x = vec![0f32; t * h];
+        {
+            let (storage, layout) = self.word.storage_and_layout();
+            let (Storage::Cpu(CpuStorage::F32(table)), Some((start, end))) =
+                (&*storage, layout.contiguous_offsets())
+            else {
+                bail!("the word embeddings are not contiguous f32 on the CPU");
+            };
+            let table = &table[start..end];
+            let mut rows = x.chunks_exact_mut(h);
+            for s in seqs {
+                for (p, &id) in s.iter().enumerate() {
+                    let id = id as usize;
+                    let (Some(word), Some(row)) = (table.get(id * h..(id + 1) * h), rows.next())
+                    else {
+                        bail!("token id {id} is outside the vocabulary");
+                    };
+                    let pos = &position[p * h..(p + 1) * h];
+                    for (((d, w), p), t) in row.iter_mut().zip(word).zip(pos).zip(token_type) {
+                        *d = w + p + t;
+                    }
+                }
+            }
+        }
+        embed_norm.apply(kernel, &mut x, &[]);
+        let mut scratch = Vec::new();
+        for l in layers {
+            let qkv = l.qkv.forward(&x, t, parallel);
+            let mut ctx = vec![0f32; t * h];
+            let mut at = 0;
+            for s in seqs {
+                let (q, c) = (
+                    &qkv[at * 3 * h..(at + s.len()) * 3 * h],
+                    &mut ctx[at * h..(at + s.len()) * h],
+                );
+                if parallel && heads > 1 {
+                    attend_split(kernel, q, c, h, heads);
+                } else {
+                    math::attend(kernel, q, c, h, 0, heads, &mut scratch);
+                }
+                at += s.len();
+            }
+            let mut a = l.attn_out.forward(&ctx, t, parallel);
+            l.attn_norm.apply(kernel, &mut a, &x);
+            let mut f = l.ff_in.forward(&a, t, parallel);
+            math::gelu_in_place(kernel, &mut f);
+            x = l.ff_out.forward(&f, t, parallel);
+            l.ff_norm.apply(kernel, &mut x, &a);
+        }
+        Ok(x)
     }
 
     /// Turns every dense layer to 8 bits, calibrated on `samples` (token ids and mask, as
     /// [`Encoder::forward`] takes them; one unpadded sentence each is best): the f32 model
     /// runs them once and records how large each layer's inputs get.
     pub fn quantize(&mut self, samples: &[(Tensor, Tensor)]) -> candle_core::Result<()> {
-        let mut seen: Vec<Vec<f32>> = vec![Vec::new(); self.layers.len() * DENSE_PER_LAYER];
+        let Layers::F32(f32_layers) = &self.layers else {
+            bail!("the encoder is 8-bit already");
+        };
+        let mut seen: Vec<Vec<f32>> = vec![Vec::new(); f32_layers.len() * DENSE_PER_LAYER];
         for (ids, mask) in samples {
-            self.run(ids, mask, &mut |slot, x| {
+            self.run(f32_layers, ids, mask, &mut |slot, x| {
                 let largest: Vec<f32> = x.abs()?.max(0)?.to_vec1()?;
                 let s = &mut seen[slot];
                 if s.is_empty() {
@@ -225,22 +443,38 @@ impl Encoder {
                 Ok(())
             })?;
         }
-        for (l, seen) in self.layers.iter_mut().zip(seen.chunks(DENSE_PER_LAYER)) {
-            if seen.iter().any(Vec::is_empty) {
-                bail!("no calibration samples");
-            }
-            l.qkv = l.qkv.to_int8(&seen[0])?;
-            l.attn_out = l.attn_out.to_int8(&seen[1])?;
-            l.ff_in = l.ff_in.to_int8(&seen[2])?;
-            l.ff_out = l.ff_out.to_int8(&seen[3])?;
+        if seen.iter().any(Vec::is_empty) {
+            bail!("no calibration samples");
         }
+        let layers = f32_layers
+            .iter()
+            .zip(seen.chunks(DENSE_PER_LAYER))
+            .map(|(l, seen)| {
+                Ok(QLayer {
+                    qkv: l.qkv.to_int8(&seen[0])?,
+                    attn_out: l.attn_out.to_int8(&seen[1])?,
+                    attn_norm: norm(&l.attn_norm)?,
+                    ff_in: l.ff_in.to_int8(&seen[2])?,
+                    ff_out: l.ff_out.to_int8(&seen[3])?,
+                    ff_norm: norm(&l.ff_norm)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.layers = Layers::Int8 {
+            layers,
+            embed_norm: norm(&self.embed_norm)?,
+            position: self.position.flatten_all()?.to_vec1()?,
+            token_type: self.token_type.get(0)?.to_vec1()?,
+            kernel: Kernel::best(),
+        };
         Ok(())
     }
 
-    /// The forward pass, showing `observe` each dense layer's input `(tokens, in)` first,
+    /// The f32 forward pass, showing `observe` each dense layer's input `(tokens, in)` first,
     /// numbered `layer · 4 + (0: qkv, 1: attention output, 2: feed-forward in, 3: out)`.
     fn run(
         &self,
+        layers: &[Layer],
         ids: &Tensor,
         mask: &Tensor,
         observe: &mut dyn FnMut(usize, &Tensor) -> candle_core::Result<()>,
@@ -269,7 +503,7 @@ impl Encoder {
         } else {
             None
         };
-        for (i, l) in self.layers.iter().enumerate() {
+        for (i, l) in layers.iter().enumerate() {
             let slot = i * DENSE_PER_LAYER;
             observe(slot, &x)?;
             // (n*len, 3h) -> three (n, heads, len, d)
@@ -301,34 +535,50 @@ impl Encoder {
     }
 }
 
-/// erf by the rational approximation Eigen and XLA use for f32: odd numerator of degree 13
-/// over an even denominator of degree 8 on [-4, 4] (erf is ±1 in f32 beyond). Branch-free,
-/// so a loop over it vectorizes. Absolute error below 5e-7 in f32 arithmetic.
-#[inline(always)]
-fn erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let mut p = -2.726_142_3e-10_f32;
-    for c in [
-        2.770_681_4e-8,
-        -2.101_024e-6,
-        -5.692_506_4e-5,
-        -7.349_906_3e-4,
-        -2.954_600_1e-3,
-        -1.609_603_3e-2,
-    ] {
-        p = p * x2 + c;
-    }
-    let mut q = -1.456_607_2e-5_f32;
-    for c in [-2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2] {
-        q = q * x2 + c;
-    }
-    x * p / q
+/// A LayerNorm's parameters as slices.
+fn norm(n: &LayerNorm) -> candle_core::Result<Norm> {
+    let Some(bias) = n.bias() else {
+        bail!("a LayerNorm without a bias");
+    };
+    Ok(Norm {
+        weight: n.weight().to_dtype(DType::F32)?.to_vec1()?,
+        bias: bias.to_dtype(DType::F32)?.to_vec1()?,
+        eps: n.eps() as f32,
+    })
 }
 
-#[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+/// One sequence's attention with its heads split over the thread pool, each group into a
+/// buffer of its own, then laid side by side in `ctx`.
+fn attend_split(kernel: Kernel, qkv: &[f32], ctx: &mut [f32], hidden: usize, heads: usize) {
+    let len = ctx.len() / hidden;
+    let d = hidden / heads;
+    let groups = rayon::current_num_threads().clamp(1, heads);
+    let per = heads.div_ceil(groups);
+    let parts: Vec<(usize, Vec<f32>)> = (0..heads)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| {
+            let count = per.min(heads - first);
+            let mut part = vec![0f32; len * count * d];
+            math::attend(
+                kernel,
+                qkv,
+                &mut part,
+                hidden,
+                first,
+                count,
+                &mut Vec::new(),
+            );
+            (first, part)
+        })
+        .collect();
+    for (first, part) in parts {
+        let width = part.len() / len.max(1);
+        for (t, row) in part.chunks_exact(width.max(1)).enumerate() {
+            ctx[t * hidden + first * d..t * hidden + first * d + width].copy_from_slice(row);
+        }
+    }
 }
 
 /// BERT's exact GELU, `x · Φ(x)`, over a contiguous f32 tensor.
@@ -348,28 +598,19 @@ impl CustomOp1 for Gelu {
         else {
             bail!("gelu: contiguous f32 input only");
         };
-        let out: Vec<f32> = v[start..end].iter().map(|&x| gelu(x)).collect();
+        let out: Vec<f32> = v[start..end].iter().map(|&x| math::gelu(x)).collect();
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashMap;
 
-    #[test]
-    fn erf_matches_the_reference_to_float_precision() {
-        // Against candle's own f64 erf, over the whole range GELU sees.
-        let mut worst = 0f64;
-        for i in -80_000..=80_000 {
-            let x = i as f64 / 10_000.0;
-            let want = candle_core::cpu::erf::erf_f64(x);
-            worst = worst.max((f64::from(erf(x as f32)) - want).abs());
-        }
-        assert!(worst < 1e-6, "worst error {worst}");
-        assert_eq!(erf(0.0), 0.0);
-        assert!(erf(9.0) >= 0.999_999 && erf(-9.0) <= -0.999_999);
-    }
+    use candle_transformers::models::bert::BertModel;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
 
     #[test]
     fn gelu_op_agrees_with_candles() {
@@ -380,5 +621,228 @@ mod tests {
         for (a, b) in ours.iter().zip(&theirs) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
+    }
+
+    /// A small random BERT (2 layers, 64 wide, 4 heads), its weights under Hugging Face's
+    /// names: the tests need no model files.
+    fn random_bert() -> (VarBuilder<'static>, Config, usize) {
+        let (h, ff, layers, vocab, positions) = (64, 256, 2, 300, 128);
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": vocab,
+            "hidden_size": h,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "intermediate_size": ff,
+            "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.0,
+            "max_position_embeddings": positions,
+            "type_vocab_size": 2,
+            "initializer_range": 0.02,
+            "layer_norm_eps": 1e-12,
+            "pad_token_id": 0,
+            "position_embedding_type": "absolute",
+            "use_cache": true,
+            "classifier_dropout": null,
+            "model_type": "bert"
+        }))
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut tensors = HashMap::new();
+        let mut put = |name: String, shape: &[usize], scale: f32, offset: f32| {
+            let len: usize = shape.iter().product();
+            let v: Vec<f32> = (0..len)
+                .map(|_| offset + rng.random_range(-scale..scale))
+                .collect();
+            tensors.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
+        };
+        put(
+            "embeddings.word_embeddings.weight".into(),
+            &[vocab, h],
+            1.0,
+            0.0,
+        );
+        put(
+            "embeddings.position_embeddings.weight".into(),
+            &[positions, h],
+            0.5,
+            0.0,
+        );
+        put(
+            "embeddings.token_type_embeddings.weight".into(),
+            &[2, h],
+            0.1,
+            0.0,
+        );
+        let mut norms = vec!["embeddings.LayerNorm".to_string()];
+        for i in 0..layers {
+            let l = format!("encoder.layer.{i}");
+            for (name, out, inp) in [
+                ("attention.self.query", h, h),
+                ("attention.self.key", h, h),
+                ("attention.self.value", h, h),
+                ("attention.output.dense", h, h),
+                ("intermediate.dense", ff, h),
+                ("output.dense", h, ff),
+            ] {
+                let scale = 1.0 / (inp as f32).sqrt() * 1.7;
+                put(format!("{l}.{name}.weight"), &[out, inp], scale, 0.0);
+                put(format!("{l}.{name}.bias"), &[out], 0.1, 0.0);
+            }
+            norms.push(format!("{l}.attention.output.LayerNorm"));
+            norms.push(format!("{l}.output.LayerNorm"));
+        }
+        for p in norms {
+            put(format!("{p}.weight"), &[h], 0.2, 1.0);
+            put(format!("{p}.bias"), &[h], 0.1, 0.0);
+        }
+        (
+            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+            config,
+            vocab,
+        )
+    }
+
+    fn sequences(vocab: usize) -> Vec<Vec<u32>> {
+        let mut rng = StdRng::seed_from_u64(9);
+        // Lengths that leave partial row tiles, one token, and one long enough to split.
+        [1usize, 3, 7, 17, 40, 120]
+            .iter()
+            .map(|&n| (0..n).map(|_| rng.random_range(0..vocab as u32)).collect())
+            .collect()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f32>();
+        dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+    }
+
+    /// The f32 form is candle-transformers' `BertModel` (padded batch, mask and all).
+    #[test]
+    fn f32_form_agrees_with_candle_transformers() {
+        let (vb, config, vocab) = random_bert();
+        let ours = Encoder::load(vb.clone(), &config).unwrap();
+        let theirs = BertModel::load(vb, &config).unwrap();
+        let seqs = sequences(vocab);
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let states = ours.hidden_states(&refs).unwrap();
+        for s in &seqs {
+            let ids = Tensor::new(s.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let want: Vec<f32> = theirs
+                .forward(&ids, &ids.zeros_like().unwrap(), None)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got = &states[seqs.iter().position(|x| x == s).unwrap()];
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-4,
+                "{} tokens: largest difference {worst}",
+                s.len()
+            );
+        }
+    }
+
+    /// The 8-bit form: every token close to the f32 form; the same bits on every kernel this
+    /// CPU runs; the same bits for a sequence alone, in a batch, and split over threads.
+    #[test]
+    fn int8_form_agrees_with_f32_on_every_kernel() {
+        let (vb, config, vocab) = random_bert();
+        let reference = Encoder::load(vb.clone(), &config).unwrap();
+        let mut int8 = Encoder::load(vb, &config).unwrap();
+        let calibration: Vec<(Tensor, Tensor)> = (0..4u32)
+            .map(|i| {
+                let ids: Vec<u32> = (0..20).map(|t| (t * 13 + i * 71) % vocab as u32).collect();
+                let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                let mask = ids.ones_like().unwrap();
+                (ids, mask)
+            })
+            .collect();
+        int8.quantize(&calibration).unwrap();
+        let seqs = sequences(vocab);
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let want = reference.hidden_states(&refs).unwrap();
+        let batch = int8.hidden_states(&refs).unwrap();
+        for ((s, w), g) in seqs.iter().zip(&want).zip(&batch) {
+            for (t, (w, g)) in w.chunks(64).zip(g.chunks(64)).enumerate() {
+                let c = cosine(w, g);
+                assert!(c > 0.995, "{} tokens, token {t}: cosine {c}", s.len());
+            }
+        }
+        // Alone, on the calling thread or split (the 120-token one is past SOLO_TOKENS).
+        for (s, b) in refs.iter().zip(&batch) {
+            assert_eq!(
+                &int8.hidden_states(&[s]).unwrap()[0],
+                b,
+                "{} tokens",
+                s.len()
+            );
+        }
+        let on_one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            on_one_thread.install(|| int8.hidden_states(&refs).unwrap()),
+            batch
+        );
+        for kernel in Kernel::supported() {
+            int8.set_kernel(kernel).unwrap();
+            assert_eq!(
+                int8.hidden_states(&refs).unwrap(),
+                batch,
+                "{}",
+                kernel.name()
+            );
+        }
+        // The tensor interface pads, and gives the same states at the real tokens.
+        let (ids, mask) = {
+            let len = 7;
+            let mut ids = vec![0u32; 2 * len];
+            let mut mask = vec![0u32; 2 * len];
+            ids[..3].copy_from_slice(&seqs[1]);
+            mask[..3].fill(1);
+            ids[len..].copy_from_slice(&seqs[2]);
+            mask[len..].fill(1);
+            (
+                Tensor::from_vec(ids, (2, len), &Device::Cpu).unwrap(),
+                Tensor::from_vec(mask, (2, len), &Device::Cpu).unwrap(),
+            )
+        };
+        let padded: Vec<Vec<Vec<f32>>> = int8.forward(&ids, &mask).unwrap().to_vec3().unwrap();
+        assert_eq!(padded[0][..3].concat(), batch[1]);
+        assert_eq!(padded[1].concat(), batch[2]);
+        assert!(padded[0][3..].iter().flatten().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn refuses_what_the_model_cannot_read() {
+        let (vb, config, vocab) = random_bert();
+        let f32 = Encoder::load(vb, &config).unwrap();
+        let long = vec![1u32; 129];
+        assert!(f32.hidden_states(&[&long]).is_err(), "past the positions");
+        let mut int8 = f32;
+        let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
+        int8.quantize(&[(ids.clone(), ids.ones_like().unwrap())])
+            .unwrap();
+        let outside = [vocab as u32];
+        assert!(
+            int8.hidden_states(&[&outside]).is_err(),
+            "outside the vocabulary"
+        );
+        assert!(int8.hidden_states(&[&long]).is_err(), "past the positions");
+        assert!(int8.hidden_states(&[]).unwrap().is_empty());
+        assert!(int8.set_kernel(Kernel::Portable).is_ok());
     }
 }

@@ -26,8 +26,9 @@
 
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, bail};
 use rayon::prelude::*;
+
+use crate::math::{dispatched, min_max, round_to_i32};
 
 /// Outputs per packed block: sixteen i32 lanes, one 512-bit register.
 const LANES: usize = 16;
@@ -35,8 +36,6 @@ const LANES: usize = 16;
 const GROUP: usize = 4 * LANES;
 /// Rows (tokens) per register tile.
 const ROWS: usize = 4;
-/// `x + ROUNDER - ROUNDER` is `x` rounded to an integer, for `|x| < 2^22`.
-const ROUNDER: f32 = 12_582_912.0;
 /// Products at least this large (multiply-adds) are split over the thread pool; below, the
 /// hand-off costs more than the second core saves.
 const PARALLEL_MIN: usize = 1 << 24;
@@ -66,18 +65,23 @@ impl Kernel {
         let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
+            // Each kernel also runs the f32 routines of `math`, compiled for AVX-512
+            // (F, BW, VL, DQ) or for AVX2 + FMA: it needs those too.
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            if avx2
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512dq")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
                 out.push(Kernel::Avx512Vnni);
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("avxvnni")
-            {
+            if avx2 && std::arch::is_x86_feature_detected!("avxvnni") {
                 out.push(Kernel::AvxVnni);
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if avx2 {
                 out.push(Kernel::Avx2);
             }
         }
@@ -338,6 +342,11 @@ impl QLinear {
         self
     }
 
+    /// The same layer on another kernel this CPU runs (tests and benchmarks compare them).
+    pub(crate) fn set_kernel(&mut self, kernel: Kernel) {
+        self.kernel = kernel;
+    }
+
     /// The same layer on another kernel (tests compare kernels on one layer).
     #[cfg(test)]
     fn with_kernel(mut self, kernel: Kernel) -> Self {
@@ -345,14 +354,15 @@ impl QLinear {
         self
     }
 
-    /// `x` is `m` rows of `k` inputs; returns `m` rows of `n` outputs.
-    pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+    /// `x` is `m` rows of `k` inputs; returns `m` rows of `n` outputs. With `parallel`, a
+    /// product big enough is split over the thread pool.
+    pub fn forward(&self, x: &[f32], m: usize, parallel: bool) -> Vec<f32> {
         let n = self.n;
         let (a, sa, zero) = self.quantize(x, m);
         let groups = n.div_ceil(GROUP);
         // Big products go to both cores as two halves of the outputs: one hand-off per
         // product, since waking a pool thread costs about what a query's small product does.
-        let halves = if m * groups * GROUP * self.kp >= PARALLEL_MIN && groups > 1 {
+        let halves = if parallel && m * groups * GROUP * self.kp >= PARALLEL_MIN && groups > 1 {
             rayon::current_num_threads().clamp(1, groups)
         } else {
             1
@@ -362,16 +372,15 @@ impl QLinear {
             .step_by(per)
             .map(|g| (g, (g + per).min(groups)))
             .collect();
+        let part = |&(g0, g1): &(usize, usize)| {
+            let mut out = vec![0f32; m * (g1 - g0) * GROUP];
+            outputs(self.kernel, self, &a, &sa, &zero, m, g0, g1, &mut out);
+            out
+        };
         let parts: Vec<Vec<f32>> = if ranges.len() > 1 {
-            ranges
-                .par_iter()
-                .map(|&(g0, g1)| self.outputs(&a, &sa, &zero, m, g0, g1))
-                .collect()
+            ranges.par_iter().map(part).collect()
         } else {
-            ranges
-                .iter()
-                .map(|&(g0, g1)| self.outputs(&a, &sa, &zero, m, g0, g1))
-                .collect()
+            ranges.iter().map(part).collect()
         };
         if parts.len() == 1 && groups * GROUP == n {
             // One part with no padded outputs is already `y`.
@@ -388,30 +397,56 @@ impl QLinear {
         y
     }
 
-    /// Groups `g0..g1` of outputs for every row: `(m, (g1 - g0) · GROUP)`, in f32 with the
-    /// bias added.
+    /// Each row to bytes in [-127, 127] over its range, padded to `kp`, and offset by 128
+    /// for the kernels that want unsigned bytes. Returns the bytes, each row's scale and
+    /// each row's zero point (`x ≈ scale · (byte + zero)`).
+    fn quantize(&self, x: &[f32], m: usize) -> (Vec<u8>, Vec<f32>, Vec<i32>) {
+        let shift: u8 = if self.kernel.offset() { 128 } else { 0 };
+        let mut a = vec![shift; m * self.kp];
+        let mut scales = vec![0f32; m];
+        let mut zeros = vec![0i32; m];
+        let smooth = self.smooth.as_deref().unwrap_or(&[]);
+        quantize_rows(
+            self.kernel,
+            &x[..m * self.k],
+            self.k,
+            self.kp,
+            i32::from(shift),
+            smooth,
+            &mut a,
+            &mut scales,
+            &mut zeros,
+        );
+        (a, scales, zeros)
+    }
+}
+
+dispatched! {
+    /// Groups `g0..g1` of `q`'s outputs for every row into `out`, `(m, (g1 - g0) · GROUP)`,
+    /// in f32 with the bias added.
+    #[allow(clippy::too_many_arguments)]
     fn outputs(
-        &self,
+        q: &QLinear,
         a: &[u8],
         sa: &[f32],
         zero: &[i32],
         m: usize,
         g0: usize,
         g1: usize,
-    ) -> Vec<f32> {
-        let kp = self.kp;
+        out: &mut [f32],
+    ) {
+        let kp = q.kp;
         let width = (g1 - g0) * GROUP;
-        let shift = if self.kernel.offset() { 128 } else { 0 };
-        let mut out = vec![0f32; m * width];
+        let shift = if q.kernel.offset() { 128 } else { 0 };
         let mut acc = [[0i32; GROUP]; ROWS];
         for g in g0..g1 {
-            let w = &self.w[g * GROUP * kp..(g + 1) * GROUP * kp];
+            let w = &q.w[g * GROUP * kp..(g + 1) * GROUP * kp];
             let o = g * GROUP;
-            let (colsum, scale) = (&self.colsum[o..o + GROUP], &self.scale[o..o + GROUP]);
-            let bias = &self.bias_padded[o..o + GROUP];
+            let (colsum, scale) = (&q.colsum[o..o + GROUP], &q.scale[o..o + GROUP]);
+            let bias = &q.bias_padded[o..o + GROUP];
             for r0 in (0..m).step_by(ROWS) {
                 let rows = (m - r0).min(ROWS);
-                self.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
+                q.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
                 for (r, acc) in (r0..).zip(acc.iter().take(rows)) {
                     let (z, s) = (zero[r] as f32, sa[r]);
                     let at = r * width + (g - g0) * GROUP;
@@ -425,33 +460,34 @@ impl QLinear {
                 }
             }
         }
-        out
     }
+}
 
-    /// Each row to bytes in [-127, 127] over its range, padded to `kp`, and offset by 128
-    /// for the kernels that want unsigned bytes. Returns the bytes, each row's scale and
-    /// each row's zero point (`x ≈ scale · (byte + zero)`).
-    fn quantize(&self, x: &[f32], m: usize) -> (Vec<u8>, Vec<f32>, Vec<i32>) {
-        let (k, kp) = (self.k, self.kp);
-        let shift: i32 = if self.kernel.offset() { 128 } else { 0 };
-        let mut a = vec![shift as u8; m * kp];
-        let mut scales = vec![0f32; m];
-        let mut zeros = vec![0i32; m];
-        let mut smoothed = vec![0f32; if self.smooth.is_some() { k } else { 0 }];
-        for (r, row) in x.chunks_exact(k).take(m).enumerate() {
-            let row = match &self.smooth {
-                Some(inv) => {
-                    for ((d, v), f) in smoothed.iter_mut().zip(row).zip(inv) {
-                        *d = v * f;
-                    }
-                    &smoothed[..]
+dispatched! {
+    /// Rows of `k` values in `x` (each first multiplied by `smooth`, when given) to bytes in
+    /// `a` (rows `kp` apart, offset by `shift`), with each row's scale and zero point.
+    #[allow(clippy::too_many_arguments)]
+    fn quantize_rows(
+        x: &[f32],
+        k: usize,
+        kp: usize,
+        shift: i32,
+        smooth: &[f32],
+        a: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [i32],
+    ) {
+        let mut smoothed = vec![0f32; if smooth.is_empty() { 0 } else { k }];
+        for (r, row) in x.chunks_exact(k).enumerate() {
+            let row = if smooth.is_empty() {
+                row
+            } else {
+                for ((d, v), f) in smoothed.iter_mut().zip(row).zip(smooth) {
+                    *d = v * f;
                 }
-                None => row,
+                &smoothed[..]
             };
-            // Plain comparisons, not `f32::min`, whose NaN rule keeps the loop scalar.
-            let (lo, hi) = row.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| {
-                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
-            });
+            let (lo, hi) = min_max(row);
             let max = lo.abs().max(hi.abs());
             if max == 0.0 || !max.is_finite() {
                 continue;
@@ -467,40 +503,12 @@ impl QLinear {
             zeros[r] = zero;
             let inv = 1.0 / scale;
             for (d, &v) in a[r * kp..r * kp + k].iter_mut().zip(row) {
-                // Adding and taking off 1.5 · 2^23 rounds to the nearest integer in two
-                // vectorizable additions (`f32::round` is a libm call on baseline x86-64).
-                let q = ((v * inv + ROUNDER) - ROUNDER) as i32 - zero;
+                // Within ±2^21 for `round_to_i32`; the clamp below does the rest.
+                let v = (v * inv).clamp(-2e6, 2e6);
+                let q = round_to_i32(v) - zero;
                 *d = (q.clamp(-127, 127) + shift) as u8;
             }
         }
-        (a, scales, zeros)
-    }
-}
-
-impl CustomOp1 for QLinear {
-    fn name(&self) -> &'static str {
-        "int8-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(v), Some((start, end))) = (storage, layout.contiguous_offsets())
-        else {
-            bail!("int8-linear: contiguous f32 input only");
-        };
-        let mut dims = layout.dims().to_vec();
-        if dims.last() != Some(&self.k) {
-            bail!("int8-linear: {} inputs, got shape {dims:?}", self.k);
-        }
-        let m = (end - start) / self.k;
-        let y = self.forward(&v[start..end], m);
-        if let Some(last) = dims.last_mut() {
-            *last = self.n;
-        }
-        Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 }
 
@@ -541,11 +549,11 @@ mod tests {
             }
             let reference = QLinear::new(&w, n, k, bias.clone())
                 .with_kernel(Kernel::Portable)
-                .forward(&x, m);
+                .forward(&x, m, false);
             for &kernel in &kernels {
                 let y = QLinear::new(&w, n, k, bias.clone())
                     .with_kernel(kernel)
-                    .forward(&x, m);
+                    .forward(&x, m, false);
                 assert_eq!(y, reference, "{} at {m}x{n}x{k}", kernel.name());
             }
         }
@@ -559,7 +567,7 @@ mod tests {
         let w = random(&mut rng, n * k);
         let bias = random(&mut rng, n);
         let x = random(&mut rng, m * k);
-        let y = QLinear::new(&w, n, k, bias.clone()).forward(&x, m);
+        let y = QLinear::new(&w, n, k, bias.clone()).forward(&x, m, false);
         for r in 0..m {
             let exact: Vec<f32> = (0..n)
                 .map(|o| (0..k).map(|i| x[r * k + i] * w[o * k + i]).sum::<f32>() + bias[o])

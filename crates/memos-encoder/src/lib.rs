@@ -8,10 +8,11 @@
 //! profile, which costs a few seconds of build, not the rest of the domain's.
 //!
 //! It knows nothing of memories, tokenizers or pooling: `memos-core`'s `embed` module owns
-//! those and calls [`Encoder::forward`].
+//! those and calls [`Encoder::hidden_states`].
 
 mod encoder;
 mod int8;
+mod math;
 
 pub use encoder::Encoder;
 pub use int8::{Kernel, QLinear};

@@ -188,33 +188,50 @@ impl BertEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(model_err)?;
-        let (n, len) = (enc.len(), enc.first().map_or(0, |e| e.get_ids().len()));
-        let ids: Vec<u32> = enc.iter().flat_map(|e| e.get_ids().to_vec()).collect();
-        let mask: Vec<u32> = enc
+        // Each text's own tokens, without the batch's padding.
+        let seqs: Vec<Vec<u32>> = enc
             .iter()
-            .flat_map(|e| e.get_attention_mask().to_vec())
+            .map(|e| {
+                e.get_ids()
+                    .iter()
+                    .zip(e.get_attention_mask())
+                    .filter(|(_, m)| **m != 0)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
             .collect();
-        let device = self.model.device();
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let ids = Tensor::from_vec(ids, (n, len), device)?;
-            let mask = Tensor::from_vec(mask, (n, len), device)?;
-            let out = self.model.forward(&ids, &mask)?; // (n, len, dim)
-            let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
-            let summed = out.broadcast_mul(&m)?.sum(1)?; // (n, dim)
-            let counts = m.sum(1)?; // (n, 1)
-            let mean = summed.broadcast_div(&counts)?;
-            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-            mean.broadcast_div(&norm)?.to_vec2::<f32>()
-        };
-        // A short input runs on this thread alone: candle hands each softmax, norm and
-        // product to the pool, and at a query's size waking the other core for each costs
-        // more than it saves (a fifth of a query's time went to futex wake-ups).
-        let out = if n * len <= SOLO_TOKENS {
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let run = || self.model.hidden_states(&refs);
+        // A short input in f32 runs on this thread alone: candle hands each softmax, norm
+        // and product to the pool, and at a query's size waking the other core for each
+        // costs more than it saves (a fifth of a query's time went to futex wake-ups). The
+        // 8-bit form decides that for itself.
+        let tokens: usize = refs.iter().map(|s| s.len()).sum();
+        let states = if self.model.kernel().is_none() && tokens <= SOLO_TOKENS {
             self.solo.install(run)
         } else {
             run()
-        };
-        out.map_err(|e| Error::Embedding(e.to_string()))
+        }
+        .map_err(|e| Error::Embedding(e.to_string()))?;
+        Ok(states.iter().map(|s| self.pool(s)).collect())
+    }
+
+    /// The mean of a text's hidden states, L2-normalised.
+    fn pool(&self, states: &[f32]) -> Vec<f32> {
+        let mut mean = vec![0f32; self.dim];
+        let rows = states.len() / self.dim.max(1);
+        for row in states.chunks_exact(self.dim) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v;
+            }
+        }
+        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if rows > 0 && norm > 0.0 {
+            for m in &mut mean {
+                *m /= norm;
+            }
+        }
+        mean
     }
 
     /// Embeds one query. Queries that arrive while the model is busy queue; the first to get
