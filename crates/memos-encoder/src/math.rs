@@ -215,27 +215,179 @@ dispatched! {
     }
 }
 
-dispatched! {
-    /// Self-attention of one sequence for heads `first..first + count`: `qkv` holds its
-    /// tokens' query, key and value projections (`3 · hidden` per token, the attention's
-    /// scale folded into the queries), and `ctx` receives each token's attended values for
-    /// those heads (`count · d` per token; all heads' `ctx` is `hidden` per token, and
-    /// groups of heads can go to different threads). `scratch` is reused between calls.
-    pub(crate) fn attend(
-        qkv: &[f32],
-        ctx: &mut [f32],
-        hidden: usize,
-        first: usize,
-        count: usize,
-        scratch: &mut Vec<f32>,
-    ) {
-        attend_heads(qkv, ctx, hidden, first..first + count, scratch);
+/// Self-attention of one sequence for heads `first..first + count`: `qkv` holds its
+/// tokens' query, key and value projections (`3 · hidden` per token, the attention's scale
+/// folded into the queries), and `ctx` receives each token's attended values for those
+/// heads (`count · d` per token; all heads' `ctx` is `hidden` per token, and groups of heads
+/// can go to different threads). `scratch` is reused between calls.
+pub(crate) fn attend(
+    kernel: Kernel,
+    qkv: &[f32],
+    ctx: &mut [f32],
+    hidden: usize,
+    first: usize,
+    count: usize,
+    scratch: &mut Vec<f32>,
+) {
+    let heads = first..first + count;
+    match kernel {
+        // SAFETY: a `Kernel` other than `Portable` comes from `Kernel::supported`, which saw
+        // these features on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Vnni => unsafe { x86::attend_avx512(qkv, ctx, hidden, heads, scratch) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::AvxVnni | Kernel::Avx2 => unsafe {
+            x86::attend_avx2(qkv, ctx, hidden, heads, scratch)
+        },
+        _ => attend_heads::<[f32; LANES]>(qkv, ctx, hidden, heads, scratch),
     }
 }
 
-/// The body of [`attend`].
+/// Sixteen f32 lanes, as the attention's tiles use them: one AVX-512 register, two AVX2
+/// registers, or an array. Written with intrinsics because the compiler did not keep a
+/// tile's sums in registers when given arrays.
+trait Lanes: Copy {
+    fn zero() -> Self;
+    fn splat(v: f32) -> Self;
+    fn load(p: &[f32; LANES]) -> Self;
+    fn store(self, p: &mut [f32; LANES]);
+    /// `self + a · b`, rounded twice as plain Rust rounds it (no FMA), so every kernel
+    /// gives the same bits.
+    fn add_mul(self, a: Self, b: Self) -> Self;
+}
+
+impl Lanes for [f32; LANES] {
+    #[inline(always)]
+    fn zero() -> Self {
+        [0.0; LANES]
+    }
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        [v; LANES]
+    }
+    #[inline(always)]
+    fn load(p: &[f32; LANES]) -> Self {
+        *p
+    }
+    #[inline(always)]
+    fn store(self, p: &mut [f32; LANES]) {
+        *p = self;
+    }
+    #[inline(always)]
+    fn add_mul(self, a: Self, b: Self) -> Self {
+        std::array::from_fn(|l| self[l] + a[l] * b[l])
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! [`Lanes`] on AVX-512 and AVX2, and the attention compiled for each.
+
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::{LANES, Lanes, attend_heads};
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Avx512(__m512);
+
+    // SAFETY (every method): only reached from `attend_avx512`, compiled with AVX-512F; the
+    // pointers are to whole 16-lane arrays.
+    impl Lanes for Avx512 {
+        #[inline(always)]
+        fn zero() -> Self {
+            Self(unsafe { _mm512_setzero_ps() })
+        }
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            Self(unsafe { _mm512_set1_ps(v) })
+        }
+        #[inline(always)]
+        fn load(p: &[f32; LANES]) -> Self {
+            Self(unsafe { _mm512_loadu_ps(p.as_ptr()) })
+        }
+        #[inline(always)]
+        fn store(self, p: &mut [f32; LANES]) {
+            unsafe { _mm512_storeu_ps(p.as_mut_ptr(), self.0) }
+        }
+        #[inline(always)]
+        fn add_mul(self, a: Self, b: Self) -> Self {
+            Self(unsafe { _mm512_add_ps(self.0, _mm512_mul_ps(a.0, b.0)) })
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Avx2(__m256, __m256);
+
+    // SAFETY (every method): only reached from `attend_avx2`, compiled with AVX2; the
+    // pointers are to whole 16-lane arrays.
+    impl Lanes for Avx2 {
+        #[inline(always)]
+        fn zero() -> Self {
+            unsafe { Self(_mm256_setzero_ps(), _mm256_setzero_ps()) }
+        }
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            unsafe { Self(_mm256_set1_ps(v), _mm256_set1_ps(v)) }
+        }
+        #[inline(always)]
+        fn load(p: &[f32; LANES]) -> Self {
+            unsafe {
+                Self(
+                    _mm256_loadu_ps(p.as_ptr()),
+                    _mm256_loadu_ps(p.as_ptr().add(8)),
+                )
+            }
+        }
+        #[inline(always)]
+        fn store(self, p: &mut [f32; LANES]) {
+            unsafe {
+                _mm256_storeu_ps(p.as_mut_ptr(), self.0);
+                _mm256_storeu_ps(p.as_mut_ptr().add(8), self.1);
+            }
+        }
+        #[inline(always)]
+        fn add_mul(self, a: Self, b: Self) -> Self {
+            unsafe {
+                Self(
+                    _mm256_add_ps(self.0, _mm256_mul_ps(a.0, b.0)),
+                    _mm256_add_ps(self.1, _mm256_mul_ps(a.1, b.1)),
+                )
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn attend_avx512(
+        qkv: &[f32],
+        ctx: &mut [f32],
+        hidden: usize,
+        heads: Range<usize>,
+        scratch: &mut Vec<f32>,
+    ) {
+        attend_heads::<Avx512>(qkv, ctx, hidden, heads, scratch)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn attend_avx2(
+        qkv: &[f32],
+        ctx: &mut [f32],
+        hidden: usize,
+        heads: Range<usize>,
+        scratch: &mut Vec<f32>,
+    ) {
+        attend_heads::<Avx2>(qkv, ctx, hidden, heads, scratch)
+    }
+}
+
+/// Query rows per attention tile.
+const TILE_ROWS: usize = 4;
+
+/// The body of [`attend`]: for each head, the scores of every query against every key, a
+/// softmax per row, then the values weighted by it. Heads of 16, 32 or 64 channels (BERT's
+/// small and base sizes) take [`attend_tiled`]; others a plain loop.
 #[inline(always)]
-fn attend_heads(
+fn attend_heads<S: Lanes>(
     qkv: &[f32],
     ctx: &mut [f32],
     hidden: usize,
@@ -248,44 +400,209 @@ fn attend_heads(
     if len == 0 || d == 0 {
         return;
     }
-    // Keys of one head transposed, (d, padded), then one row of scores: rows padded to whole
-    // registers, so that no loop over tokens ends in scalar leftovers (at a query's 20
-    // tokens those were most of the work).
     let padded = len.div_ceil(LANES) * LANES;
     scratch.clear();
-    scratch.resize(d * padded + padded, 0.0);
-    let (kt, scores) = scratch.split_at_mut(d * padded);
+    scratch.resize(d * padded + len * padded + len, 0.0);
+    let (kt, rest) = scratch.split_at_mut(d * padded);
+    let (scores, inv) = rest.split_at_mut(len * padded);
     for (slot, head) in heads.enumerate() {
-        let (q_at, k_at, v_at) = (head * d, hidden + head * d, 2 * hidden + head * d);
-        for j in 0..len {
-            let key = &qkv[j * 3 * hidden + k_at..j * 3 * hidden + k_at + d];
-            for (c, &v) in key.iter().enumerate() {
-                kt[c * padded + j] = v;
+        let at = Head {
+            q: head * d,
+            k: hidden + head * d,
+            v: 2 * hidden + head * d,
+            out: slot * d,
+            hidden,
+            width,
+        };
+        match d {
+            16 => attend_tiled::<S, 1>(qkv, ctx, &at, kt, scores, inv),
+            32 => attend_tiled::<S, 2>(qkv, ctx, &at, kt, scores, inv),
+            64 => attend_tiled::<S, 4>(qkv, ctx, &at, kt, scores, inv),
+            _ => attend_plain(qkv, ctx, &at, d, scores, inv),
+        }
+    }
+}
+
+/// Where one head's parts sit in a token's `qkv` row and `ctx` row.
+struct Head {
+    q: usize,
+    k: usize,
+    v: usize,
+    out: usize,
+    hidden: usize,
+    width: usize,
+}
+
+impl Head {
+    fn part<'a>(&self, qkv: &'a [f32], t: usize, at: usize, d: usize) -> &'a [f32] {
+        let start = t * 3 * self.hidden + at;
+        &qkv[start..start + d]
+    }
+}
+
+/// One head of `V` · 16 channels: keys transposed into blocks of 16 tokens
+/// (`[block][c][16]`, zero past the last token), then both products in tiles of 4 query rows
+/// by 32 columns whose sums stay in registers (one row's sum per 16 columns was bound by the
+/// latency of its additions).
+#[inline(always)]
+fn attend_tiled<S: Lanes, const V: usize>(
+    qkv: &[f32],
+    ctx: &mut [f32],
+    at: &Head,
+    kt: &mut [f32],
+    scores: &mut [f32],
+    inv: &mut [f32],
+) {
+    let d = V * LANES;
+    let len = inv.len();
+    let padded = scores.len() / len;
+    let kt = &mut kt[..d * padded];
+    for j in 0..len {
+        let block = &mut kt[(j / LANES) * d * LANES..];
+        for (c, &v) in at.part(qkv, j, at.k, d).iter().enumerate() {
+            block[c * LANES + j % LANES] = v;
+        }
+    }
+    let (blocks, _) = kt.as_chunks::<LANES>(); // [block · d + c][16]
+    for i0 in (0..len).step_by(TILE_ROWS) {
+        match len - i0 {
+            1 => score_tile::<S, 1, V>(qkv, at, i0, blocks, scores, padded),
+            2 => score_tile::<S, 2, V>(qkv, at, i0, blocks, scores, padded),
+            3 => score_tile::<S, 3, V>(qkv, at, i0, blocks, scores, padded),
+            _ => score_tile::<S, TILE_ROWS, V>(qkv, at, i0, blocks, scores, padded),
+        }
+    }
+    softmax_rows(scores, inv, len);
+    for i0 in (0..len).step_by(TILE_ROWS) {
+        match len - i0 {
+            1 => weigh_tile::<S, 1, V>(qkv, ctx, at, i0, scores, inv),
+            2 => weigh_tile::<S, 2, V>(qkv, ctx, at, i0, scores, inv),
+            3 => weigh_tile::<S, 3, V>(qkv, ctx, at, i0, scores, inv),
+            _ => weigh_tile::<S, TILE_ROWS, V>(qkv, ctx, at, i0, scores, inv),
+        }
+    }
+}
+
+/// Scores of query rows `i0..i0 + R` against every key, two blocks of 16 keys at a time.
+#[inline(always)]
+fn score_tile<S: Lanes, const R: usize, const V: usize>(
+    qkv: &[f32],
+    at: &Head,
+    i0: usize,
+    blocks: &[[f32; LANES]],
+    scores: &mut [f32],
+    padded: usize,
+) {
+    let d = V * LANES;
+    let q: [&[f32]; R] = std::array::from_fn(|r| at.part(qkv, i0 + r, at.q, d));
+    let n = padded / LANES;
+    let mut b = 0;
+    while b < n {
+        let pair = b + 1 < n;
+        let k0 = &blocks[b * d..(b + 1) * d];
+        let k1 = if pair {
+            &blocks[(b + 1) * d..(b + 2) * d]
+        } else {
+            k0
+        };
+        let mut acc = [[S::zero(); 2]; R];
+        for c in 0..d {
+            let (x0, x1) = (S::load(&k0[c]), S::load(&k1[c]));
+            for r in 0..R {
+                let qc = S::splat(q[r][c]);
+                acc[r][0] = acc[r][0].add_mul(qc, x0);
+                acc[r][1] = acc[r][1].add_mul(qc, x1);
             }
         }
-        for i in 0..len {
-            let q = &qkv[i * 3 * hidden + q_at..i * 3 * hidden + q_at + d];
-            scores.fill(0.0);
-            for (c, &qc) in q.iter().enumerate() {
-                for (s, k) in scores.iter_mut().zip(&kt[c * padded..(c + 1) * padded]) {
-                    *s += qc * k;
-                }
+        for (r, acc) in acc.iter().enumerate() {
+            let row = &mut scores[(i0 + r) * padded..(i0 + r + 1) * padded];
+            let (out, _) = row.as_chunks_mut::<LANES>();
+            acc[0].store(&mut out[b]);
+            if pair {
+                acc[1].store(&mut out[b + 1]);
             }
-            let (_, max) = min_max(&scores[..len]);
-            for s in scores.iter_mut() {
-                *s = exp_neg(*s - max);
+        }
+        b += 2;
+    }
+}
+
+/// Rows `i0..i0 + R` of the attended values: each row's weights over every value row.
+#[inline(always)]
+fn weigh_tile<S: Lanes, const R: usize, const V: usize>(
+    qkv: &[f32],
+    ctx: &mut [f32],
+    at: &Head,
+    i0: usize,
+    scores: &[f32],
+    inv: &[f32],
+) {
+    let d = V * LANES;
+    let len = inv.len();
+    let padded = scores.len() / len;
+    let p: [&[f32]; R] = std::array::from_fn(|r| &scores[(i0 + r) * padded..][..len]);
+    let mut acc = [[S::zero(); V]; R];
+    for j in 0..len {
+        let (value, _) = at.part(qkv, j, at.v, d).as_chunks::<LANES>();
+        let x: [S; V] = std::array::from_fn(|v| S::load(&value[v]));
+        for r in 0..R {
+            let pj = S::splat(p[r][j]);
+            for v in 0..V {
+                acc[r][v] = acc[r][v].add_mul(pj, x[v]);
             }
-            scores[len..].fill(0.0);
-            let inv = 1.0 / sum(scores);
-            let out = &mut ctx[i * width + slot * d..i * width + (slot + 1) * d];
-            out.fill(0.0);
-            for (j, &p) in scores[..len].iter().enumerate() {
-                let p = p * inv;
-                let v = &qkv[j * 3 * hidden + v_at..j * 3 * hidden + v_at + d];
-                for (o, v) in out.iter_mut().zip(v) {
-                    *o += p * v;
-                }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let start = (i0 + r) * at.width + at.out;
+        let (out, _) = ctx[start..start + d].as_chunks_mut::<LANES>();
+        let scale = S::splat(inv[i0 + r]);
+        for (o, a) in out.iter_mut().zip(acc) {
+            S::zero().add_mul(*a, scale).store(o);
+        }
+    }
+}
+
+/// Each row of `scores` (`len` scores, padded) to `e^(s - max)`, zero in the padding, and
+/// the inverse of its sum into `inv`.
+#[inline(always)]
+fn softmax_rows(scores: &mut [f32], inv: &mut [f32], len: usize) {
+    let padded = scores.len() / len.max(1);
+    for (row, inv) in scores.chunks_exact_mut(padded).zip(inv.iter_mut()) {
+        let (_, max) = min_max(&row[..len]);
+        for s in row.iter_mut() {
+            *s = exp_neg(*s - max);
+        }
+        row[len..].fill(0.0);
+        *inv = 1.0 / sum(row);
+    }
+}
+
+/// One head of any width, one multiply-add at a time.
+#[inline(always)]
+fn attend_plain(
+    qkv: &[f32],
+    ctx: &mut [f32],
+    at: &Head,
+    d: usize,
+    scores: &mut [f32],
+    inv: &mut [f32],
+) {
+    let len = inv.len();
+    let padded = scores.len() / len;
+    for i in 0..len {
+        let q = at.part(qkv, i, at.q, d);
+        for j in 0..len {
+            let k = at.part(qkv, j, at.k, d);
+            scores[i * padded + j] = q.iter().zip(k).map(|(a, b)| a * b).sum();
+        }
+    }
+    softmax_rows(scores, inv, len);
+    for i in 0..len {
+        for c in 0..d {
+            let mut a = 0f32;
+            for j in 0..len {
+                a += scores[i * padded + j] * at.part(qkv, j, at.v, d)[c];
             }
+            ctx[i * at.width + at.out + c] = a * inv[i];
         }
     }
 }
@@ -344,7 +661,7 @@ mod tests {
     /// Every routine gives the same bits on every kernel this CPU runs.
     #[test]
     fn every_kernel_gives_the_same_bits() {
-        let xs: Vec<f32> = (0..3 * 2 * 96 * 5)
+        let xs: Vec<f32> = (0..5000)
             .map(|i| ((i * 7919) % 1013) as f32 / 97.0 - 5.0)
             .collect();
         let kernels = Kernel::supported();
@@ -358,8 +675,14 @@ mod tests {
             };
             let mut n = xs[..96 * 4].to_vec();
             norm.apply(k, &mut n, &xs[96 * 4..96 * 8]);
-            let mut ctx = vec![0f32; 5 * 64];
-            attend(k, &xs[..5 * 3 * 64], &mut ctx, 64, 0, 4, &mut Vec::new());
+            // Heads of 16 and 32 (tiled) and of 64 / 3 (plain), over 5 tokens and 21.
+            let mut ctx = Vec::new();
+            for (count, len) in [(4, 5), (2, 5), (3, 5), (2, 21)] {
+                let mut c = vec![0f32; len * 64 / count * count];
+                let qkv = &xs[..len * 3 * 64];
+                attend(k, qkv, &mut c, 64, 0, count, &mut Vec::new());
+                ctx.extend(c);
+            }
             (g, n, ctx)
         };
         let reference = run(Kernel::Portable);
