@@ -17,9 +17,11 @@ use memos_encoder::Encoder;
 
 /// Longest input in tokens. Memory turns are short; longer ones keep their start.
 const MAX_TOKENS: usize = 256;
-/// Texts per forward pass: enough to amortise overhead, small enough for short padding and
-/// for a waiting query to get its turn quickly.
-const BATCH: usize = 4;
+/// Memories per forward pass while no search has run for [`QUERY_QUIET_MS`]: the 8-bit
+/// encoder never pads, so a bigger pass only amortises more (16 measured 17% faster than 4).
+const BATCH: usize = 16;
+/// Memories per forward pass while searches are running: a query waits behind at most one.
+const BATCH_BESIDE_SEARCHES: usize = 4;
 /// Inputs of at most this many tokens (padded) run on one thread; see `forward`.
 const SOLO_TOKENS: usize = 96;
 /// Most queries embedded in one forward pass: concurrent searches that queue on the model
@@ -62,7 +64,7 @@ pub struct BertEmbedder {
     solo: rayon::ThreadPool,
     /// Queries waiting for their vector (prefixed), each with where its vector goes.
     queued: Mutex<Vec<(String, Slot)>>,
-    /// When the last query was embedded (ms since `started`).
+    /// When the last query was embedded (ms since `started`, plus one; zero: never).
     last_query: AtomicU64,
     started: Instant,
     model_id: String,
@@ -269,8 +271,11 @@ impl BertEmbedder {
             }
         }
         drop(turn);
-        self.last_query
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        // Plus one: zero means no query yet.
+        self.last_query.store(
+            self.started.elapsed().as_millis() as u64 + 1,
+            Ordering::Relaxed,
+        );
         match slot.get() {
             Some(Ok(v)) => Ok(v.clone()),
             Some(Err(e)) => Err(Error::Embedding(e.clone())),
@@ -278,14 +283,30 @@ impl BertEmbedder {
         }
     }
 
+    /// Whether a query was embedded in the last [`QUERY_QUIET_MS`].
+    fn searches_recent(&self) -> bool {
+        let last = self.last_query.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        last != 0 && now.saturating_sub(last) < QUERY_QUIET_MS
+    }
+
     /// Embeds memories in batches, stepping aside for queries.
     fn embed_documents_batched(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let prefix = self.document_prefix;
-        // Sort by length so each batch pads to similar lengths, then restore the order.
+        // Sort by length so each batch pads to similar lengths (the f32 form pads), then
+        // restore the order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH) {
+        let mut rest = &order[..];
+        while !rest.is_empty() {
+            let take = if self.searches_recent() {
+                BATCH_BESIDE_SEARCHES
+            } else {
+                BATCH
+            };
+            let (chunk, after) = rest.split_at(take.min(rest.len()));
+            rest = after;
             let batch: Vec<String> = chunk
                 .iter()
                 .map(|&i| format!("{prefix}{}", texts[i]))
@@ -299,8 +320,7 @@ impl BertEmbedder {
                 out[i] = v;
             }
             drop(turn);
-            let now = self.started.elapsed().as_millis() as u64;
-            if now.saturating_sub(self.last_query.load(Ordering::Relaxed)) < QUERY_QUIET_MS {
+            if self.searches_recent() {
                 // Searches are running: leave the cores idle as long as this batch took.
                 std::thread::sleep(began.elapsed());
             }
