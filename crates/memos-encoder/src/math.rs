@@ -528,6 +528,7 @@ fn score_tile<S: Lanes, const R: usize, const V: usize>(
 
 /// Rows `i0..i0 + R` of the attended values: each row's weights over every value row.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // a tile's indices read clearer than zipped iterators
 fn weigh_tile<S: Lanes, const R: usize, const V: usize>(
     qkv: &[f32],
     ctx: &mut [f32],
