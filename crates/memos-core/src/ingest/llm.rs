@@ -25,6 +25,9 @@ use crate::time;
 
 /// Most items one window may return; the schema says so too.
 pub const MAX_ITEMS: usize = 20;
+/// Most items the schema allows per message of the transcript (a message that lists its
+/// writer's five favourite things is five).
+const ITEMS_PER_MESSAGE: usize = 5;
 const MAX_TAGS: usize = 8;
 const MAX_KEY: usize = 120;
 const MAX_VALUE: usize = 1_000;
@@ -308,12 +311,12 @@ impl LlmExtractor {
             // (llama.cpp's server reads it too). OpenAI and vLLM take `json_schema`.
             raw(&format!(
                 r#"{{"type":"json_object","schema":{}}}"#,
-                schema_text()
+                schema_text(window.len())
             ))
         } else {
             raw(&format!(
                 r#"{{"type":"json_schema","json_schema":{{"name":"memories","strict":true,"schema":{}}}}}"#,
-                schema_text()
+                schema_text(window.len())
             ))
         };
         Request {
@@ -409,18 +412,26 @@ fn parse_fields(
     Ok(out)
 }
 
-/// The JSON schema sent with `json_schema` requests and enforced on every reply.
-pub fn schema() -> Value {
-    serde_json::from_str(&schema_text()).expect("the schema is JSON")
+/// The JSON schema sent with `json_schema` requests for a transcript of `messages`
+/// messages. Replies are held to its rules, though to [`MAX_ITEMS`] items whatever the
+/// transcript's length: the tighter count only keeps a grammar-led model from rambling.
+pub fn schema(messages: usize) -> Value {
+    serde_json::from_str(&schema_text(messages)).expect("the schema is JSON")
 }
 
 /// The schema as sent, properties in the order a model should write them: what the item
 /// says first (value, then its headline and type), then when, the preference, and last the
-/// tags and sources. Keys and values may not be empty, and a date is a date, so a grammar
-/// cannot let a small model write empty items or "someday".
-fn schema_text() -> String {
+/// tags and sources. Keys and values may not be empty, a date is a date, a source is one of
+/// the transcript's `messages` numbers, and there are at most [`ITEMS_PER_MESSAGE`] items a
+/// message, so a grammar cannot let a small model write empty items, "someday", message [2]
+/// of two, or twenty items about two lines until its tokens run out (SmolLM2-135M did each
+/// of the last two in CI).
+fn schema_text(messages: usize) -> String {
+    let last = messages.saturating_sub(1);
+    let cited = messages.clamp(1, MAX_ITEMS);
+    let items = (ITEMS_PER_MESSAGE * messages).clamp(1, MAX_ITEMS);
     format!(
-        r#"{{"type":"object","additionalProperties":false,"required":["memories"],"properties":{{"memories":{{"type":"array","maxItems":{MAX_ITEMS},"items":{{"type":"object","additionalProperties":false,"required":["value","key","type","memory_time","preference","preference_type","reasoning","tags","sources"],"properties":{{"value":{{"type":"string","minLength":1,"maxLength":{MAX_VALUE}}},"key":{{"type":"string","minLength":1,"maxLength":{MAX_KEY}}},"type":{{"type":"string","enum":["UserMemory","LongTermMemory"]}},"memory_time":{{"type":["string","null"],"pattern":"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$"}},"preference":{{"type":["string","null"],"enum":["like","dislike",null]}},"preference_type":{{"type":["string","null"],"enum":["explicit","implicit",null]}},"reasoning":{{"type":["string","null"],"maxLength":{MAX_REASONING}}},"tags":{{"type":"array","maxItems":{MAX_TAGS},"items":{{"type":"string","maxLength":40}}}},"sources":{{"type":"array","maxItems":{MAX_ITEMS},"items":{{"type":"integer","minimum":0}}}}}}}}}}}}}}"#
+        r#"{{"type":"object","additionalProperties":false,"required":["memories"],"properties":{{"memories":{{"type":"array","maxItems":{items},"items":{{"type":"object","additionalProperties":false,"required":["value","key","type","memory_time","preference","preference_type","reasoning","tags","sources"],"properties":{{"value":{{"type":"string","minLength":1,"maxLength":{MAX_VALUE}}},"key":{{"type":"string","minLength":1,"maxLength":{MAX_KEY}}},"type":{{"type":"string","enum":["UserMemory","LongTermMemory"]}},"memory_time":{{"type":["string","null"],"pattern":"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$"}},"preference":{{"type":["string","null"],"enum":["like","dislike",null]}},"preference_type":{{"type":["string","null"],"enum":["explicit","implicit",null]}},"reasoning":{{"type":["string","null"],"maxLength":{MAX_REASONING}}},"tags":{{"type":"array","maxItems":{MAX_TAGS},"items":{{"type":"string","maxLength":40}}}},"sources":{{"type":"array","maxItems":{cited},"items":{{"type":"integer","minimum":0,"maximum":{last}}}}}}}}}}}}}}}"#
     )
 }
 
@@ -686,12 +697,18 @@ mod tests {
 
     #[test]
     fn the_schema_goes_out_value_first_and_refuses_empty_items() {
-        let text = schema_text();
+        let text = schema_text(0);
         let at = |k: &str| text.find(&format!("\"{k}\":{{")).unwrap();
         assert!(at("value") < at("key") && at("key") < at("type") && at("type") < at("tags"));
         assert!(at("preference") < at("sources") && at("reasoning") < at("tags"));
-        let item = &schema()["properties"]["memories"]["items"];
+        let item = &schema(2)["properties"]["memories"]["items"];
         assert_eq!(item["properties"]["value"]["minLength"], 1);
+        // A source is one of the transcript's messages.
+        let source = &item["properties"]["sources"];
+        assert_eq!(source["items"]["maximum"], 1);
+        assert_eq!(source["maxItems"], 2);
+        assert_eq!(schema(2)["properties"]["memories"]["maxItems"], 10);
+        assert_eq!(schema(9)["properties"]["memories"]["maxItems"], MAX_ITEMS);
         assert_eq!(item["properties"]["key"]["minLength"], 1);
         assert!(item["properties"]["memory_time"]["pattern"].is_string());
         // The request carries it as written, with a token cap.
@@ -731,6 +748,6 @@ mod tests {
                 }
             }
         }
-        walk(&schema(), "schema");
+        walk(&schema(3), "schema");
     }
 }
