@@ -218,7 +218,8 @@ impl BertEmbedder {
         Ok(states.iter().map(|s| self.pool(s)).collect())
     }
 
-    /// The mean of a text's hidden states, L2-normalised.
+    /// The mean of a text's hidden states, L2-normalised (the sum has the mean's direction,
+    /// so it is the sum that is normalised).
     fn pool(&self, states: &[f32]) -> Vec<f32> {
         let mut mean = vec![0f32; self.dim];
         let rows = states.len() / self.dim.max(1);
