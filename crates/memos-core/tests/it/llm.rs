@@ -222,7 +222,13 @@ async fn the_llm_refines_fast_facts_in_place_and_adds_what_rules_missed() {
     assert_eq!(req["model"], "scripted-model");
     assert_eq!(req["response_format"]["type"], "json_schema");
     let schema = &req["response_format"]["json_schema"]["schema"];
-    assert_eq!(schema["properties"]["memories"]["maxItems"], 20);
+    // Bounded by the transcript (two messages): five items a message, and a source is
+    // message 0 or 1.
+    assert_eq!(schema["properties"]["memories"]["maxItems"], 10);
+    assert_eq!(
+        schema["properties"]["memories"]["items"]["properties"]["sources"]["items"]["maximum"],
+        1
+    );
     assert_eq!(
         schema["properties"]["memories"]["items"]["properties"]["tags"]["maxItems"],
         8
