@@ -22,7 +22,8 @@ const MAX_TOKENS: usize = 256;
 const BATCH: usize = 16;
 /// Memories per forward pass while searches are running: a query waits behind at most one.
 const BATCH_BESIDE_SEARCHES: usize = 4;
-/// Inputs of at most this many tokens (padded) run on one thread; see `forward`.
+/// f32 inputs of at most this many tokens in all run on one thread; see `forward` (the
+/// 8-bit form has its own rule).
 const SOLO_TOKENS: usize = 96;
 /// Most queries embedded in one forward pass: concurrent searches that queue on the model
 /// ride along with the one whose turn it is (one pass of 16 costs far less than 16 passes).
