@@ -225,27 +225,20 @@ async fn a_stale_index_is_rebuilt_on_open() {
 }
 
 fn add_input(user: &str, texts: &[&str], tags: &[&str]) -> AddInput {
+    let messages = texts
+        .iter()
+        .map(|t| NewMessage {
+            role: Role::User,
+            content: t.to_string(),
+            chat_time: None,
+            name: None,
+            message_id: None,
+            raw: None,
+        })
+        .collect();
     AddInput {
-        user_id: user.into(),
-        conversation_id: "c".into(),
-        messages: texts
-            .iter()
-            .map(|t| NewMessage {
-                role: Role::User,
-                content: t.to_string(),
-                chat_time: None,
-                name: None,
-                message_id: None,
-                raw: None,
-            })
-            .collect(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
-        info: Map::new(),
-        agent_id: None,
-        app_id: None,
-        async_mode: false,
-        knowledgebase_ids: vec![],
-        public: false,
+        ..AddInput::sync(user, "c", messages)
     }
 }
 
