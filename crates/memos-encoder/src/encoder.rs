@@ -221,11 +221,6 @@ impl Encoder {
         })
     }
 
-    /// The device the weights live on (inputs must be on it too).
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// The kernel the 8-bit form runs on; `None` in f32.
     pub fn kernel(&self) -> Option<Kernel> {
         match &self.layers {

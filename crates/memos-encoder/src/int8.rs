@@ -350,7 +350,7 @@ impl QLinear {
     /// The same layer on another kernel (tests compare kernels on one layer).
     #[cfg(test)]
     fn with_kernel(mut self, kernel: Kernel) -> Self {
-        self.kernel = kernel;
+        self.set_kernel(kernel);
         self
     }
 
