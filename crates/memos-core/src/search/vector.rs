@@ -6,10 +6,16 @@
 //! instead of 1,536): a quarter of the memory, a faster scan, and cosines within about 0.003
 //! of the float ones, far below the gaps that decide a ranking. The store keeps the floats.
 //!
-//! Exact scan rather than HNSW: per-user partitions are small (`memos bench load` at 100k
-//! memories in one user: the whole search, scan, BM25 and HTTP included, takes about 6 ms
-//! beyond the query embedding), results are exact and reproducible, deletes are trivial,
+//! Exact scan rather than HNSW: results are exact and reproducible, deletes are trivial,
 //! and there is no index build, which takes minutes on 2 cores for graph indexes at 100k.
+//!
+//! A big user's scan waits on memory (38 MB of int8 rows at 100k), so above
+//! `search.exact_scan_rows` a search runs in two stages: every row is first scored on a
+//! 1-bit code (48 bytes for 384 dimensions: the sign of each value minus the user's mean
+//! vector, against the query's values in 4 bits), and only the best
+//! [`rescore_rows`] of them (4%) are scored again on their int8 values, which decide the
+//! ranking. The codes are an approximation, so the final list can miss a row the exact scan
+//! would have kept; `memos bench retrieval` prints how often on real embeddings.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -40,6 +46,46 @@ pub struct UserVectors {
     archived: Vec<Millis>,
     row: HashMap<Arc<str>, usize>,
     dim: usize,
+    /// `ids.len() × words` bits: bit `i` of a row is set when its value `i` is above
+    /// `center[i]` (see [`Codes`]).
+    codes: Codes,
+}
+
+/// The 1-bit codes of a user's rows, for the first stage of a big user's search.
+///
+/// Embeddings share a large common component (every e5 cosine is above 0.7), so the signs
+/// of the raw values say little; the signs of each row minus the user's mean say where it
+/// differs from the others. The mean is taken again whenever the user has doubled since it
+/// was last taken (all codes then recomputed), so the cost per write stays constant.
+#[derive(Debug, Default)]
+struct Codes {
+    /// 64-bit words per row.
+    words: usize,
+    bits: Vec<u64>,
+    /// Per row: the mean distance of its values from `center`, which turns a sum of signs
+    /// back into the size of a dot product.
+    spread: Vec<f32>,
+    /// Per row: how many of its bits are set.
+    ones: Vec<u16>,
+    center: Vec<f32>,
+    /// Rows when `center` was last taken.
+    centered_at: usize,
+}
+
+/// Rows below which a user's mean is not taken yet (its codes use a zero center).
+const CENTER_MIN_ROWS: usize = 64;
+
+/// The share of a big user's rows that the second stage scores exactly (at least
+/// [`RESCORE_PER_RESULT`] per result asked for).
+const RESCORE_SHARE: usize = 25;
+
+/// Rows rescored per result asked for, at least.
+const RESCORE_PER_RESULT: usize = 16;
+
+/// How many of `rows` rows the second stage scores exactly for a search of `k`: the best
+/// 1/25 on their codes, and at least 16 per result.
+pub fn rescore_rows(k: usize, rows: usize) -> usize {
+    (k * RESCORE_PER_RESULT).max(rows / RESCORE_SHARE)
 }
 
 /// Symmetric int8 quantization: the largest magnitude maps to 127. Returns the scale.
@@ -128,11 +174,26 @@ impl TopK {
 }
 
 impl UserVectors {
+    /// A user's vectors from the rows the store keeps.
+    pub fn from_rows(rows: Vec<StoredVector>) -> Self {
+        let mut u = UserVectors::default();
+        for r in rows {
+            u.upsert_as(&r.id, r.time, r.archived_at, &r.vector);
+        }
+        if u.len() >= CENTER_MIN_ROWS && u.codes.centered_at != u.len() {
+            u.recenter();
+        }
+        u
+    }
+
     /// About how much memory the rows take: the int8 values, the per-row scale and times,
     /// each id (shared by the list and the map) and the map's entry.
     pub fn bytes(&self) -> usize {
         let ids: usize = self.ids.iter().map(|id| id.len()).sum();
-        self.data.len() + self.ids.len() * (4 + 8 + 8 + 16 + 48) + ids
+        self.data.len()
+            + self.codes.bits.len() * 8
+            + self.ids.len() * (4 + 4 + 2 + 8 + 8 + 16 + 48)
+            + ids
     }
 
     #[cfg(test)]
@@ -167,6 +228,62 @@ impl UserVectors {
             }
         };
         self.scales[r] = quantize(v, &mut self.data[r * self.dim..(r + 1) * self.dim]);
+        if self.codes.words == 0 {
+            self.codes.words = self.dim.div_ceil(64);
+        }
+        let n = self.ids.len();
+        if n >= CENTER_MIN_ROWS && n >= 2 * self.codes.centered_at {
+            self.recenter();
+        } else {
+            self.encode(r);
+        }
+    }
+
+    /// Row `r`'s values as floats again.
+    fn row_values(&self, r: usize) -> impl Iterator<Item = f32> + '_ {
+        let s = self.scales[r];
+        self.data[r * self.dim..(r + 1) * self.dim]
+            .iter()
+            .map(move |&x| x as f32 * s)
+    }
+
+    /// Computes row `r`'s code against the current center.
+    fn encode(&mut self, r: usize) {
+        let w = self.codes.words;
+        if self.codes.bits.len() < (r + 1) * w {
+            self.codes.bits.resize((r + 1) * w, 0);
+            self.codes.spread.resize(r + 1, 0.0);
+            self.codes.ones.resize(r + 1, 0);
+        }
+        let mut bits = vec![0u64; w];
+        let mut spread = 0.0f32;
+        let center = &self.codes.center;
+        for (i, x) in self.row_values(r).enumerate() {
+            let d = x - center.get(i).copied().unwrap_or(0.0);
+            if d > 0.0 {
+                bits[i / 64] |= 1 << (i % 64);
+            }
+            spread += d.abs();
+        }
+        self.codes.bits[r * w..(r + 1) * w].copy_from_slice(&bits);
+        self.codes.spread[r] = spread / self.dim as f32;
+        self.codes.ones[r] = bits.iter().map(|b| b.count_ones() as u16).sum();
+    }
+
+    /// Takes the mean of every row as the new center and recomputes every code.
+    fn recenter(&mut self) {
+        let n = self.ids.len();
+        let mut sum = vec![0.0f64; self.dim];
+        for r in 0..n {
+            for (s, x) in sum.iter_mut().zip(self.row_values(r)) {
+                *s += x as f64;
+            }
+        }
+        self.codes.center = sum.iter().map(|s| (s / n as f64) as f32).collect();
+        self.codes.centered_at = n;
+        for r in 0..n {
+            self.encode(r);
+        }
     }
 
     fn delete(&mut self, id: &str) {
@@ -180,6 +297,10 @@ impl UserVectors {
             self.times.swap(r, last);
             self.archived.swap(r, last);
             self.scales.swap(r, last);
+            let w = self.codes.words;
+            self.codes.bits.copy_within(last * w..(last + 1) * w, r * w);
+            self.codes.spread.swap(r, last);
+            self.codes.ones.swap(r, last);
             self.row.insert(moved, r);
         }
         self.ids.pop();
@@ -187,6 +308,9 @@ impl UserVectors {
         self.archived.pop();
         self.scales.pop();
         self.data.truncate(last * self.dim);
+        self.codes.bits.truncate(last * self.codes.words);
+        self.codes.spread.pop();
+        self.codes.ones.pop();
     }
 
     /// Bytes held, roughly: what `memos bench load` divides by the memory count.
@@ -194,6 +318,9 @@ impl UserVectors {
         let per_id: usize = self.ids.iter().map(|i| i.len() + 16).sum();
         self.data.capacity()
             + self.scales.capacity() * 4
+            + self.codes.bits.capacity() * 8
+            + self.codes.spread.capacity() * 4
+            + self.codes.ones.capacity() * 2
             + self.times.capacity() * 8
             + self.archived.capacity() * 8
             + self.ids.capacity() * 16
@@ -228,14 +355,27 @@ impl UserVectors {
         self.ids.is_empty()
     }
 
-    /// The `k` rows most similar to `query`, best first, as (memory id, cosine). Rows after
-    /// outside `time` and rows outside `allowed` (when given) are skipped.
+    /// The `k` rows most similar to `query`, best first, as (memory id, cosine), by an
+    /// exact scan. Rows outside `time` and rows outside `allowed` (when given) are skipped.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         time: TimeRange,
         allowed: Option<&HashSet<String>>,
+    ) -> Vec<(String, f32)> {
+        self.search_with(query, k, time, allowed, usize::MAX)
+    }
+
+    /// [`Self::search`], in two stages when the user has more than `exact_rows` rows and
+    /// the search is not narrowed to a few of them (see the module's comment).
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        time: TimeRange,
+        allowed: Option<&HashSet<String>>,
+        exact_rows: usize,
     ) -> Vec<(String, f32)> {
         if self.dim == 0 || query.len() != self.dim || k == 0 {
             return vec![];
@@ -247,10 +387,14 @@ impl UserVectors {
                 * qscale
                 * self.scales[r]
         };
+        let n = self.ids.len();
+        let keep =
+            |r: usize| self.eligible(r, time) && allowed.is_none_or(|a| a.contains(&*self.ids[r]));
+        let rescore = rescore_rows(k, n);
         let top = match allowed {
             // A selective filter: visit only its rows, in row order so ties break the same
             // way as in a full scan.
-            Some(a) if a.len() < self.ids.len() / 8 => {
+            Some(a) if a.len() < n / 8 => {
                 let mut rows: Vec<usize> = a
                     .iter()
                     .filter_map(|id| self.row.get(id.as_str()).copied())
@@ -262,17 +406,34 @@ impl UserVectors {
                     t
                 })
             }
+            // A big user: rank every row on its code, then score the best exactly.
+            _ if n > exact_rows && rescore < n => self
+                .shortlist(
+                    query,
+                    rescore,
+                    (time.is_all() && allowed.is_none())
+                        .then_some(())
+                        .map_or(Keep::Some(&keep), |_| Keep::Active),
+                )
+                .into_par_iter()
+                .with_min_len(RESCORE_PIECE)
+                .fold(
+                    || TopK::new(k),
+                    |mut t, r| {
+                        t.push(score(r), r);
+                        t
+                    },
+                )
+                .reduce(|| TopK::new(k), TopK::merge),
             // Otherwise every row, on every core for a big user: by then the query is
             // embedded and the cores would idle.
-            _ => (0..self.ids.len())
+            _ => (0..n)
                 .into_par_iter()
                 .with_min_len(PAR_ROWS)
                 .fold(
                     || TopK::new(k),
                     |mut t, r| {
-                        if self.eligible(r, time)
-                            && allowed.is_none_or(|a| a.contains(&*self.ids[r]))
-                        {
+                        if keep(r) {
                             t.push(score(r), r);
                         }
                         t
@@ -285,6 +446,287 @@ impl UserVectors {
         out.into_iter()
             .map(|Scored(s, r)| (self.ids[r].to_string(), s))
             .collect()
+    }
+
+    /// About `want` rows that `keep` allows, the best by their codes' estimate of the
+    /// dot product with `query`, in row order.
+    ///
+    /// Two passes over the codes: one estimates every row (on every core), the other keeps
+    /// the rows above a threshold taken from every 16th estimate, so no pass sorts or
+    /// heaps 100k entries.
+    fn shortlist<F: Fn(usize) -> bool + Sync>(
+        &self,
+        query: &[f32],
+        want: usize,
+        keep: Keep<'_, F>,
+    ) -> Vec<usize> {
+        let planes = QueryPlanes::new(query, self.codes.words);
+        let n = self.ids.len();
+        let mut rough = vec![f32::NEG_INFINITY; n];
+        rough
+            .par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let first = b * BLOCK;
+                rough_scores(&planes, &self.codes, first, out);
+                match keep {
+                    Keep::Active => {
+                        let archived = &self.archived[first..first + out.len()];
+                        for (s, &a) in out.iter_mut().zip(archived) {
+                            if a != ACTIVE {
+                                *s = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                    Keep::Some(keep) => {
+                        for (i, s) in out.iter_mut().enumerate() {
+                            if !keep(first + i) {
+                                *s = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                }
+            });
+        let mut sample: Vec<f32> = rough
+            .iter()
+            .step_by(SAMPLE_STEP)
+            .copied()
+            .filter(|s| s.is_finite())
+            .collect();
+        let eligible = sample.len() * SAMPLE_STEP;
+        let threshold = if sample.is_empty() || eligible <= want {
+            f32::NEG_INFINITY
+        } else {
+            let at = (want * sample.len() / eligible).min(sample.len() - 1);
+            *sample.select_nth_unstable_by(at, |a, b| b.total_cmp(a)).1
+        };
+        (0..n)
+            .filter(|&r| rough[r].is_finite() && rough[r] >= threshold)
+            .collect()
+    }
+}
+
+/// Which rows a shortlist may hold.
+enum Keep<'a, F> {
+    /// The active ones (a search over all time without a filter), checked without a call.
+    Active,
+    /// Those the function allows.
+    Some(&'a F),
+}
+
+/// Rows per piece of the code pass.
+const BLOCK: usize = 4096;
+
+/// Shortlisted rows per piece of the exact rescoring.
+const RESCORE_PIECE: usize = 1024;
+
+/// One estimate in this many sets the shortlist's threshold.
+const SAMPLE_STEP: usize = 16;
+
+/// Estimates the dot product of `planes`' query with rows `first..first + out.len()`: the
+/// sum of the query's values signed by the row's bits, times the row's spread. (The
+/// center's own product with the query is the same for every row, so it is left out.)
+fn rough_scores(planes: &QueryPlanes, codes: &Codes, first: usize, out: &mut [f32]) {
+    rough_scores_on(CodeKernel::best(), planes, codes, first, out)
+}
+
+/// The instructions the code pass runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeKernel {
+    /// 64-bit popcounts of eight words at once (AVX-512 VPOPCNTDQ).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// The scalar popcount instruction.
+    #[cfg(target_arch = "x86_64")]
+    Popcnt,
+    /// Plain Rust (`count_ones` without the instruction is a dozen operations).
+    Portable,
+}
+
+impl CodeKernel {
+    /// Every kernel, fastest first.
+    const ALL: &[CodeKernel] = &[
+        #[cfg(target_arch = "x86_64")]
+        Self::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Self::Popcnt,
+        Self::Portable,
+    ];
+
+    fn best() -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.supported())
+            .unwrap_or(Self::Portable)
+    }
+
+    fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Popcnt => std::arch::is_x86_feature_detected!("popcnt"),
+            Self::Portable => true,
+        }
+    }
+}
+
+fn rough_scores_on(
+    kernel: CodeKernel,
+    planes: &QueryPlanes,
+    codes: &Codes,
+    first: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        kernel.supported(),
+        "{kernel:?} is not supported by this CPU"
+    );
+    assert!((first + out.len()) * codes.words <= codes.bits.len());
+    match kernel {
+        // SAFETY (both): the CPU has the instructions and the rows are inside `codes`
+        // (both asserted above).
+        #[cfg(target_arch = "x86_64")]
+        CodeKernel::Avx512 => unsafe { x86::rough_scores_avx512(planes, codes, first, out) },
+        #[cfg(target_arch = "x86_64")]
+        CodeKernel::Popcnt => unsafe { x86::rough_scores_popcnt(planes, codes, first, out) },
+        CodeKernel::Portable => rough_scores_portable(planes, codes, first, out),
+    }
+}
+
+#[inline(always)]
+fn rough_scores_portable(planes: &QueryPlanes, codes: &Codes, first: usize, out: &mut [f32]) {
+    let w = codes.words;
+    let rows = first..first + out.len();
+    let bits = &codes.bits[rows.start * w..rows.end * w];
+    for (((o, row), s), ones) in out
+        .iter_mut()
+        .zip(bits.chunks_exact(w))
+        .zip(&codes.spread[rows.clone()])
+        .zip(&codes.ones[rows])
+    {
+        let mut set = 0u32;
+        for (p, &b) in planes.planes.iter().zip(row) {
+            set += (p[0] & b).count_ones()
+                + 2 * (p[1] & b).count_ones()
+                + 4 * (p[2] & b).count_ones()
+                + 8 * (p[3] & b).count_ones();
+        }
+        *o = planes.signed_sum(set, *ones) * s;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Codes, QueryPlanes, rough_scores_portable};
+    use std::arch::x86_64::*;
+
+    /// [`rough_scores_portable`] with the scalar popcount instruction.
+    #[target_feature(enable = "popcnt")]
+    pub(super) fn rough_scores_popcnt(
+        planes: &QueryPlanes,
+        codes: &Codes,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        rough_scores_portable(planes, codes, first, out)
+    }
+
+    /// The same sums, eight words of a row at a time: a row of 384 bits is one register.
+    ///
+    /// # Safety
+    /// Rows `first..first + out.len()` must be inside `codes`.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub(super) unsafe fn rough_scores_avx512(
+        planes: &QueryPlanes,
+        codes: &Codes,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        let w = codes.words;
+        // The query's planes, one register per plane and chunk of eight words.
+        let plane = |k: usize, c: usize| {
+            let mut words = [0u64; 8];
+            for (i, word) in words.iter_mut().enumerate() {
+                if let Some(p) = planes.planes.get(c * 8 + i) {
+                    *word = p[k];
+                }
+            }
+            // SAFETY: an unaligned load of the 64 bytes of `words`.
+            unsafe { _mm512_loadu_si512(words.as_ptr().cast()) }
+        };
+        let p: Vec<[__m512i; 4]> = (0..w.div_ceil(8))
+            .map(|c| [plane(0, c), plane(1, c), plane(2, c), plane(3, c)])
+            .collect();
+        let base = codes.bits.as_ptr();
+        for (i, o) in out.iter_mut().enumerate() {
+            let r = first + i;
+            let mut acc = _mm512_setzero_si512();
+            for (c, pc) in p.iter().enumerate() {
+                let left = w - c * 8;
+                let mask: __mmask8 = if left >= 8 { 0xFF } else { (1u8 << left) - 1 };
+                // SAFETY: the unmasked lanes are words of row `r`, inside `codes.bits` (the
+                // caller's contract); masked-off lanes are not read.
+                let b = unsafe { _mm512_maskz_loadu_epi64(mask, base.add(r * w + c * 8).cast()) };
+                let count = |k: usize| _mm512_popcnt_epi64(_mm512_and_si512(b, pc[k]));
+                acc = _mm512_add_epi64(acc, count(0));
+                acc = _mm512_add_epi64(acc, _mm512_slli_epi64::<1>(count(1)));
+                acc = _mm512_add_epi64(acc, _mm512_slli_epi64::<2>(count(2)));
+                acc = _mm512_add_epi64(acc, _mm512_slli_epi64::<3>(count(3)));
+            }
+            let set = _mm512_reduce_add_epi64(acc) as u32;
+            *o = planes.signed_sum(set, codes.ones[r]) * codes.spread[r];
+        }
+    }
+}
+
+/// A query for the code stage: its values in 4 bits (`min + step × u`, `u` in 0..16), kept
+/// as four bit planes so a row's sum is four `and`-and-popcounts per 64 values.
+struct QueryPlanes {
+    /// Per 64-bit word of a code: the four planes of the query's `u` there.
+    planes: Vec<[u64; 4]>,
+    min: f32,
+    step: f32,
+    /// The sum of the quantized values.
+    total: f32,
+}
+
+impl QueryPlanes {
+    fn new(query: &[f32], words: usize) -> Self {
+        let (lo, hi) = query
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        let step = if hi > lo { (hi - lo) / 15.0 } else { 1.0 };
+        let mut planes = vec![[0u64; 4]; words];
+        let mut total = 0.0;
+        for (i, &x) in query.iter().enumerate() {
+            let u = ((x - lo) / step).round().clamp(0.0, 15.0) as u32;
+            total += lo + step * u as f32;
+            for (j, plane) in planes[i / 64].iter_mut().enumerate() {
+                if u >> j & 1 == 1 {
+                    *plane |= 1 << (i % 64);
+                }
+            }
+        }
+        Self {
+            planes,
+            min: lo,
+            step,
+            total,
+        }
+    }
+
+    /// Σ q_i × (+1 where the row's bit is set, −1 where not), from the quantized query,
+    /// given Σ of the query's `u` over the set bits and how many bits are set.
+    #[inline(always)]
+    fn signed_sum(&self, set: u32, ones: u16) -> f32 {
+        // Σ over set bits of q_i = step × Σ u_i + min × (set bits); the signed sum is
+        // twice that minus the sum over all.
+        2.0 * (self.step * set as f32 + self.min * ones as f32) - self.total
     }
 }
 
@@ -393,11 +835,7 @@ impl VectorIndex {
     /// Installs a scope's vectors loaded from the store. The caller holds the service's
     /// write lock, so no write slips between the load and the install.
     pub fn install(&self, scope: Scope, rows: Vec<StoredVector>) -> Arc<RwLock<UserVectors>> {
-        let mut u = UserVectors::default();
-        for r in rows {
-            u.upsert_as(&r.id, r.time, r.archived_at, &r.vector);
-        }
-        let u = Arc::new(RwLock::new(u));
+        let u = Arc::new(RwLock::new(UserVectors::from_rows(rows)));
         self.users.insert(scope, u.clone());
         u
     }
@@ -636,6 +1074,132 @@ mod tests {
             u.search(&q, 30, early, Some(&many)),
             sequential(early, Some(&many), 30)
         );
+    }
+
+    /// Rows scattered around a shared component, as embeddings are (every cosine high):
+    /// `groups` topics, each row a topic's direction plus its own noise.
+    fn embedding_like(n: usize, dim: usize, groups: usize, seed: u64) -> UserVectors {
+        let mut next = uniform(seed);
+        let common: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let topics: Vec<Vec<f32>> = (0..groups)
+            .map(|_| (0..dim).map(|_| next()).collect())
+            .collect();
+        let mut u = UserVectors::default();
+        for i in 0..n {
+            let t = &topics[i % groups];
+            let v: Vec<f32> = (0..dim)
+                .map(|d| 2.0 * common[d] + t[d] + 0.6 * next())
+                .collect();
+            u.upsert(&format!("m{i}"), i as Millis, &unit(&v));
+        }
+        u
+    }
+
+    #[test]
+    fn every_code_kernel_gives_the_same_estimates() {
+        // 384 dimensions fill six words of a register's eight; 520 need a second chunk.
+        for dim in [384, 520, 40] {
+            let u = embedding_like(300, dim, 7, dim as u64);
+            let planes = QueryPlanes::new(&unit(&vec![0.3; dim]), u.codes.words);
+            let mut want = vec![0.0; 299];
+            rough_scores_on(CodeKernel::Portable, &planes, &u.codes, 1, &mut want);
+            for &kernel in CodeKernel::ALL.iter().filter(|k| k.supported()) {
+                let mut got = vec![0.0; 299];
+                rough_scores_on(kernel, &planes, &u.codes, 1, &mut got);
+                assert_eq!(got, want, "{kernel:?}, {dim} dimensions");
+            }
+        }
+    }
+
+    #[test]
+    fn codes_follow_writes_deletes_and_recentering() {
+        let mut u = embedding_like(1_000, 64, 5, 3);
+        for i in (0..1_000).step_by(3) {
+            u.delete(&format!("m{i}"));
+        }
+        u.upsert("m1", 5, &unit(&[-1.0; 64]));
+        // Each row's code is what encoding it against the current center gives.
+        let (bits, spread, ones) = (
+            u.codes.bits.clone(),
+            u.codes.spread.clone(),
+            u.codes.ones.clone(),
+        );
+        for r in 0..u.len() {
+            u.encode(r);
+        }
+        assert_eq!(u.codes.bits, bits);
+        assert_eq!(u.codes.spread, spread);
+        assert_eq!(u.codes.ones, ones);
+        assert_eq!(u.codes.bits.len(), u.len() * u.codes.words);
+        // The center is taken again each time the user doubles: last at 512 rows.
+        assert_eq!(u.codes.centered_at, 512);
+        // A user loaded whole is centered on all its rows.
+        let rows: Vec<StoredVector> = (0..u.len())
+            .map(|r| StoredVector {
+                id: u.ids[r].to_string(),
+                time: u.times[r],
+                archived_at: None,
+                vector: u.row_values(r).collect(),
+            })
+            .collect();
+        assert_eq!(UserVectors::from_rows(rows).codes.centered_at, u.len());
+    }
+
+    #[test]
+    fn two_stage_search_keeps_what_the_exact_scan_finds() {
+        let u = embedding_like(20_000, 128, 400, 5);
+        let all = TimeRange::default();
+        let mut next = uniform(9);
+        let (mut kept, mut asked) = (0, 0);
+        for t in 0..50 {
+            // A query near one topic, as a question about it is.
+            let near = u.row_values(t * 37).collect::<Vec<_>>();
+            let q = unit(&near.iter().map(|x| x + 0.05 * next()).collect::<Vec<_>>());
+            let exact = u.search(&q, 10, all, None);
+            let staged = u.search_with(&q, 10, all, None, 0);
+            assert_eq!(staged.len(), 10);
+            // The rows it keeps carry their exact int8 cosines.
+            for (id, s) in &staged {
+                if let Some((_, e)) = exact.iter().find(|(i, _)| i == id) {
+                    assert_eq!(s, e);
+                }
+            }
+            asked += exact.len();
+            kept += exact.iter().filter(|e| staged.contains(e)).count();
+        }
+        let share = kept as f64 / asked as f64;
+        assert!(
+            share >= 0.95,
+            "two-stage kept {share:.3} of the exact top 10"
+        );
+        // Small users and `exact_rows` above the user's size scan exactly.
+        let q = unit(&vec![0.1; 128]);
+        assert_eq!(
+            u.search_with(&q, 10, all, None, 20_000),
+            u.search(&q, 10, all, None)
+        );
+    }
+
+    #[test]
+    fn two_stage_search_applies_time_and_filters_before_the_shortlist() {
+        let u = embedding_like(20_000, 64, 50, 6);
+        let q = unit(&u.row_values(3).collect::<Vec<_>>());
+        // Only rows 10,000 and later, and only every third of them: the shortlist is taken
+        // among those, so the list is full and all of it allowed.
+        let late = TimeRange {
+            from: Some(10_000),
+            to: None,
+        };
+        let many: HashSet<String> = (0..20_000)
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("m{i}"))
+            .collect();
+        let got = u.search_with(&q, 20, late, Some(&many), 0);
+        assert_eq!(got.len(), 20);
+        for (id, _) in &got {
+            let i: usize = id[1..].parse().unwrap();
+            assert!(i >= 10_000 && i.is_multiple_of(3), "{id}");
+        }
     }
 
     #[test]

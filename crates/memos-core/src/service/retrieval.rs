@@ -158,8 +158,8 @@ impl MemoryService {
         }
     }
 
-    /// Dense candidates for `text` (its last `search.dense_query_tokens`): exact cosine
-    /// over the user's vectors, filters applied inside.
+    /// Dense candidates for `text` (its last `search.dense_query_tokens`): cosine over the
+    /// user's vectors (exact up to `search.exact_scan_rows`), filters applied inside.
     pub(super) async fn dense_candidates(
         &self,
         scope: &Scope,
@@ -182,11 +182,12 @@ impl MemoryService {
                     Some(f) => Some(bm25.matching_ids(scope, f, time)?),
                     None => None,
                 };
-                users.read().unwrap_or_else(|e| e.into_inner()).search(
+                users.read().unwrap_or_else(|e| e.into_inner()).search_with(
                     &query,
                     pool,
                     time,
                     allowed.as_ref(),
+                    self.config.search.exact_scan_rows,
                 )
             }
             Retrieval::Store(search) => {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use memos_core::model::Role;
+use memos_core::search::vector;
 use memos_core::service::{AddInput, NewMessage, SearchInput, SearchMode};
 use memos_core::{Config, MemoryService, time};
 use serde::Deserialize;
@@ -208,6 +209,12 @@ pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result
         );
     }
 
+    if service.embedder().is_some()
+        && (args.only.is_empty() || args.only.iter().any(|o| o == "dense"))
+    {
+        scan_agreement(&service, &cases).await?;
+    }
+
     let mut modes = vec![("bm25", SearchMode::Lexical)];
     if service.embedder().is_some() {
         modes.push(("dense", SearchMode::Dense));
@@ -318,6 +325,69 @@ fn dialogue_query(case: &Case, q: &Question, turns: usize) -> String {
         .unwrap_or_default();
     lines.push(q.query.clone());
     lines.join("\n")
+}
+
+/// How well the two-stage vector scan (1-bit codes, then the best 4% scored exactly) keeps
+/// the exact scan's results on real embeddings: every case's memories pooled as one user,
+/// searched with every question.
+async fn scan_agreement(service: &Arc<MemoryService>, cases: &[Case]) -> Result<()> {
+    let Some(embedder) = service.embedder() else {
+        return Ok(());
+    };
+    let mut rows = Vec::new();
+    for case in cases {
+        let scope = memos_core::model::Scope::new(PROJECT, case.user_id.clone());
+        rows.extend(
+            service
+                .store()
+                .embeddings(&scope, embedder.model_id())
+                .await?,
+        );
+    }
+    let n = rows.len();
+    let pooled = vector::UserVectors::from_rows(rows);
+    let all = memos_core::search::TimeRange::default();
+    let (mut exact_ms, mut staged_ms) = (Vec::new(), Vec::new());
+    // Per k: (questions, results of the exact list kept, lists kept whole).
+    let mut kept = [(10usize, 0usize, 0usize, 0usize), (40, 0, 0, 0)];
+    for case in cases {
+        for q in case.questions.iter().filter(|q| q.answerable) {
+            let v = embedder.embed_query(&q.query)?;
+            for (k, asked, same, whole) in kept.iter_mut() {
+                let t = Instant::now();
+                let exact = pooled.search(&v, *k, all, None);
+                exact_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                let t = Instant::now();
+                let staged = pooled.search_with(&v, *k, all, None, 0);
+                staged_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                let staged: HashSet<&String> = staged.iter().map(|(id, _)| id).collect();
+                let hit = exact.iter().filter(|(id, _)| staged.contains(id)).count();
+                *asked += exact.len();
+                *same += hit;
+                *whole += usize::from(hit == exact.len());
+            }
+        }
+    }
+    exact_ms.sort_by(f64::total_cmp);
+    staged_ms.sort_by(f64::total_cmp);
+    println!(
+        "\ntwo-stage vector scan (search.exact_scan_rows), all {n} memories pooled as one user, every answerable question:"
+    );
+    for (k, asked, same, whole) in kept {
+        let questions = asked / k.max(1);
+        println!(
+            "  top {k} (rescoring {} rows): {:.4} of the exact scan's results kept, {:.3} of lists identical",
+            vector::rescore_rows(k, n),
+            same as f64 / asked.max(1) as f64,
+            whole as f64 / questions.max(1) as f64
+        );
+    }
+    println!(
+        "  scan p50: exact {:.2} ms, two-stage {:.2} ms",
+        pct(&exact_ms, 0.5),
+        pct(&staged_ms, 0.5)
+    );
+    Ok(())
 }
 
 async fn score(
