@@ -6,7 +6,7 @@
 //! instead of 1,536): a quarter of the memory, a faster scan, and cosines within about 0.003
 //! of the float ones, far below the gaps that decide a ranking. The store keeps the floats.
 //!
-//! Exact scan rather than HNSW: results are exact and reproducible, deletes are trivial,
+//! A scan rather than HNSW: results are exact and reproducible, deletes are trivial,
 //! and there is no index build, which takes minutes on 2 cores for graph indexes at 100k.
 //!
 //! A big user's scan waits on memory (38 MB of int8 rows at 100k), so above
@@ -49,6 +49,8 @@ pub struct UserVectors {
     /// `ids.len() × words` bits: bit `i` of a row is set when its value `i` is above
     /// `center[i]` (see [`Codes`]).
     codes: Codes,
+    /// Set while [`Self::from_rows`] adds rows: codes wait for the last one.
+    loading: bool,
 }
 
 /// The 1-bit codes of a user's rows, for the first stage of a big user's search.
@@ -176,13 +178,16 @@ impl TopK {
 impl UserVectors {
     /// A user's vectors from the rows the store keeps.
     pub fn from_rows(rows: Vec<StoredVector>) -> Self {
-        let mut u = UserVectors::default();
+        let mut u = UserVectors {
+            loading: true,
+            ..Default::default()
+        };
         for r in rows {
             u.upsert_as(&r.id, r.time, r.archived_at, &r.vector);
         }
-        if u.len() >= CENTER_MIN_ROWS && u.codes.centered_at != u.len() {
-            u.recenter();
-        }
+        u.loading = false;
+        // One center for all the rows, and each code computed once.
+        u.recenter();
         u
     }
 
@@ -232,10 +237,13 @@ impl UserVectors {
             self.codes.words = self.dim.div_ceil(64);
         }
         let n = self.ids.len();
-        if n >= CENTER_MIN_ROWS && n >= 2 * self.codes.centered_at {
-            self.recenter();
-        } else {
-            self.encode(r);
+        // While loading, `from_rows` computes every code once after the last row.
+        if !self.loading {
+            if n >= CENTER_MIN_ROWS && n >= 2 * self.codes.centered_at {
+                self.recenter();
+            } else {
+                self.encode(r);
+            }
         }
     }
 
@@ -250,29 +258,42 @@ impl UserVectors {
     /// Computes row `r`'s code against the current center.
     fn encode(&mut self, r: usize) {
         let w = self.codes.words;
-        if self.codes.bits.len() < (r + 1) * w {
-            self.codes.bits.resize((r + 1) * w, 0);
-            self.codes.spread.resize(r + 1, 0.0);
-            self.codes.ones.resize(r + 1, 0);
+        let codes = &mut self.codes;
+        if codes.bits.len() < (r + 1) * w {
+            codes.bits.resize((r + 1) * w, 0);
+            codes.spread.resize(r + 1, 0.0);
+            codes.ones.resize(r + 1, 0);
         }
-        let mut bits = vec![0u64; w];
+        let bits = &mut codes.bits[r * w..(r + 1) * w];
+        bits.fill(0);
+        let scale = self.scales[r];
         let mut spread = 0.0f32;
-        let center = &self.codes.center;
-        for (i, x) in self.row_values(r).enumerate() {
-            let d = x - center.get(i).copied().unwrap_or(0.0);
+        for (i, &x) in self.data[r * self.dim..(r + 1) * self.dim]
+            .iter()
+            .enumerate()
+        {
+            let d = x as f32 * scale - codes.center.get(i).copied().unwrap_or(0.0);
             if d > 0.0 {
                 bits[i / 64] |= 1 << (i % 64);
             }
             spread += d.abs();
         }
-        self.codes.bits[r * w..(r + 1) * w].copy_from_slice(&bits);
-        self.codes.spread[r] = spread / self.dim as f32;
-        self.codes.ones[r] = bits.iter().map(|b| b.count_ones() as u16).sum();
+        codes.spread[r] = spread / self.dim as f32;
+        codes.ones[r] = bits.iter().map(|b| b.count_ones() as u16).sum();
     }
 
-    /// Takes the mean of every row as the new center and recomputes every code.
+    /// Takes the mean of every row as the new center (below [`CENTER_MIN_ROWS`], none)
+    /// and recomputes every code.
     fn recenter(&mut self) {
         let n = self.ids.len();
+        if n < CENTER_MIN_ROWS {
+            self.codes.center.clear();
+            self.codes.centered_at = 0;
+            for r in 0..n {
+                self.encode(r);
+            }
+            return;
+        }
         let mut sum = vec![0.0f64; self.dim];
         for r in 0..n {
             for (s, x) in sum.iter_mut().zip(self.row_values(r)) {
