@@ -431,8 +431,7 @@ async fn run(
         }));
     }
     let (mut big, mut small, mut adds) = (Vec::new(), Vec::new(), Vec::new());
-    for c in clients {
-        let (b, s, a) = c.await??;
+    for (b, s, a) in join_clients(clients).await? {
         big.extend(b);
         small.extend(s);
         adds.extend(a);
@@ -480,9 +479,15 @@ async fn run(
             anyhow::Ok(sent)
         }));
     }
-    let mut sent = 0;
-    for c in clients {
-        sent += c.await??;
+    let sent: usize = join_clients(clients).await?.into_iter().sum();
+    let rejected: u64 = servers
+        .iter()
+        .map(|s| s.rejected.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    if rejected > 0 {
+        println!(
+            "answered 429 and sent again after 10 ms (more clients than a project may run requests at once): {rejected}"
+        );
     }
     println!(
         "ingest: {sent} messages in {seconds:.0} s, {:.0} messages/s (sync adds of {SESSION}, vectors in the background)",
@@ -498,6 +503,28 @@ async fn run(
         (peak.saturating_sub(base_rss) * 1024) as f64 / memories as f64
     );
     Ok(())
+}
+
+/// The clients' results; at the first failure the others are stopped before it returns,
+/// so no request still runs when the servers and their data directory go away.
+async fn join_clients<T>(clients: Vec<tokio::task::JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(clients.len());
+    let mut failed = None;
+    for c in clients {
+        if failed.is_some() {
+            c.abort();
+            let _ = c.await;
+            continue;
+        }
+        match c.await.map_err(anyhow::Error::from).and_then(|r| r) {
+            Ok(v) => out.push(v),
+            Err(e) => failed = Some(e),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Writes the users' synthetic chat, its memories and their vectors straight into the
@@ -599,6 +626,8 @@ struct Server {
     child: Child,
     base: String,
     client: reqwest::Client,
+    /// Requests answered 429 (more at once than `limits` lets a project run) and sent again.
+    rejected: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
@@ -636,17 +665,29 @@ impl Server {
             child,
             base: format!("{url}/api/openmem/v1"),
             client: reqwest::Client::new(),
+            rejected: Default::default(),
         })
     }
 
+    /// Posts `body`, sending it again after a pause when the server answers 429, as its
+    /// message asks ("retry shortly"): more clients than a project may run requests at
+    /// once then queue instead of failing the run.
     async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        let resp = self
-            .client
-            .post(format!("{}/{path}", self.base))
-            .header("Authorization", format!("Token {KEY}"))
-            .json(&body)
-            .send()
-            .await?;
+        let resp = loop {
+            let resp = self
+                .client
+                .post(format!("{}/{path}", self.base))
+                .header("Authorization", format!("Token {KEY}"))
+                .json(&body)
+                .send()
+                .await?;
+            if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                break resp;
+            }
+            self.rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         let status = resp.status();
         let body: Value = resp.json().await?;
         if !status.is_success() || body["code"] != 0 {
