@@ -344,8 +344,8 @@ pub struct SearchConfig {
     /// lately give way and load again from the store when next searched.
     pub cache_mb: u64,
     /// Users with up to this many vectors are scanned exactly; a bigger user's search
-    /// ranks every row on a 1-bit code first and scores the best 4% exactly (about 5x
-    /// less memory read at 100k, an approximation: see `search::vector`).
+    /// ranks every row on a 1-bit code first and scores the best 4% exactly (about a
+    /// sixth of the memory read, an approximation: see `search::vector`).
     pub exact_scan_rows: usize,
 }
 
