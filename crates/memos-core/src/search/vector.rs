@@ -49,8 +49,6 @@ pub struct UserVectors {
     /// `ids.len() × words` bits: bit `i` of a row is set when its value `i` is above
     /// `center[i]` (see [`Codes`]).
     codes: Codes,
-    /// Set while [`Self::from_rows`] adds rows: codes wait for the last one.
-    loading: bool,
 }
 
 /// The 1-bit codes of a user's rows, for the first stage of a big user's search.
@@ -178,14 +176,10 @@ impl TopK {
 impl UserVectors {
     /// A user's vectors from the rows the store keeps.
     pub fn from_rows(rows: Vec<StoredVector>) -> Self {
-        let mut u = UserVectors {
-            loading: true,
-            ..Default::default()
-        };
+        let mut u = UserVectors::default();
         for r in rows {
-            u.upsert_as(&r.id, r.time, r.archived_at, &r.vector);
+            u.put(&r.id, r.time, r.archived_at, &r.vector);
         }
-        u.loading = false;
         // One center for all the rows, and each code computed once.
         u.recenter();
         u
@@ -206,13 +200,36 @@ impl UserVectors {
         self.upsert_as(id, time, None, v);
     }
 
+    /// Adds or replaces a row and keeps the codes current: the center is taken again
+    /// whenever the user has doubled since it was last taken.
     fn upsert_as(&mut self, id: &str, time: Millis, archived_at: Option<Millis>, v: &[f32]) {
+        let Some(r) = self.put(id, time, archived_at, v) else {
+            return;
+        };
+        let n = self.ids.len();
+        if n >= CENTER_MIN_ROWS && n >= 2 * self.codes.centered_at {
+            self.recenter();
+        } else {
+            self.encode(r);
+        }
+    }
+
+    /// Adds or replaces a row's values and times, without its code; its row, or `None`
+    /// for a vector of another length.
+    fn put(
+        &mut self,
+        id: &str,
+        time: Millis,
+        archived_at: Option<Millis>,
+        v: &[f32],
+    ) -> Option<usize> {
         if self.dim == 0 {
             self.dim = v.len();
+            self.codes.words = self.dim.div_ceil(64);
         }
         if v.len() != self.dim {
             tracing::warn!(id, "vector of another length ignored");
-            return;
+            return None;
         }
         let r = match self.row.get(id) {
             Some(&r) => {
@@ -233,18 +250,7 @@ impl UserVectors {
             }
         };
         self.scales[r] = quantize(v, &mut self.data[r * self.dim..(r + 1) * self.dim]);
-        if self.codes.words == 0 {
-            self.codes.words = self.dim.div_ceil(64);
-        }
-        let n = self.ids.len();
-        // While loading, `from_rows` computes every code once after the last row.
-        if !self.loading {
-            if n >= CENTER_MIN_ROWS && n >= 2 * self.codes.centered_at {
-                self.recenter();
-            } else {
-                self.encode(r);
-            }
-        }
+        Some(r)
     }
 
     /// Row `r`'s values as floats again.
@@ -289,19 +295,16 @@ impl UserVectors {
         if n < CENTER_MIN_ROWS {
             self.codes.center.clear();
             self.codes.centered_at = 0;
+        } else {
+            let mut sum = vec![0.0f64; self.dim];
             for r in 0..n {
-                self.encode(r);
+                for (s, x) in sum.iter_mut().zip(self.row_values(r)) {
+                    *s += x as f64;
+                }
             }
-            return;
+            self.codes.center = sum.iter().map(|s| (s / n as f64) as f32).collect();
+            self.codes.centered_at = n;
         }
-        let mut sum = vec![0.0f64; self.dim];
-        for r in 0..n {
-            for (s, x) in sum.iter_mut().zip(self.row_values(r)) {
-                *s += x as f64;
-            }
-        }
-        self.codes.center = sum.iter().map(|s| (s / n as f64) as f32).collect();
-        self.codes.centered_at = n;
         for r in 0..n {
             self.encode(r);
         }
@@ -428,39 +431,25 @@ impl UserVectors {
                 })
             }
             // A big user: rank every row on its code, then score the best exactly.
-            _ if n > exact_rows && rescore < n => self
-                .shortlist(
-                    query,
-                    rescore,
-                    (time.is_all() && allowed.is_none())
-                        .then_some(())
-                        .map_or(Keep::Some(&keep), |_| Keep::Active),
-                )
-                .into_par_iter()
-                .with_min_len(RESCORE_PIECE)
-                .fold(
-                    || TopK::new(k),
-                    |mut t, r| {
-                        t.push(score(r), r);
-                        t
-                    },
-                )
-                .reduce(|| TopK::new(k), TopK::merge),
+            _ if n > exact_rows && rescore < n => {
+                let which = if time.is_all() && allowed.is_none() {
+                    Keep::Active
+                } else {
+                    Keep::Some(&keep)
+                };
+                let rows = self.shortlist(query, rescore, which);
+                par_top_k(rows.into_par_iter().with_min_len(RESCORE_PIECE), k, score)
+            }
             // Otherwise every row, on every core for a big user: by then the query is
             // embedded and the cores would idle.
-            _ => (0..n)
-                .into_par_iter()
-                .with_min_len(PAR_ROWS)
-                .fold(
-                    || TopK::new(k),
-                    |mut t, r| {
-                        if keep(r) {
-                            t.push(score(r), r);
-                        }
-                        t
-                    },
-                )
-                .reduce(|| TopK::new(k), TopK::merge),
+            _ => par_top_k(
+                (0..n)
+                    .into_par_iter()
+                    .with_min_len(PAR_ROWS)
+                    .filter(|&r| keep(r)),
+                k,
+                score,
+            ),
         };
         let mut out: Vec<Scored> = top.heap.into_vec();
         out.sort();
@@ -749,6 +738,22 @@ impl QueryPlanes {
         // twice that minus the sum over all.
         2.0 * (self.step * set as f32 + self.min * ones as f32) - self.total
     }
+}
+
+/// The best `k` of `rows` by `score`, each piece of rows on whichever core takes it.
+fn par_top_k(
+    rows: impl ParallelIterator<Item = usize>,
+    k: usize,
+    score: impl Fn(usize) -> f32 + Sync + Send,
+) -> TopK {
+    rows.fold(
+        || TopK::new(k),
+        |mut t, r| {
+            t.push(score(r), r);
+            t
+        },
+    )
+    .reduce(|| TopK::new(k), TopK::merge)
 }
 
 /// Min-heap entry: the worst of the current top k sits on top.
