@@ -61,6 +61,10 @@ pub struct UserVectors {
 struct Codes {
     /// 64-bit words per row.
     words: usize,
+    /// Rows in blocks of [`LANES`], word-major inside a block (word `c` of a block's eight
+    /// rows side by side, see [`Codes::at`]), so one 512-bit load holds the same word of
+    /// eight rows and the code pass sums eight rows per register with no horizontal adds.
+    /// A last block's unused rows stay zero.
     bits: Vec<u64>,
     /// Per row: the mean distance of its values from `center`, which turns a sum of signs
     /// back into the size of a dot product.
@@ -70,6 +74,22 @@ struct Codes {
     center: Vec<f32>,
     /// Rows when `center` was last taken.
     centered_at: usize,
+}
+
+/// Rows per block of [`Codes::bits`].
+const LANES: usize = 8;
+
+impl Codes {
+    /// Where word `c` of row `r` sits in `bits`.
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> usize {
+        (r / LANES) * LANES * self.words + c * LANES + r % LANES
+    }
+
+    /// Words `bits` needs to hold `rows` rows: whole blocks.
+    fn len_for(&self, rows: usize) -> usize {
+        rows.div_ceil(LANES) * LANES * self.words
+    }
 }
 
 /// Rows below which a user's mean is not taken yet (its codes use a zero center).
@@ -263,15 +283,16 @@ impl UserVectors {
 
     /// Computes row `r`'s code against the current center.
     fn encode(&mut self, r: usize) {
-        let w = self.codes.words;
         let codes = &mut self.codes;
-        if codes.bits.len() < (r + 1) * w {
-            codes.bits.resize((r + 1) * w, 0);
+        if codes.spread.len() < r + 1 {
+            codes.bits.resize(codes.len_for(r + 1), 0);
             codes.spread.resize(r + 1, 0.0);
             codes.ones.resize(r + 1, 0);
         }
-        let bits = &mut codes.bits[r * w..(r + 1) * w];
-        bits.fill(0);
+        for c in 0..codes.words {
+            let at = codes.at(r, c);
+            codes.bits[at] = 0;
+        }
         let scale = self.scales[r];
         let mut spread = 0.0f32;
         for (i, &x) in self.data[r * self.dim..(r + 1) * self.dim]
@@ -280,12 +301,15 @@ impl UserVectors {
         {
             let d = x as f32 * scale - codes.center.get(i).copied().unwrap_or(0.0);
             if d > 0.0 {
-                bits[i / 64] |= 1 << (i % 64);
+                let at = codes.at(r, i / 64);
+                codes.bits[at] |= 1 << (i % 64);
             }
             spread += d.abs();
         }
         codes.spread[r] = spread / self.dim as f32;
-        codes.ones[r] = bits.iter().map(|b| b.count_ones() as u16).sum();
+        codes.ones[r] = (0..codes.words)
+            .map(|c| codes.bits[codes.at(r, c)].count_ones() as u16)
+            .sum();
     }
 
     /// Takes the mean of every row as the new center (below [`CENTER_MIN_ROWS`], none)
@@ -321,8 +345,10 @@ impl UserVectors {
             self.times.swap(r, last);
             self.archived.swap(r, last);
             self.scales.swap(r, last);
-            let w = self.codes.words;
-            self.codes.bits.copy_within(last * w..(last + 1) * w, r * w);
+            for c in 0..self.codes.words {
+                let (to, from) = (self.codes.at(r, c), self.codes.at(last, c));
+                self.codes.bits[to] = self.codes.bits[from];
+            }
             self.codes.spread.swap(r, last);
             self.codes.ones.swap(r, last);
             self.row.insert(moved, r);
@@ -332,7 +358,12 @@ impl UserVectors {
         self.archived.pop();
         self.scales.pop();
         self.data.truncate(last * self.dim);
-        self.codes.bits.truncate(last * self.codes.words);
+        // The last row's words are zeroed: a block's unused rows stay zero.
+        for c in 0..self.codes.words {
+            let at = self.codes.at(last, c);
+            self.codes.bits[at] = 0;
+        }
+        self.codes.bits.truncate(self.codes.len_for(last));
         self.codes.spread.pop();
         self.codes.ones.pop();
     }
@@ -577,6 +608,7 @@ impl CodeKernel {
             Self::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+                    && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "x86_64")]
             Self::Popcnt => std::arch::is_x86_feature_detected!("popcnt"),
@@ -596,7 +628,8 @@ fn rough_scores_on(
         kernel.supported(),
         "{kernel:?} is not supported by this CPU"
     );
-    assert!((first + out.len()) * codes.words <= codes.bits.len());
+    assert!(codes.len_for(first + out.len()) <= codes.bits.len());
+    assert!(first + out.len() <= codes.spread.len());
     match kernel {
         // SAFETY (both): the CPU has the instructions and the rows are inside `codes`
         // (both asserted above).
@@ -610,29 +643,28 @@ fn rough_scores_on(
 
 #[inline(always)]
 fn rough_scores_portable(planes: &QueryPlanes, codes: &Codes, first: usize, out: &mut [f32]) {
-    let w = codes.words;
-    let rows = first..first + out.len();
-    let bits = &codes.bits[rows.start * w..rows.end * w];
-    for (((o, row), s), ones) in out
-        .iter_mut()
-        .zip(bits.chunks_exact(w))
-        .zip(&codes.spread[rows.clone()])
-        .zip(&codes.ones[rows])
-    {
-        let mut set = 0u32;
-        for (p, &b) in planes.planes.iter().zip(row) {
-            set += (p[0] & b).count_ones()
-                + 2 * (p[1] & b).count_ones()
-                + 4 * (p[2] & b).count_ones()
-                + 8 * (p[3] & b).count_ones();
-        }
-        *o = planes.signed_sum(set, *ones) * s;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = rough_score(planes, codes, first + i);
     }
+}
+
+/// Row `r`'s estimate, one word at a time.
+#[inline(always)]
+fn rough_score(planes: &QueryPlanes, codes: &Codes, r: usize) -> f32 {
+    let mut set = 0u32;
+    for (c, p) in planes.planes.iter().enumerate() {
+        let b = codes.bits[codes.at(r, c)];
+        set += (p[0] & b).count_ones()
+            + 2 * (p[1] & b).count_ones()
+            + 4 * (p[2] & b).count_ones()
+            + 8 * (p[3] & b).count_ones();
+    }
+    planes.signed_sum(set, codes.ones[r]) * codes.spread[r]
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Codes, QueryPlanes, rough_scores_portable};
+    use super::{Codes, LANES, QueryPlanes, rough_score, rough_scores_portable};
     use std::arch::x86_64::*;
 
     /// [`rough_scores_portable`] with the scalar popcount instruction.
@@ -646,11 +678,13 @@ mod x86 {
         rough_scores_portable(planes, codes, first, out)
     }
 
-    /// The same sums, eight words of a row at a time: a row of 384 bits is one register.
+    /// The same sums, a block of eight rows at a time: one load holds a word of all eight,
+    /// each plane's count accumulates in its own register (64-bit lanes, one per row), and
+    /// the four are weighed once per block. Rows outside whole blocks go one by one.
     ///
     /// # Safety
-    /// Rows `first..first + out.len()` must be inside `codes`.
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    /// Rows `first..first + out.len()` must be inside `codes` (whole blocks included).
+    #[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
     pub(super) unsafe fn rough_scores_avx512(
         planes: &QueryPlanes,
         codes: &Codes,
@@ -658,38 +692,47 @@ mod x86 {
         out: &mut [f32],
     ) {
         let w = codes.words;
-        // The query's planes, one register per plane and chunk of eight words.
-        let plane = |k: usize, c: usize| {
-            let mut words = [0u64; 8];
-            for (i, word) in words.iter_mut().enumerate() {
-                if let Some(p) = planes.planes.get(c * 8 + i) {
-                    *word = p[k];
-                }
-            }
-            // SAFETY: an unaligned load of the 64 bytes of `words`.
-            unsafe { _mm512_loadu_si512(words.as_ptr().cast()) }
-        };
-        let p: Vec<[__m512i; 4]> = (0..w.div_ceil(8))
-            .map(|c| [plane(0, c), plane(1, c), plane(2, c), plane(3, c)])
+        let end = first + out.len();
+        let (lo, hi) = (first.next_multiple_of(LANES), end / LANES * LANES);
+        if lo >= hi {
+            return rough_scores_portable(planes, codes, first, out);
+        }
+        for r in (first..lo).chain(hi..end) {
+            out[r - first] = rough_score(planes, codes, r);
+        }
+        // The query's planes, each word's broadcast to every lane.
+        let p: Vec<[__m512i; 4]> = planes
+            .planes
+            .iter()
+            .map(|q| q.map(|x| _mm512_set1_epi64(x as i64)))
             .collect();
         let base = codes.bits.as_ptr();
-        for (i, o) in out.iter_mut().enumerate() {
-            let r = first + i;
-            let mut acc = _mm512_setzero_si512();
+        let mut set = [0u64; LANES];
+        for block in (lo..hi).step_by(LANES) {
+            let words = block * w;
+            let mut acc = [_mm512_setzero_si512(); 4];
             for (c, pc) in p.iter().enumerate() {
-                let left = w - c * 8;
-                let mask: __mmask8 = if left >= 8 { 0xFF } else { (1u8 << left) - 1 };
-                // SAFETY: the unmasked lanes are words of row `r`, inside `codes.bits` (the
-                // caller's contract); masked-off lanes are not read.
-                let b = unsafe { _mm512_maskz_loadu_epi64(mask, base.add(r * w + c * 8).cast()) };
-                let count = |k: usize| _mm512_popcnt_epi64(_mm512_and_si512(b, pc[k]));
-                acc = _mm512_add_epi64(acc, count(0));
-                acc = _mm512_add_epi64(acc, _mm512_slli_epi64::<1>(count(1)));
-                acc = _mm512_add_epi64(acc, _mm512_slli_epi64::<2>(count(2)));
-                acc = _mm512_add_epi64(acc, _mm512_slli_epi64::<3>(count(3)));
+                // SAFETY: word `c` of the block's eight rows, inside `codes.bits` (the
+                // caller's contract).
+                let b = unsafe { _mm512_loadu_si512(base.add(words + c * LANES).cast()) };
+                for k in 0..4 {
+                    let n = _mm512_popcnt_epi64(_mm512_and_si512(b, pc[k]));
+                    acc[k] = _mm512_add_epi64(acc[k], n);
+                }
             }
-            let set = _mm512_reduce_add_epi64(acc) as u32;
-            *o = planes.signed_sum(set, codes.ones[r]) * codes.spread[r];
+            let sum = _mm512_add_epi64(
+                _mm512_add_epi64(acc[0], _mm512_slli_epi64::<1>(acc[1])),
+                _mm512_add_epi64(
+                    _mm512_slli_epi64::<2>(acc[2]),
+                    _mm512_slli_epi64::<3>(acc[3]),
+                ),
+            );
+            // SAFETY: a store of eight u64 into `set`.
+            unsafe { _mm512_storeu_si512(set.as_mut_ptr().cast(), sum) };
+            for (i, &n) in set.iter().enumerate() {
+                let r = block + i;
+                out[r - first] = planes.signed_sum(n as u32, codes.ones[r]) * codes.spread[r];
+            }
         }
     }
 }
@@ -1156,7 +1199,10 @@ mod tests {
         assert_eq!(u.codes.bits, bits);
         assert_eq!(u.codes.spread, spread);
         assert_eq!(u.codes.ones, ones);
-        assert_eq!(u.codes.bits.len(), u.len() * u.codes.words);
+        assert_eq!(
+            u.codes.bits.len(),
+            u.len().div_ceil(LANES) * LANES * u.codes.words
+        );
         // The center is taken again each time the user doubles: last at 512 rows.
         assert_eq!(u.codes.centered_at, 512);
         // A user loaded whole is centered on all its rows.

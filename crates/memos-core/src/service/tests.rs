@@ -331,6 +331,53 @@ async fn near_copies_make_room_for_other_results() {
     }
 }
 
+#[tokio::test]
+async fn a_search_reads_past_the_head_of_its_pool_only_when_copies_fill_it() {
+    let svc = start_lexical(Arc::new(InMemoryStore::new())).await;
+    // More near-copies than the first read takes (2 × limit, at least 12), all ranked above
+    // the distinct memories.
+    let text = "Bees on the roof make honey for the market.";
+    let mut copies = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let a = svc.add("p", add_input("u", &[text], &[])).await.unwrap();
+        copies.insert(a.memory_ids[0].clone());
+    }
+    for word in [
+        "lavender", "clover", "heather", "acacia", "linden", "thyme", "sage",
+    ] {
+        let t = format!("The bees by the roof visit the {word}.");
+        svc.add("p", add_input("u", &[t.as_str()], &[]))
+            .await
+            .unwrap();
+    }
+    let search = |conversation: Option<&str>| {
+        let input = SearchInput {
+            limit: Some(6),
+            conversation_id: conversation.map(str::to_string),
+            ..lexical("bees on the roof honey")
+        };
+        let svc = svc.clone();
+        async move {
+            svc.search("p", input)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.memory.id, h.relativity))
+                .collect::<Vec<_>>()
+        }
+    };
+    let hits = search(None).await;
+    assert_eq!(hits.len(), 6);
+    assert!(copies.contains(&hits[0].0));
+    assert!(
+        hits[1..].iter().all(|(id, _)| !copies.contains(id)),
+        "the distinct memories below the first read come up past the copies: {hits:?}"
+    );
+    // A conversation (here one no memory is in) makes a search read its whole pool: the
+    // same answer.
+    assert_eq!(search(Some("elsewhere")).await, hits);
+}
+
 #[test]
 fn feedback_loses_its_correction_words_only() {
     assert_eq!(
