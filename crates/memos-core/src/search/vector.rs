@@ -46,7 +46,7 @@ pub struct UserVectors {
     archived: Vec<Millis>,
     row: HashMap<Arc<str>, usize>,
     dim: usize,
-    /// `ids.len() × words` bits: bit `i` of a row is set when its value `i` is above
+    /// `words` 64-bit words per row: bit `i` of a row is set when its value `i` is above
     /// `center[i]` (see [`Codes`]).
     codes: Codes,
 }
