@@ -469,7 +469,22 @@ impl UserVectors {
                     Keep::Some(&keep)
                 };
                 let rows = self.shortlist(query, rescore, which);
-                par_top_k(rows.into_par_iter().with_min_len(RESCORE_PIECE), k, score)
+                // The shortlisted rows are scattered over the matrix: each piece asks for
+                // the rows a few places ahead while it scores the current one.
+                rows.par_chunks(RESCORE_PIECE)
+                    .fold(
+                        || TopK::new(k),
+                        |mut t, piece| {
+                            for (i, &r) in piece.iter().enumerate() {
+                                if let Some(&next) = piece.get(i + PREFETCH_AHEAD) {
+                                    prefetch(&self.data[next * self.dim..(next + 1) * self.dim]);
+                                }
+                                t.push(score(r), r);
+                            }
+                            t
+                        },
+                    )
+                    .reduce(|| TopK::new(k), TopK::merge)
             }
             // Otherwise every row, on every core for a big user: by then the query is
             // embedded and the cores would idle.
@@ -560,6 +575,23 @@ const BLOCK: usize = 4096;
 
 /// Shortlisted rows per piece of the exact rescoring.
 const RESCORE_PIECE: usize = 1024;
+
+/// How many rows ahead the rescoring asks for a row's values.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Asks the CPU to bring `bytes` into the cache (a hint: nothing on other targets).
+#[inline(always)]
+fn prefetch(bytes: &[i8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch reads nothing and cannot fault; the address is inside `bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
 
 /// One estimate in this many sets the shortlist's threshold.
 const SAMPLE_STEP: usize = 16;
