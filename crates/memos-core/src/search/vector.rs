@@ -470,21 +470,16 @@ impl UserVectors {
                 };
                 let rows = self.shortlist(query, rescore, which);
                 // The shortlisted rows are scattered over the matrix: each piece asks for
-                // the rows a few places ahead while it scores the current one.
-                rows.par_chunks(RESCORE_PIECE)
-                    .fold(
-                        || TopK::new(k),
-                        |mut t, piece| {
-                            for (i, &r) in piece.iter().enumerate() {
-                                if let Some(&next) = piece.get(i + PREFETCH_AHEAD) {
-                                    prefetch(&self.data[next * self.dim..(next + 1) * self.dim]);
-                                }
-                                t.push(score(r), r);
-                            }
-                            t
-                        },
-                    )
-                    .reduce(|| TopK::new(k), TopK::merge)
+                // the row a few places ahead as it hands on the current one to be scored.
+                let rows = rows.par_chunks(RESCORE_PIECE).flat_map_iter(|piece| {
+                    piece.iter().enumerate().map(move |(i, &r)| {
+                        if let Some(&next) = piece.get(i + PREFETCH_AHEAD) {
+                            prefetch(&self.data[next * self.dim..(next + 1) * self.dim]);
+                        }
+                        r
+                    })
+                });
+                par_top_k(rows, k, score)
             }
             // Otherwise every row, on every core for a big user: by then the query is
             // embedded and the cores would idle.

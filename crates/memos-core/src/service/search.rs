@@ -57,6 +57,13 @@ const MAX_SUPERSEDED_HOPS: usize = 4;
 /// Fewest fused candidates a search reads from the store at first.
 const FIRST_READ: usize = 12;
 
+/// Whether a search's list may hold `m`: tool trajectories have a channel of their own
+/// (`search_tools`), unless the filter asks for them by name.
+fn listed(m: &Memory, input: &SearchInput) -> bool {
+    m.memory_type != MemoryType::ToolTrajectoryMemory
+        || names_type(input.filter.as_ref(), MemoryType::ToolTrajectoryMemory)
+}
+
 /// What the request's conversation lifts its memories by (the ranking and `explain` alike).
 fn conversation_boost(s: &crate::config::SearchConfig, input: &SearchInput, m: &Memory) -> f32 {
     match &input.conversation_id {
@@ -172,10 +179,12 @@ impl MemoryService {
             Some(_) => fused.len(),
             None => (limit * 2).max(FIRST_READ).min(fused.len()),
         };
+        // Memories read so far: a second pass reads only what the first did not.
+        let mut memories = HashMap::new();
         let ranked = loop {
             let (head, unread) = fused.split_at(read);
             let ranked = self
-                .ranked_head(&scope, head, unread, &input, &mut why)
+                .ranked_head(&scope, head, unread, &input, &mut memories, &mut why)
                 .await?;
             let (ranked, full) = self.suppress_duplicates(ranked, limit);
             if full || unread.is_empty() {
@@ -205,36 +214,36 @@ impl MemoryService {
             .collect())
     }
 
-    /// `head`'s memories read from the store, boosted, ranked, and each outdated turn's
-    /// replacement placed above it. `unread` is the rest of the fused list (its scores
-    /// count for a replacement found there).
+    /// `head`'s memories, boosted, ranked, and each outdated turn's replacement placed
+    /// above it. Memories not in `memories` yet are read from the store into it. `unread`
+    /// is the rest of the fused list (its scores count for a replacement found there).
     async fn ranked_head(
         &self,
         scope: &Scope,
         head: &[Candidate],
         unread: &[Candidate],
         input: &SearchInput,
+        memories: &mut HashMap<String, Memory>,
         why: &mut HashMap<String, super::input::Explain>,
     ) -> Result<Vec<(f32, f32, Memory)>> {
         let s = &self.config.search;
-        let ids: Vec<String> = head.iter().map(|c| c.id.clone()).collect();
-        let mut by_id: HashMap<String, Memory> = self
-            .store
-            .get_memories(&scope.project_id, &ids)
-            .await?
-            .into_iter()
-            .map(|m| (m.id.clone(), m))
+        let ids: Vec<String> = head
+            .iter()
+            .filter(|c| !memories.contains_key(&c.id))
+            .map(|c| c.id.clone())
             .collect();
-        let tools = names_type(input.filter.as_ref(), MemoryType::ToolTrajectoryMemory);
+        for m in self.store.get_memories(&scope.project_id, &ids).await? {
+            memories.insert(m.id.clone(), m);
+        }
         let mut ranked: Vec<(f32, f32, Memory)> = head
             .iter()
             .filter_map(|c| {
                 // The index is derived data: trust only what the store confirms for this user.
-                let m = by_id.remove(&c.id).filter(|m| m.scope == *scope)?;
-                // Tool trajectories have a channel of their own (`search_tools`).
-                if m.memory_type == MemoryType::ToolTrajectoryMemory && !tools {
+                let m = memories.get(&c.id).filter(|m| m.scope == *scope)?;
+                if !listed(m, input) {
                     return None;
                 }
+                let m = m.clone();
                 let boost = conversation_boost(s, input, &m);
                 Some((c.score * boost, (c.relativity * boost).clamp(0.0, 1.0), m))
             })
@@ -329,19 +338,11 @@ impl MemoryService {
                 }
                 // Retrieved but not read: what reading it would have ranked it by.
                 None => match unread.iter().find(|c| c.id == replacement.id) {
-                    Some(c)
-                        if replacement.memory_type != MemoryType::ToolTrajectoryMemory
-                            || names_type(
-                                input.filter.as_ref(),
-                                MemoryType::ToolTrajectoryMemory,
-                            ) =>
-                    {
-                        (
-                            c.score.max(score),
-                            c.relativity.max(relativity),
-                            replacement,
-                        )
-                    }
+                    Some(c) if listed(&replacement, input) => (
+                        c.score.max(score),
+                        c.relativity.max(relativity),
+                        replacement,
+                    ),
                     _ => (score, relativity, replacement),
                 },
             };
