@@ -4,10 +4,12 @@
 //! Two retrievers: BM25 over tantivy ([`bm25`]) and exact dense scan ([`vector`]). Each
 //! returns its own candidate list with a calibrated `relativity`; [`fusion`] merges them.
 //! Over a store that searches itself ([`crate::store::StoreSearch`], PostgreSQL) the same
-//! two lists come from the database instead, and the rest is unchanged.
+//! two lists come from the store instead (PostgreSQL's copy in each server's RAM: the RAM
+//! vectors and [`postings`], kept current from the database), and the rest is unchanged.
 
 pub mod bm25;
 pub mod fusion;
+pub mod postings;
 pub mod vector;
 
 use crate::model::{MemoryStatus, Millis};

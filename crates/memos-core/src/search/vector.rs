@@ -222,7 +222,7 @@ impl UserVectors {
 
     /// Adds or replaces a row and keeps the codes current: the center is taken again
     /// whenever the user has doubled since it was last taken.
-    fn upsert_as(&mut self, id: &str, time: Millis, archived_at: Option<Millis>, v: &[f32]) {
+    pub fn upsert_as(&mut self, id: &str, time: Millis, archived_at: Option<Millis>, v: &[f32]) {
         let Some(r) = self.put(id, time, archived_at, v) else {
             return;
         };
@@ -334,7 +334,8 @@ impl UserVectors {
         }
     }
 
-    fn delete(&mut self, id: &str) {
+    /// Removes a memory's row (nothing when it has none).
+    pub fn delete(&mut self, id: &str) {
         let Some(r) = self.row.remove(id) else { return };
         // Swap-remove keeps the matrix dense; the moved row gets its new index.
         let last = self.ids.len() - 1;

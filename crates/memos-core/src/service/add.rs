@@ -209,6 +209,7 @@ impl MemoryService {
                     Some(&profile),
                     TimeRange::default(),
                     RECONCILE_CANDIDATES,
+                    std::time::Instant::now(),
                 )
                 .await?;
             let score: std::collections::HashMap<String, f32> =

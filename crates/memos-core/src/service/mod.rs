@@ -146,8 +146,11 @@ impl MemoryService {
         config: Config,
     ) -> Result<Arc<Self>> {
         let model = embedder.as_ref().map(|e| (e.model_id(), e.dim()));
-        let retrieval =
-            Retrieval::open(&store, index, model, embedding::cache_budgets(&config).0).await?;
+        let copies = crate::store::SearchCopies {
+            bytes: embedding::cache_budgets(&config).0,
+            exact_scan_rows: config.search.exact_scan_rows,
+        };
+        let retrieval = Retrieval::open(&store, index, model, copies).await?;
         let ledger = Arc::new(crate::llm_usage::Ledger::default());
         let llm = if config.llm.base_url.is_empty() || !config.llm.refine {
             None

@@ -3,6 +3,7 @@
 //! Every search and every write asks the one enum, never the store again.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -12,7 +13,7 @@ use crate::model::*;
 use crate::search::bm25::{Bm25Index, IndexOp};
 use crate::search::vector::{VectorIndex, VectorOp};
 use crate::search::{Candidate, TimeRange};
-use crate::store::{MemoryStore, Revision, StoreSearch};
+use crate::store::{MemoryStore, Revision, SearchCopies, StoreSearch};
 
 use super::MemoryService;
 
@@ -33,19 +34,18 @@ pub(super) enum Retrieval {
 
 impl Retrieval {
     /// Picks the retrieval a store needs and makes it ready: a store that searches itself
-    /// prepares its vector index; otherwise `bm25` (a fresh one in RAM when `None`) is
-    /// brought up to date with the store.
+    /// prepares its vector index and may keep copies within `copies`; otherwise `bm25` (a
+    /// fresh one in RAM when `None`) is brought up to date with the store and the users'
+    /// vectors get `copies.bytes`.
     pub(super) async fn open(
         store: &Arc<dyn MemoryStore>,
         bm25: Option<Bm25Index>,
         model: Option<(&str, usize)>,
-        vector_bytes: u64,
+        copies: SearchCopies,
     ) -> Result<Self> {
         match store.clone().searcher() {
             Some(search) => {
-                if let Some((model, dim)) = model {
-                    search.prepare_vectors(model, dim).await?;
-                }
+                search.prepare(model, copies).await?;
                 Ok(Self::Store(search))
             }
             None => {
@@ -56,7 +56,7 @@ impl Retrieval {
                 bm25.sync_with(store.as_ref()).await?;
                 Ok(Self::Local {
                     bm25,
-                    vectors: VectorIndex::with_budget(vector_bytes),
+                    vectors: VectorIndex::with_budget(copies.bytes),
                 })
             }
         }
@@ -70,12 +70,12 @@ impl Retrieval {
         }
     }
 
-    /// Bytes the users' vectors held in this process take (none over PostgreSQL, which
-    /// searches itself).
+    /// Bytes the users' vectors held in this process take (over PostgreSQL, its copies of
+    /// users' terms and vectors, if it keeps any).
     pub(super) fn vector_bytes(&self) -> Option<u64> {
         match self {
             Self::Local { vectors, .. } => Some(vectors.weighted_bytes()),
-            Self::Store(_) => None,
+            Self::Store(search) => search.copies_bytes(),
         }
     }
 
@@ -134,6 +134,9 @@ impl Retrieval {
 
 impl MemoryService {
     /// BM25 candidates.
+    ///
+    /// `since`: when the caller began; a store that searches itself sees every write
+    /// committed before it.
     pub(super) async fn lexical_candidates(
         &self,
         scope: &Scope,
@@ -141,6 +144,7 @@ impl MemoryService {
         filter: Option<&Filter>,
         time: TimeRange,
         limit: usize,
+        since: Instant,
     ) -> Result<Vec<Candidate>> {
         match &self.retrieval {
             Retrieval::Local { bm25, .. } => bm25.search(scope, query, filter, time, limit),
@@ -152,6 +156,7 @@ impl MemoryService {
                         filter,
                         time,
                         limit,
+                        since,
                     )
                     .await
             }
@@ -160,6 +165,7 @@ impl MemoryService {
 
     /// Dense candidates for `text` (its last `search.dense_query_tokens`): cosine over the
     /// user's vectors (exact up to `search.exact_scan_rows`), filters applied inside.
+    /// `since` as for [`Self::lexical_candidates`].
     pub(super) async fn dense_candidates(
         &self,
         scope: &Scope,
@@ -167,6 +173,7 @@ impl MemoryService {
         filter: Option<&Filter>,
         time: TimeRange,
         pool: usize,
+        since: Instant,
     ) -> Result<Vec<Candidate>> {
         let Some(embedder) = &self.embedder else {
             return Ok(vec![]);
@@ -192,7 +199,15 @@ impl MemoryService {
             }
             Retrieval::Store(search) => {
                 search
-                    .dense(scope, embedder.model_id(), &query, filter, time, pool)
+                    .dense(
+                        scope,
+                        embedder.model_id(),
+                        &query,
+                        filter,
+                        time,
+                        pool,
+                        since,
+                    )
                     .await?
             }
         };

@@ -75,6 +75,8 @@ fn conversation_boost(s: &crate::config::SearchConfig, input: &SearchInput, m: &
 impl MemoryService {
     /// The memories most relevant to a query, best first.
     pub async fn search(&self, project_id: &str, input: SearchInput) -> Result<Vec<SearchHit>> {
+        // Every write acknowledged before now is in the answer, whichever server took it.
+        let began = std::time::Instant::now();
         self.check_user(&input.user_id)?;
         if let Some(c) = &input.conversation_id {
             self.check_id("conversation_id", c, InputErrorKind::ConversationIdTooLong)?;
@@ -141,7 +143,7 @@ impl MemoryService {
                     return Ok(None);
                 }
                 let terms = crate::text::tail_by_tokens(text, s.lexical_query_tokens);
-                self.lexical_candidates(&scope, terms, input.filter.as_ref(), range, pool)
+                self.lexical_candidates(&scope, terms, input.filter.as_ref(), range, pool, began)
                     .await
                     .map(Some)
             };
@@ -149,7 +151,7 @@ impl MemoryService {
                 if input.mode == SearchMode::Lexical || self.embedder.is_none() {
                     return Ok(None);
                 }
-                self.dense_candidates(&scope, text, input.filter.as_ref(), range, pool)
+                self.dense_candidates(&scope, text, input.filter.as_ref(), range, pool, began)
                     .await
                     .map(Some)
             };

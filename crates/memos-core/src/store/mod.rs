@@ -452,11 +452,23 @@ pub struct StoredVector {
     pub vector: Vec<f32>,
 }
 
-/// Retrieval inside the database, for stores that several servers share: an index local
-/// to one server would miss what the others write.
+/// What a store that searches itself may keep in this process's RAM: copies of the
+/// search data of the users searched lately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchCopies {
+    /// Bytes the copies may take in all (0: none kept, every search asks the store).
+    pub bytes: u64,
+    /// `search.exact_scan_rows` for the copied vectors.
+    pub exact_scan_rows: usize,
+}
+
+/// Retrieval over data every server sees, for stores that several servers share: an
+/// index that only one server's writes kept current would miss what the others write.
 ///
 /// Both retrievers apply the scope, "current at `time.to`" (active, or archived after it),
-/// the time range and the filter inside the search, like the local ones.
+/// the time range and the filter inside the search, like the local ones, and see every
+/// write committed before `since` (the moment the search began), whichever server made
+/// it; a store may answer from a copy that is at least that current.
 #[async_trait]
 pub trait StoreSearch: Send + Sync {
     /// BM25 over the memories' terms ([`crate::text::terms`] of [`Memory::index_text`]).
@@ -469,14 +481,17 @@ pub trait StoreSearch: Send + Sync {
         filter: Option<&Filter>,
         time: TimeRange,
         limit: usize,
+        since: std::time::Instant,
     ) -> Result<Vec<Candidate>>;
 
-    /// Makes ready whatever nearest-neighbour index vectors of `model` (of `dim`
-    /// dimensions) need. Called once at start; idempotent.
-    async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()>;
+    /// Makes ready whatever nearest-neighbour index the vectors of a model (`vectors`: its
+    /// id and dimensions) need, and what copies the store may keep in RAM. Called once at
+    /// start; idempotent.
+    async fn prepare(&self, vectors: Option<(&str, usize)>, copies: SearchCopies) -> Result<()>;
 
     /// The memories whose `model` vectors are nearest to `query` by cosine, best first,
     /// with their cosines.
+    #[allow(clippy::too_many_arguments)]
     async fn dense(
         &self,
         scope: &Scope,
@@ -485,7 +500,13 @@ pub trait StoreSearch: Send + Sync {
         filter: Option<&Filter>,
         time: TimeRange,
         limit: usize,
+        since: std::time::Instant,
     ) -> Result<Vec<(String, f32)>>;
+
+    /// Bytes the copies in this process's RAM hold now, if the store keeps any.
+    fn copies_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The error of a batch whose task another worker holds.

@@ -206,6 +206,7 @@ async fn older_rows_get_their_terms_on_connect() {
             None,
             TimeRange::default(),
             5,
+            std::time::Instant::now(),
         )
         .await
         .unwrap()
@@ -295,17 +296,32 @@ async fn tls_follows_sslmode_and_sslrootcert() {
 /// BM25 from the postings table ranks exactly as the scan of the matching rows does (the
 /// path every filtered or dated search takes), also when the best `4 · limit + 50` rows are
 /// cut from many, when most of the best matches are archived, and after edits and deletes.
+/// A second server's copy in RAM ranks the same, with the same scores, after it caught up
+/// with those edits and deletes from the change log.
 #[tokio::test]
 async fn postings_rank_as_the_full_scan_does() {
+    use memos_core::filter::Filter;
     use memos_core::model::{MemoryStatus, Scope};
     use memos_core::search::{TimeRange, query_terms};
     use memos_core::store::tests_support::memory;
-    use memos_core::store::{StoreSearch, WriteBatch};
+    use memos_core::store::{SearchCopies, StoreSearch, WriteBatch};
+    use std::time::Instant;
 
     let Some(url) = tests_support::postgres_schema_url().await else {
         return;
     };
     let store = PostgresStore::connect(&url, 2).await.unwrap();
+    let copies = PostgresStore::connect(&url, 2).await.unwrap();
+    copies
+        .prepare(
+            None,
+            SearchCopies {
+                bytes: 64 << 20,
+                exact_scan_rows: 20_000,
+            },
+        )
+        .await
+        .unwrap();
     const WORDS: [&str; 12] = [
         "garden", "violin", "harbor", "lantern", "orchard", "meadow", "canyon", "quartz", "falcon",
         "ember", "willow", "marble",
@@ -340,6 +356,20 @@ async fn postings_rank_as_the_full_scan_does() {
         })
         .await
         .unwrap();
+    let scope = Scope::new("p", "u");
+    // The copy loads now, before the edit and the delete, which it must catch up with.
+    let before = copies
+        .lexical(
+            &scope,
+            &query_terms("harbor canyon orchard"),
+            None,
+            TimeRange::default(),
+            1_000,
+            Instant::now(),
+        )
+        .await
+        .unwrap();
+    assert!(before.iter().any(|c| c.id == ms[2].id));
     // An edit and a delete after the first write, so the triggers' updates are tested too.
     let mut edited = ms[1].clone();
     edited.value = "note edited: zeppelin zeppelin garden".into();
@@ -351,7 +381,6 @@ async fn postings_rank_as_the_full_scan_does() {
         })
         .await
         .unwrap();
-    let scope = Scope::new("p", "u");
     let everything = TimeRange {
         from: Some(0),
         to: None,
@@ -366,12 +395,13 @@ async fn postings_rank_as_the_full_scan_does() {
     ] {
         let terms = query_terms(q);
         for limit in [5, 10, 30] {
+            let now = Instant::now();
             let fast = store
-                .lexical(&scope, &terms, None, TimeRange::default(), limit)
+                .lexical(&scope, &terms, None, TimeRange::default(), limit, now)
                 .await
                 .unwrap();
             let scan = store
-                .lexical(&scope, &terms, None, everything, limit)
+                .lexical(&scope, &terms, None, everything, limit, now)
                 .await
                 .unwrap();
             let ids = |c: &[memos_core::search::Candidate]| {
@@ -381,8 +411,61 @@ async fn postings_rank_as_the_full_scan_does() {
             for (a, b) in fast.iter().zip(&scan) {
                 assert!((a.score - b.score).abs() < 1e-5, "{q}: {a:?} {b:?}");
             }
+            // The copy in RAM, current and as of long ago (archived ones count then).
+            let long_ago = TimeRange::until(Some(1));
+            for (time, sql) in [
+                (TimeRange::default(), fast.clone()),
+                (
+                    long_ago,
+                    store
+                        .lexical(&scope, &terms, None, long_ago, limit, now)
+                        .await
+                        .unwrap(),
+                ),
+            ] {
+                let ram = copies
+                    .lexical(&scope, &terms, None, time, limit, Instant::now())
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&ram), ids(&sql), "copy: {q} @{limit} {time:?}");
+                for (a, b) in ram.iter().zip(&sql) {
+                    assert!((a.score - b.score).abs() < 1e-5, "{q}: {a:?} {b:?}");
+                    assert!(
+                        (a.relativity - b.relativity).abs() < 1e-5,
+                        "{q}: {a:?} {b:?}"
+                    );
+                }
+            }
+            // A filter: the copy takes the ids it allows from the database.
+            let filter = Filter::parse(&serde_json::json!({"memory_type": "LongTermMemory"}))
+                .unwrap()
+                .unwrap();
+            let sql = store
+                .lexical(
+                    &scope,
+                    &terms,
+                    Some(&filter),
+                    TimeRange::default(),
+                    limit,
+                    now,
+                )
+                .await
+                .unwrap();
+            let ram = copies
+                .lexical(
+                    &scope,
+                    &terms,
+                    Some(&filter),
+                    TimeRange::default(),
+                    limit,
+                    Instant::now(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(ids(&ram), ids(&sql), "filtered copy: {q} @{limit}");
         }
     }
+    assert!(copies.copies_bytes().unwrap() > 0);
     let zeppelin = store
         .lexical(
             &scope,
@@ -390,6 +473,7 @@ async fn postings_rank_as_the_full_scan_does() {
             None,
             TimeRange::default(),
             5,
+            Instant::now(),
         )
         .await
         .unwrap();
@@ -402,6 +486,7 @@ async fn postings_rank_as_the_full_scan_does() {
             None,
             TimeRange::default(),
             3,
+            Instant::now(),
         )
         .await
         .unwrap();

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+mod mirror;
 mod records;
 mod search;
 mod tls;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_docs.sql"),
     include_str!("migrations/0008_tag_index.sql"),
     include_str!("migrations/0009_postings.sql"),
+    include_str!("migrations/0010_changes.sql"),
 ];
 
 /// How long to wait for a new connection to the database.
@@ -66,6 +68,9 @@ pub struct PostgresStore {
     index_memory_mb: usize,
     /// Streaming replicas that searches read from, if any.
     replicas: Option<Arc<Replicas>>,
+    /// Copies of searched users' terms and vectors in RAM, once [`StoreSearch::prepare`]
+    /// set a budget for them ([`mirror`]).
+    mirrors: Arc<std::sync::OnceLock<mirror::Mirrors>>,
 }
 
 /// The replicas searches go to, in turn, and what they did.
@@ -162,6 +167,7 @@ impl PostgresStore {
             pool,
             index_memory_mb: 1024,
             replicas: None,
+            mirrors: Arc::default(),
         };
         store.migrate().await?;
         store.backfill_terms().await?;
@@ -303,7 +309,7 @@ impl PostgresStore {
     /// Computes the terms of memories written before the lexical index lived in the
     /// database (SQL cannot run memos' tokenizer). A no-op once every row has them.
     async fn backfill_terms(&self) -> Result<()> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
         let mut done = 0usize;
         loop {
             let rows = c
@@ -326,13 +332,18 @@ impl PostgresStore {
                 // One text per row: arrays of arrays must be rectangular in PostgreSQL.
                 terms.push(crate::text::terms(&m.index_text()).join("\u{1f}"));
             }
-            c.execute(
+            // A write like any other: under a revision of its own, so the change log
+            // orders it for servers' search copies.
+            let tx = c.transaction().await.map_err(pg)?;
+            bump_revision(&tx).await?;
+            tx.execute(
                 "UPDATE memories m SET terms = string_to_array(x.t, E'\\x1f') \
                  FROM unnest($1::bigint[], $2::text[]) AS x(seq, t) WHERE m.seq = x.seq",
                 &[&seqs, &terms],
             )
             .await
             .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
             done += rows.len();
         }
         if done > 0 {

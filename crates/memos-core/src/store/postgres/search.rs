@@ -3,16 +3,24 @@
 //! and pgvector's HNSW index over each model's vectors. Both apply "current at time t"
 //! ([`current_sql`]) and the request's filter inside the query, so a filtered search
 //! still fills its limit.
+//!
+//! Once [`StoreSearch::prepare`] allows copies in RAM, both retrievers run over the
+//! user's copy ([`super::mirror`]) instead, with the database's statistics (idf, average
+//! length) read per query and a filter's allowed ids read from the database; the SQL
+//! below remains for users too big for the budget and filters that allow too many.
+
+use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
+use super::mirror::Mirrors;
 use super::{Params, PostgresStore, pg, pg_filter, refs, vector_text};
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::Scope;
 use crate::search::{Candidate, TimeRange};
-use crate::store::StoreSearch;
+use crate::store::{SearchCopies, StoreSearch};
 
 /// The parameters every search starts with (`$1` project, `$2` user, `$3` the query, `$4`
 /// the limit) and its condition over `memories` as `m`: current at `time.to`, inside
@@ -98,6 +106,15 @@ const IDF: &str = "SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 
     FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
     LEFT JOIN memos_term_df d ON d.term = t.term";
 
+/// The average document length and each term's idf (in the order of `$1`), as [`STATS`]
+/// and [`IDF`] compute them: what a copy in RAM needs from the database to score BM25.
+const AVG_AND_IDF: &str = "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
+    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
+    FROM memos_meta WHERE key IN ('docs', 'doc_terms')) \
+    SELECT (SELECT total / n FROM s), array(SELECT ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
+    / (least(coalesce(d.df, 0), s.n) + 0.5)) FROM unnest($1::text[]) WITH ORDINALITY AS t(term, ord) \
+    CROSS JOIN s LEFT JOIN memos_term_df d ON d.term = t.term ORDER BY t.ord)";
+
 /// Lexical candidates from rows of (id, score, sum of the query's idf, ...): the relevance
 /// is the score over the most the query's terms could give.
 fn candidates(rows: &[tokio_postgres::Row]) -> Vec<Candidate> {
@@ -126,9 +143,16 @@ impl StoreSearch for PostgresStore {
         filter: Option<&Filter>,
         time: TimeRange,
         limit: usize,
+        since: Instant,
     ) -> Result<Vec<Candidate>> {
         if terms.is_empty() || limit == 0 {
             return Ok(vec![]);
+        }
+        if let Some(found) = self
+            .lexical_in_copy(scope, terms, filter, time, limit, since)
+            .await?
+        {
+            return Ok(found);
         }
         let c = self.search_client().await?;
         // The common search (current memories, no filter, no date window) ranks from the
@@ -195,7 +219,14 @@ impl StoreSearch for PostgresStore {
         Ok(candidates(&rows))
     }
 
-    async fn prepare_vectors(&self, model: &str, dim: usize) -> Result<()> {
+    async fn prepare(&self, vectors: Option<(&str, usize)>, copies: SearchCopies) -> Result<()> {
+        if copies.bytes > 0 {
+            // A second call keeps the first's copies.
+            let _ = self.mirrors.set(Mirrors::new(vectors.map(|v| v.0), copies));
+        }
+        let Some((model, dim)) = vectors else {
+            return Ok(());
+        };
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         // Concurrent starts of several servers take turns; the index is built once. The
@@ -222,9 +253,16 @@ impl StoreSearch for PostgresStore {
         filter: Option<&Filter>,
         time: TimeRange,
         limit: usize,
+        since: Instant,
     ) -> Result<Vec<(String, f32)>> {
         if limit == 0 || query.is_empty() {
             return Ok(vec![]);
+        }
+        if let Some(found) = self
+            .dense_in_copy(scope, model, query, filter, time, limit, since)
+            .await?
+        {
+            return Ok(found);
         }
         let dim = query.len();
         let mut c = self.search_client().await?;
@@ -253,5 +291,89 @@ impl StoreSearch for PostgresStore {
         // relaxed_order may return a near neighbour slightly out of place.
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(out)
+    }
+
+    fn copies_bytes(&self) -> Option<u64> {
+        self.mirrors.get().map(Mirrors::bytes)
+    }
+}
+
+impl PostgresStore {
+    /// [`StoreSearch::lexical`] over the user's copy in RAM; `None` when there is none to
+    /// use (no copies kept, a user too big for them, a filter allowing too many).
+    async fn lexical_in_copy(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+        since: Instant,
+    ) -> Result<Option<Vec<Candidate>>> {
+        if self.mirrors.get().is_none() {
+            return Ok(None);
+        }
+        let allowed = match filter {
+            Some(f) => match self.allowed_ids(scope, f).await? {
+                Some(ids) => Some(ids),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        // The statistics come from the database meanwhile.
+        let stats = async {
+            let c = self.search_client().await?;
+            let row = c.query_one(AVG_AND_IDF, &[&terms]).await.map_err(pg)?;
+            Ok::<_, crate::Error>((row.get::<_, f64>(0), row.get::<_, Vec<f64>>(1)))
+        };
+        let (copy, (avg, idf)) = tokio::try_join!(self.mirror(scope, since), stats)?;
+        let Some(copy) = copy else {
+            return Ok(None);
+        };
+        let query: Vec<(&str, f64)> = terms.iter().map(String::as_str).zip(idf).collect();
+        let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
+        Ok(Some(data.lexical.search(
+            &query,
+            avg,
+            time,
+            allowed.as_ref(),
+            limit,
+        )))
+    }
+
+    /// [`StoreSearch::dense`] over the user's copy in RAM; `None` as for
+    /// [`Self::lexical_in_copy`], or when the copies hold another model's vectors.
+    #[allow(clippy::too_many_arguments)]
+    async fn dense_in_copy(
+        &self,
+        scope: &Scope,
+        model: &str,
+        query: &[f32],
+        filter: Option<&Filter>,
+        time: TimeRange,
+        limit: usize,
+        since: Instant,
+    ) -> Result<Option<Vec<(String, f32)>>> {
+        let Some(mirrors) = self.mirrors.get().filter(|m| m.has_vectors_of(model)) else {
+            return Ok(None);
+        };
+        let allowed = match filter {
+            Some(f) => match self.allowed_ids(scope, f).await? {
+                Some(ids) => Some(ids),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let Some(copy) = self.mirror(scope, since).await? else {
+            return Ok(None);
+        };
+        let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
+        Ok(Some(data.vectors.search_with(
+            query,
+            limit,
+            time,
+            allowed.as_ref(),
+            mirrors.exact_scan_rows(),
+        )))
     }
 }

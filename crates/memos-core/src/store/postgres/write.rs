@@ -20,6 +20,9 @@ impl PostgresStore {
         // the one before it to commit, so the check below sees any erase or edit that
         // committed before this batch and none can land between the check and the writes.
         let rev = bump_revision(&tx).await?;
+        if rev % PRUNE_CHANGES_EVERY == 0 {
+            prune_changes(&tx, rev).await?;
+        }
         check_expect(&tx, &batch.expect).await?;
         // Each kind of row goes in as one statement over arrays (`unnest`), whatever the
         // batch size: one round trip instead of one per row.
@@ -203,6 +206,29 @@ impl PostgresStore {
         tx.commit().await.map_err(pg)?;
         Ok(rev as Revision)
     }
+}
+
+/// Every how many revisions a write prunes the change log.
+const PRUNE_CHANGES_EVERY: i64 = 1_000;
+/// Revisions of the change log kept: a server's copy of a user that has not caught up for
+/// longer than this loads again whole (at ten writes a second, after 17 minutes).
+const CHANGES_KEPT: i64 = 10_000;
+
+/// Drops change-log entries older than [`CHANGES_KEPT`] revisions and moves the floor
+/// below which a copy must load again, in the write's transaction.
+async fn prune_changes(tx: &deadpool_postgres::Transaction<'_>, rev: i64) -> Result<()> {
+    let floor = rev - CHANGES_KEPT;
+    if floor <= 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "WITH gone AS (DELETE FROM memos_changes WHERE revision <= $1) \
+         UPDATE memos_meta SET value = greatest(value, $1) WHERE key = 'changes_floor'",
+        &[&floor],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
 }
 
 /// Fails unless what the batch expects still holds, in the batch's transaction after the

@@ -1,0 +1,338 @@
+//! [`UserPostings`]: one user's BM25 postings in RAM, for a store whose search several
+//! servers share (PostgreSQL keeps a copy of each user searched lately on every server,
+//! brought up to date from the database's change log before each search).
+//!
+//! Scoring equals the SQL one term for term: tantivy's BM25 (k1 1.2, b 0.75) with the idf
+//! and the average length of the whole database, which the caller reads from the database
+//! with each query, and a term's frequency counted over the memory's terms. A query's
+//! postings are a few thousand rows even in a 100k-memory user, so every matching row is
+//! scored (well under a millisecond) and the ranking is exact; there is nothing to skip.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{Candidate, TimeRange};
+use crate::model::{MemoryStatus, Millis};
+
+/// BM25's constants, tantivy's (as in the SQL).
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+/// The archive time of a row whose memory is active.
+const ACTIVE: Millis = Millis::MAX;
+
+/// Dead rows tolerated before the postings are compacted, beyond as many as live ones.
+const COMPACT_AFTER: usize = 4_096;
+
+/// One user's memories as BM25 sees them.
+#[derive(Debug, Default)]
+pub struct UserPostings {
+    /// Per row (rows of replaced or removed memories stay until compaction, dead).
+    ids: Vec<Arc<str>>,
+    /// Per row: the number of terms (with repeats), BM25's document length.
+    lens: Vec<u32>,
+    /// Per row: `memory_time`, or `create_time` when there is none.
+    times: Vec<Millis>,
+    /// Per row: when it was archived, [`ACTIVE`] while it is not.
+    archived: Vec<Millis>,
+    /// Per row: whether it is the memory's current row.
+    live: Vec<bool>,
+    /// Each memory's current row.
+    row: HashMap<Arc<str>, u32>,
+    /// Per term: (row, frequency), rows ascending.
+    terms: HashMap<Box<str>, Vec<(u32, u32)>>,
+    /// Postings over all terms.
+    postings: usize,
+}
+
+impl UserPostings {
+    /// Adds a memory, or replaces the one with its id: its terms ([`crate::text::terms`] of
+    /// its index text, with repeats), its time and when it was archived.
+    pub fn upsert(
+        &mut self,
+        id: &str,
+        time: Millis,
+        archived_at: Option<Millis>,
+        terms: &[String],
+    ) {
+        self.remove(id);
+        let r = u32::try_from(self.ids.len()).expect("fewer than 2^32 rows");
+        let id: Arc<str> = Arc::from(id);
+        self.row.insert(id.clone(), r);
+        self.ids.push(id);
+        self.lens
+            .push(u32::try_from(terms.len()).unwrap_or(u32::MAX));
+        self.times.push(time);
+        self.archived.push(archived_at.unwrap_or(ACTIVE));
+        self.live.push(true);
+        let mut tf: HashMap<&str, u32> = HashMap::new();
+        for t in terms {
+            *tf.entry(t.as_str()).or_default() += 1;
+        }
+        self.postings += tf.len();
+        for (t, n) in tf {
+            match self.terms.get_mut(t) {
+                Some(list) => list.push((r, n)),
+                None => {
+                    self.terms.insert(t.into(), vec![(r, n)]);
+                }
+            }
+        }
+    }
+
+    /// Removes a memory (nothing when it is not here).
+    pub fn remove(&mut self, id: &str) {
+        if let Some(r) = self.row.remove(id) {
+            self.live[r as usize] = false;
+            let dead = self.ids.len() - self.row.len();
+            if dead > COMPACT_AFTER && dead > self.row.len() {
+                self.compact();
+            }
+        }
+    }
+
+    /// Drops the dead rows and their postings, renumbering the live ones in order.
+    fn compact(&mut self) {
+        let mut new_row = vec![u32::MAX; self.ids.len()];
+        let mut next = 0u32;
+        for (r, &live) in self.live.iter().enumerate() {
+            if live {
+                new_row[r] = next;
+                next += 1;
+            }
+        }
+        fn keep<T>(v: &mut Vec<T>, live: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                live[i - 1]
+            });
+        }
+        keep(&mut self.ids, &self.live);
+        keep(&mut self.lens, &self.live);
+        keep(&mut self.times, &self.live);
+        keep(&mut self.archived, &self.live);
+        self.live = vec![true; self.ids.len()];
+        self.postings = 0;
+        self.terms.retain(|_, list| {
+            list.retain_mut(|(r, _)| {
+                *r = new_row[*r as usize];
+                *r != u32::MAX
+            });
+            list.shrink_to_fit();
+            !list.is_empty()
+        });
+        self.postings = self.terms.values().map(Vec::len).sum();
+        self.row = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (id.clone(), r as u32))
+            .collect();
+    }
+
+    /// How many memories it holds.
+    pub fn len(&self) -> usize {
+        self.row.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.row.is_empty()
+    }
+
+    /// About how much memory it takes: ids (shared by the rows and the map), the per-row
+    /// columns, the map's entries and the postings.
+    pub fn bytes(&self) -> usize {
+        let ids: usize = self.ids.iter().map(|id| id.len()).sum();
+        let terms: usize = self.terms.keys().map(|t| t.len() + 64).sum();
+        ids + self.ids.len() * (16 + 4 + 8 + 8 + 1 + 40) + terms + self.postings * 8
+    }
+
+    /// The `limit` best memories for `query` (each term with its idf, repeats counting
+    /// again, as in the SQL), given the database's average document length: best first,
+    /// ties by id. Rows outside `time`, not current at its end, or outside `allowed` (when
+    /// given) are skipped. Relativity is the score over the sum of the query's idf.
+    pub fn search(
+        &self,
+        query: &[(&str, f64)],
+        avg_len: f64,
+        time: TimeRange,
+        allowed: Option<&HashSet<String>>,
+        limit: usize,
+    ) -> Vec<Candidate> {
+        if limit == 0 || query.is_empty() {
+            return vec![];
+        }
+        let mut score = vec![0f64; self.ids.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for &(term, idf) in query {
+            let Some(list) = self.terms.get(term) else {
+                continue;
+            };
+            for &(r, tf) in list {
+                if !self.live[r as usize] {
+                    continue;
+                }
+                let (tf, len) = (f64::from(tf), f64::from(self.lens[r as usize]));
+                touched.push(r);
+                score[r as usize] +=
+                    idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * len / avg_len));
+            }
+        }
+        // A row matching several terms was touched once per term.
+        touched.sort_unstable();
+        touched.dedup();
+        let mut hits: Vec<(f32, &str)> = touched
+            .into_iter()
+            .filter(|&r| self.eligible(r as usize, time))
+            .filter(|&r| allowed.is_none_or(|a| a.contains(&*self.ids[r as usize])))
+            .map(|r| (score[r as usize] as f32, &*self.ids[r as usize]))
+            .collect();
+        let order = |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
+        if hits.len() > limit {
+            hits.select_nth_unstable_by(limit - 1, order);
+            hits.truncate(limit);
+        }
+        hits.sort_unstable_by(order);
+        let idf_sum: f64 = query.iter().map(|q| q.1).sum();
+        let idf_sum = idf_sum as f32;
+        hits.into_iter()
+            .map(|(score, id)| Candidate {
+                id: id.to_string(),
+                score,
+                relativity: if idf_sum > 0.0 {
+                    (score / idf_sum).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
+            })
+            .collect()
+    }
+
+    /// Whether row `r` may answer a search over `time`: inside it, and current at its end.
+    fn eligible(&self, r: usize, time: TimeRange) -> bool {
+        let status = if self.archived[r] == ACTIVE {
+            MemoryStatus::Activated
+        } else {
+            MemoryStatus::Archived
+        };
+        time.contains(self.times[r]) && super::current_at(status, self.archived[r], time.to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    /// BM25 by the formula, for one memory.
+    fn bm25(query: &[(&str, f64)], doc: &[String], avg: f64) -> f64 {
+        query
+            .iter()
+            .map(|&(t, idf)| {
+                let tf = doc.iter().filter(|d| d.as_str() == t).count() as f64;
+                if tf == 0.0 {
+                    return 0.0;
+                }
+                idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * doc.len() as f64 / avg))
+            })
+            .sum()
+    }
+
+    #[test]
+    fn scores_are_bm25_ranked_with_ties_by_id_and_follow_replacements() {
+        let mut p = UserPostings::default();
+        let docs = [
+            ("c", "hike mountain hike"),
+            ("a", "hike lake"),
+            ("b", "hike lake"),
+            ("d", "swim lake sea"),
+        ];
+        for (id, text) in docs {
+            p.upsert(id, 10, None, &terms(text));
+        }
+        let q = [("hike", 1.5), ("lake", 0.7)];
+        let got = p.search(&q, 3.0, TimeRange::default(), None, 10);
+        let ids: Vec<&str> = got.iter().map(|c| c.id.as_str()).collect();
+        // "a" and "b" tie and break by id.
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        for c in &got {
+            let text = docs.iter().find(|d| d.0 == c.id).unwrap().1;
+            assert_eq!(c.score, bm25(&q, &terms(text), 3.0) as f32);
+            assert!((c.relativity - (c.score / 2.2).min(1.0)).abs() < 1e-6);
+        }
+        // A limit keeps the best.
+        let top = p.search(&q, 3.0, TimeRange::default(), None, 2);
+        assert_eq!(top, got[..2]);
+        // Replacing a memory replaces its terms; removing one removes it.
+        p.upsert("a", 10, None, &terms("sea"));
+        p.remove("d");
+        let ids: Vec<String> = p
+            .search(&q, 3.0, TimeRange::default(), None, 10)
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn time_archive_and_allowed_ids_narrow_the_search() {
+        let mut p = UserPostings::default();
+        p.upsert("old", 100, None, &terms("tea"));
+        p.upsert("new", 200, None, &terms("tea"));
+        p.upsert("gone", 150, Some(300), &terms("tea"));
+        let q = [("tea", 1.0)];
+        let ids = |time: TimeRange, allowed: Option<&HashSet<String>>| {
+            let mut v: Vec<String> = p
+                .search(&q, 1.0, time, allowed, 10)
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(TimeRange::default(), None), ["new", "old"]);
+        // Archived at 300: current at 250, not at 300.
+        assert_eq!(
+            ids(TimeRange::until(Some(250)), None),
+            ["gone", "new", "old"]
+        );
+        assert_eq!(ids(TimeRange::until(Some(300)), None), ["new", "old"]);
+        // A window ending before the archive: "gone" was current then.
+        assert_eq!(
+            ids(TimeRange::default().within(120, 250), None),
+            ["gone", "new"]
+        );
+        let allowed: HashSet<String> = ["old".to_string()].into();
+        assert_eq!(ids(TimeRange::default(), Some(&allowed)), ["old"]);
+    }
+
+    #[test]
+    fn compaction_keeps_the_ranking() {
+        let mut p = UserPostings::default();
+        let q = [("x", 1.0), ("y", 0.5)];
+        for i in 0..3 * COMPACT_AFTER {
+            let text = if i % 3 == 0 { "x y y" } else { "x z" };
+            p.upsert(&format!("m{i:05}"), 1, None, &terms(text));
+        }
+        let before = p.search(&q, 2.5, TimeRange::default(), None, 50);
+        // Replace most of them twice over: dead rows pile up and are compacted away.
+        for round in 0..2 {
+            for i in (0..3 * COMPACT_AFTER).filter(|i| i % 3 != 0) {
+                p.upsert(&format!("m{i:05}"), 1, None, &terms("x z"));
+            }
+            assert!(
+                p.ids.len() - p.row.len() <= COMPACT_AFTER.max(p.row.len()),
+                "round {round}"
+            );
+        }
+        assert_eq!(p.len(), 3 * COMPACT_AFTER);
+        assert_eq!(p.search(&q, 2.5, TimeRange::default(), None, 50), before);
+        assert_eq!(p.postings, p.terms.values().map(Vec::len).sum::<usize>());
+    }
+}
