@@ -467,6 +467,7 @@ async fn search(cfg: Config, args: SearchArgs) -> Result<()> {
                 filter,
                 query_time,
                 mode: args.mode.into(),
+                since: None,
             },
         )
         .await?;

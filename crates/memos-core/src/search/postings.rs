@@ -43,6 +43,10 @@ pub struct UserPostings {
     terms: HashMap<Box<str>, Vec<(u32, u32)>>,
     /// Postings over all terms.
     postings: usize,
+    /// Bytes of the ids of all rows and of the terms' keys, kept as they change so
+    /// [`Self::bytes`] costs nothing.
+    id_bytes: usize,
+    term_bytes: usize,
 }
 
 impl UserPostings {
@@ -58,6 +62,7 @@ impl UserPostings {
         self.remove(id);
         let r = u32::try_from(self.ids.len()).expect("fewer than 2^32 rows");
         let id: Arc<str> = Arc::from(id);
+        self.id_bytes += id.len();
         self.row.insert(id.clone(), r);
         self.ids.push(id);
         self.lens
@@ -74,6 +79,7 @@ impl UserPostings {
             match self.terms.get_mut(t) {
                 Some(list) => list.push((r, n)),
                 None => {
+                    self.term_bytes += t.len();
                     self.terms.insert(t.into(), vec![(r, n)]);
                 }
             }
@@ -113,7 +119,6 @@ impl UserPostings {
         keep(&mut self.times, &self.live);
         keep(&mut self.archived, &self.live);
         self.live = vec![true; self.ids.len()];
-        self.postings = 0;
         self.terms.retain(|_, list| {
             list.retain_mut(|(r, _)| {
                 *r = new_row[*r as usize];
@@ -123,6 +128,8 @@ impl UserPostings {
             !list.is_empty()
         });
         self.postings = self.terms.values().map(Vec::len).sum();
+        self.id_bytes = self.ids.iter().map(|id| id.len()).sum();
+        self.term_bytes = self.terms.keys().map(|t| t.len()).sum();
         self.row = self
             .ids
             .iter()
@@ -144,9 +151,11 @@ impl UserPostings {
     /// About how much memory it takes: ids (shared by the rows and the map), the per-row
     /// columns, the map's entries and the postings.
     pub fn bytes(&self) -> usize {
-        let ids: usize = self.ids.iter().map(|id| id.len()).sum();
-        let terms: usize = self.terms.keys().map(|t| t.len() + 64).sum();
-        ids + self.ids.len() * (16 + 4 + 8 + 8 + 1 + 40) + terms + self.postings * 8
+        self.id_bytes
+            + self.ids.len() * (16 + 4 + 8 + 8 + 1 + 40)
+            + self.term_bytes
+            + self.terms.len() * 64
+            + self.postings * 8
     }
 
     /// The `limit` best memories for `query` (each term with its idf, repeats counting

@@ -35,6 +35,9 @@ const ACTIVE: Millis = Millis::MAX;
 pub struct UserVectors {
     /// Shared with `row`, so each id is allocated once.
     ids: Vec<Arc<str>>,
+    /// The ids' bytes in all, kept as rows come and go so [`Self::bytes`] costs nothing
+    /// (caches weigh a user after every write).
+    id_bytes: usize,
     /// `ids.len() × dim` int8 values, row-major.
     data: Vec<i8>,
     /// Per row: the factor that turns the row's int8 values back into its floats.
@@ -198,21 +201,30 @@ impl UserVectors {
     pub fn from_rows(rows: Vec<StoredVector>) -> Self {
         let mut u = UserVectors::default();
         for r in rows {
-            u.put(&r.id, r.time, r.archived_at, &r.vector);
+            u.load_row(&r.id, r.time, r.archived_at, &r.vector);
         }
-        // One center for all the rows, and each code computed once.
-        u.recenter();
+        u.finish_load();
         u
+    }
+
+    /// Adds a row while loading (no code yet); [`Self::finish_load`] computes the codes.
+    pub fn load_row(&mut self, id: &str, time: Millis, archived_at: Option<Millis>, v: &[f32]) {
+        self.put(id, time, archived_at, v);
+    }
+
+    /// Ends a load of rows by [`Self::load_row`]: one center for all of them, and each
+    /// code computed once.
+    pub fn finish_load(&mut self) {
+        self.recenter();
     }
 
     /// About how much memory the rows take: the int8 values, the per-row scale and times,
     /// each id (shared by the list and the map) and the map's entry.
     pub fn bytes(&self) -> usize {
-        let ids: usize = self.ids.iter().map(|id| id.len()).sum();
         self.data.len()
             + self.codes.bits.len() * 8
             + self.ids.len() * (4 + 4 + 2 + 8 + 8 + 16 + 48)
-            + ids
+            + self.id_bytes
     }
 
     #[cfg(test)]
@@ -261,6 +273,7 @@ impl UserVectors {
                 let id: Arc<str> = Arc::from(id);
                 let r = self.ids.len();
                 self.row.insert(id.clone(), r);
+                self.id_bytes += id.len();
                 self.ids.push(id);
                 self.data.resize((r + 1) * self.dim, 0);
                 self.scales.push(0.0);
@@ -337,6 +350,7 @@ impl UserVectors {
     /// Removes a memory's row (nothing when it has none).
     pub fn delete(&mut self, id: &str) {
         let Some(r) = self.row.remove(id) else { return };
+        self.id_bytes -= id.len();
         // Swap-remove keeps the matrix dense; the moved row gets its new index.
         let last = self.ids.len() - 1;
         if r != last {
@@ -844,6 +858,20 @@ impl PartialOrd for Scored {
 impl Ord for Scored {
     fn cmp(&self, o: &Self) -> Ordering {
         o.0.total_cmp(&self.0).then(self.1.cmp(&o.1))
+    }
+}
+
+/// A user's f32 rows are freed once packed to int8; above this many, hand the freed pages back.
+pub const TRIM_AFTER_ROWS: usize = 10_000;
+
+/// Returns freed heap pages to the OS. Loading a big user's vectors allocates their f32
+/// copies (1.5 KB each) only to pack them into int8; glibc keeps such freed memory in the
+/// process, which at 100k rows left about 2 KB per memory of RSS behind.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

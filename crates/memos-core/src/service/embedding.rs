@@ -182,10 +182,10 @@ impl MemoryService {
             return Ok(u);
         }
         let rows = self.store.embeddings(scope, model).await?;
-        let big = rows.len() >= TRIM_AFTER_ROWS;
+        let big = rows.len() >= crate::search::vector::TRIM_AFTER_ROWS;
         let installed = vectors.install(scope.clone(), rows);
         if big {
-            release_freed_memory();
+            crate::search::vector::release_freed_memory();
         }
         Ok(installed)
     }
@@ -410,20 +410,6 @@ pub(super) fn embedding_text(m: &Memory) -> String {
     crate::text::unprefixed(&m.value).to_string()
 }
 
-/// A user's f32 rows are freed once packed to int8; above this many, hand the freed pages back.
-pub(super) const TRIM_AFTER_ROWS: usize = 10_000;
-
-/// Returns freed heap pages to the OS. Loading a big user's vectors allocates their f32
-/// copies (1.5 KB each) only to pack them into int8; glibc keeps such freed memory in the
-/// process, which at 100k rows left about 2 KB per memory of RSS behind.
-pub(super) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Loads the configured embedding model, or explains why dense search is off.
 pub(super) fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
     let dir = &config.embed.model_dir;
@@ -435,7 +421,7 @@ pub(super) fn load_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>
         Ok(e) => {
             // Loading builds each weight matrix twice (as stored, then in the layout the
             // encoder multiplies fastest) and frees the first copies: give those pages back.
-            release_freed_memory();
+            crate::search::vector::release_freed_memory();
             let ms = started.elapsed().as_millis() as u64;
             tracing::info!(
                 model = e.model_id(),

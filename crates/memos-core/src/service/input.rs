@@ -224,6 +224,10 @@ pub struct SearchInput {
     pub query_time: Option<Millis>,
     /// Which retrievers to use.
     pub mode: SearchMode,
+    /// When the request began (`None`: when the search starts). Every write acknowledged
+    /// before it is in the answer; searches of one request that share it (the memories,
+    /// the preferences, the tools) can share one look at what other servers wrote.
+    pub since: Option<std::time::Instant>,
 }
 
 /// Which retrievers a search uses.

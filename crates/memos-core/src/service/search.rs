@@ -75,8 +75,9 @@ fn conversation_boost(s: &crate::config::SearchConfig, input: &SearchInput, m: &
 impl MemoryService {
     /// The memories most relevant to a query, best first.
     pub async fn search(&self, project_id: &str, input: SearchInput) -> Result<Vec<SearchHit>> {
-        // Every write acknowledged before now is in the answer, whichever server took it.
-        let began = std::time::Instant::now();
+        // Every write acknowledged before the request began is in the answer, whichever
+        // server took it.
+        let began = input.since.unwrap_or_else(std::time::Instant::now);
         self.check_user(&input.user_id)?;
         if let Some(c) = &input.conversation_id {
             self.check_id("conversation_id", c, InputErrorKind::ConversationIdTooLong)?;

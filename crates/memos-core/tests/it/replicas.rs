@@ -74,6 +74,7 @@ async fn add_and_find(svc: &MemoryService, i: usize) {
                     filter: None,
                     query_time: None,
                     mode,
+                    since: None,
                 },
             )
             .await

@@ -100,6 +100,8 @@ pub async fn search_memory(
         filter: parse_filter(req.filter)?,
         query_time,
         mode: SearchMode::Hybrid,
+        // One moment for the memories, preferences and tools searched below.
+        since: Some(std::time::Instant::now()),
     };
     let preference_limit = req.preference_limit_number.unwrap_or(DEFAULT_PREFERENCES);
     if preference_limit > state.service.config().search.max_limit {

@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio_postgres::types::{FromSql, Type};
 
 use super::{Params, PostgresStore, pg, pg_filter, refs};
@@ -29,8 +30,8 @@ use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::{Millis, Scope};
 use crate::search::postings::UserPostings;
-use crate::search::vector::UserVectors;
-use crate::store::{SearchCopies, StoredVector};
+use crate::search::vector::{TRIM_AFTER_ROWS, UserVectors, release_freed_memory};
+use crate::store::SearchCopies;
 
 /// Filters that let more memories through than this are searched in SQL: the ids of the
 /// memories a filter allows are read from the database for each search.
@@ -81,7 +82,7 @@ impl UserCopy {
 
     /// Takes in a memory's current state: `None` when it is gone (deleted, or never
     /// current), else its row ([`MIRROR_COLUMNS`]).
-    fn apply(&mut self, id: &str, row: Option<MirrorRow>) {
+    fn apply(&mut self, id: &str, row: Option<&MirrorRow>) {
         match row {
             None => {
                 self.lexical.remove(id);
@@ -89,7 +90,7 @@ impl UserCopy {
             }
             Some(r) => {
                 self.lexical.upsert(id, r.time, r.archived_at, &r.terms);
-                match r.vector {
+                match &r.vector {
                     Some(v) => self.vectors.upsert_as(id, r.time, r.archived_at, &v.0),
                     None => self.vectors.delete(id),
                 }
@@ -213,21 +214,24 @@ impl PostgresStore {
         }
         let began = Instant::now();
         let model = mirrors.model.as_deref().unwrap_or("");
-        let revision = match caught.revision {
+        let caught_up = match caught.revision {
             Some(rev) => self.catch_up(&m, scope, model, rev).await?,
             None => None,
         };
-        let revision = match revision {
-            Some(rev) => rev,
+        let (revision, changed) = match caught_up {
+            Some(done) => done,
             None => {
                 let (rev, copy) = self.load_copy(scope, model).await?;
                 *m.data.write().unwrap_or_else(|e| e.into_inner()) = copy;
-                rev
+                (rev, true)
             }
         };
         caught.revision = Some(revision);
         caught.at = Some(began);
         drop(caught);
+        if !changed {
+            return Ok(Some(m));
+        }
         let bytes = m.data.read().unwrap_or_else(|e| e.into_inner()).bytes() as u64;
         if bytes > mirrors.budget / 2 {
             tracing::info!(
@@ -244,15 +248,16 @@ impl PostgresStore {
         Ok(Some(m))
     }
 
-    /// Applies the changes logged after `revision` to `m`; the revision it then holds, or
-    /// `None` when the log no longer reaches back that far (load it whole).
+    /// Applies the changes logged after `revision` to `m`; the revision it then holds and
+    /// whether anything changed, or `None` when the log no longer reaches back that far
+    /// (load it whole).
     async fn catch_up(
         &self,
         m: &Mirror,
         scope: &Scope,
         model: &str,
         revision: i64,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<(i64, bool)>> {
         let c = self.search_client().await?;
         // One statement, one snapshot: the revision read and the changes agree.
         let sql = format!(
@@ -262,14 +267,17 @@ impl PostgresStore {
              ch AS (SELECT DISTINCT memory_id FROM memos_changes \
                     WHERE project_id = $1 AND user_id = $2 AND revision > $3) \
              SELECT meta.rev, meta.floor, x.* FROM meta LEFT JOIN \
-             (SELECT ch.memory_id, m.id IS NOT NULL, {MIRROR_COLUMNS} FROM ch \
-              LEFT JOIN memories m ON m.id = ch.memory_id AND m.project_id = $1 \
-                   AND m.user_id = $2 AND m.status IN ('activated', 'archived') \
-              LEFT JOIN embeddings e ON e.memory_id = m.id AND e.model = $4) x ON true"
+             (SELECT ch.memory_id, coalesce(m.project_id = $1 AND m.user_id = $2 \
+                     AND m.status IN ('activated', 'archived'), false), {MIRROR_COLUMNS} FROM ch \
+              LEFT JOIN memories m ON m.id = ch.memory_id \
+              LEFT JOIN embeddings e ON e.memory_id = ch.memory_id AND e.model = $4) x ON true"
         );
+        // Joined by id alone, so each change is one lookup in the unique index whatever
+        // the planner thinks of the user's size; the scope is checked on the row.
+        let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
         let rows = c
             .query(
-                &sql,
+                &stmt,
                 &[&scope.project_id, &scope.user_id, &revision, &model],
             )
             .await
@@ -290,11 +298,11 @@ impl PostgresStore {
             .collect();
         if !changed.is_empty() {
             let mut copy = m.data.write().unwrap_or_else(|e| e.into_inner());
-            for (id, row) in changed {
-                copy.apply(&id, row);
+            for (id, row) in &changed {
+                copy.apply(id, row.as_ref());
             }
         }
-        Ok(Some(now.max(revision)))
+        Ok(Some((now.max(revision), !changed.is_empty())))
     }
 
     /// A user's copy read whole, with the revision it holds.
@@ -312,37 +320,39 @@ impl PostgresStore {
             .await
             .map_err(pg)?
             .get(0);
+        // Streamed: each row goes into the copy as it arrives, so a big user's load never
+        // holds all its rows (1.5 KB of floats each) at once.
         let rows = tx
-            .query(
+            .query_raw(
                 &format!(
                     "SELECT m.id, {MIRROR_COLUMNS} FROM memories m \
                      LEFT JOIN embeddings e ON e.memory_id = m.id AND e.model = $3 \
                      WHERE m.project_id = $1 AND m.user_id = $2 \
                      AND m.status IN ('activated', 'archived') ORDER BY m.seq"
                 ),
-                &[&scope.project_id, &scope.user_id, &model],
+                [&scope.project_id, &scope.user_id, &model.to_string()],
             )
             .await
             .map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
+        let mut rows = std::pin::pin!(rows);
         let mut copy = UserCopy::default();
-        let mut vectors = Vec::new();
-        for r in &rows {
-            let id: String = r.get(0);
-            let row = MirrorRow::from(r, 1);
+        let mut loaded = 0usize;
+        while let Some(r) = rows.next().await {
+            let r = r.map_err(pg)?;
+            let id: &str = r.get(0);
+            let row = MirrorRow::from(&r, 1);
             copy.lexical
-                .upsert(&id, row.time, row.archived_at, &row.terms);
-            if let Some(v) = row.vector {
-                vectors.push(StoredVector {
-                    id,
-                    time: row.time,
-                    archived_at: row.archived_at,
-                    vector: v.0,
-                });
+                .upsert(id, row.time, row.archived_at, &row.terms);
+            if let Some(v) = &row.vector {
+                copy.vectors.load_row(id, row.time, row.archived_at, &v.0);
             }
+            loaded += 1;
         }
-        // One center for all the rows, each code computed once.
-        copy.vectors = UserVectors::from_rows(vectors);
+        tx.commit().await.map_err(pg)?;
+        copy.vectors.finish_load();
+        if loaded >= TRIM_AFTER_ROWS {
+            release_freed_memory();
+        }
         Ok((revision, copy))
     }
 
@@ -360,16 +370,15 @@ impl PostgresStore {
             Box::new((ALLOWED_IDS_MAX + 1) as i64),
         ];
         let cond = pg_filter(filter, "m", &mut params);
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT m.id FROM memories m WHERE m.project_id = $1 AND m.user_id = $2 \
-                     AND m.status IN ('activated', 'archived') AND {cond} LIMIT $3"
-                ),
-                &refs(&params),
-            )
+        // Cached per connection: the text depends on the filter's shape, not its values.
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT m.id FROM memories m WHERE m.project_id = $1 AND m.user_id = $2 \
+                 AND m.status IN ('activated', 'archived') AND {cond} LIMIT $3"
+            ))
             .await
             .map_err(pg)?;
+        let rows = c.query(&stmt, &refs(&params)).await.map_err(pg)?;
         Ok((rows.len() <= ALLOWED_IDS_MAX).then(|| rows.iter().map(|r| r.get(0)).collect()))
     }
 }

@@ -323,7 +323,8 @@ impl PostgresStore {
         // The statistics come from the database meanwhile.
         let stats = async {
             let c = self.search_client().await?;
-            let row = c.query_one(AVG_AND_IDF, &[&terms]).await.map_err(pg)?;
+            let stmt = c.prepare_cached(AVG_AND_IDF).await.map_err(pg)?;
+            let row = c.query_one(&stmt, &[&terms]).await.map_err(pg)?;
             Ok::<_, crate::Error>((row.get::<_, f64>(0), row.get::<_, Vec<f64>>(1)))
         };
         let (copy, (avg, idf)) = tokio::try_join!(self.mirror(scope, since), stats)?;

@@ -155,6 +155,7 @@ impl ChatRequest {
                 filter,
                 query_time: None,
                 mode: SearchMode::Hybrid,
+                since: None,
             },
             system_prompt: self.system_prompt,
             model: self.model_name,
