@@ -56,11 +56,11 @@ impl TimeField {
     }
 
     /// The field's value on a memory.
-    pub fn of(self, m: &Memory) -> Option<Millis> {
+    pub fn of(self, f: &Fields<'_>) -> Option<Millis> {
         match self {
-            Self::CreateTime => Some(m.create_time),
-            Self::UpdateTime => Some(m.update_time),
-            Self::MemoryTime => m.memory_time,
+            Self::CreateTime => Some(f.create_time),
+            Self::UpdateTime => Some(f.update_time),
+            Self::MemoryTime => f.memory_time,
         }
     }
 }
@@ -196,10 +196,61 @@ impl Filter {
 
     /// Whether a memory satisfies the filter. The reference semantics for every backend.
     pub fn matches(&self, m: &Memory) -> bool {
-        let test = |c: &Condition| c.matches(m);
+        self.matches_fields(&Fields::of(m))
+    }
+
+    /// Whether a memory of these fields satisfies the filter ([`Self::matches`] for a copy
+    /// that keeps only what filters read). Without `info`, a condition on it never holds:
+    /// check [`Self::reads_info`] first.
+    pub fn matches_fields(&self, f: &Fields<'_>) -> bool {
+        let test = |c: &Condition| c.holds(f);
         match self.logic {
             Logic::And => self.conditions.iter().all(test),
             Logic::Or => self.conditions.iter().any(test),
+        }
+    }
+
+    /// Whether a condition reads `info`.
+    pub fn reads_info(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| matches!(c, Condition::Info { .. }))
+    }
+}
+
+/// What a filter reads of a memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// `agent_id`.
+    pub agent_id: Option<&'a str>,
+    /// `app_id`.
+    pub app_id: Option<&'a str>,
+    /// The tags, in any case.
+    pub tags: &'a [String],
+    /// The type.
+    pub memory_type: MemoryType,
+    /// `create_time`.
+    pub create_time: Millis,
+    /// `update_time`.
+    pub update_time: Millis,
+    /// `memory_time`.
+    pub memory_time: Option<Millis>,
+    /// `info`, where kept.
+    pub info: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> Fields<'a> {
+    /// A memory's.
+    pub fn of(m: &'a Memory) -> Self {
+        Self {
+            agent_id: m.agent_id.as_deref(),
+            app_id: m.app_id.as_deref(),
+            tags: &m.tags,
+            memory_type: m.memory_type,
+            create_time: m.create_time,
+            update_time: m.update_time,
+            memory_time: m.memory_time,
+            info: Some(&m.info),
         }
     }
 }
@@ -207,16 +258,25 @@ impl Filter {
 impl Condition {
     /// Whether one condition holds for a memory.
     pub fn matches(&self, m: &Memory) -> bool {
+        self.holds(&Fields::of(m))
+    }
+
+    /// Whether one condition holds for a memory of these fields.
+    fn holds(&self, f: &Fields<'_>) -> bool {
         match self {
-            Self::AgentId(a) => m.agent_id.as_deref() == Some(a),
-            Self::AppId(a) => m.app_id.as_deref() == Some(a),
-            Self::TagContains(t) => m.tags.iter().any(|x| x.to_lowercase() == *t),
-            Self::MemoryType(t) => m.memory_type == *t,
+            Self::AgentId(a) => f.agent_id == Some(a.as_str()),
+            Self::AppId(a) => f.app_id == Some(a.as_str()),
+            Self::TagContains(t) => f.tags.iter().any(|x| x.to_lowercase() == *t),
+            Self::MemoryType(t) => f.memory_type == *t,
             Self::Time { field, min, max } => field
-                .of(m)
+                .of(f)
                 .is_some_and(|t| min.is_none_or(|lo| t >= lo) && max.is_none_or(|hi| t <= hi)),
             Self::Info { key, value } => {
-                m.info.get(key).and_then(canonical_info_value).as_deref() == Some(value.as_str())
+                f.info
+                    .and_then(|i| i.get(key))
+                    .and_then(canonical_info_value)
+                    .as_deref()
+                    == Some(value.as_str())
             }
         }
     }

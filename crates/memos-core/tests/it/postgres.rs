@@ -336,6 +336,9 @@ async fn postings_rank_as_the_full_scan_does() {
         if i % 5 == 0 {
             m.status = MemoryStatus::Archived;
         }
+        if i % 3 == 0 {
+            m.info.insert("scene".into(), serde_json::json!("chat"));
+        }
         ms.push(m);
     }
     // Many short, strong matches for "falcon", all archived but two: the fast path's best
@@ -436,33 +439,39 @@ async fn postings_rank_as_the_full_scan_does() {
                     );
                 }
             }
-            // A filter: the copy takes the ids it allows from the database.
-            let filter = Filter::parse(&serde_json::json!({"memory_type": "LongTermMemory"}))
-                .unwrap()
-                .unwrap();
-            let sql = store
-                .lexical(
-                    &scope,
-                    &terms,
-                    Some(&filter),
-                    TimeRange::default(),
-                    limit,
-                    now,
-                )
-                .await
-                .unwrap();
-            let ram = copies
-                .lexical(
-                    &scope,
-                    &terms,
-                    Some(&filter),
-                    TimeRange::default(),
-                    limit,
-                    Instant::now(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(ids(&ram), ids(&sql), "filtered copy: {q} @{limit}");
+            // Filters: on the fields the copy keeps (type, tags, times) it decides them;
+            // on `info` it takes the ids from the database.
+            for f in [
+                serde_json::json!({"memory_type": "LongTermMemory"}),
+                serde_json::json!({"tags": {"contains": "GARDEN"}}),
+                serde_json::json!({"or": [{"tags": {"contains": "falcon"}}, {"create_time": {"lt": "2000-01-01"}}]}),
+                serde_json::json!({"scene": "chat"}),
+            ] {
+                let filter = Filter::parse(&f).unwrap().unwrap();
+                let sql = store
+                    .lexical(
+                        &scope,
+                        &terms,
+                        Some(&filter),
+                        TimeRange::default(),
+                        limit,
+                        now,
+                    )
+                    .await
+                    .unwrap();
+                let ram = copies
+                    .lexical(
+                        &scope,
+                        &terms,
+                        Some(&filter),
+                        TimeRange::default(),
+                        limit,
+                        Instant::now(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&ram), ids(&sql), "filtered copy: {f} {q} @{limit}");
+            }
         }
     }
     assert!(copies.copies_bytes().unwrap() > 0);

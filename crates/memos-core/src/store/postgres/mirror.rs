@@ -18,7 +18,7 @@
 //! Bounded: copies live in a moka cache weighed by bytes (the vectors' share of
 //! `search.cache_mb`); a user too big for half of it is searched in SQL instead.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,8 @@ use tokio_postgres::types::{FromSql, Type};
 
 use super::{Params, PostgresStore, pg, pg_filter, refs};
 use crate::error::Result;
-use crate::filter::Filter;
-use crate::model::{Millis, Scope};
+use crate::filter::{Fields, Filter};
+use crate::model::{MemoryType, Millis, Scope};
 use crate::search::postings::UserPostings;
 use crate::search::vector::{TRIM_AFTER_ROWS, UserVectors, release_freed_memory};
 use crate::store::SearchCopies;
@@ -73,11 +73,74 @@ struct CaughtUp {
 pub(super) struct UserCopy {
     pub(super) lexical: UserPostings,
     pub(super) vectors: UserVectors,
+    /// Per memory, what filters read but `info`, so the common filters (the preference
+    /// channel's tag, the tool search's type) are decided here without asking the
+    /// database.
+    fields: HashMap<Box<str>, Kept>,
+    fields_bytes: usize,
+}
+
+/// A memory's fields that filters read ([`Fields`] without `info`).
+struct Kept {
+    agent_id: Option<Box<str>>,
+    app_id: Option<Box<str>>,
+    /// Lower-cased.
+    tags: Vec<String>,
+    memory_type: MemoryType,
+    create_time: Millis,
+    update_time: Millis,
+    memory_time: Option<Millis>,
+}
+
+impl Kept {
+    fn bytes(&self) -> usize {
+        let text = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
+        96 + text(&self.agent_id)
+            + text(&self.app_id)
+            + self.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+    }
 }
 
 impl UserCopy {
     fn bytes(&self) -> usize {
-        self.lexical.bytes() + self.vectors.bytes()
+        self.lexical.bytes() + self.vectors.bytes() + self.fields_bytes
+    }
+
+    /// The ids of the memories `filter` allows, decided on the kept fields; `None` for a
+    /// filter on `info`, which only the database holds.
+    pub(super) fn allowed(&self, filter: &Filter) -> Option<HashSet<String>> {
+        if filter.reads_info() {
+            return None;
+        }
+        Some(
+            self.fields
+                .iter()
+                .filter(|(_, k)| {
+                    filter.matches_fields(&Fields {
+                        agent_id: k.agent_id.as_deref(),
+                        app_id: k.app_id.as_deref(),
+                        tags: &k.tags,
+                        memory_type: k.memory_type,
+                        create_time: k.create_time,
+                        update_time: k.update_time,
+                        memory_time: k.memory_time,
+                        info: None,
+                    })
+                })
+                .map(|(id, _)| id.to_string())
+                .collect(),
+        )
+    }
+
+    /// Keeps a memory's fields (`None`: forgets them).
+    fn keep(&mut self, id: &str, kept: Option<Kept>) {
+        if let Some(old) = self.fields.remove(id) {
+            self.fields_bytes -= old.bytes() + id.len();
+        }
+        if let Some(k) = kept {
+            self.fields_bytes += k.bytes() + id.len();
+            self.fields.insert(id.into(), k);
+        }
     }
 
     /// Takes in a memory's current state: `None` when it is gone (deleted, or never
@@ -87,6 +150,7 @@ impl UserCopy {
             None => {
                 self.lexical.remove(id);
                 self.vectors.delete(id);
+                self.keep(id, None);
             }
             Some(r) => {
                 self.lexical.upsert(id, r.time, r.archived_at, &r.terms);
@@ -94,6 +158,7 @@ impl UserCopy {
                     Some(v) => self.vectors.upsert_as(id, r.time, r.archived_at, &v.0),
                     None => self.vectors.delete(id),
                 }
+                self.keep(id, r.kept());
             }
         }
     }
@@ -105,11 +170,20 @@ struct MirrorRow {
     archived_at: Option<Millis>,
     terms: Vec<String>,
     vector: Option<PgVector>,
+    tags: Vec<String>,
+    memory_type: String,
+    agent_id: Option<String>,
+    app_id: Option<String>,
+    create_time: Millis,
+    update_time: Millis,
+    memory_time: Option<Millis>,
 }
 
 /// What a copy reads of a memory `m` (current ones only) and its vector `e`.
 const MIRROR_COLUMNS: &str = "coalesce(m.memory_time, m.create_time), \
-    CASE WHEN m.status = 'archived' THEN m.update_time END, coalesce(m.terms, '{}'), e.vector";
+    CASE WHEN m.status = 'archived' THEN m.update_time END, coalesce(m.terms, '{}'), e.vector, \
+    memos_tags(m.tags), m.memory_type, m.agent_id, m.app_id, m.create_time, m.update_time, \
+    m.memory_time";
 
 impl MirrorRow {
     /// From [`MIRROR_COLUMNS`] starting at column `at`.
@@ -119,7 +193,28 @@ impl MirrorRow {
             archived_at: r.get(at + 1),
             terms: r.get(at + 2),
             vector: r.get(at + 3),
+            tags: r.get(at + 4),
+            memory_type: r.get(at + 5),
+            agent_id: r.get(at + 6),
+            app_id: r.get(at + 7),
+            create_time: r.get(at + 8),
+            update_time: r.get(at + 9),
+            memory_time: r.get(at + 10),
         }
+    }
+
+    /// What filters read of it; `None` for a type this version does not know (no filter
+    /// can allow a memory it cannot read).
+    fn kept(&self) -> Option<Kept> {
+        Some(Kept {
+            agent_id: self.agent_id.as_deref().map(Into::into),
+            app_id: self.app_id.as_deref().map(Into::into),
+            tags: self.tags.clone(),
+            memory_type: MemoryType::parse(&self.memory_type)?,
+            create_time: self.create_time,
+            update_time: self.update_time,
+            memory_time: self.memory_time,
+        })
     }
 }
 
@@ -346,6 +441,7 @@ impl PostgresStore {
             if let Some(v) = &row.vector {
                 copy.vectors.load_row(id, row.time, row.archived_at, &v.0);
             }
+            copy.keep(id, row.kept());
             loaded += 1;
         }
         tx.commit().await.map_err(pg)?;

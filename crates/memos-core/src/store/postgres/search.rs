@@ -14,7 +14,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
-use super::mirror::Mirrors;
+use std::collections::HashSet;
+
+use super::mirror::{Mirror, Mirrors};
 use super::{Params, PostgresStore, pg, pg_filter, refs, vector_text};
 use crate::error::Result;
 use crate::filter::Filter;
@@ -313,13 +315,6 @@ impl PostgresStore {
         if self.mirrors.get().is_none() {
             return Ok(None);
         }
-        let allowed = match filter {
-            Some(f) => match self.allowed_ids(scope, f).await? {
-                Some(ids) => Some(ids),
-                None => return Ok(None),
-            },
-            None => None,
-        };
         // The statistics come from the database meanwhile.
         let stats = async {
             let c = self.search_client().await?;
@@ -331,6 +326,9 @@ impl PostgresStore {
         let Some(copy) = copy else {
             return Ok(None);
         };
+        let Some(allowed) = self.allowed_in(&copy, scope, filter).await? else {
+            return Ok(None);
+        };
         let query: Vec<(&str, f64)> = terms.iter().map(String::as_str).zip(idf).collect();
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
         Ok(Some(data.lexical.search(
@@ -340,6 +338,29 @@ impl PostgresStore {
             allowed.as_ref(),
             limit,
         )))
+    }
+
+    /// The ids `filter` allows (`Some(None)` without one), decided on the copy's fields,
+    /// or read from the database for a filter on `info`; `None` when more than
+    /// [`super::mirror::ALLOWED_IDS_MAX`] do there (search in SQL).
+    async fn allowed_in(
+        &self,
+        copy: &Mirror,
+        scope: &Scope,
+        filter: Option<&Filter>,
+    ) -> Result<Option<Option<HashSet<String>>>> {
+        let Some(f) = filter else {
+            return Ok(Some(None));
+        };
+        let in_ram = copy
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .allowed(f);
+        Ok(match in_ram {
+            Some(ids) => Some(Some(ids)),
+            None => self.allowed_ids(scope, f).await?.map(Some),
+        })
     }
 
     /// [`StoreSearch::dense`] over the user's copy in RAM; `None` as for
@@ -358,14 +379,10 @@ impl PostgresStore {
         let Some(mirrors) = self.mirrors.get().filter(|m| m.has_vectors_of(model)) else {
             return Ok(None);
         };
-        let allowed = match filter {
-            Some(f) => match self.allowed_ids(scope, f).await? {
-                Some(ids) => Some(ids),
-                None => return Ok(None),
-            },
-            None => None,
-        };
         let Some(copy) = self.mirror(scope, since).await? else {
+            return Ok(None);
+        };
+        let Some(allowed) = self.allowed_in(&copy, scope, filter).await? else {
             return Ok(None);
         };
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
