@@ -225,8 +225,11 @@ pub struct Fields<'a> {
     pub agent_id: Option<&'a str>,
     /// `app_id`.
     pub app_id: Option<&'a str>,
-    /// The tags, in any case.
+    /// The tags.
     pub tags: &'a [String],
+    /// Whether `tags` are lower-cased already (as the database lower-cases them, which is
+    /// what its own filters compare).
+    pub tags_lowered: bool,
     /// The type.
     pub memory_type: MemoryType,
     /// `create_time`.
@@ -246,6 +249,7 @@ impl<'a> Fields<'a> {
             agent_id: m.agent_id.as_deref(),
             app_id: m.app_id.as_deref(),
             tags: &m.tags,
+            tags_lowered: false,
             memory_type: m.memory_type,
             create_time: m.create_time,
             update_time: m.update_time,
@@ -266,7 +270,20 @@ impl Condition {
         match self {
             Self::AgentId(a) => f.agent_id == Some(a.as_str()),
             Self::AppId(a) => f.app_id == Some(a.as_str()),
-            Self::TagContains(t) => f.tags.iter().any(|x| x.to_lowercase() == *t),
+            // No string allocated per tag where it can be helped: a copy of a big user
+            // checks every memory's tags this way.
+            Self::TagContains(t) => f.tags.iter().any(|x| {
+                if f.tags_lowered {
+                    x == t
+                } else if x.is_ascii() {
+                    x.len() == t.len()
+                        && x.bytes()
+                            .zip(t.bytes())
+                            .all(|(a, b)| a.to_ascii_lowercase() == b)
+                } else {
+                    x.to_lowercase() == *t
+                }
+            }),
             Self::MemoryType(t) => f.memory_type == *t,
             Self::Time { field, min, max } => field
                 .of(f)

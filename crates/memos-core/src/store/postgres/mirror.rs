@@ -84,7 +84,7 @@ pub(super) struct UserCopy {
 struct Kept {
     agent_id: Option<Box<str>>,
     app_id: Option<Box<str>>,
-    /// Lower-cased.
+    /// Lower-cased by the database (`memos_tags`), as its own filters compare them.
     tags: Vec<String>,
     memory_type: MemoryType,
     create_time: Millis,
@@ -120,6 +120,7 @@ impl UserCopy {
                         agent_id: k.agent_id.as_deref(),
                         app_id: k.app_id.as_deref(),
                         tags: &k.tags,
+                        tags_lowered: true,
                         memory_type: k.memory_type,
                         create_time: k.create_time,
                         update_time: k.update_time,
