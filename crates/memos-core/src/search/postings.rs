@@ -192,10 +192,20 @@ impl UserPostings {
         // A row matching several terms was touched once per term.
         touched.sort_unstable();
         touched.dedup();
+        // The allowed ids as rows: one lookup per allowed id rather than per touched row.
+        let allowed_rows = allowed.map(|a| {
+            let mut rows = vec![false; self.ids.len()];
+            for id in a {
+                if let Some(&r) = self.row.get(id.as_str()) {
+                    rows[r as usize] = true;
+                }
+            }
+            rows
+        });
         let mut hits: Vec<(f32, &str)> = touched
             .into_iter()
             .filter(|&r| self.eligible(r as usize, time))
-            .filter(|&r| allowed.is_none_or(|a| a.contains(&*self.ids[r as usize])))
+            .filter(|&r| allowed_rows.as_ref().is_none_or(|a| a[r as usize]))
             .map(|r| (score[r as usize] as f32, &*self.ids[r as usize]))
             .collect();
         let order = |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));

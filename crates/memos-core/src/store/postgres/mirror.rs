@@ -27,7 +27,7 @@ use tokio_postgres::types::{FromSql, Type};
 
 use super::{Params, PostgresStore, pg, pg_filter, refs};
 use crate::error::Result;
-use crate::filter::{Fields, Filter};
+use crate::filter::{Condition, Fields, Filter, Logic};
 use crate::model::{MemoryType, Millis, Scope};
 use crate::search::postings::UserPostings;
 use crate::search::vector::{TRIM_AFTER_ROWS, UserVectors, release_freed_memory};
@@ -78,6 +78,10 @@ pub(super) struct UserCopy {
     /// database.
     fields: HashMap<Box<str>, Kept>,
     fields_bytes: usize,
+    /// The memories of each tag and of each type: a filter that requires one starts from
+    /// those few instead of every memory.
+    tagged: HashMap<String, HashSet<Box<str>>>,
+    typed: HashMap<MemoryType, HashSet<Box<str>>>,
 }
 
 /// A memory's fields that filters read ([`Fields`] without `info`).
@@ -95,9 +99,11 @@ struct Kept {
 impl Kept {
     fn bytes(&self) -> usize {
         let text = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
+        // The tag and type indexes hold the id again per tag and once for the type.
         96 + text(&self.agent_id)
             + text(&self.app_id)
-            + self.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+            + self.tags.iter().map(|t| t.len() + 24 + 64).sum::<usize>()
+            + 64
     }
 }
 
@@ -112,34 +118,74 @@ impl UserCopy {
         if filter.reads_info() {
             return None;
         }
-        Some(
-            self.fields
-                .iter()
-                .filter(|(_, k)| {
-                    filter.matches_fields(&Fields {
-                        agent_id: k.agent_id.as_deref(),
-                        app_id: k.app_id.as_deref(),
-                        tags: &k.tags,
-                        tags_lowered: true,
-                        memory_type: k.memory_type,
-                        create_time: k.create_time,
-                        update_time: k.update_time,
-                        memory_time: k.memory_time,
-                        info: None,
+        let matches = |k: &Kept| {
+            filter.matches_fields(&Fields {
+                agent_id: k.agent_id.as_deref(),
+                app_id: k.app_id.as_deref(),
+                tags: &k.tags,
+                tags_lowered: true,
+                memory_type: k.memory_type,
+                create_time: k.create_time,
+                update_time: k.update_time,
+                memory_time: k.memory_time,
+                info: None,
+            })
+        };
+        // Every condition must hold: start from the fewest memories one of them names.
+        let empty = HashSet::new();
+        let start = (filter.logic == Logic::And)
+            .then(|| {
+                filter
+                    .conditions
+                    .iter()
+                    .filter_map(|c| match c {
+                        Condition::TagContains(t) => Some(self.tagged.get(t).unwrap_or(&empty)),
+                        Condition::MemoryType(t) => Some(self.typed.get(t).unwrap_or(&empty)),
+                        _ => None,
                     })
-                })
+                    .min_by_key(|ids| ids.len())
+            })
+            .flatten();
+        Some(match start {
+            Some(ids) => ids
+                .iter()
+                .filter(|id| self.fields.get(*id).is_some_and(matches))
+                .map(|id| id.to_string())
+                .collect(),
+            None => self
+                .fields
+                .iter()
+                .filter(|(_, k)| matches(k))
                 .map(|(id, _)| id.to_string())
                 .collect(),
-        )
+        })
     }
 
     /// Keeps a memory's fields (`None`: forgets them).
     fn keep(&mut self, id: &str, kept: Option<Kept>) {
         if let Some(old) = self.fields.remove(id) {
             self.fields_bytes -= old.bytes() + id.len();
+            for t in &old.tags {
+                if let Some(ids) = self.tagged.get_mut(t) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        self.tagged.remove(t);
+                    }
+                }
+            }
+            if let Some(ids) = self.typed.get_mut(&old.memory_type) {
+                ids.remove(id);
+            }
         }
         if let Some(k) = kept {
             self.fields_bytes += k.bytes() + id.len();
+            for t in &k.tags {
+                self.tagged.entry(t.clone()).or_default().insert(id.into());
+            }
+            self.typed
+                .entry(k.memory_type)
+                .or_default()
+                .insert(id.into());
             self.fields.insert(id.into(), k);
         }
     }
