@@ -141,7 +141,10 @@ impl UserCopy {
                     .filter_map(|c| match c {
                         Condition::TagContains(t) => Some(self.tagged.get(t).unwrap_or(&empty)),
                         Condition::MemoryType(t) => Some(self.typed.get(t).unwrap_or(&empty)),
-                        _ => None,
+                        Condition::AgentId(_)
+                        | Condition::AppId(_)
+                        | Condition::Time { .. }
+                        | Condition::Info { .. } => None,
                     })
                     .min_by_key(|ids| ids.len())
             })
