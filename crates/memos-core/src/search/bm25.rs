@@ -378,15 +378,11 @@ impl Bm25Index {
         let idf_sum = idf_sum(&searcher, &term_objs)?;
         hits.into_iter()
             .map(|(score, addr)| {
-                Ok(Candidate {
-                    id: self.doc_id(&searcher, addr)?,
+                Ok(Candidate::lexical(
+                    self.doc_id(&searcher, addr)?,
                     score,
-                    relativity: if idf_sum > 0.0 {
-                        (score / idf_sum).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    },
-                })
+                    idf_sum,
+                ))
             })
             .collect()
     }

@@ -62,6 +62,20 @@ impl TimeRange {
     }
 }
 
+/// The archive time of a row whose memory is active, in the retrievers' per-row columns.
+pub(crate) const ACTIVE: Millis = Millis::MAX;
+
+/// Whether a row of the retrievers' columns (its effective time, and when it was archived or
+/// [`ACTIVE`]) may answer a search over `time`: inside it, and current at its end.
+pub(crate) fn row_eligible(time: TimeRange, at: Millis, archived: Millis) -> bool {
+    let status = if archived == ACTIVE {
+        MemoryStatus::Activated
+    } else {
+        MemoryStatus::Archived
+    };
+    time.contains(at) && current_at(status, archived, time.to)
+}
+
 /// One retrieved memory, before hydration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -71,6 +85,22 @@ pub struct Candidate {
     pub score: f32,
     /// A calibrated relevance in [0, 1] that means the same from query to query.
     pub relativity: f32,
+}
+
+impl Candidate {
+    /// A BM25 hit: its relevance is the score over the most the query's terms could give
+    /// (the sum of their idf), as every lexical retriever computes it.
+    pub fn lexical(id: String, score: f32, idf_sum: f32) -> Self {
+        Self {
+            id,
+            score,
+            relativity: if idf_sum > 0.0 {
+                (score / idf_sum).clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 /// The distinct terms a query searches for: [`crate::text::terms`], or, for a query of only

@@ -11,15 +11,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Candidate, TimeRange};
-use crate::model::{MemoryStatus, Millis};
+use super::{ACTIVE, Candidate, TimeRange};
+use crate::model::Millis;
 
 /// BM25's constants, tantivy's (as in the SQL).
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
-
-/// The archive time of a row whose memory is active.
-const ACTIVE: Millis = Millis::MAX;
 
 /// Dead rows tolerated before the postings are compacted, beyond as many as live ones.
 const COMPACT_AFTER: usize = 4_096;
@@ -215,28 +212,14 @@ impl UserPostings {
         }
         hits.sort_unstable_by(order);
         let idf_sum: f64 = query.iter().map(|q| q.1).sum();
-        let idf_sum = idf_sum as f32;
         hits.into_iter()
-            .map(|(score, id)| Candidate {
-                id: id.to_string(),
-                score,
-                relativity: if idf_sum > 0.0 {
-                    (score / idf_sum).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                },
-            })
+            .map(|(score, id)| Candidate::lexical(id.to_string(), score, idf_sum as f32))
             .collect()
     }
 
-    /// Whether row `r` may answer a search over `time`: inside it, and current at its end.
+    /// Whether row `r` may answer a search over `time`.
     fn eligible(&self, r: usize, time: TimeRange) -> bool {
-        let status = if self.archived[r] == ACTIVE {
-            MemoryStatus::Activated
-        } else {
-            MemoryStatus::Archived
-        };
-        time.contains(self.times[r]) && super::current_at(status, self.archived[r], time.to)
+        super::row_eligible(time, self.times[r], self.archived[r])
     }
 }
 

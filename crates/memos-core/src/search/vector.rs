@@ -23,12 +23,9 @@ use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 
-use super::TimeRange;
-use crate::model::{MemoryStatus, Millis, Scope};
+use super::{ACTIVE, TimeRange};
+use crate::model::{Millis, Scope};
 use crate::store::StoredVector;
-
-/// The archive time of a row whose memory is active.
-const ACTIVE: Millis = Millis::MAX;
 
 /// One user's vectors.
 #[derive(Debug, Default)]
@@ -405,14 +402,9 @@ impl UserVectors {
         }
     }
 
-    /// Whether row `r` may answer a search over `time`: inside it, and current at its end.
+    /// Whether row `r` may answer a search over `time`.
     fn eligible(&self, r: usize, time: TimeRange) -> bool {
-        let status = if self.archived[r] == ACTIVE {
-            MemoryStatus::Activated
-        } else {
-            MemoryStatus::Archived
-        };
-        time.contains(self.times[r]) && super::current_at(status, self.archived[r], time.to)
+        super::row_eligible(time, self.times[r], self.archived[r])
     }
 
     /// How many vectors the user has.

@@ -121,18 +121,7 @@ const AVG_AND_IDF: &str = "WITH s AS (SELECT greatest(max(value) FILTER (WHERE k
 /// is the score over the most the query's terms could give.
 fn candidates(rows: &[tokio_postgres::Row]) -> Vec<Candidate> {
     rows.iter()
-        .map(|r| {
-            let (score, idf_sum): (f32, f32) = (r.get(1), r.get(2));
-            Candidate {
-                id: r.get(0),
-                score,
-                relativity: if idf_sum > 0.0 {
-                    (score / idf_sum).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                },
-            }
-        })
+        .map(|r| Candidate::lexical(r.get(0), r.get(1), r.get(2)))
         .collect()
 }
 
