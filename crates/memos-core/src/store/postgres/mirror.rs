@@ -1,11 +1,12 @@
 //! Each server's copy of the search data of the users it searched lately: their terms
-//! ([`UserPostings`]) and vectors ([`UserVectors`]) in RAM, so both retrievers run in this
-//! process as over the embedded store, and the database answers only what changed.
+//! ([`UserPostings`]), vectors ([`UserVectors`]) and the fields filters read, in RAM, so
+//! both retrievers run in this process as over the embedded store, and the database answers
+//! only what changed.
 //!
 //! Why: searched in SQL, a 100k-memory user cost 25 ms of database time per search (BM25
 //! aggregated over every posting of the query's terms, an HNSW walk, and both again for
-//! the preference channel), on the cores the servers need too. In RAM the same search is
-//! about a millisecond.
+//! the preference channel), on the cores the servers need too. On the copy each retriever
+//! takes about a millisecond, and the API's search at 1 client fell from 15.6 to 10 ms p50.
 //!
 //! Staying current: every write commits in revision order (it holds the revision row to
 //! commit) and logs the memories it touched under its revision (`memos_changes`, filled by
@@ -33,8 +34,8 @@ use crate::search::postings::UserPostings;
 use crate::search::vector::{TRIM_AFTER_ROWS, UserVectors, release_freed_memory};
 use crate::store::SearchCopies;
 
-/// Filters that let more memories through than this are searched in SQL: the ids of the
-/// memories a filter allows are read from the database for each search.
+/// A filter on `info` (the copies do not keep it) reads the ids it allows from the
+/// database; one that lets more through than this is searched in SQL instead.
 pub(super) const ALLOWED_IDS_MAX: usize = 20_000;
 
 /// How long a user found too big for the budget is searched in SQL before trying again.
