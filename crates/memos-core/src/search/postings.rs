@@ -170,6 +170,17 @@ impl UserPostings {
         if limit == 0 || query.is_empty() {
             return vec![];
         }
+        // The allowed ids as rows, marked first: one lookup per allowed id, and a filtered
+        // search (the preference channel's) skips the other rows' postings unscored.
+        let allowed_rows = allowed.map(|a| {
+            let mut rows = vec![false; self.ids.len()];
+            for id in a {
+                if let Some(&r) = self.row.get(id.as_str()) {
+                    rows[r as usize] = true;
+                }
+            }
+            rows
+        });
         let mut score = vec![0f64; self.ids.len()];
         let mut touched: Vec<u32> = Vec::new();
         for &(term, idf) in query {
@@ -177,7 +188,7 @@ impl UserPostings {
                 continue;
             };
             for &(r, tf) in list {
-                if !self.live[r as usize] {
+                if !self.live[r as usize] || allowed_rows.as_ref().is_some_and(|a| !a[r as usize]) {
                     continue;
                 }
                 let (tf, len) = (f64::from(tf), f64::from(self.lens[r as usize]));
@@ -189,20 +200,9 @@ impl UserPostings {
         // A row matching several terms was touched once per term.
         touched.sort_unstable();
         touched.dedup();
-        // The allowed ids as rows: one lookup per allowed id rather than per touched row.
-        let allowed_rows = allowed.map(|a| {
-            let mut rows = vec![false; self.ids.len()];
-            for id in a {
-                if let Some(&r) = self.row.get(id.as_str()) {
-                    rows[r as usize] = true;
-                }
-            }
-            rows
-        });
         let mut hits: Vec<(f32, &str)> = touched
             .into_iter()
             .filter(|&r| self.eligible(r as usize, time))
-            .filter(|&r| allowed_rows.as_ref().is_none_or(|a| a[r as usize]))
             .map(|r| (score[r as usize] as f32, &*self.ids[r as usize]))
             .collect();
         let order = |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
