@@ -20,7 +20,6 @@
 //! `search.cache_mb`); a user too big for half of it is searched in SQL instead.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -58,8 +57,6 @@ pub(super) struct Mirrors {
 pub(super) struct Mirror {
     /// Held while catching up, so concurrent searches of a user catch up once.
     caught_up: tokio::sync::Mutex<CaughtUp>,
-    /// Whether the copy was loaded once (until then a search finding it busy uses SQL).
-    loaded: AtomicBool,
     pub(super) data: RwLock<UserCopy>,
 }
 
@@ -356,16 +353,7 @@ impl PostgresStore {
         let m = mirrors
             .users
             .get_with_by_ref(scope, || Arc::new(Mirror::default()));
-        // While one search loads a user's copy (about 2 s at 100k), the others search in
-        // SQL rather than wait for it.
-        let mut caught = if m.loaded.load(Ordering::Acquire) {
-            m.caught_up.lock().await
-        } else {
-            match m.caught_up.try_lock() {
-                Ok(caught) => caught,
-                Err(_) => return Ok(None),
-            }
-        };
+        let mut caught = m.caught_up.lock().await;
         if caught.at.is_some_and(|at| at >= since) {
             drop(caught);
             return Ok(Some(m));
@@ -385,7 +373,6 @@ impl PostgresStore {
             }
         };
         caught.revision = Some(revision);
-        m.loaded.store(true, Ordering::Release);
         caught.at = Some(began);
         drop(caught);
         if !changed {
