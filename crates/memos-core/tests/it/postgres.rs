@@ -501,3 +501,117 @@ async fn postings_rank_as_the_full_scan_does() {
         .unwrap();
     assert!(falcons.iter().all(|c| c.id != ms[2].id));
 }
+
+/// The change log is pruned by the writes themselves (every 1,000 revisions, keeping
+/// 10,000), and a copy whose revision is older than what the log still holds loads again
+/// whole instead of missing what was pruned.
+#[tokio::test]
+async fn a_copy_older_than_the_pruned_change_log_loads_again() {
+    use memos_core::model::Scope;
+    use memos_core::search::{TimeRange, query_terms};
+    use memos_core::store::tests_support::memory;
+    use memos_core::store::{SearchCopies, StoreSearch, WriteBatch};
+    use std::time::Instant;
+
+    let Some(url) = tests_support::postgres_schema_url().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    let copies = PostgresStore::connect(&url, 2).await.unwrap();
+    copies
+        .prepare(
+            None,
+            SearchCopies {
+                bytes: 16 << 20,
+                exact_scan_rows: 20_000,
+            },
+        )
+        .await
+        .unwrap();
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let write = |batch: WriteBatch| {
+        let store = store.clone();
+        async move { store.write(batch).await.unwrap() }
+    };
+    let scope = Scope::new("p", "u");
+    let found = || async {
+        let mut ids: Vec<String> = copies
+            .lexical(
+                &scope,
+                &query_terms("zeppelin"),
+                None,
+                TimeRange::default(),
+                10,
+                Instant::now(),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let a = memory("u", "c", "a zeppelin over the harbor");
+    write(WriteBatch {
+        upsert_memories: vec![a.clone()],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(found().await, [a.id.clone()], "the copy loads");
+
+    // The next write takes revision 11,000: it prunes what is 10,000 revisions older.
+    admin
+        .batch_execute(
+            "INSERT INTO memos_changes VALUES (999, 'p', 'u', 'old'), (1000, 'p', 'u', 'old'), \
+             (1001, 'p', 'u', 'kept'); \
+             UPDATE memos_meta SET value = 10999 WHERE key = 'revision'",
+        )
+        .await
+        .unwrap();
+    let b = memory("u", "c", "a second zeppelin, red");
+    write(WriteBatch {
+        upsert_memories: vec![b.clone()],
+        delete_memories: vec![a.id.clone()],
+        ..Default::default()
+    })
+    .await;
+    let left: Vec<String> = admin
+        .query(
+            "SELECT memory_id FROM memos_changes WHERE memory_id IN ('old', 'kept')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["kept"]);
+    let floor: i64 = admin
+        .query_one(
+            "SELECT value FROM memos_meta WHERE key = 'changes_floor'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(floor, 1000);
+
+    // Pretend the log lost this write too (pruned further than the copy reaches): the copy,
+    // at a revision below the floor, must load again and still see it.
+    admin
+        .batch_execute(
+            "DELETE FROM memos_changes WHERE revision >= 11000; \
+             UPDATE memos_meta SET value = 11000 WHERE key = 'changes_floor'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found().await,
+        [b.id.clone()],
+        "the edit and the delete are in"
+    );
+}
