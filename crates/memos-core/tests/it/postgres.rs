@@ -561,7 +561,7 @@ async fn a_copy_older_than_the_pruned_change_log_loads_again() {
         ..Default::default()
     })
     .await;
-    assert_eq!(found().await, [a.id.clone()], "the copy loads");
+    assert_eq!(found().await, std::slice::from_ref(&a.id), "the copy loads");
 
     // The next write takes revision 11,000: it prunes what is 10,000 revisions older.
     admin
@@ -611,7 +611,7 @@ async fn a_copy_older_than_the_pruned_change_log_loads_again() {
         .unwrap();
     assert_eq!(
         found().await,
-        [b.id.clone()],
+        std::slice::from_ref(&b.id),
         "the edit and the delete are in"
     );
 }
