@@ -98,24 +98,44 @@ const B: f64 = 0.75;
 
 /// The statistics BM25 needs as tantivy computes them (over every memory of the database,
 /// as tantivy's cover its whole index): the number of documents `n` and of terms `total`.
-const STATS: &str = "SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
-    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
-    FROM memos_meta WHERE key IN ('docs', 'doc_terms')";
+/// (Macros, so [`STATS`], [`IDF`] and [`AVG_AND_IDF`] are put together from one text at
+/// compile time.)
+macro_rules! stats_sql {
+    () => {
+        "SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
+         greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
+         FROM memos_meta WHERE key IN ('docs', 'doc_terms')"
+    };
+}
+
+/// A term's idf from its document frequency `d.df`, given `s` ([`STATS`]).
+macro_rules! idf_sql {
+    () => {
+        "ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) / (least(coalesce(d.df, 0), s.n) + 0.5))"
+    };
+}
+
+/// [`stats_sql`].
+const STATS: &str = stats_sql!();
 
 /// Each query term of `$3` with its idf, given `s` ([`STATS`]).
-const IDF: &str = "SELECT t.term, ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
-    / (least(coalesce(d.df, 0), s.n) + 0.5)) AS idf \
-    FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
-    LEFT JOIN memos_term_df d ON d.term = t.term";
+const IDF: &str = concat!(
+    "SELECT t.term, ",
+    idf_sql!(),
+    " AS idf FROM unnest($3::text[]) AS t(term) CROSS JOIN s \
+     LEFT JOIN memos_term_df d ON d.term = t.term"
+);
 
 /// The average document length and each term's idf (in the order of `$1`), as [`STATS`]
 /// and [`IDF`] compute them: what a copy in RAM needs from the database to score BM25.
-const AVG_AND_IDF: &str = "WITH s AS (SELECT greatest(max(value) FILTER (WHERE key = 'docs'), 1)::float8 AS n, \
-    greatest(max(value) FILTER (WHERE key = 'doc_terms'), 1)::float8 AS total \
-    FROM memos_meta WHERE key IN ('docs', 'doc_terms')) \
-    SELECT (SELECT total / n FROM s), array(SELECT ln(1 + (s.n - least(coalesce(d.df, 0), s.n) + 0.5) \
-    / (least(coalesce(d.df, 0), s.n) + 0.5)) FROM unnest($1::text[]) WITH ORDINALITY AS t(term, ord) \
-    CROSS JOIN s LEFT JOIN memos_term_df d ON d.term = t.term ORDER BY t.ord)";
+const AVG_AND_IDF: &str = concat!(
+    "WITH s AS (",
+    stats_sql!(),
+    ") SELECT (SELECT total / n FROM s), array(SELECT ",
+    idf_sql!(),
+    " FROM unnest($1::text[]) WITH ORDINALITY AS t(term, ord) CROSS JOIN s \
+     LEFT JOIN memos_term_df d ON d.term = t.term ORDER BY t.ord)"
+);
 
 /// Lexical candidates from rows of (id, score, sum of the query's idf, ...): the relevance
 /// is the score over the most the query's terms could give.
