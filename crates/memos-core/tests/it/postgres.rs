@@ -293,6 +293,26 @@ async fn tls_follows_sslmode_and_sslrootcert() {
     assert!(bad.to_string().contains("sslmode"), "{bad}");
 }
 
+/// A fresh schema's URL and two stores on it, as two servers: one searching in SQL, one
+/// keeping search copies of up to `bytes` in RAM. `None` without a test server.
+async fn two_servers(bytes: u64) -> Option<(String, PostgresStore, PostgresStore)> {
+    use memos_core::store::{SearchCopies, StoreSearch};
+    let url = tests_support::postgres_schema_url().await?;
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    let copies = PostgresStore::connect(&url, 2).await.unwrap();
+    copies
+        .prepare(
+            None,
+            SearchCopies {
+                bytes,
+                exact_scan_rows: 20_000,
+            },
+        )
+        .await
+        .unwrap();
+    Some((url, store, copies))
+}
+
 /// BM25 from the postings table ranks exactly as the scan of the matching rows does (the
 /// path every filtered or dated search takes), also when the best `4 · limit + 50` rows are
 /// cut from many, when most of the best matches are archived, and after edits and deletes.
@@ -304,24 +324,12 @@ async fn postings_rank_as_the_full_scan_does() {
     use memos_core::model::{MemoryStatus, Scope};
     use memos_core::search::{TimeRange, query_terms};
     use memos_core::store::tests_support::memory;
-    use memos_core::store::{SearchCopies, StoreSearch, WriteBatch};
+    use memos_core::store::{StoreSearch, WriteBatch};
     use std::time::Instant;
 
-    let Some(url) = tests_support::postgres_schema_url().await else {
+    let Some((_, store, copies)) = two_servers(64 << 20).await else {
         return;
     };
-    let store = PostgresStore::connect(&url, 2).await.unwrap();
-    let copies = PostgresStore::connect(&url, 2).await.unwrap();
-    copies
-        .prepare(
-            None,
-            SearchCopies {
-                bytes: 64 << 20,
-                exact_scan_rows: 20_000,
-            },
-        )
-        .await
-        .unwrap();
     const WORDS: [&str; 12] = [
         "garden", "violin", "harbor", "lantern", "orchard", "meadow", "canyon", "quartz", "falcon",
         "ember", "willow", "marble",
@@ -510,24 +518,12 @@ async fn a_copy_older_than_the_pruned_change_log_loads_again() {
     use memos_core::model::Scope;
     use memos_core::search::{TimeRange, query_terms};
     use memos_core::store::tests_support::memory;
-    use memos_core::store::{SearchCopies, StoreSearch, WriteBatch};
+    use memos_core::store::{StoreSearch, WriteBatch};
     use std::time::Instant;
 
-    let Some(url) = tests_support::postgres_schema_url().await else {
+    let Some((url, store, copies)) = two_servers(16 << 20).await else {
         return;
     };
-    let store = PostgresStore::connect(&url, 2).await.unwrap();
-    let copies = PostgresStore::connect(&url, 2).await.unwrap();
-    copies
-        .prepare(
-            None,
-            SearchCopies {
-                bytes: 16 << 20,
-                exact_scan_rows: 20_000,
-            },
-        )
-        .await
-        .unwrap();
     let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
