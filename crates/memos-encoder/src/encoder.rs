@@ -14,6 +14,8 @@
 //! Both fold the attention scale into the query weights and compute query, key and value
 //! as one product; GELU is the exact one, through a vectorizable erf.
 
+use std::sync::OnceLock;
+
 use candle_core::{
     CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Storage, Tensor, bail,
 };
@@ -24,9 +26,32 @@ use rayon::prelude::*;
 use crate::int8::{Kernel, QLinear};
 use crate::math::{self, Norm};
 
-/// Inputs of at most this many tokens in all run on the calling thread: below it, waking a
-/// second core costs more than it saves.
-const SOLO_TOKENS: usize = 96;
+/// Inputs of fewer tokens than this run on the calling thread alone; longer ones run in the
+/// encoder's pool, split over its threads. At this size every product of a 384-wide model
+/// is past `int8::PARALLEL_MIN`, so the second thread finds work every few microseconds and
+/// never falls asleep between splits: a pass that split only some products measured slower
+/// than one on a single thread (each wake-up costs tens of microseconds here).
+const SPLIT_MIN_TOKENS: usize = 8;
+
+/// The thread pool the 8-bit pass runs in, as many threads as rayon's global pool
+/// (`RAYON_NUM_THREADS`, else the CPUs).
+///
+/// Why its own pool, and why the whole pass runs inside it: rayon work started from outside
+/// a pool is injected and the caller sleeps on a latch until it is done, a wake-up each way
+/// per product, which made a query split over two cores slower than one (4.4 ms against
+/// 2.6). Inside the pool, a product's split is a `join` that the other thread, still
+/// awake from the last one, steals at once: one hand-off per pass instead of one per
+/// product. `None` where the pool could not start (then everything runs on the caller).
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("encoder-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
 
 /// `x @ wᵀ + b` in f32, `w` stored `(in, out)`.
 #[derive(Debug)]
@@ -314,10 +339,31 @@ impl Encoder {
                 .collect());
         };
         let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let flat = match pool() {
+            Some(pool) if total >= SPLIT_MIN_TOKENS && pool.current_num_threads() > 1 => {
+                if pool.current_thread_index().is_some() {
+                    self.run_split(seqs, total)?
+                } else {
+                    pool.install(|| self.run_split(seqs, total))?
+                }
+            }
+            _ => self.run_int8(seqs, false)?,
+        };
+        let mut at = 0;
+        Ok(seqs
+            .iter()
+            .map(|s| {
+                let v = flat[at * h..(at + s.len()) * h].to_vec();
+                at += s.len();
+                v
+            })
+            .collect())
+    }
+
+    /// The 8-bit pass over `seqs` (`total` tokens) split over the current pool's threads.
+    fn run_split(&self, seqs: &[&[u32]], total: usize) -> candle_core::Result<Vec<f32>> {
         let threads = rayon::current_num_threads();
-        let flat = if total <= SOLO_TOKENS || threads == 1 {
-            self.run_int8(seqs, false)?
-        } else if seqs.len() >= threads {
+        Ok(if seqs.len() >= threads {
             // Whole sequences to each thread, about as many tokens each: no hand-off inside.
             let target = total.div_ceil(threads);
             let mut chunks: Vec<&[&[u32]]> = Vec::new();
@@ -335,18 +381,10 @@ impl Encoder {
                 .collect::<candle_core::Result<_>>()?;
             parts.concat()
         } else {
-            // Few long sequences: each product and each attention split over the threads.
+            // Fewer sequences than threads: each product and each attention split over the
+            // threads.
             self.run_int8(seqs, true)?
-        };
-        let mut at = 0;
-        Ok(seqs
-            .iter()
-            .map(|s| {
-                let v = flat[at * h..(at + s.len()) * h].to_vec();
-                at += s.len();
-                v
-            })
-            .collect())
+        })
     }
 
     /// The 8-bit forward pass over `seqs`, every token's hidden state one after another.
@@ -775,7 +813,7 @@ mod tests {
                 assert!(c > 0.995, "{} tokens, token {t}: cosine {c}", s.len());
             }
         }
-        // Alone, on the calling thread or split (the 120-token one is past SOLO_TOKENS).
+        // Alone: on the calling thread (under SPLIT_MIN_TOKENS) or split over the pool.
         for (s, b) in refs.iter().zip(&batch) {
             assert_eq!(
                 &int8.hidden_states(&[s]).unwrap()[0],

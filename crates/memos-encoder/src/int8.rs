@@ -36,9 +36,11 @@ const LANES: usize = 16;
 const GROUP: usize = 4 * LANES;
 /// Rows (tokens) per register tile.
 const ROWS: usize = 4;
-/// Products at least this large (multiply-adds) are split over the thread pool; below, the
-/// hand-off costs more than the second core saves.
-const PARALLEL_MIN: usize = 1 << 24;
+/// Products at least this large (multiply-adds: about 6 µs on one core) are split over the
+/// thread pool; below, even a hand-off to a thread that is awake costs about what the second
+/// core saves. The encoder runs a split pass inside the pool, so a split is a `join` with a
+/// thread that is still spinning, not a wake-up.
+const PARALLEL_MIN: usize = 1 << 20;
 
 /// The instruction set a product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,8 +362,8 @@ impl QLinear {
         let n = self.n;
         let (a, sa, zero) = self.quantize(x, m);
         let groups = n.div_ceil(GROUP);
-        // Big products go to both cores as two halves of the outputs: one hand-off per
-        // product, since waking a pool thread costs about what a query's small product does.
+        // Big enough products go to both cores as two halves of the outputs: one hand-off
+        // per product.
         let halves = if parallel && m * groups * GROUP * self.kp >= PARALLEL_MIN && groups > 1 {
             rayon::current_num_threads().clamp(1, groups)
         } else {
