@@ -12,7 +12,11 @@
 //!   product (a range rather than a magnitude: after GELU a row runs from -0.17 up, and a
 //!   symmetric scale would spend half its codes on values that never occur);
 //! - `y[m][n] = sa[m] · scale[n] · (Σ_k a[m][k] · q[n][k] + z[m] · Σ_k q[n][k]) + bias[n]`,
-//!   the sums exact in i32.
+//!   the sums exact in i32;
+//! - a few inputs chosen at calibration (the largest after smoothing) are quantized apart,
+//!   over their own range per row, in a second narrow product added to the first
+//!   ([`QLinear::with_apart`]): after smoothing these still set each token's range, so
+//!   every other input got a coarser step for them.
 //!
 //! Weights are packed once so that one 64-byte load holds 4 consecutive inputs of 16
 //! consecutive outputs (`[n / 16][k / 4][16][4]`), the layout `vpdpbusd` consumes: a
@@ -272,6 +276,14 @@ mod x86 {
     }
 }
 
+/// The inputs a [`QLinear`] quantizes apart, as quantized for one product: bytes (rows of
+/// `apart.kp`), each row's scale and zero point; empty without such inputs.
+struct Second<'a> {
+    a: &'a [u8],
+    sa: &'a [f32],
+    zero: &'a [i32],
+}
+
 /// A dense layer `y = x · wᵀ + b` with 8-bit weights.
 #[derive(Debug)]
 pub struct QLinear {
@@ -292,21 +304,41 @@ pub struct QLinear {
     /// Per input: what it is multiplied by before quantizing (the weights were scaled up by
     /// its inverse; see the encoder's calibration), or nothing.
     smooth: Option<Vec<f32>>,
+    /// Inputs quantized apart from the others (see [`QLinear::with_apart`]): their indices,
+    /// in the order of `apart`'s inputs.
+    apart_inputs: Vec<usize>,
+    /// Their product: a layer of its own over just those inputs, with its own per-row
+    /// range (their columns of `w` are zero).
+    apart: Option<Box<QLinear>>,
     kernel: Kernel,
 }
 
 impl QLinear {
     /// Quantizes a weight in PyTorch's `(out, in)` layout, row-major, with its bias.
     pub fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> Self {
+        Self::with_apart(w, n, k, bias, &[])
+    }
+
+    /// As [`QLinear::new`], with the inputs `apart` quantized apart from the others: a
+    /// second, narrow product over just them, each row over their own range, is added to
+    /// the main one. They no longer widen the main product's range, so every other input
+    /// gets a finer step.
+    pub fn with_apart(w: &[f32], n: usize, k: usize, bias: Vec<f32>, apart: &[usize]) -> Self {
         assert!(w.len() == n * k && bias.len() == n, "shape mismatch");
+        assert!(apart.iter().all(|&i| i < k), "input out of range");
         let kp = k.div_ceil(4) * 4;
         let np = n.div_ceil(GROUP) * GROUP;
         let steps = kp / 4;
         let mut packed = vec![0i8; np * kp];
         let mut scale = vec![0f32; np];
         let mut colsum = vec![0i32; np];
+        let mut apart_w = vec![0f32; n * apart.len()];
+        let mut row = vec![0f32; k];
         for o in 0..n {
-            let row = &w[o * k..(o + 1) * k];
+            row.copy_from_slice(&w[o * k..(o + 1) * k]);
+            for (j, &i) in apart.iter().enumerate() {
+                apart_w[o * apart.len() + j] = std::mem::take(&mut row[i]);
+            }
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
             let s = if max > 0.0 { max / 127.0 } else { 1.0 };
             scale[o] = s;
@@ -332,6 +364,9 @@ impl QLinear {
                 b
             },
             smooth: None,
+            apart_inputs: apart.to_vec(),
+            apart: (!apart.is_empty())
+                .then(|| Box::new(Self::new(&apart_w, n, apart.len(), vec![0.0; n]))),
             kernel: Kernel::best(),
         }
     }
@@ -347,6 +382,9 @@ impl QLinear {
     /// The same layer on another kernel this CPU runs (tests and benchmarks compare them).
     pub(crate) fn set_kernel(&mut self, kernel: Kernel) {
         self.kernel = kernel;
+        if let Some(apart) = &mut self.apart {
+            apart.set_kernel(kernel);
+        }
     }
 
     /// The same layer on another kernel (tests compare kernels on one layer).
@@ -360,7 +398,17 @@ impl QLinear {
     /// product big enough is split over the thread pool.
     pub fn forward(&self, x: &[f32], m: usize, parallel: bool) -> Vec<f32> {
         let n = self.n;
-        let (a, sa, zero) = self.quantize(x, m);
+        let (a, sa, zero, apart_x) = self.quantize(x, m);
+        // The inputs quantized apart: their own bytes, scales and zero points per row.
+        let (a2, sa2, zero2, _) = match &self.apart {
+            Some(apart) => apart.quantize(&apart_x, m),
+            None => Default::default(),
+        };
+        let second = Second {
+            a: &a2,
+            sa: &sa2,
+            zero: &zero2,
+        };
         let groups = n.div_ceil(GROUP);
         // Big enough products go to both cores as two halves of the outputs: one hand-off
         // per product.
@@ -376,7 +424,18 @@ impl QLinear {
             .collect();
         let part = |&(g0, g1): &(usize, usize)| {
             let mut out = vec![0f32; m * (g1 - g0) * GROUP];
-            outputs(self.kernel, self, &a, &sa, &zero, m, g0, g1, &mut out);
+            outputs(
+                self.kernel,
+                self,
+                &a,
+                &sa,
+                &zero,
+                &second,
+                m,
+                g0,
+                g1,
+                &mut out,
+            );
             out
         };
         let parts: Vec<Vec<f32>> = if ranges.len() > 1 {
@@ -400,13 +459,15 @@ impl QLinear {
     }
 
     /// Each row to bytes in [-127, 127] over its range, padded to `kp`, and offset by 128
-    /// for the kernels that want unsigned bytes. Returns the bytes, each row's scale and
-    /// each row's zero point (`x ≈ scale · (byte + zero)`).
-    fn quantize(&self, x: &[f32], m: usize) -> (Vec<u8>, Vec<f32>, Vec<i32>) {
+    /// for the kernels that want unsigned bytes. Returns the bytes, each row's scale, each
+    /// row's zero point (`x ≈ scale · (byte + zero)`) and the inputs quantized apart,
+    /// smoothed, `[row][apart]` (zero in the bytes).
+    fn quantize(&self, x: &[f32], m: usize) -> (Vec<u8>, Vec<f32>, Vec<i32>, Vec<f32>) {
         let shift: u8 = if self.kernel.offset() { 128 } else { 0 };
         let mut a = vec![shift; m * self.kp];
         let mut scales = vec![0f32; m];
         let mut zeros = vec![0i32; m];
+        let mut apart = vec![0f32; m * self.apart_inputs.len()];
         let smooth = self.smooth.as_deref().unwrap_or(&[]);
         quantize_rows(
             self.kernel,
@@ -415,11 +476,13 @@ impl QLinear {
             self.kp,
             i32::from(shift),
             smooth,
+            &self.apart_inputs,
             &mut a,
             &mut scales,
             &mut zeros,
+            &mut apart,
         );
-        (a, scales, zeros)
+        (a, scales, zeros, apart)
     }
 }
 
@@ -432,6 +495,7 @@ dispatched! {
         a: &[u8],
         sa: &[f32],
         zero: &[i32],
+        second: &Second,
         m: usize,
         g0: usize,
         g1: usize,
@@ -441,6 +505,7 @@ dispatched! {
         let width = (g1 - g0) * GROUP;
         let shift = if q.kernel.offset() { 128 } else { 0 };
         let mut acc = [[0i32; GROUP]; ROWS];
+        let mut acc2 = [[0i32; GROUP]; ROWS];
         for g in g0..g1 {
             let w = &q.w[g * GROUP * kp..(g + 1) * GROUP * kp];
             let o = g * GROUP;
@@ -449,6 +514,12 @@ dispatched! {
             for r0 in (0..m).step_by(ROWS) {
                 let rows = (m - r0).min(ROWS);
                 q.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
+                if let Some(p) = &q.apart {
+                    let kp2 = p.kp;
+                    let w2 = &p.w[g * GROUP * kp2..(g + 1) * GROUP * kp2];
+                    p.kernel
+                        .tile(rows, &second.a[r0 * kp2..], kp2, w2, &mut acc2);
+                }
                 for (r, acc) in (r0..).zip(acc.iter().take(rows)) {
                     let (z, s) = (zero[r] as f32, sa[r]);
                     let at = r * width + (g - g0) * GROUP;
@@ -459,6 +530,16 @@ dispatched! {
                         // `v - shift · c` is exact and the same whichever kernel summed.
                         *d = ((v - shift * c) as f32 + z * c as f32) * s * sc + b;
                     }
+                    if let Some(p) = &q.apart {
+                        // The inputs quantized apart, added in the same order everywhere.
+                        let (z2, s2) = (second.zero[r] as f32, second.sa[r]);
+                        let (colsum2, scale2) = (&p.colsum[o..o + GROUP], &p.scale[o..o + GROUP]);
+                        for (((d, &v), &c), &sc) in
+                            dst.iter_mut().zip(&acc2[r - r0]).zip(colsum2).zip(scale2)
+                        {
+                            *d += ((v - shift * c) as f32 + z2 * c as f32) * s2 * sc;
+                        }
+                    }
                 }
             }
         }
@@ -467,7 +548,8 @@ dispatched! {
 
 dispatched! {
     /// Rows of `k` values in `x` (each first multiplied by `smooth`, when given) to bytes in
-    /// `a` (rows `kp` apart, offset by `shift`), with each row's scale and zero point.
+    /// `a` (rows `kp` apart, offset by `shift`), with each row's scale and zero point; the
+    /// inputs `keep` go to `kept` (`[row][keep]`) instead, and count as zero there.
     #[allow(clippy::too_many_arguments)]
     fn quantize_rows(
         x: &[f32],
@@ -475,19 +557,29 @@ dispatched! {
         kp: usize,
         shift: i32,
         smooth: &[f32],
+        keep: &[usize],
         a: &mut [u8],
         scales: &mut [f32],
         zeros: &mut [i32],
+        kept: &mut [f32],
     ) {
-        let mut smoothed = vec![0f32; if smooth.is_empty() { 0 } else { k }];
+        let copy = !smooth.is_empty() || !keep.is_empty();
+        let mut smoothed = vec![0f32; if copy { k } else { 0 }];
         for (r, row) in x.chunks_exact(k).enumerate() {
-            let row = if smooth.is_empty() {
-                row
-            } else {
-                for ((d, v), f) in smoothed.iter_mut().zip(row).zip(smooth) {
-                    *d = v * f;
+            let row = if copy {
+                if smooth.is_empty() {
+                    smoothed.copy_from_slice(row);
+                } else {
+                    for ((d, v), f) in smoothed.iter_mut().zip(row).zip(smooth) {
+                        *d = v * f;
+                    }
+                }
+                for (d, &i) in kept[r * keep.len()..].iter_mut().zip(keep) {
+                    *d = std::mem::take(&mut smoothed[i]);
                 }
                 &smoothed[..]
+            } else {
+                row
             };
             let (lo, hi) = min_max(row);
             let max = lo.abs().max(hi.abs());
@@ -559,6 +651,48 @@ mod tests {
                 assert_eq!(y, reference, "{} at {m}x{n}x{k}", kernel.name());
             }
         }
+    }
+
+    /// With inputs quantized apart (and smoothing), every kernel still gives the reference's
+    /// bits, and the outlier inputs no longer coarsen the others: closer to the f32 product
+    /// than the same layer without them.
+    #[test]
+    fn inputs_quantized_apart_agree_on_every_kernel_and_come_closer() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let (m, n, k) = (7, 130, 96);
+        let w = random(&mut rng, n * k);
+        let bias = random(&mut rng, n);
+        let mut x = random(&mut rng, m * k);
+        for r in 0..m {
+            x[r * k + 5] = 30.0 + r as f32; // outlier channels, as after GELU
+            x[r * k + 70] = -25.0;
+        }
+        let factors: Vec<f32> = (0..k).map(|i| 1.0 + (i % 3) as f32).collect();
+        let smoothed_w: Vec<f32> = (0..n * k).map(|j| w[j] * factors[j % k]).collect();
+        let layer = |apart: &[usize], kernel| {
+            QLinear::with_apart(&smoothed_w, n, k, bias.clone(), apart)
+                .smoothed(&factors)
+                .with_kernel(kernel)
+                .forward(&x, m, false)
+        };
+        let reference = layer(&[5, 70], Kernel::Portable);
+        for kernel in Kernel::supported() {
+            assert_eq!(layer(&[5, 70], kernel), reference, "{}", kernel.name());
+        }
+        let plain = layer(&[], Kernel::Portable);
+        let exact: Vec<f32> = (0..m * n)
+            .map(|j| {
+                let (r, o) = (j / n, j % n);
+                (0..k).map(|i| x[r * k + i] * w[o * k + i]).sum::<f32>() + bias[o]
+            })
+            .collect();
+        let error = |y: &[f32]| -> f32 { y.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum() };
+        assert!(
+            error(&reference) * 4.0 < error(&plain),
+            "apart {} against {}",
+            error(&reference),
+            error(&plain)
+        );
     }
 
     /// The 8-bit product stays close to the f32 one it stands for.

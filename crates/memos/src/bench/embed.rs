@@ -28,6 +28,12 @@ pub(crate) struct EmbedArgs {
     /// so that the machine's drift falls on both alike.
     #[arg(long, default_value = "both")]
     precision: String,
+    /// Instead of timing: how close the 8-bit vectors are to f32's on a memret/1 file's
+    /// first two cases (every turn as a passage, every third also as a query): mean
+    /// 1 - cosine, the lowest cosine, and how much of each query's f32 top 10 the 8-bit
+    /// vectors find.
+    #[arg(long, value_name = "FILE")]
+    agreement: Option<PathBuf>,
 }
 
 const QUERIES: [&str; 8] = [
@@ -58,6 +64,9 @@ pub(crate) fn embed(config: Config, args: EmbedArgs) -> Result<()> {
         "both" => vec![Precision::F32, Precision::Int8],
         p => vec![p.parse::<Precision>().map_err(anyhow::Error::msg)?],
     };
+    if let Some(path) = &args.agreement {
+        return agreement(&dir, path);
+    }
     let mut models = Vec::new();
     for p in precisions {
         let started = Instant::now();
@@ -111,6 +120,67 @@ pub(crate) fn embed(config: Config, args: EmbedArgs) -> Result<()> {
             latency_line(&format!("query embedding, {}", label(*p)), ms)
         );
     }
+    Ok(())
+}
+
+/// `--agreement`: the 8-bit encoder against the f32 reference on real turns.
+fn agreement(dir: &std::path::Path, path: &std::path::Path) -> Result<()> {
+    let data =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut turns: Vec<String> = Vec::new();
+    for line in data.lines().filter(|l| !l.trim().is_empty()).take(2) {
+        let case: serde_json::Value = serde_json::from_str(line).context("a memret/1 line")?;
+        let sessions = case["sessions"].as_array().context("no sessions")?;
+        for m in sessions
+            .iter()
+            .flat_map(|s| s["messages"].as_array().into_iter().flatten())
+        {
+            turns.extend(m["content"].as_str().map(str::to_string));
+        }
+    }
+    let texts: Vec<&str> = turns.iter().map(String::as_str).collect();
+    let queries: Vec<&str> = texts.iter().step_by(3).copied().collect();
+    // (passages, queries) in one precision.
+    type Vectors = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+    let vectors = |p: Precision| -> Result<Vectors> {
+        let model = embed::load(dir, p).with_context(|| format!("loading {}", dir.display()))?;
+        let q = queries
+            .iter()
+            .map(|t| model.embed_query(t))
+            .collect::<memos_core::Result<_>>()?;
+        Ok((model.embed_documents(&texts)?, q))
+    };
+    let (f32_docs, f32_queries) = vectors(Precision::F32)?;
+    let (docs, queries) = vectors(Precision::Int8)?;
+    let cosines: Vec<f32> = f32_docs
+        .iter()
+        .zip(&docs)
+        .chain(f32_queries.iter().zip(&queries))
+        .map(|(a, b)| embed::dot(a, b))
+        .collect();
+    let mean = cosines.iter().map(|c| 1.0 - f64::from(*c)).sum::<f64>() / cosines.len() as f64;
+    let lowest = cosines.iter().copied().fold(1f32, f32::min);
+    let top10 = |q: &[f32], docs: &[Vec<f32>]| -> Vec<usize> {
+        let mut ids: Vec<usize> = (0..docs.len()).collect();
+        ids.sort_by(|&a, &b| embed::dot(q, &docs[b]).total_cmp(&embed::dot(q, &docs[a])));
+        ids.truncate(10);
+        ids
+    };
+    let found: usize = f32_queries
+        .iter()
+        .zip(&queries)
+        .map(|(fq, q)| {
+            let (want, got) = (top10(fq, &f32_docs), top10(q, &docs));
+            want.iter().filter(|i| got.contains(i)).count()
+        })
+        .sum();
+    println!(
+        "int8 ({}) against f32, {} turns and {} queries: mean 1 - cosine {mean:.3e}, lowest cosine {lowest:.5}, f32's top 10 found {:.4}",
+        embed::Kernel::best().name(),
+        texts.len(),
+        queries.len(),
+        found as f64 / (10 * queries.len().max(1)) as f64
+    );
     Ok(())
 }
 
