@@ -54,8 +54,8 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
 }
 
 /// SmoothQuant's migration strength: how much of an input's range moves into its weights.
-/// With the inputs quantized apart ([`APART_INPUTS`]), 0.4 gave the vectors closest to
-/// f32's of 0.3-0.6 (the agreement in `memos bench embed --agreement`: mean 1 - cosine
+/// With the largest inputs out of the main product ([`APART_INPUTS`]), 0.3 and 0.4 gave
+/// the vectors closest to f32's of 0.3-0.6 (the agreement in `memos bench embed --agreement`: mean 1 - cosine
 /// over LoCoMo's first two conversations' turns, queries and passages; the figures are in
 /// the README); without them 0.5 was best.
 const SMOOTH_ALPHA: f32 = 0.4;
