@@ -55,16 +55,17 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
 
 /// SmoothQuant's migration strength: how much of an input's range moves into its weights.
 /// With the largest inputs out of the main product ([`APART_INPUTS`]), 0.3 and 0.4 gave
-/// the vectors closest to f32's of 0.3-0.6 (the agreement in `memos bench embed --agreement`: mean 1 - cosine
-/// over LoCoMo's first two conversations' turns, queries and passages; the figures are in
-/// the README); without them 0.5 was best.
+/// the vectors closest to f32's among 0.3-0.6; without them 0.5 was best. Closeness is
+/// `memos bench embed --agreement`: mean 1 - cosine over the turns of LoCoMo's first two
+/// conversations, as queries and passages (the figures are in the README).
 const SMOOTH_ALPHA: f32 = 0.4;
 
 /// Inputs of each dense layer quantized apart from the others: the largest after
 /// smoothing. In the main product they still set each token's step for every other input.
 /// Apart, they halved the distance to f32 (mean 1 - cosine 1.89e-4 to 9.1e-5; 4 and 16
 /// measured the same, and kept in f32 instead of 8 bits, 16 gave 7.7e-5 but cost 15% of
-/// the document throughput). The second product costs about 5% (its epilogue per output).
+/// the document throughput). The second product costs about 8% of the document throughput
+/// (mostly its epilogue, one more conversion per output).
 const APART_INPUTS: usize = 4;
 
 /// `x @ wᵀ + b` in f32, `w` stored `(in, out)`.
