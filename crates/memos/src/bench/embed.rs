@@ -125,19 +125,14 @@ pub(crate) fn embed(config: Config, args: EmbedArgs) -> Result<()> {
 
 /// `--agreement`: the 8-bit encoder against the f32 reference on real turns.
 fn agreement(dir: &std::path::Path, path: &std::path::Path) -> Result<()> {
-    let data =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut turns: Vec<String> = Vec::new();
-    for line in data.lines().filter(|l| !l.trim().is_empty()).take(2) {
-        let case: serde_json::Value = serde_json::from_str(line).context("a memret/1 line")?;
-        let sessions = case["sessions"].as_array().context("no sessions")?;
-        for m in sessions
-            .iter()
-            .flat_map(|s| s["messages"].as_array().into_iter().flatten())
-        {
-            turns.extend(m["content"].as_str().map(str::to_string));
-        }
-    }
+    let mut cases = super::retrieval::read_cases(path)?;
+    cases.truncate(2);
+    let turns: Vec<String> = cases
+        .into_iter()
+        .flat_map(|c| c.sessions)
+        .flat_map(|s| s.messages)
+        .map(|m| m.content)
+        .collect();
     let texts: Vec<&str> = turns.iter().map(String::as_str).collect();
     let queries: Vec<&str> = texts.iter().step_by(3).copied().collect();
     // (passages, queries) in one precision.

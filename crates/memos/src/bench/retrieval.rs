@@ -3,7 +3,7 @@
 //! its gold messages and sessions, for BM25 alone and for the hybrid retriever.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,25 +49,26 @@ pub(crate) struct RetrievalArgs {
     dialogue_turns: usize,
 }
 
+/// One memret/1 line: a user's sessions and the questions about them.
 #[derive(Deserialize)]
-struct Case {
+pub(super) struct Case {
     user_id: String,
-    sessions: Vec<Session>,
+    pub(super) sessions: Vec<Session>,
     questions: Vec<Question>,
 }
 
 #[derive(Deserialize)]
-struct Session {
+pub(super) struct Session {
     session_id: String,
     timestamp: Option<String>,
-    messages: Vec<BenchMessage>,
+    pub(super) messages: Vec<BenchMessage>,
 }
 
 #[derive(Deserialize)]
-struct BenchMessage {
+pub(super) struct BenchMessage {
     message_id: String,
     role: String,
-    content: String,
+    pub(super) content: String,
     speaker: Option<String>,
     timestamp: Option<String>,
     #[serde(default)]
@@ -155,15 +156,19 @@ fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// Runs the retrieval benchmark and prints its figures.
-pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.data)
-        .with_context(|| format!("cannot read {}", args.data.display()))?;
-    let mut cases: Vec<Case> = text
-        .lines()
+/// Every case of a memret/1 JSON Lines file.
+pub(super) fn read_cases(path: &Path) -> Result<Vec<Case>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
-        .context("not a memret/1 file")?;
+        .context("not a memret/1 file")
+}
+
+pub(crate) async fn retrieval(mut config: Config, args: RetrievalArgs) -> Result<()> {
+    let mut cases = read_cases(&args.data)?;
     if let Some(n) = args.cases {
         cases.truncate(n);
     }
