@@ -12,6 +12,8 @@ pub mod fusion;
 pub mod postings;
 pub mod vector;
 
+use std::collections::HashSet;
+
 use crate::model::{MemoryStatus, Millis};
 
 /// The one definition of "current at `t`", which every retriever applies (the tantivy
@@ -74,6 +76,26 @@ pub(crate) fn row_eligible(time: TimeRange, at: Millis, archived: Millis) -> boo
         MemoryStatus::Archived
     };
     time.contains(at) && current_at(status, archived, time.to)
+}
+
+/// Which memories a filtered search may return.
+#[derive(Clone, Copy)]
+pub enum Allowed<'a> {
+    /// These ids: a retriever may visit just their rows when they are few.
+    Ids(&'a HashSet<String>),
+    /// The ids this test passes, asked only of the rows a search reaches: a filter that
+    /// allows half of a big user costs no set of half its ids.
+    Test(&'a (dyn Fn(&str) -> bool + Sync)),
+}
+
+impl Allowed<'_> {
+    /// Whether the memory `id` may be returned.
+    pub fn allows(&self, id: &str) -> bool {
+        match self {
+            Allowed::Ids(ids) => ids.contains(id),
+            Allowed::Test(test) => test(id),
+        }
+    }
 }
 
 /// One retrieved memory, before hydration.

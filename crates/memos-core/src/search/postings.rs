@@ -8,10 +8,10 @@
 //! postings are a few thousand rows even in a 100k-memory user, so every matching row is
 //! scored (well under a millisecond) and the ranking is exact; there is nothing to skip.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{ACTIVE, Candidate, TimeRange};
+use super::{ACTIVE, Allowed, Candidate, TimeRange};
 use crate::model::Millis;
 
 /// BM25's constants, tantivy's (as in the SQL).
@@ -164,23 +164,40 @@ impl UserPostings {
         query: &[(&str, f64)],
         avg_len: f64,
         time: TimeRange,
-        allowed: Option<&HashSet<String>>,
+        allowed: Option<Allowed<'_>>,
         limit: usize,
     ) -> Vec<Candidate> {
         if limit == 0 || query.is_empty() {
             return vec![];
         }
-        // The allowed ids as rows, marked first: one lookup per allowed id, and a filtered
-        // search (the preference channel's) skips the other rows' postings unscored.
-        let allowed_rows = allowed.map(|a| {
-            let mut rows = vec![false; self.ids.len()];
-            for id in a {
-                if let Some(&r) = self.row.get(id.as_str()) {
-                    rows[r as usize] = true;
+        // Per row: unknown, allowed or not. Ids given are marked first, one lookup each (a
+        // filtered search, the preference channel's, then skips the other rows' postings
+        // unscored); a test is asked once per row a term reaches.
+        let mut verdict: Option<Vec<Verdict>> = allowed.map(|a| match a {
+            Allowed::Ids(ids) => {
+                let mut rows = vec![Verdict::No; self.ids.len()];
+                for id in ids {
+                    if let Some(&r) = self.row.get(id.as_str()) {
+                        rows[r as usize] = Verdict::Yes;
+                    }
                 }
+                rows
             }
-            rows
+            Allowed::Test(_) => vec![Verdict::Unknown; self.ids.len()],
         });
+        let mut allows = |r: usize| {
+            let (Some(v), Some(a)) = (verdict.as_mut(), allowed) else {
+                return true;
+            };
+            if v[r] == Verdict::Unknown {
+                v[r] = if a.allows(&self.ids[r]) {
+                    Verdict::Yes
+                } else {
+                    Verdict::No
+                };
+            }
+            v[r] == Verdict::Yes
+        };
         let mut score = vec![0f64; self.ids.len()];
         let mut touched: Vec<u32> = Vec::new();
         for &(term, idf) in query {
@@ -188,7 +205,7 @@ impl UserPostings {
                 continue;
             };
             for &(r, tf) in list {
-                if !self.live[r as usize] || allowed_rows.as_ref().is_some_and(|a| !a[r as usize]) {
+                if !self.live[r as usize] || !allows(r as usize) {
                     continue;
                 }
                 let (tf, len) = (f64::from(tf), f64::from(self.lens[r as usize]));
@@ -205,7 +222,9 @@ impl UserPostings {
             .filter(|&r| self.eligible(r as usize, time))
             .map(|r| (score[r as usize] as f32, &*self.ids[r as usize]))
             .collect();
-        let order = |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
+        // `then_with`: the ids are compared only for equal scores.
+        let order =
+            |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1));
         if hits.len() > limit {
             hits.select_nth_unstable_by(limit - 1, order);
             hits.truncate(limit);
@@ -223,8 +242,18 @@ impl UserPostings {
     }
 }
 
+/// What a filtered search knows of a row's memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Unknown,
+    Yes,
+    No,
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     fn terms(s: &str) -> Vec<String> {
@@ -289,7 +318,7 @@ mod tests {
         p.upsert("new", 200, None, &terms("tea"));
         p.upsert("gone", 150, Some(300), &terms("tea"));
         let q = [("tea", 1.0)];
-        let ids = |time: TimeRange, allowed: Option<&HashSet<String>>| {
+        let ids = |time: TimeRange, allowed: Option<Allowed<'_>>| {
             let mut v: Vec<String> = p
                 .search(&q, 1.0, time, allowed, 10)
                 .into_iter()
@@ -311,7 +340,18 @@ mod tests {
             ["gone", "new"]
         );
         let allowed: HashSet<String> = ["old".to_string()].into();
-        assert_eq!(ids(TimeRange::default(), Some(&allowed)), ["old"]);
+        assert_eq!(
+            ids(TimeRange::default(), Some(Allowed::Ids(&allowed))),
+            ["old"]
+        );
+        // The same filter as a test of each id reached.
+        let test = |id: &str| id == "old";
+        assert_eq!(
+            ids(TimeRange::default(), Some(Allowed::Test(&test))),
+            ["old"]
+        );
+        let none = |_: &str| false;
+        assert!(ids(TimeRange::default(), Some(Allowed::Test(&none))).is_empty());
     }
 
     #[test]

@@ -18,12 +18,12 @@
 //! would have kept; `memos bench retrieval` prints how often on real embeddings.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 
-use super::{ACTIVE, TimeRange};
+use super::{ACTIVE, Allowed, TimeRange};
 use crate::model::{Millis, Scope};
 use crate::store::StoredVector;
 
@@ -424,7 +424,7 @@ impl UserVectors {
         query: &[f32],
         k: usize,
         time: TimeRange,
-        allowed: Option<&HashSet<String>>,
+        allowed: Option<Allowed<'_>>,
     ) -> Vec<(String, f32)> {
         self.search_with(query, k, time, allowed, usize::MAX)
     }
@@ -436,7 +436,7 @@ impl UserVectors {
         query: &[f32],
         k: usize,
         time: TimeRange,
-        allowed: Option<&HashSet<String>>,
+        allowed: Option<Allowed<'_>>,
         exact_rows: usize,
     ) -> Vec<(String, f32)> {
         if self.dim == 0 || query.len() != self.dim || k == 0 {
@@ -451,12 +451,12 @@ impl UserVectors {
         };
         let n = self.ids.len();
         let keep =
-            |r: usize| self.eligible(r, time) && allowed.is_none_or(|a| a.contains(&*self.ids[r]));
+            |r: usize| self.eligible(r, time) && allowed.is_none_or(|a| a.allows(&self.ids[r]));
         let rescore = rescore_rows(k, n);
         let top = match allowed {
             // A selective filter: visit only its rows, in row order so ties break the same
             // way as in a full scan.
-            Some(a) if a.len() < n / 8 => {
+            Some(Allowed::Ids(a)) if a.len() < n / 8 => {
                 let mut rows: Vec<usize> = a
                     .iter()
                     .filter_map(|id| self.row.get(id.as_str()).copied())
@@ -1012,6 +1012,8 @@ impl VectorIndex {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     /// Reproducible pseudo-random numbers in [-0.5, 0.5) (a linear congruential generator).
@@ -1094,7 +1096,7 @@ mod tests {
         assert_eq!(ids, ["a"]);
         let allowed: HashSet<String> = ["c".to_string()].into();
         let ids: Vec<String> = u
-            .search(&q, 5, TimeRange::default(), Some(&allowed))
+            .search(&q, 5, TimeRange::default(), Some(Allowed::Ids(&allowed)))
             .into_iter()
             .map(|x| x.0)
             .collect();
@@ -1180,7 +1182,7 @@ mod tests {
         assert_eq!(u.search(&q, 25, early, None), sequential(early, None, 25));
         let few: HashSet<String> = (0..n).step_by(50).map(|i| i.to_string()).collect();
         assert_eq!(
-            u.search(&q, 30, all, Some(&few)),
+            u.search(&q, 30, all, Some(Allowed::Ids(&few))),
             sequential(all, Some(&few), 30)
         );
         let many: HashSet<String> = (0..n)
@@ -1188,8 +1190,19 @@ mod tests {
             .map(|i| i.to_string())
             .collect();
         assert_eq!(
-            u.search(&q, 30, early, Some(&many)),
+            u.search(&q, 30, early, Some(Allowed::Ids(&many))),
             sequential(early, Some(&many), 30)
+        );
+        // The same filters as tests of each id: the same answers.
+        let test = |id: &str| many.contains(id);
+        assert_eq!(
+            u.search(&q, 30, early, Some(Allowed::Test(&test))),
+            sequential(early, Some(&many), 30)
+        );
+        let test = |id: &str| few.contains(id);
+        assert_eq!(
+            u.search(&q, 30, all, Some(Allowed::Test(&test))),
+            sequential(all, Some(&few), 30)
         );
     }
 
@@ -1314,7 +1327,7 @@ mod tests {
             .filter(|i| i % 3 == 0)
             .map(|i| format!("m{i}"))
             .collect();
-        let got = u.search_with(&q, 20, late, Some(&many), 0);
+        let got = u.search_with(&q, 20, late, Some(Allowed::Ids(&many)), 0);
         assert_eq!(got.len(), 20);
         for (id, _) in &got {
             let i: usize = id[1..].parse().unwrap();

@@ -12,7 +12,7 @@ use crate::filter::Filter;
 use crate::model::*;
 use crate::search::bm25::{Bm25Index, IndexOp};
 use crate::search::vector::{VectorIndex, VectorOp};
-use crate::search::{Candidate, TimeRange};
+use crate::search::{Allowed, Candidate, TimeRange};
 use crate::store::{MemoryStore, Revision, SearchCopies, StoreSearch};
 
 use super::MemoryService;
@@ -193,7 +193,7 @@ impl MemoryService {
                     &query,
                     pool,
                     time,
-                    allowed.as_ref(),
+                    allowed.as_ref().map(Allowed::Ids),
                     self.config.search.exact_scan_rows,
                 )
             }

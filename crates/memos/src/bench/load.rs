@@ -454,6 +454,9 @@ async fn run(
         );
     }
     println!("{}", latency_line("add (10 messages, sync)", &mut adds));
+    if model_dir.is_some() {
+        report_backlog(&servers).await?;
+    }
 
     // Pure ingest: fast-mode adds of 20 messages to fresh users.
     let seconds = args.seconds / 2.0;
@@ -621,10 +624,50 @@ pub(crate) async fn preload(
     Ok(())
 }
 
+/// How far the background embedders fell behind the mixed traffic's adds, and how long they
+/// take to catch up once it stops: searches that ran fast because vectors were left for
+/// later would show here.
+async fn report_backlog(servers: &[Arc<Server>]) -> Result<()> {
+    let started = Instant::now();
+    let mut left = Vec::new();
+    for s in servers {
+        left.push(s.backlog().await?);
+    }
+    let shown: Vec<String> = left
+        .iter()
+        .map(|b| b.map_or("a full pass".into(), |n| n.to_string()))
+        .collect();
+    loop {
+        let mut done = true;
+        for s in servers {
+            done &= s.backlog().await? == Some(0);
+        }
+        if done {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            println!(
+                "memories waiting for a vector after the mixed traffic: {} (not caught up in 300 s)",
+                shown.join(" + ")
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "memories waiting for a vector after the mixed traffic: {}, all embedded {:.1} s later",
+        shown.join(" + "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A `memos serve` child process on a free loopback port.
 struct Server {
     child: Child,
     base: String,
+    /// The server's root, where `/health` is.
+    root: String,
     client: reqwest::Client,
     /// Requests answered 429 (more at once than `limits` lets a project run) and sent again.
     rejected: std::sync::atomic::AtomicU64,
@@ -664,6 +707,7 @@ impl Server {
         Ok(Server {
             child,
             base: format!("{url}/api/openmem/v1"),
+            root: url,
             client: reqwest::Client::new(),
             rejected: Default::default(),
         })
@@ -721,6 +765,19 @@ impl Server {
         )
         .await?;
         Ok(())
+    }
+
+    /// Memories this server wrote that still wait for a vector (`/health`), or `None` while
+    /// it has a pass over the whole store to do.
+    async fn backlog(&self) -> Result<Option<u64>> {
+        let health: Value = self
+            .client
+            .get(format!("{}/health", self.root))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(health["embedding_backlog"].as_u64())
     }
 
     /// A `/proc/<pid>/status` memory figure in KiB (0 where there is no procfs).

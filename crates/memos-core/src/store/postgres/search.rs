@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use std::collections::HashSet;
 
-use super::mirror::{Mirror, Mirrors};
+use super::mirror::{Decided, Mirrors, UserCopy};
 use super::{Params, PostgresStore, pg, pg_filter, refs, vector_text};
 use crate::error::Result;
 use crate::filter::Filter;
@@ -335,40 +335,34 @@ impl PostgresStore {
         let Some(copy) = copy else {
             return Ok(None);
         };
-        let Some(allowed) = self.allowed_in(&copy, scope, filter).await? else {
+        let Some(from_db) = self.info_ids(scope, filter).await? else {
             return Ok(None);
         };
         let query: Vec<(&str, f64)> = terms.iter().map(String::as_str).zip(idf).collect();
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
+        let Some(decided) = decide(&data, filter, from_db) else {
+            return Ok(None);
+        };
         Ok(Some(data.lexical.search(
             &query,
             avg,
             time,
-            allowed.as_ref(),
+            decided.as_ref().map(Decided::as_allowed),
             limit,
         )))
     }
 
-    /// The ids `filter` allows (`Some(None)` without one), decided on the copy's fields,
-    /// or read from the database for a filter on `info`; `None` when more than
-    /// [`super::mirror::ALLOWED_IDS_MAX`] do there (search in SQL).
-    async fn allowed_in(
+    /// For a filter on `info`, which only the database holds, the ids it allows there
+    /// (`Some(Some(ids))`), or `None` when more than [`super::mirror::ALLOWED_IDS_MAX`] do
+    /// (search in SQL); `Some(None)` for any other filter, which the copy decides itself.
+    async fn info_ids(
         &self,
-        copy: &Mirror,
         scope: &Scope,
         filter: Option<&Filter>,
     ) -> Result<Option<Option<HashSet<String>>>> {
-        let Some(f) = filter else {
-            return Ok(Some(None));
-        };
-        let in_ram = copy
-            .data
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .allowed(f);
-        Ok(match in_ram {
-            Some(ids) => Some(Some(ids)),
-            None => self.allowed_ids(scope, f).await?.map(Some),
+        Ok(match filter {
+            Some(f) if f.reads_info() => self.allowed_ids(scope, f).await?.map(Some),
+            _ => Some(None),
         })
     }
 
@@ -391,16 +385,33 @@ impl PostgresStore {
         let Some(copy) = self.mirror(scope, since).await? else {
             return Ok(None);
         };
-        let Some(allowed) = self.allowed_in(&copy, scope, filter).await? else {
+        let Some(from_db) = self.info_ids(scope, filter).await? else {
             return Ok(None);
         };
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
+        let Some(decided) = decide(&data, filter, from_db) else {
+            return Ok(None);
+        };
         Ok(Some(data.vectors.search_with(
             query,
             limit,
             time,
-            allowed.as_ref(),
+            decided.as_ref().map(Decided::as_allowed),
             mirrors.exact_scan_rows(),
         )))
+    }
+}
+
+/// `filter` as the copy `data` decides it (`Some(None)` without one), with the ids read
+/// from the database for a filter on `info`; `None` should the copy be unable to.
+fn decide<'a>(
+    data: &'a UserCopy,
+    filter: Option<&'a Filter>,
+    from_db: Option<HashSet<String>>,
+) -> Option<Option<Decided<'a>>> {
+    match (filter, from_db) {
+        (None, _) => Some(None),
+        (Some(_), Some(ids)) => Some(Some(Decided::Ids(ids))),
+        (Some(f), None) => data.allowed(f).map(Some),
     }
 }
