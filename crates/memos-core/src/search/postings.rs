@@ -170,66 +170,59 @@ impl UserPostings {
         if limit == 0 || query.is_empty() {
             return vec![];
         }
-        // Per row: unknown, allowed or not. Ids given are marked first, one lookup each (a
-        // filtered search, the preference channel's, then skips the other rows' postings
-        // unscored); a test is asked once per row a term reaches.
-        let mut verdict: Option<Vec<Verdict>> = allowed.map(|a| match a {
-            Allowed::Ids(ids) => {
-                let mut rows = vec![Verdict::No; self.ids.len()];
+        // Ids given are marked first, one lookup each, and a search narrowed to a few (the
+        // preference channel's) skips the other rows' postings unscored. A test is asked
+        // after scoring, best rows first, only until `limit` pass: a broad filter (an add
+        // reconciling with the user's profile items, half of them) then costs a few dozen
+        // tests instead of one per row a common term reaches.
+        let marked: Option<Vec<bool>> = match allowed {
+            Some(Allowed::Ids(ids)) => {
+                let mut rows = vec![false; self.ids.len()];
                 for id in ids {
                     if let Some(&r) = self.row.get(id.as_str()) {
-                        rows[r as usize] = Verdict::Yes;
+                        rows[r as usize] = true;
                     }
                 }
-                rows
+                Some(rows)
             }
-            Allowed::Test(_) => vec![Verdict::Unknown; self.ids.len()],
-        });
-        let mut allows = |r: usize| {
-            let (Some(v), Some(a)) = (verdict.as_mut(), allowed) else {
-                return true;
-            };
-            if v[r] == Verdict::Unknown {
-                v[r] = if a.allows(&self.ids[r]) {
-                    Verdict::Yes
-                } else {
-                    Verdict::No
-                };
-            }
-            v[r] == Verdict::Yes
+            _ => None,
         };
         let mut score = vec![0f64; self.ids.len()];
+        let mut seen = vec![false; self.ids.len()];
         let mut touched: Vec<u32> = Vec::new();
         for &(term, idf) in query {
             let Some(list) = self.terms.get(term) else {
                 continue;
             };
             for &(r, tf) in list {
-                if !self.live[r as usize] || !allows(r as usize) {
+                let at = r as usize;
+                if !self.live[at] || marked.as_ref().is_some_and(|m| !m[at]) {
                     continue;
                 }
-                let (tf, len) = (f64::from(tf), f64::from(self.lens[r as usize]));
-                touched.push(r);
-                score[r as usize] +=
-                    idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * len / avg_len));
+                if !seen[at] {
+                    seen[at] = true;
+                    touched.push(r);
+                }
+                let (tf, len) = (f64::from(tf), f64::from(self.lens[at]));
+                score[at] += idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * len / avg_len));
             }
         }
-        // A row matching several terms was touched once per term.
-        touched.sort_unstable();
-        touched.dedup();
         let mut hits: Vec<(f32, &str)> = touched
             .into_iter()
             .filter(|&r| self.eligible(r as usize, time))
             .map(|r| (score[r as usize] as f32, &*self.ids[r as usize]))
             .collect();
-        // `then_with`: the ids are compared only for equal scores.
-        let order =
-            |a: &(f32, &str), b: &(f32, &str)| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1));
-        if hits.len() > limit {
-            hits.select_nth_unstable_by(limit - 1, order);
-            hits.truncate(limit);
-        }
-        hits.sort_unstable_by(order);
+        let hits = match allowed {
+            Some(Allowed::Test(test)) => best_passing(hits, limit, test),
+            _ => {
+                if hits.len() > limit {
+                    hits.select_nth_unstable_by(limit - 1, best_first);
+                    hits.truncate(limit);
+                }
+                hits.sort_unstable_by(best_first);
+                hits
+            }
+        };
         let idf_sum: f64 = query.iter().map(|q| q.1).sum();
         hits.into_iter()
             .map(|(score, id)| Candidate::lexical(id.to_string(), score, idf_sum as f32))
@@ -242,12 +235,38 @@ impl UserPostings {
     }
 }
 
-/// What a filtered search knows of a row's memory.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Unknown,
-    Yes,
-    No,
+/// Hits best first: the higher score, then the smaller id (`then_with`: ids are compared
+/// only for equal scores).
+fn best_first(a: &(f32, &str), b: &(f32, &str)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1))
+}
+
+/// The `limit` best of `hits` that `test` passes, best first: the best few are tested
+/// first, and more (four times as many each round) only while too few pass.
+fn best_passing<'a>(
+    mut hits: Vec<(f32, &'a str)>,
+    limit: usize,
+    test: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<(f32, &'a str)> {
+    let mut out = Vec::with_capacity(limit);
+    let (mut done, mut want) = (0, limit.saturating_mul(4));
+    while out.len() < limit && done < hits.len() {
+        let rest = &mut hits[done..];
+        let take = want.min(rest.len());
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take - 1, best_first);
+        }
+        let head = &mut rest[..take];
+        head.sort_unstable_by(best_first);
+        out.extend(
+            head.iter()
+                .filter(|(_, id)| test(id))
+                .take(limit - out.len()),
+        );
+        done += take;
+        want = want.saturating_mul(4);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -352,6 +371,43 @@ mod tests {
         );
         let none = |_: &str| false;
         assert!(ids(TimeRange::default(), Some(Allowed::Test(&none))).is_empty());
+    }
+
+    /// A filter given as a test of each id ranks as the same filter given as ids, also
+    /// when few of the best rows pass and the test must go down the list several times.
+    #[test]
+    fn a_test_filter_ranks_as_its_ids() {
+        let mut p = UserPostings::default();
+        for i in 0..2_000 {
+            let text = format!("tea {} {}", "cup ".repeat(i % 9), i % 13);
+            p.upsert(&format!("m{i:04}"), i as Millis, None, &terms(&text));
+        }
+        let q = [("tea", 0.5), ("cup", 1.0), ("7", 2.0)];
+        for every in [2, 7, 50, 400, 5_000] {
+            let ids: HashSet<String> = (0..2_000)
+                .filter(|i| i % every == 3)
+                .map(|i| format!("m{i:04}"))
+                .collect();
+            let test = |id: &str| ids.contains(id);
+            for limit in [1, 10, 100] {
+                let listed = p.search(
+                    &q,
+                    5.0,
+                    TimeRange::default(),
+                    Some(Allowed::Ids(&ids)),
+                    limit,
+                );
+                let tested = p.search(
+                    &q,
+                    5.0,
+                    TimeRange::default(),
+                    Some(Allowed::Test(&test)),
+                    limit,
+                );
+                assert_eq!(listed, tested, "every {every}, limit {limit}");
+                assert_eq!(listed.len(), limit.min(ids.len()), "every {every}");
+            }
+        }
     }
 
     #[test]
