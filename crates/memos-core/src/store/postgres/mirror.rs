@@ -61,9 +61,9 @@ pub(super) struct Mirror {
     pub(super) data: RwLock<UserCopy>,
 }
 
-/// A filter's decision lists the ids it allows when they are under this share of the
-/// user's memories: the share under which the vector search visits only the listed rows
-/// ([`UserVectors::search_with`]). Beyond it, the decision is a test of each id.
+/// A filter's decision for BM25 lists the ids it allows when one of its conditions names
+/// under this share of the user's memories; beyond it, the decision is a test of each id.
+/// (The share under which the vector search visits only the listed rows.)
 const LISTED_SHARE: usize = 8;
 
 /// A filter as a copy decides it.
@@ -137,11 +137,12 @@ impl UserCopy {
         self.lexical.bytes() + self.vectors.bytes() + self.fields_bytes
     }
 
-    /// How this copy decides `filter` on the kept fields: the ids it allows when one of
-    /// its conditions names few memories (a tag, a rare type), else a test of each id
-    /// asked only where a search looks; `None` for a filter on `info`, which only the
-    /// database holds.
-    pub(super) fn allowed<'a>(&'a self, filter: &'a Filter) -> Option<Decided<'a>> {
+    /// How this copy decides `filter` on the kept fields; `None` for a filter on `info`,
+    /// which only the database holds. The ids it allows when one of its conditions names
+    /// few memories (a tag, a rare type), or for a search that `lists` (the vector search,
+    /// which visits only the listed rows when they are few: an agent's memories among
+    /// many); else a test of each id, which BM25 asks of its best rows only.
+    pub(super) fn allowed<'a>(&'a self, filter: &'a Filter, lists: bool) -> Option<Decided<'a>> {
         if filter.reads_info() {
             return None;
         }
@@ -176,11 +177,19 @@ impl UserCopy {
                     .min_by_key(|ids| ids.len())
             })
             .flatten();
+        let few = |ids: &HashSet<Box<str>>| ids.len() < (self.fields.len() / LISTED_SHARE).max(64);
         Some(match start {
-            Some(ids) if ids.len() < (self.fields.len() / LISTED_SHARE).max(64) => Decided::Ids(
+            Some(ids) if lists || few(ids) => Decided::Ids(
                 ids.iter()
                     .filter(|id| self.fields.get(*id).is_some_and(matches))
                     .map(|id| id.to_string())
+                    .collect(),
+            ),
+            None if lists => Decided::Ids(
+                self.fields
+                    .iter()
+                    .filter(|(_, k)| matches(k))
+                    .map(|(id, _)| id.to_string())
                     .collect(),
             ),
             // Half of a big user's memories (the profile items an add reconciles against):

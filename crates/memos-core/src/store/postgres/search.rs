@@ -340,7 +340,7 @@ impl PostgresStore {
         };
         let query: Vec<(&str, f64)> = terms.iter().map(String::as_str).zip(idf).collect();
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
-        let Some(decided) = decide(&data, filter, from_db) else {
+        let Some(decided) = decide(&data, filter, from_db, false) else {
             return Ok(None);
         };
         Ok(Some(data.lexical.search(
@@ -389,7 +389,7 @@ impl PostgresStore {
             return Ok(None);
         };
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
-        let Some(decided) = decide(&data, filter, from_db) else {
+        let Some(decided) = decide(&data, filter, from_db, true) else {
             return Ok(None);
         };
         Ok(Some(data.vectors.search_with(
@@ -403,15 +403,17 @@ impl PostgresStore {
 }
 
 /// `filter` as the copy `data` decides it (`Some(None)` without one), with the ids read
-/// from the database for a filter on `info`; `None` should the copy be unable to.
+/// from the database for a filter on `info`, for a search that `lists` or not
+/// ([`UserCopy::allowed`]); `None` should the copy be unable to.
 fn decide<'a>(
     data: &'a UserCopy,
     filter: Option<&'a Filter>,
     from_db: Option<HashSet<String>>,
+    lists: bool,
 ) -> Option<Option<Decided<'a>>> {
     match (filter, from_db) {
         (None, _) => Some(None),
         (Some(_), Some(ids)) => Some(Some(Decided::Ids(ids))),
-        (Some(f), None) => data.allowed(f).map(Some),
+        (Some(f), None) => data.allowed(f, lists).map(Some),
     }
 }
