@@ -659,20 +659,20 @@ pub(crate) async fn preload(
 /// later would show here.
 async fn report_backlog(servers: &[Arc<Server>]) -> Result<()> {
     let started = Instant::now();
-    let mut left = Vec::new();
-    for s in servers {
-        left.push(s.backlog().await?);
-    }
-    let shown: Vec<String> = left
-        .iter()
-        .map(|b| b.map_or("a full pass".into(), |n| n.to_string()))
-        .collect();
+    // What the first round reads is what the traffic left.
+    let mut shown: Vec<String> = Vec::new();
     loop {
-        let mut done = true;
+        let mut left = Vec::new();
         for s in servers {
-            done &= s.backlog().await? == Some(0);
+            left.push(s.backlog().await?);
         }
-        if done {
+        if shown.is_empty() {
+            shown = left
+                .iter()
+                .map(|b| b.map_or("a full pass".into(), |n| n.to_string()))
+                .collect();
+        }
+        if left.iter().all(|b| *b == Some(0)) {
             break;
         }
         if started.elapsed() > Duration::from_secs(300) {
