@@ -21,9 +21,13 @@
 //! Weights are packed once so that one 64-byte load holds 4 consecutive inputs of 16
 //! consecutive outputs (`[n / 16][k / 4][16][4]`), the layout `vpdpbusd` consumes: a
 //! broadcast of 4 activation bytes times one load updates 16 outputs, with no horizontal
-//! sums. The [`Kernel`]s compute the same integers:
+//! sums. The same layout, 16 steps at a time, is the right-hand tile of AMX's `tdpbusd`. The
+//! [`Kernel`]s compute the same integers:
+//! - [`Kernel::Amx`]: AMX's tile product, 16 rows by 16 outputs by 64 inputs per instruction
+//!   (Sapphire Rapids and later), with the rest of the pass on AVX-512;
 //! - [`Kernel::Avx512Vnni`] and [`Kernel::AvxVnni`]: `vpdpbusd` multiplies unsigned by signed
-//!   bytes, so activations are offset by 128 and `128 · Σ_k q[n][k]` is taken off after;
+//!   bytes, so activations are offset by 128 and `128 · Σ_k q[n][k]` is taken off after (the
+//!   tile product too);
 //! - [`Kernel::Avx2`]: `vpmaddubsw` on `|a|` and `q · sign(a)` (whose pair sums cannot
 //!   saturate i16 because both stay within ±127), then `vpmaddwd` into i32;
 //! - [`Kernel::Portable`]: plain Rust, the reference the tests hold the others to.
@@ -38,8 +42,13 @@ use crate::math::{dispatched, min_max, round_to_i32};
 const LANES: usize = 16;
 /// Outputs per register tile: four blocks.
 const GROUP: usize = 4 * LANES;
-/// Rows (tokens) per register tile.
+/// Rows (tokens) per register tile of the AVX kernels.
 const ROWS: usize = 4;
+/// Rows per call of [`Kernel::tile`]: one AMX tile; the AVX kernels take them [`ROWS`] at a
+/// time.
+const TILE_ROWS: usize = 16;
+/// An accumulator of [`Kernel::tile`]: `TILE_ROWS` rows of a [`GROUP`] of outputs.
+type Acc = [[i32; GROUP]; TILE_ROWS];
 /// Products at least this large (multiply-adds: about 6 µs on one core) are split over the
 /// thread pool; below, even a hand-off to a thread that is awake costs about what the second
 /// core saves. The encoder runs a split pass inside the pool, so a split is a `join` with a
@@ -49,6 +58,8 @@ const PARALLEL_MIN: usize = 1 << 20;
 /// The instruction set a product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    /// AMX's 8-bit tile product, with AVX-512 (and VNNI) for the rest.
+    Amx,
     /// AVX-512 with VNNI: `vpdpbusd` on 512-bit registers.
     Avx512Vnni,
     /// AVX-VNNI: `vpdpbusd` on 256-bit registers.
@@ -82,6 +93,9 @@ impl Kernel {
                 && std::arch::is_x86_feature_detected!("avx512dq")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
+                if x86::amx_usable() {
+                    out.push(Kernel::Amx);
+                }
                 out.push(Kernel::Avx512Vnni);
             }
             if avx2 && std::arch::is_x86_feature_detected!("avxvnni") {
@@ -98,6 +112,7 @@ impl Kernel {
     /// A short name for logs and benchmarks.
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx-int8",
             Kernel::Avx512Vnni => "avx512-vnni",
             Kernel::AvxVnni => "avx-vnni",
             Kernel::Avx2 => "avx2",
@@ -107,45 +122,61 @@ impl Kernel {
 
     /// Whether the kernel wants activations offset to unsigned bytes (`vpdpbusd`).
     fn offset(self) -> bool {
-        matches!(self, Kernel::Avx512Vnni | Kernel::AvxVnni)
+        matches!(self, Kernel::Amx | Kernel::Avx512Vnni | Kernel::AvxVnni)
     }
 
-    /// `acc[r][j] = Σ_k a[r][k] · w[j][k]` for `rows` rows of `a` (stride `kp` bytes) and the
-    /// [`GROUP`] outputs whose packed blocks start at `w`.
-    fn tile(self, rows: usize, a: &[u8], kp: usize, w: &[i8], acc: &mut [[i32; GROUP]; ROWS]) {
-        debug_assert!(rows <= ROWS && a.len() >= (rows - 1) * kp + kp);
-        debug_assert!(w.len() >= GROUP * kp);
-        macro_rules! by_rows {
-            ($f:ident) => {
-                // SAFETY: `supported()` saw the CPU features this kernel was compiled for
-                // (a `Kernel` other than `Portable` only comes from there), and the slices
-                // hold `rows` rows of `kp` bytes and four packed blocks (asserted above).
-                unsafe {
-                    match rows {
-                        1 => x86::$f::<1>(a.as_ptr(), kp, w.as_ptr(), acc),
-                        2 => x86::$f::<2>(a.as_ptr(), kp, w.as_ptr(), acc),
-                        3 => x86::$f::<3>(a.as_ptr(), kp, w.as_ptr(), acc),
-                        _ => x86::$f::<4>(a.as_ptr(), kp, w.as_ptr(), acc),
-                    }
-                }
-            };
+    /// `acc[r][j] = Σ_k a[r][k] · w[j][k]` for `rows` (at most [`TILE_ROWS`]) rows of `a`
+    /// (stride `kp` bytes) and the [`GROUP`] outputs whose packed blocks start at `w`.
+    fn tile(self, rows: usize, a: &[u8], kp: usize, w: &[i8], acc: &mut Acc) {
+        assert!(rows <= TILE_ROWS && a.len() >= (rows - 1) * kp + kp);
+        assert!(w.len() >= GROUP * kp);
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Amx && kp.is_multiple_of(x86::AMX_K) {
+            // SAFETY: `Amx` comes from `supported()`, which saw AMX usable in this process,
+            // and the slices hold `rows` rows of `kp` bytes and four packed blocks (asserted
+            // above).
+            unsafe { x86::amx(rows, a.as_ptr(), kp, w.as_ptr(), acc) };
+            return;
         }
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => by_rows!(avx512_vnni),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::AvxVnni => by_rows!(avx_vnni),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => by_rows!(avx2),
-            #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Avx512Vnni | Kernel::AvxVnni | Kernel::Avx2 => portable(rows, a, kp, w, acc),
-            Kernel::Portable => portable(rows, a, kp, w, acc),
+        // The AVX kernels (and AMX's for inputs that fill no whole tile, which only the
+        // narrow products of inputs quantized apart have) take four rows at a time.
+        for r0 in (0..rows).step_by(ROWS) {
+            let (a, acc) = (&a[r0 * kp..], &mut acc[r0..]);
+            macro_rules! by_rows {
+                ($f:ident) => {
+                    // SAFETY: `supported()` saw the CPU features this kernel was compiled for
+                    // (a `Kernel` other than `Portable` only comes from there), and the
+                    // slices hold the rows of `kp` bytes, their accumulators and four packed
+                    // blocks (asserted above).
+                    unsafe {
+                        match rows - r0 {
+                            1 => x86::$f::<1>(a.as_ptr(), kp, w.as_ptr(), acc),
+                            2 => x86::$f::<2>(a.as_ptr(), kp, w.as_ptr(), acc),
+                            3 => x86::$f::<3>(a.as_ptr(), kp, w.as_ptr(), acc),
+                            _ => x86::$f::<4>(a.as_ptr(), kp, w.as_ptr(), acc),
+                        }
+                    }
+                };
+            }
+            match self {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Amx | Kernel::Avx512Vnni => by_rows!(avx512_vnni),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::AvxVnni => by_rows!(avx_vnni),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => by_rows!(avx2),
+                #[cfg(not(target_arch = "x86_64"))]
+                Kernel::Amx | Kernel::Avx512Vnni | Kernel::AvxVnni | Kernel::Avx2 => {
+                    portable((rows - r0).min(ROWS), a, kp, w, acc)
+                }
+                Kernel::Portable => portable((rows - r0).min(ROWS), a, kp, w, acc),
+            }
         }
     }
 }
 
 /// The reference: what every kernel computes, one multiply-add at a time.
-fn portable(rows: usize, a: &[u8], kp: usize, w: &[i8], acc: &mut [[i32; GROUP]; ROWS]) {
+fn portable(rows: usize, a: &[u8], kp: usize, w: &[i8], acc: &mut [[i32; GROUP]]) {
     let steps = kp / 4;
     for (r, acc) in acc.iter_mut().enumerate().take(rows) {
         let a = &a[r * kp..(r + 1) * kp];
@@ -167,14 +198,139 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{GROUP, LANES, ROWS};
+    use std::arch::asm;
+    use std::sync::OnceLock;
+
+    use super::{Acc, GROUP, LANES};
+
+    /// Inputs per AMX tile product: 64 bytes a row of the left tile, 16 four-byte steps of
+    /// the right.
+    pub(super) const AMX_K: usize = 64;
+
+    /// Whether this CPU has AMX's 8-bit tile product and the kernel lets this process use
+    /// it, asked once. Linux hands out the tile registers' 8 KB of state on request only
+    /// (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); the permission holds for every thread of the
+    /// process.
+    pub(super) fn amx_usable() -> bool {
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        *USABLE.get_or_init(|| {
+            // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
+            let leaf7 = __cpuid_count(7, 0);
+            if leaf7.edx & (0b11 << 24) != 0b11 << 24 {
+                return false;
+            }
+            request_tile_data()
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_tile_data() -> bool {
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: a system call with two integers; it changes which CPU state the kernel
+        // saves for this process, nothing in its memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            ) == 0
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_tile_data() -> bool {
+        false
+    }
+
+    /// The 64-byte operand of `ldtilecfg`: palette 1, then each tile's bytes per row and rows.
+    #[repr(C, align(64))]
+    struct TileConfig([u8; 64]);
+
+    impl TileConfig {
+        /// Tiles 0-3 accumulate `rows` rows of the four blocks of a group, tile 4 holds
+        /// `rows` rows of 64 activation bytes, tiles 5-7 hold 16 steps of one block.
+        fn new(rows: usize) -> Self {
+            let mut c = [0u8; 64];
+            c[0] = 1;
+            for t in 0..8 {
+                // Every tile is 64 bytes a row (u16 at 16 + 2t; the high byte stays 0).
+                c[16 + 2 * t] = 64;
+                c[48 + t] = if t < 5 { rows as u8 } else { 16 };
+            }
+            Self(c)
+        }
+    }
+
+    /// [`avx512_vnni`]'s integers for up to 16 rows at once, on AMX: per 64 inputs, one load
+    /// of the rows' bytes and, per block of 16 outputs, one load of its 16 steps and one
+    /// `tdpbusd` (16 × 16 × 64 multiply-adds). The tiles are configured and released on
+    /// every call, so no thread holds tile state between products.
+    ///
+    /// # Safety
+    /// AMX must be usable ([`amx_usable`]); `a` holds `rows` (1..=16) rows of `kp` bytes,
+    /// `kp` a multiple of [`AMX_K`], and `w` four packed blocks of `kp · 16` bytes.
+    pub(super) unsafe fn amx(rows: usize, a: *const u8, kp: usize, w: *const i8, acc: &mut Acc) {
+        let config = TileConfig::new(rows);
+        let block = kp * LANES;
+        // SAFETY (whole body): the caller guarantees the rows, blocks and AMX; each load
+        // reads `rows` rows of 64 bytes `kp` apart, or 16 rows of 64 bytes 64 apart inside a
+        // block; the stores write `rows` rows of 64 bytes, 256 apart, inside `acc`.
+        unsafe {
+            asm!(
+                "ldtilecfg [{c}]",
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                c = in(reg) config.0.as_ptr(),
+                options(nostack, readonly),
+            );
+            for s in 0..kp / AMX_K {
+                let w = w.add(s * AMX_K * LANES);
+                asm!(
+                    "tileloadd tmm4, [{a} + {kp}*1]",
+                    "tileloadd tmm5, [{w0} + {row}*1]",
+                    "tdpbusd tmm0, tmm4, tmm5",
+                    "tileloadd tmm6, [{w1} + {row}*1]",
+                    "tdpbusd tmm1, tmm4, tmm6",
+                    "tileloadd tmm7, [{w2} + {row}*1]",
+                    "tdpbusd tmm2, tmm4, tmm7",
+                    "tileloadd tmm5, [{w3} + {row}*1]",
+                    "tdpbusd tmm3, tmm4, tmm5",
+                    a = in(reg) a.add(s * AMX_K),
+                    kp = in(reg) kp,
+                    w0 = in(reg) w,
+                    w1 = in(reg) w.add(block),
+                    w2 = in(reg) w.add(2 * block),
+                    w3 = in(reg) w.add(3 * block),
+                    row = in(reg) 64usize,
+                    options(nostack, readonly),
+                );
+            }
+            let out = acc.as_mut_ptr().cast::<i32>();
+            asm!(
+                "tilestored [{o0} + {row}*1], tmm0",
+                "tilestored [{o1} + {row}*1], tmm1",
+                "tilestored [{o2} + {row}*1], tmm2",
+                "tilestored [{o3} + {row}*1], tmm3",
+                "tilerelease",
+                o0 = in(reg) out,
+                o1 = in(reg) out.add(LANES),
+                o2 = in(reg) out.add(2 * LANES),
+                o3 = in(reg) out.add(3 * LANES),
+                row = in(reg) GROUP * 4,
+                options(nostack),
+            );
+        }
+    }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn avx512_vnni<const R: usize>(
         a: *const u8,
         kp: usize,
         w: *const i8,
-        acc: &mut [[i32; GROUP]; ROWS],
+        acc: &mut [[i32; GROUP]],
     ) {
         let block = kp * LANES;
         let mut sum = [[_mm512_setzero_si512(); 4]; R];
@@ -206,7 +362,7 @@ mod x86 {
         a: *const u8,
         kp: usize,
         w: *const i8,
-        acc: &mut [[i32; GROUP]; ROWS],
+        acc: &mut [[i32; GROUP]],
     ) {
         let block = kp * LANES;
         for b in 0..4 {
@@ -241,7 +397,7 @@ mod x86 {
         a: *const u8,
         kp: usize,
         w: *const i8,
-        acc: &mut [[i32; GROUP]; ROWS],
+        acc: &mut [[i32; GROUP]],
     ) {
         let block = kp * LANES;
         let ones = _mm256_set1_epi16(1);
@@ -504,15 +660,15 @@ dispatched! {
         let kp = q.kp;
         let width = (g1 - g0) * GROUP;
         let shift = if q.kernel.offset() { 128 } else { 0 };
-        let mut acc = [[0i32; GROUP]; ROWS];
-        let mut acc2 = [[0i32; GROUP]; ROWS];
+        let mut acc: Acc = [[0i32; GROUP]; TILE_ROWS];
+        let mut acc2: Acc = [[0i32; GROUP]; TILE_ROWS];
         for g in g0..g1 {
             let w = &q.w[g * GROUP * kp..(g + 1) * GROUP * kp];
             let o = g * GROUP;
             let (colsum, scale) = (&q.colsum[o..o + GROUP], &q.scale[o..o + GROUP]);
             let bias = &q.bias_padded[o..o + GROUP];
-            for r0 in (0..m).step_by(ROWS) {
-                let rows = (m - r0).min(ROWS);
+            for r0 in (0..m).step_by(TILE_ROWS) {
+                let rows = (m - r0).min(TILE_ROWS);
                 q.kernel.tile(rows, &a[r0 * kp..], kp, w, &mut acc);
                 if let Some(p) = &q.apart {
                     let kp2 = p.kp;
@@ -633,6 +789,7 @@ mod tests {
             (5, 64, 384),
             (9, 200, 130),
             (20, 384, 1536),
+            (33, 100, 256),
         ] {
             let w = random(&mut rng, n * k);
             let bias = random(&mut rng, n);

@@ -14,7 +14,7 @@
 use crate::int8::Kernel;
 
 /// Defines `fn $name(kernel: Kernel, args..)` that runs `$body` compiled for the kernel's
-/// instruction set: AVX-512 for [`Kernel::Avx512Vnni`], AVX2 + FMA for the 256-bit kernels,
+/// instruction set: AVX-512 for [`Kernel::Amx`] and [`Kernel::Avx512Vnni`], AVX2 + FMA for the 256-bit kernels,
 /// baseline otherwise. Helpers the body calls must be `#[inline(always)]` to be compiled
 /// with it.
 macro_rules! dispatched {
@@ -37,7 +37,9 @@ macro_rules! dispatched {
                 // SAFETY: a `Kernel` other than `Portable` comes from `Kernel::supported`,
                 // which saw these features on this CPU.
                 #[cfg(target_arch = "x86_64")]
-                $crate::int8::Kernel::Avx512Vnni => unsafe { wide($($arg),*) },
+                $crate::int8::Kernel::Amx | $crate::int8::Kernel::Avx512Vnni => unsafe {
+                    wide($($arg),*)
+                },
                 #[cfg(target_arch = "x86_64")]
                 $crate::int8::Kernel::AvxVnni | $crate::int8::Kernel::Avx2 => unsafe {
                     narrow($($arg),*)
@@ -234,7 +236,9 @@ pub(crate) fn attend(
         // SAFETY: a `Kernel` other than `Portable` comes from `Kernel::supported`, which saw
         // these features on this CPU.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512Vnni => unsafe { x86::attend_avx512(qkv, ctx, hidden, heads, scratch) },
+        Kernel::Amx | Kernel::Avx512Vnni => unsafe {
+            x86::attend_avx512(qkv, ctx, hidden, heads, scratch)
+        },
         #[cfg(target_arch = "x86_64")]
         Kernel::AvxVnni | Kernel::Avx2 => unsafe {
             x86::attend_avx2(qkv, ctx, hidden, heads, scratch)
