@@ -26,6 +26,9 @@ const COMPACT_AFTER: usize = 4_096;
 pub struct UserPostings {
     /// Per row (rows of replaced or removed memories stay until compaction, dead).
     ids: Vec<Arc<str>>,
+    /// Per row: the id's first 8 bytes as a big-endian number ([`id_key`]), so that ties
+    /// in score are mostly ordered without reading the ids (scattered over the heap).
+    keys: Vec<u64>,
     /// Per row: the number of terms (with repeats), BM25's document length.
     lens: Vec<u32>,
     /// Per row: `memory_time`, or `create_time` when there is none.
@@ -61,6 +64,7 @@ impl UserPostings {
         let id: Arc<str> = Arc::from(id);
         self.id_bytes += id.len();
         self.row.insert(id.clone(), r);
+        self.keys.push(id_key(&id));
         self.ids.push(id);
         self.lens
             .push(u32::try_from(terms.len()).unwrap_or(u32::MAX));
@@ -112,6 +116,7 @@ impl UserPostings {
             });
         }
         keep(&mut self.ids, &self.live);
+        keep(&mut self.keys, &self.live);
         keep(&mut self.lens, &self.live);
         keep(&mut self.times, &self.live);
         keep(&mut self.archived, &self.live);
@@ -149,7 +154,7 @@ impl UserPostings {
     /// columns, the map's entries and the postings.
     pub fn bytes(&self) -> usize {
         self.id_bytes
-            + self.ids.len() * (16 + 4 + 8 + 8 + 1 + 40)
+            + self.ids.len() * (16 + 8 + 4 + 8 + 8 + 1 + 40)
             + self.term_bytes
             + self.terms.len() * 64
             + self.postings * 8
@@ -207,13 +212,16 @@ impl UserPostings {
                 score[at] += idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * len / avg_len));
             }
         }
-        let mut hits: Vec<(f32, &str)> = touched
+        let mut hits: Vec<(f32, u32)> = touched
             .into_iter()
             .filter(|&r| self.eligible(r as usize, time))
-            .map(|r| (score[r as usize] as f32, &*self.ids[r as usize]))
+            .map(|r| (score[r as usize] as f32, r))
             .collect();
+        let best_first = |a: &(f32, u32), b: &(f32, u32)| self.best_first(*a, *b);
         let hits = match allowed {
-            Some(Allowed::Test(test)) => best_passing(hits, limit, test),
+            Some(Allowed::Test(test)) => {
+                best_passing(hits, limit, best_first, |r| test(&self.ids[r as usize]))
+            }
             _ => {
                 if hits.len() > limit {
                     hits.select_nth_unstable_by(limit - 1, best_first);
@@ -225,8 +233,22 @@ impl UserPostings {
         };
         let idf_sum: f64 = query.iter().map(|q| q.1).sum();
         hits.into_iter()
-            .map(|(score, id)| Candidate::lexical(id.to_string(), score, idf_sum as f32))
+            .map(|(score, r)| {
+                Candidate::lexical(self.ids[r as usize].to_string(), score, idf_sum as f32)
+            })
             .collect()
+    }
+
+    /// Hits (score, row) best first: the higher score, then the smaller id, by its key
+    /// first (`then_with`: ids are compared only for equal scores, and read only for
+    /// equal keys).
+    fn best_first(&self, a: (f32, u32), b: (f32, u32)) -> std::cmp::Ordering {
+        b.0.total_cmp(&a.0).then_with(|| {
+            let (a, b) = (a.1 as usize, b.1 as usize);
+            self.keys[a]
+                .cmp(&self.keys[b])
+                .then_with(|| self.ids[a].cmp(&self.ids[b]))
+        })
     }
 
     /// Whether row `r` may answer a search over `time`.
@@ -235,32 +257,37 @@ impl UserPostings {
     }
 }
 
-/// Hits best first: the higher score, then the smaller id (`then_with`: ids are compared
-/// only for equal scores).
-fn best_first(a: &(f32, &str), b: &(f32, &str)) -> std::cmp::Ordering {
-    b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1))
+/// An id's first 8 bytes as a big-endian number, zero-padded: ordering two keys orders the
+/// ids unless the keys are equal (then the ids decide).
+fn id_key(id: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = id.len().min(8);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(b)
 }
 
-/// The `limit` best of `hits` that `test` passes, best first: the best few are tested
-/// first, and more (four times as many each round) only while too few pass.
-fn best_passing<'a>(
-    mut hits: Vec<(f32, &'a str)>,
+/// The `limit` best of `hits` in the order `best_first` that `test` passes, best first: the
+/// best few are tested first, and more (four times as many each round) only while too few
+/// pass.
+fn best_passing<T: Copy>(
+    mut hits: Vec<(f32, T)>,
     limit: usize,
-    test: &(dyn Fn(&str) -> bool + Sync),
-) -> Vec<(f32, &'a str)> {
+    best_first: impl Fn(&(f32, T), &(f32, T)) -> std::cmp::Ordering,
+    test: impl Fn(T) -> bool,
+) -> Vec<(f32, T)> {
     let mut out = Vec::with_capacity(limit);
     let (mut done, mut want) = (0, limit.saturating_mul(4));
     while out.len() < limit && done < hits.len() {
         let rest = &mut hits[done..];
         let take = want.min(rest.len());
         if take < rest.len() {
-            rest.select_nth_unstable_by(take - 1, best_first);
+            rest.select_nth_unstable_by(take - 1, &best_first);
         }
         let head = &mut rest[..take];
-        head.sort_unstable_by(best_first);
+        head.sort_unstable_by(&best_first);
         out.extend(
             head.iter()
-                .filter(|(_, id)| test(id))
+                .filter(|(_, r)| test(*r))
                 .take(limit - out.len()),
         );
         done += take;
@@ -328,6 +355,43 @@ mod tests {
             .collect();
         assert_eq!(ids, ["b", "c"]);
         assert_eq!(p.len(), 3);
+    }
+
+    /// Ties order by the whole id, also where the ids' first 8 bytes (the row keys) are
+    /// equal or one id is a prefix of another, with a limit and with a test filter.
+    #[test]
+    fn ties_order_by_the_whole_id() {
+        let mut p = UserPostings::default();
+        let ids = [
+            "mem-0001-b",
+            "mem-0001",
+            "mem-0001-a",
+            "m",
+            "mem-00\u{0}",
+            "mem-0000-z",
+            "n",
+            "mem-0001\u{0}",
+        ];
+        for id in ids {
+            p.upsert(id, 10, None, &terms("same words"));
+        }
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        let q = [("same", 1.0)];
+        let got = |limit, allowed| -> Vec<String> {
+            p.search(&q, 2.0, TimeRange::default(), allowed, limit)
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        };
+        assert_eq!(got(10, None), sorted);
+        assert_eq!(got(3, None), sorted[..3]);
+        let not_m = |id: &str| id != "m";
+        assert_eq!(
+            got(3, Some(Allowed::Test(&not_m))),
+            sorted[1..4],
+            "a test filter ranks alike"
+        );
     }
 
     #[test]
