@@ -15,6 +15,7 @@
 //! as one product; GELU is the exact one, through a vectorizable erf.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use candle_core::{
     CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Storage, Tensor, bail,
@@ -32,6 +33,9 @@ use crate::math::{self, Norm};
 /// never falls asleep between splits: a pass that split only some products measured slower
 /// than one on a single thread (each wake-up costs tens of microseconds here).
 const SPLIT_MIN_TOKENS: usize = 8;
+
+/// Passes timed each way when [`Encoder::quantize`] decides whether one sequence splits.
+const SPLIT_ROUNDS: usize = 15;
 
 /// The thread pool the 8-bit pass runs in, as many threads as rayon's global pool
 /// (`RAYON_NUM_THREADS`, else the CPUs).
@@ -175,6 +179,9 @@ enum Layers {
         position: Vec<f32>,
         token_type: Vec<f32>,
         kernel: Kernel,
+        /// Whether one sequence (of [`SPLIT_MIN_TOKENS`] or more) splits its pass over the
+        /// pool; measured at [`Encoder::quantize`] ([`Encoder::split_pays`]).
+        split: bool,
     },
 }
 
@@ -360,8 +367,15 @@ impl Encoder {
                 .collect());
         };
         let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let Layers::Int8 { split, .. } = &self.layers else {
+            unreachable!("the f32 form returned above");
+        };
         let flat = match pool() {
-            Some(pool) if total >= SPLIT_MIN_TOKENS && pool.current_num_threads() > 1 => {
+            Some(pool)
+                if total >= SPLIT_MIN_TOKENS
+                    && pool.current_num_threads() > 1
+                    && (*split || seqs.len() >= pool.current_num_threads()) =>
+            {
                 if pool.current_thread_index().is_some() {
                     self.run_split(seqs, total)?
                 } else {
@@ -417,6 +431,7 @@ impl Encoder {
             position,
             token_type,
             kernel,
+            ..
         } = &self.layers
         else {
             bail!("the encoder is not 8-bit");
@@ -520,8 +535,56 @@ impl Encoder {
             position: self.position.flatten_all()?.to_vec1()?,
             token_type: self.token_type.get(0)?.to_vec1()?,
             kernel: Kernel::best(),
+            split: false,
         };
+        let pays = self.split_pays()?;
+        self.set_split(pays);
         Ok(())
+    }
+
+    /// Whether a query's pass is faster split over the pool than on one thread, timed on
+    /// this machine: [`SPLIT_ROUNDS`] passes of a 16-token sequence each way, alternated,
+    /// compared by their medians. Where a hand-off between threads is cheap the split wins
+    /// (on one kind of 2-core VM 2.1-2.5 ms against 2.6-2.9); where it is not, it loses
+    /// (on another 3.1 ms against 2.3-2.4, every product's `join` costing more than the
+    /// second core saves), and the vectors are the same bits either way.
+    fn split_pays(&self) -> candle_core::Result<bool> {
+        let Some(pool) = pool().filter(|p| p.current_num_threads() > 1) else {
+            return Ok(false);
+        };
+        let vocab = self.word.dim(0)? as u32;
+        let seq: Vec<u32> = (0..16u32).map(|i| (1000 + 37 * i) % vocab).collect();
+        let (mut solo, mut split) = (Vec::new(), Vec::new());
+        for _ in 0..SPLIT_ROUNDS {
+            let t = Instant::now();
+            self.run_int8(&[&seq], false)?;
+            solo.push(t.elapsed());
+            let t = Instant::now();
+            pool.install(|| self.run_split(&[&seq], seq.len()))?;
+            split.push(t.elapsed());
+        }
+        solo.sort();
+        split.sort();
+        // A split must clearly win: on one thread the other core stays free for the rest
+        // of the server.
+        Ok(split[SPLIT_ROUNDS / 2] * 10 < solo[SPLIT_ROUNDS / 2] * 9)
+    }
+
+    /// Whether one sequence's pass is split over the pool (from [`Encoder::quantize`]'s
+    /// measurement); `None` in f32.
+    pub fn splits_one_sequence(&self) -> Option<bool> {
+        match &self.layers {
+            Layers::F32(_) => None,
+            Layers::Int8 { split, .. } => Some(*split),
+        }
+    }
+
+    /// Splits one sequence's pass over the pool or not, whatever was measured (tests and
+    /// benchmarks compare them; the vectors are the same bits).
+    pub fn set_split(&mut self, to: bool) {
+        if let Layers::Int8 { split, .. } = &mut self.layers {
+            *split = to;
+        }
     }
 
     /// The f32 forward pass, showing `observe` each dense layer's input `(tokens, in)` first,
@@ -834,15 +897,22 @@ mod tests {
                 assert!(c > 0.995, "{} tokens, token {t}: cosine {c}", s.len());
             }
         }
-        // Alone: on the calling thread (under SPLIT_MIN_TOKENS) or split over the pool.
-        for (s, b) in refs.iter().zip(&batch) {
-            assert_eq!(
-                &int8.hidden_states(&[s]).unwrap()[0],
-                b,
-                "{} tokens",
-                s.len()
-            );
+        // Alone: on the calling thread (under SPLIT_MIN_TOKENS, or where a split does not
+        // pay) or split over the pool.
+        let measured = int8.splits_one_sequence();
+        assert!(measured.is_some());
+        for split in [true, false] {
+            int8.set_split(split);
+            for (s, b) in refs.iter().zip(&batch) {
+                assert_eq!(
+                    &int8.hidden_states(&[s]).unwrap()[0],
+                    b,
+                    "{} tokens, split {split}",
+                    s.len()
+                );
+            }
         }
+        int8.set_split(measured.unwrap_or_default());
         let on_one_thread = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

@@ -167,6 +167,11 @@ impl BertEmbedder {
                 }
             }
             model.quantize(&samples).map_err(model_err)?;
+            tracing::info!(
+                kernel = memos_encoder::Kernel::best().name(),
+                query_split_over_cores = model.splits_one_sequence().unwrap_or_default(),
+                "8-bit encoder ready"
+            );
         }
         Ok(Self {
             model,
