@@ -344,7 +344,7 @@ impl Encoder {
             bail!("{} tokens, the model has {max} positions", s.len());
         }
         let h = self.hidden;
-        let Layers::Int8 { .. } = &self.layers else {
+        let Layers::Int8 { split, .. } = &self.layers else {
             // The reference: one padded batch through candle.
             let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
             if len == 0 {
@@ -367,9 +367,6 @@ impl Encoder {
                 .collect());
         };
         let total: usize = seqs.iter().map(|s| s.len()).sum();
-        let Layers::Int8 { split, .. } = &self.layers else {
-            unreachable!("the f32 form returned above");
-        };
         let flat = match pool() {
             Some(pool)
                 if total >= SPLIT_MIN_TOKENS
