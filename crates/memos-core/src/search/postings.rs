@@ -454,20 +454,10 @@ mod tests {
                 .collect();
             let test = |id: &str| ids.contains(id);
             for limit in [1, 10, 100] {
-                let listed = p.search(
-                    &q,
-                    5.0,
-                    TimeRange::default(),
-                    Some(Allowed::Ids(&ids)),
-                    limit,
-                );
-                let tested = p.search(
-                    &q,
-                    5.0,
-                    TimeRange::default(),
-                    Some(Allowed::Test(&test)),
-                    limit,
-                );
+                let search =
+                    |allowed| p.search(&q, 5.0, TimeRange::default(), Some(allowed), limit);
+                let listed = search(Allowed::Ids(&ids));
+                let tested = search(Allowed::Test(&test));
                 assert_eq!(listed, tested, "every {every}, limit {limit}");
                 assert_eq!(listed.len(), limit.min(ids.len()), "every {every}");
             }
