@@ -167,6 +167,8 @@ impl BertEmbedder {
                 }
             }
             model.quantize(&samples).map_err(model_err)?;
+            // The calibration's f32 passes freed hundreds of MB of activations.
+            crate::search::vector::release_freed_memory();
             tracing::info!(
                 kernel = memos_encoder::Kernel::best().name(),
                 query_split_over_cores = model.splits_one_sequence().unwrap_or_default(),

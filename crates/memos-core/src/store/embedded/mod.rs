@@ -360,6 +360,11 @@ impl MemoryStore for EmbeddedStore {
     }
 
     async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>> {
+        // Nothing to read (a search whose preference channel found none, every search
+        // without preferences): no thread hand-off or round trip.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let (project_id, ids) = (project_id.to_string(), ids.to_vec());
         self.with_reader(move |c| {
             let mut stmt = c.prepare_cached(&format!(

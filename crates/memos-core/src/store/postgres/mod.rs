@@ -570,6 +570,11 @@ impl MemoryStore for PostgresStore {
     }
 
     async fn get_memories(&self, project_id: &str, ids: &[String]) -> Result<Vec<Memory>> {
+        // Nothing to read (a search whose preference channel found none, every search
+        // without preferences): no thread hand-off or round trip.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let rows = c
             .query(
