@@ -8,6 +8,7 @@
 //! postings are a few thousand rows even in a 100k-memory user, so every matching row is
 //! scored (well under a millisecond) and the ranking is exact; there is nothing to skip.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -180,44 +181,55 @@ impl UserPostings {
         // after scoring, best rows first, only until `limit` pass: a broad filter (an add
         // reconciling with the user's profile items, half of them) then costs a few dozen
         // tests instead of one per row a common term reaches.
-        let marked: Option<Vec<bool>> = match allowed {
-            Some(Allowed::Ids(ids)) => {
-                let mut rows = vec![false; self.ids.len()];
-                for id in ids {
-                    if let Some(&r) = self.row.get(id.as_str()) {
-                        rows[r as usize] = true;
-                    }
-                }
-                Some(rows)
-            }
-            _ => None,
-        };
-        let mut score = vec![0f64; self.ids.len()];
-        let mut seen = vec![false; self.ids.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for &(term, idf) in query {
-            let Some(list) = self.terms.get(term) else {
-                continue;
+        let n = self.ids.len();
+        let hits = SCRATCH.with(|scratch| {
+            // A nested search on this thread (none today) would find it taken: it gets its
+            // own.
+            let mut own = Scratch::default();
+            let mut borrowed = scratch.try_borrow_mut();
+            let scratch = match borrowed.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => &mut own,
             };
-            for &(r, tf) in list {
-                let at = r as usize;
-                if !self.live[at] || marked.as_ref().is_some_and(|m| !m[at]) {
+            scratch.fit(n);
+            let marked: Option<Vec<u32>> = match allowed {
+                Some(Allowed::Ids(ids)) => Some(
+                    ids.iter()
+                        .filter_map(|id| self.row.get(id.as_str()).copied())
+                        .inspect(|&r| scratch.marked[r as usize] = true)
+                        .collect(),
+                ),
+                _ => None,
+            };
+            let mut touched: Vec<u32> = Vec::new();
+            for &(term, idf) in query {
+                let Some(list) = self.terms.get(term) else {
                     continue;
+                };
+                for &(r, tf) in list {
+                    let at = r as usize;
+                    if !self.live[at] || (marked.is_some() && !scratch.marked[at]) {
+                        continue;
+                    }
+                    if !scratch.seen[at] {
+                        scratch.seen[at] = true;
+                        touched.push(r);
+                    }
+                    let (tf, len) = (f64::from(tf), f64::from(self.lens[at]));
+                    scratch.score[at] +=
+                        idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * len / avg_len));
                 }
-                if !seen[at] {
-                    seen[at] = true;
-                    touched.push(r);
-                }
-                let (tf, len) = (f64::from(tf), f64::from(self.lens[at]));
-                score[at] += idf * tf * (K1 + 1.0) / (tf + K1 * ((1.0 - B) + B * len / avg_len));
             }
-        }
-        let mut hits: Vec<(f32, u32)> = touched
-            .into_iter()
-            .filter(|&r| self.eligible(r as usize, time))
-            .map(|r| (score[r as usize] as f32, r))
-            .collect();
+            let hits: Vec<(f32, u32)> = touched
+                .iter()
+                .filter(|&&r| self.eligible(r as usize, time))
+                .map(|&r| (scratch.score[r as usize] as f32, r))
+                .collect();
+            scratch.clear(&touched, marked.as_deref().unwrap_or(&[]));
+            hits
+        });
         let best_first = |a: &(f32, u32), b: &(f32, u32)| self.best_first(*a, *b);
+        let mut hits = hits;
         let hits = match allowed {
             Some(Allowed::Test(test)) => {
                 best_passing(hits, limit, best_first, |r| test(&self.ids[r as usize]))
@@ -254,6 +266,44 @@ impl UserPostings {
     /// Whether row `r` may answer a search over `time`.
     fn eligible(&self, r: usize, time: TimeRange) -> bool {
         super::row_eligible(time, self.times[r], self.archived[r])
+    }
+}
+
+thread_local! {
+    /// Each thread's [`Scratch`] for [`UserPostings::search`].
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Per row, a search's running score, whether a term reached the row and whether the
+/// filter allows it: all zero between searches, since each search clears only the rows it
+/// set. A search of a 100k-memory user reaches a few thousand rows; allocating and zeroing
+/// the three arrays for each (about 1 MB) cost more than the scoring.
+#[derive(Default)]
+struct Scratch {
+    score: Vec<f64>,
+    seen: Vec<bool>,
+    marked: Vec<bool>,
+}
+
+impl Scratch {
+    /// Room for `rows` rows (what was added is zero, like the rest).
+    fn fit(&mut self, rows: usize) {
+        if self.score.len() < rows {
+            self.score.resize(rows, 0.0);
+            self.seen.resize(rows, false);
+            self.marked.resize(rows, false);
+        }
+    }
+
+    /// Back to all zero, given the rows a search reached and marked.
+    fn clear(&mut self, touched: &[u32], marked: &[u32]) {
+        for &r in touched {
+            self.score[r as usize] = 0.0;
+            self.seen[r as usize] = false;
+        }
+        for &r in marked {
+            self.marked[r as usize] = false;
+        }
     }
 }
 
@@ -460,6 +510,38 @@ mod tests {
                 let tested = search(Allowed::Test(&test));
                 assert_eq!(listed, tested, "every {every}, limit {limit}");
                 assert_eq!(listed.len(), limit.min(ids.len()), "every {every}");
+            }
+        }
+    }
+
+    /// The per-thread scratch is left clean: searches of a small and a big user, with and
+    /// without a list of ids, give on one thread what each gives on a fresh one.
+    #[test]
+    fn searches_in_a_row_leave_nothing_behind() {
+        let user = |n: usize, seed: usize| {
+            let mut p = UserPostings::default();
+            for i in 0..n {
+                let text = format!("tea {} {}", "cup ".repeat((i + seed) % 5), i % 7);
+                p.upsert(&format!("m{i:04}"), i as Millis, None, &terms(&text));
+            }
+            p
+        };
+        let (small, big) = (user(50, 1), user(3_000, 2));
+        let q = [("tea", 0.5), ("cup", 1.0), ("3", 2.0)];
+        let ids: HashSet<String> = (0..3_000).step_by(7).map(|i| format!("m{i:04}")).collect();
+        let run = |p: &UserPostings, listed: bool| {
+            let allowed = listed.then_some(Allowed::Ids(&ids));
+            p.search(&q, 4.0, TimeRange::default(), allowed, 40)
+        };
+        let cases = [(&big, true), (&small, false), (&big, false), (&small, true)];
+        let alone: Vec<Vec<Candidate>> = cases
+            .iter()
+            .map(|&(p, listed)| std::thread::scope(|s| s.spawn(|| run(p, listed)).join()))
+            .collect::<Result<_, _>>()
+            .expect("no search panics");
+        for round in 0..2 {
+            for (&(p, listed), want) in cases.iter().zip(&alone) {
+                assert_eq!(&run(p, listed), want, "round {round}, listed {listed}");
             }
         }
     }
