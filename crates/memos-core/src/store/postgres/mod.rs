@@ -71,6 +71,8 @@ pub struct PostgresStore {
     /// Copies of searched users' terms and vectors in RAM, once [`StoreSearch::prepare`]
     /// set a budget for them ([`mirror`]).
     mirrors: Arc<std::sync::OnceLock<mirror::Mirrors>>,
+    /// The BM25 statistics read for a request's terms ([`search::RequestStats`]).
+    stats: search::RequestStats,
 }
 
 /// The replicas searches go to, in turn, and what they did.
@@ -168,6 +170,7 @@ impl PostgresStore {
             index_memory_mb: 1024,
             replicas: None,
             mirrors: Arc::default(),
+            stats: search::request_stats(),
         };
         store.migrate().await?;
         store.backfill_terms().await?;

@@ -9,6 +9,7 @@
 //! length) read per query and a filter's allowed ids read from the database; the SQL
 //! below remains for users too big for the budget and filters that allow too many.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -136,6 +137,22 @@ const AVG_AND_IDF: &str = concat!(
     " FROM unnest($1::text[]) WITH ORDINALITY AS t(term, ord) CROSS JOIN s \
      LEFT JOIN memos_term_df d ON d.term = t.term ORDER BY t.ord)"
 );
+
+/// The BM25 statistics of a request's query terms, keyed by the request's start (the
+/// `since` its searches share) and the terms: a search request runs the memory and the
+/// preference searches at once, with the same terms, and both used to read them. Another
+/// request never shares an entry, so what it reads is as fresh as before; entries expire
+/// after a few seconds, long after their request ended.
+pub(super) type RequestStats =
+    moka::sync::Cache<(Instant, Vec<String>), Arc<tokio::sync::OnceCell<Arc<(f64, Vec<f64>)>>>>;
+
+/// An empty [`RequestStats`].
+pub(super) fn request_stats() -> RequestStats {
+    moka::sync::Cache::builder()
+        .max_capacity(4_096)
+        .time_to_live(std::time::Duration::from_secs(5))
+        .build()
+}
 
 /// Lexical candidates from rows of (id, score, sum of the query's idf, ...): the relevance
 /// is the score over the most the query's terms could give.
@@ -324,14 +341,23 @@ impl PostgresStore {
         if self.mirrors.get().is_none() {
             return Ok(None);
         }
-        // The statistics come from the database meanwhile.
+        // The statistics come from the database meanwhile, once per request and terms:
+        // a request's memory and preference searches ask for the same.
         let stats = async {
-            let c = self.search_client().await?;
-            let stmt = c.prepare_cached(AVG_AND_IDF).await.map_err(pg)?;
-            let row = c.query_one(&stmt, &[&terms]).await.map_err(pg)?;
-            Ok::<_, crate::Error>((row.get::<_, f64>(0), row.get::<_, Vec<f64>>(1)))
+            let cell = self
+                .stats
+                .get_with((since, terms.to_vec()), Default::default);
+            cell.get_or_try_init(|| async {
+                let c = self.search_client().await?;
+                let stmt = c.prepare_cached(AVG_AND_IDF).await.map_err(pg)?;
+                let row = c.query_one(&stmt, &[&terms]).await.map_err(pg)?;
+                Ok::<_, crate::Error>(Arc::new((row.get::<_, f64>(0), row.get::<_, Vec<f64>>(1))))
+            })
+            .await
+            .cloned()
         };
-        let (copy, (avg, idf)) = tokio::try_join!(self.mirror(scope, since), stats)?;
+        let (copy, stats) = tokio::try_join!(self.mirror(scope, since), stats)?;
+        let (avg, idf) = (stats.0, stats.1.clone());
         let Some(copy) = copy else {
             return Ok(None);
         };
