@@ -182,7 +182,7 @@ impl UserPostings {
         // reconciling with the user's profile items, half of them) then costs a few dozen
         // tests instead of one per row a common term reaches.
         let n = self.ids.len();
-        let hits = SCRATCH.with(|scratch| {
+        let mut hits = SCRATCH.with(|scratch| {
             // A nested search on this thread (none today) would find it taken: it gets its
             // own.
             let mut own = Scratch::default();
@@ -229,7 +229,6 @@ impl UserPostings {
             hits
         });
         let best_first = |a: &(f32, u32), b: &(f32, u32)| self.best_first(*a, *b);
-        let mut hits = hits;
         let hits = match allowed {
             Some(Allowed::Test(test)) => {
                 best_passing(hits, limit, best_first, |r| test(&self.ids[r as usize]))
