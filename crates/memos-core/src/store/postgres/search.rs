@@ -357,21 +357,25 @@ impl PostgresStore {
             .cloned()
         };
         let (copy, stats) = tokio::try_join!(self.mirror(scope, since), stats)?;
-        let (avg, idf) = (stats.0, stats.1.clone());
         let Some(copy) = copy else {
             return Ok(None);
         };
         let Some(from_db) = self.info_ids(scope, filter).await? else {
             return Ok(None);
         };
-        let query: Vec<(&str, f64)> = terms.iter().map(String::as_str).zip(idf).collect();
+        let (avg, idf) = &*stats;
+        let query: Vec<(&str, f64)> = terms
+            .iter()
+            .map(String::as_str)
+            .zip(idf.iter().copied())
+            .collect();
         let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
         let Some(decided) = decide(&data, filter, from_db, false) else {
             return Ok(None);
         };
         Ok(Some(data.lexical.search(
             &query,
-            avg,
+            *avg,
             time,
             decided.as_ref().map(Decided::as_allowed),
             limit,
