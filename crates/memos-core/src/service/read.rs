@@ -83,16 +83,31 @@ impl MemoryService {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<Memory>> {
+        self.preferences_as_of(project_id, user_id, limit, std::time::Instant::now())
+            .await
+    }
+
+    /// [`Self::preferences`] with every write acknowledged before `since` (a search's
+    /// start, whose retrievers already caught up to it).
+    pub(super) async fn preferences_as_of(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        limit: usize,
+        since: std::time::Instant,
+    ) -> Result<Vec<Memory>> {
         self.check_user(user_id)?;
         let only = Filter::only(Condition::TagContains(
             crate::ingest::fast::PREFERENCE_TAG.to_lowercase(),
         ));
         let scope = Scope::new(project_id, user_id);
-        // The local index finds them by tag at once; the store's list would scan every
-        // memory of the user for the tag (half a second at 100k memories).
+        // The local index (or PostgreSQL's copy of the user) finds them by tag at once;
+        // the store's list scans the user's memories for the tag (half a second at 100k
+        // memories in SQLite; on PostgreSQL a count and a list, two statements a search).
         if let Some(ids) = self
             .retrieval
-            .tagged_ids(&scope, &only, INDEXED_PREFERENCES)?
+            .tagged_ids(&scope, &only, INDEXED_PREFERENCES, since)
+            .await?
         {
             let mut found: Vec<Memory> = self
                 .store

@@ -79,20 +79,22 @@ impl Retrieval {
         }
     }
 
-    /// Ids of a scope's current memories matching `filter`, from the local index (no more
-    /// than `cap`); `None` when there is no local index (PostgreSQL) or more match.
-    pub(super) fn tagged_ids(
+    /// Ids of a scope's current memories matching `filter`, from the local index or the
+    /// store's copy of the user in RAM, as of `since` (no more than `cap`); `None` when
+    /// neither holds the user or more match.
+    pub(super) async fn tagged_ids(
         &self,
         scope: &Scope,
         filter: &Filter,
         cap: usize,
+        since: Instant,
     ) -> Result<Option<Vec<String>>> {
         match self {
             Self::Local { bm25, .. } => {
                 let ids = bm25.matching_ids(scope, filter, TimeRange::default())?;
                 Ok((ids.len() <= cap).then(|| ids.into_iter().collect()))
             }
-            Self::Store(_) => Ok(None),
+            Self::Store(search) => search.matching_ids(scope, filter, cap, since).await,
         }
     }
 

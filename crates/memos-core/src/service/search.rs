@@ -481,7 +481,12 @@ impl MemoryService {
             hits.into_iter().map(|h| (h.relativity, h)).collect();
         let reference = input.query_time;
         let known: Vec<Memory> = self
-            .preferences(project_id, &input.user_id, PREFERENCES_CONSIDERED)
+            .preferences_as_of(
+                project_id,
+                &input.user_id,
+                PREFERENCES_CONSIDERED,
+                input.since.unwrap_or_else(std::time::Instant::now),
+            )
             .await?
             .into_iter()
             .filter(|m| filter.matches(m))

@@ -507,6 +507,20 @@ pub trait StoreSearch: Send + Sync {
     fn copies_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Ids of the scope's current memories (activated or archived) that `filter` allows,
+    /// every write acknowledged before `since` included, from a copy in RAM the store
+    /// already holds; `None` when it holds none for the user, cannot decide the filter
+    /// there, or more than `cap` match (the caller then asks the store's lists).
+    async fn matching_ids(
+        &self,
+        _scope: &Scope,
+        _filter: &Filter,
+        _cap: usize,
+        _since: std::time::Instant,
+    ) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
 }
 
 /// The error of a batch whose task another worker holds.

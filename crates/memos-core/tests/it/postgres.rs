@@ -510,6 +510,148 @@ async fn postings_rank_as_the_full_scan_does() {
     assert!(falcons.iter().all(|c| c.id != ms[2].id));
 }
 
+/// Statements are kept prepared per connection up to a cap; past it (here, lists whose
+/// filters all differ in shape on one connection) they still run, unprepared, with the
+/// same answers.
+#[tokio::test]
+async fn statements_past_the_prepared_cap_still_run() {
+    use memos_core::filter::{Condition, Filter, Logic};
+    use memos_core::model::Scope;
+    use memos_core::store::tests_support::memory;
+    use memos_core::store::{ListQuery, WriteBatch};
+
+    let Some(url) = tests_support::postgres_schema_url().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, 1).await.unwrap();
+    let mut m = memory("u", "c", "a note tagged twice");
+    m.tags = vec!["t1".into(), "t7".into()];
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![m.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let scope = Scope::new("p", "u");
+    for n in 1..=300usize {
+        // `t{n}` or any of the tags before it, down to `t1`: a new text each time.
+        let filter = Filter {
+            logic: Logic::Or,
+            conditions: (0..n)
+                .map(|i| Condition::TagContains(format!("t{}", n - i)))
+                .collect(),
+        };
+        let page = store
+            .list_memories(
+                &scope,
+                &ListQuery {
+                    filter: Some(filter),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1, "n = {n}");
+        assert_eq!(page.items[0].id, m.id, "n = {n}");
+    }
+}
+
+/// A copy in RAM lists a user's memories with a tag (what the preference channel asks of
+/// every search) as the database does: current ones only, this user's only, the tag in
+/// any case, and every write from another server acknowledged before the call. Without a
+/// copy already held, or with more matches than the cap, the caller is sent to the list.
+#[tokio::test]
+async fn a_copy_lists_tagged_memories_as_the_database_does() {
+    use memos_core::filter::{Condition, Filter};
+    use memos_core::model::{MemoryStatus, Scope};
+    use memos_core::search::{TimeRange, query_terms};
+    use memos_core::store::tests_support::{memory, memory_in};
+    use memos_core::store::{StoreSearch, WriteBatch};
+    use std::time::Instant;
+
+    let Some((_, store, copies)) = two_servers(16 << 20).await else {
+        return;
+    };
+    let tagged = |m: &mut memos_core::model::Memory, tag: &str| m.tags = vec![tag.into()];
+    let mut ms = Vec::new();
+    for i in 0..12 {
+        let mut m = memory("u", "c", &format!("likes item {i}"));
+        match i % 4 {
+            0 => tagged(&mut m, "Preference"),
+            1 => tagged(&mut m, "preference"),
+            2 => tagged(&mut m, "travel"),
+            _ => {}
+        }
+        if i == 4 {
+            m.status = MemoryStatus::Archived;
+        }
+        if i == 8 {
+            m.status = MemoryStatus::Deleted;
+        }
+        ms.push(m);
+    }
+    let mut elsewhere = memory("v", "c", "another user's preference");
+    tagged(&mut elsewhere, "Preference");
+    let mut other_project = memory_in("q", "u", "c", "another project's preference");
+    tagged(&mut other_project, "Preference");
+    ms.extend([elsewhere, other_project]);
+    store
+        .write(WriteBatch {
+            upsert_memories: ms.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let scope = Scope::new("p", "u");
+    let filter = Filter::only(Condition::TagContains("preference".into()));
+    let listed = |cap: usize| {
+        let (copies, scope, filter) = (&copies, &scope, &filter);
+        async move {
+            let mut ids = copies
+                .matching_ids(scope, filter, cap, Instant::now())
+                .await
+                .unwrap()?;
+            ids.sort();
+            Some(ids)
+        }
+    };
+    assert_eq!(listed(100).await, None, "no copy held yet");
+    copies
+        .lexical(
+            &scope,
+            &query_terms("likes"),
+            None,
+            TimeRange::default(),
+            5,
+            Instant::now(),
+        )
+        .await
+        .unwrap();
+    // Items 0, 1, 4 (archived), 5 and 9; 8 is deleted.
+    let expect = |ms: &[memos_core::model::Memory], idx: &[usize]| {
+        let mut ids: Vec<String> = idx.iter().map(|&i| ms[i].id.clone()).collect();
+        ids.sort();
+        Some(ids)
+    };
+    assert_eq!(listed(100).await, expect(&ms, &[0, 1, 4, 5, 9]));
+    assert_eq!(listed(4).await, None, "more than the cap");
+    // Another server tags one more and deletes one: the next call sees both.
+    let mut more = memory("u", "c", "likes tea");
+    tagged(&mut more, "PREFERENCE");
+    store
+        .write(WriteBatch {
+            upsert_memories: vec![more.clone()],
+            delete_memories: vec![ms[0].id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    ms.push(more);
+    assert_eq!(listed(100).await, expect(&ms, &[1, 4, 5, 9, ms.len() - 1]));
+}
+
 /// The change log is pruned by the writes themselves (every 1,000 revisions, keeping
 /// 10,000), and a copy whose revision is older than what the log still holds loads again
 /// whole instead of missing what was pruned.

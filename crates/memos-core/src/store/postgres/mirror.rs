@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_postgres::types::{FromSql, Type};
 
-use super::{Params, PostgresStore, pg, pg_filter, refs};
+use super::{Params, PostgresStore, Prepared, pg, pg_filter, refs};
 use crate::error::Result;
 use crate::filter::{Condition, Fields, Filter, Logic};
 use crate::model::{MemoryType, Millis, Scope};
@@ -364,6 +364,11 @@ impl Mirrors {
         self.exact_scan_rows
     }
 
+    /// Whether a copy of `scope` is held now (caught up or not).
+    pub(super) fn holds(&self, scope: &Scope) -> bool {
+        self.users.contains_key(scope)
+    }
+
     /// Bytes the copies hold now.
     pub(super) fn bytes(&self) -> u64 {
         self.users.run_pending_tasks();
@@ -497,7 +502,11 @@ impl PostgresStore {
             .await
             .map_err(pg)?;
         let revision: i64 = tx
-            .query_one("SELECT value FROM memos_meta WHERE key = 'revision'", &[])
+            .query_one(
+                &tx.prepared("SELECT value FROM memos_meta WHERE key = 'revision'")
+                    .await?,
+                &[],
+            )
             .await
             .map_err(pg)?
             .get(0);

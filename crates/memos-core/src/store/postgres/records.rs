@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    PgRow, PostgresStore, change_from_row, key_from_row, memory_from_row, message_from_row, pg,
-    task_from_row, vector_parse,
+    PgRow, PostgresStore, Prepared, change_from_row, key_from_row, memory_from_row,
+    message_from_row, pg, task_from_row, vector_parse,
 };
 use crate::error::Result;
 use crate::model::*;
@@ -22,9 +22,10 @@ impl KeyStore for PostgresStore {
         let c = self.client().await?;
         let res = c
             .execute(
-                &format!(
+                &c.prepared(&format!(
                     "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                ),
+                ))
+                .await?,
                 &[
                     &key.id,
                     &key.project_id,
@@ -48,7 +49,10 @@ impl KeyStore for PostgresStore {
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
         let c = self.client().await?;
         c.query_opt(
-            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"),
+            &c.prepared(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"
+            ))
+            .await?,
             &[&hash],
         )
         .await
@@ -61,7 +65,10 @@ impl KeyStore for PostgresStore {
     async fn list_keys(&self) -> Result<Vec<ApiKey>> {
         let c = self.client().await?;
         c.query(
-            &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, seq"),
+            &c.prepared(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY create_time, seq"
+            ))
+            .await?,
             &[],
         )
         .await
@@ -75,7 +82,10 @@ impl KeyStore for PostgresStore {
         let c = self.client().await?;
         let n = c
             .execute(
-                "UPDATE api_keys SET revoked_time = coalesce(revoked_time, $2) WHERE id = $1",
+                &c.prepared(
+                    "UPDATE api_keys SET revoked_time = coalesce(revoked_time, $2) WHERE id = $1",
+                )
+                .await?,
                 &[&id, &at],
             )
             .await
@@ -91,11 +101,12 @@ impl DocStore for PostgresStore {
         let tx = c.transaction().await.map_err(pg)?;
         for d in &docs {
             tx.execute(
-                &format!(
+                &tx.prepared(&format!(
                     "INSERT INTO docs ({DOC_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, project_id, user_id, id) \
                  DO UPDATE SET body = excluded.body, update_time = excluded.update_time"
-                ),
+                ))
+                .await?,
                 &[
                     &d.kind,
                     &d.project_id,
@@ -119,11 +130,12 @@ impl DocStore for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                &format!(
+                &c.prepared(&format!(
                     "SELECT {DOC_COLUMNS} FROM docs \
                      WHERE {sql} ORDER BY kind COLLATE \"C\", project_id COLLATE \"C\", \
                      user_id COLLATE \"C\", id COLLATE \"C\""
-                ),
+                ))
+                .await?,
                 &refs,
             )
             .await
@@ -151,7 +163,10 @@ impl DocStore for PostgresStore {
             bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let c = self.client().await?;
         let n = c
-            .execute(&format!("DELETE FROM docs WHERE {sql}"), &refs)
+            .execute(
+                &c.prepared(&format!("DELETE FROM docs WHERE {sql}")).await?,
+                &refs,
+            )
             .await
             .map_err(pg)?;
         Ok(n as usize)

@@ -18,7 +18,7 @@ use tokio_postgres::types::ToSql;
 use std::collections::HashSet;
 
 use super::mirror::{Decided, Mirrors, UserCopy};
-use super::{Params, PostgresStore, pg, pg_filter, refs, vector_text};
+use super::{Params, PostgresStore, Prepared, pg, pg_filter, refs, vector_text};
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::Scope;
@@ -203,7 +203,7 @@ impl StoreSearch for PostgresStore {
             );
             let rows = c
                 .query(
-                    &sql,
+                    &c.prepared(&sql).await?,
                     &[
                         &scope.project_id,
                         &scope.user_id,
@@ -243,7 +243,10 @@ impl StoreSearch for PostgresStore {
             k1p1 = K1 + 1.0,
             omb = 1.0 - B,
         );
-        let rows = c.query(&sql, &refs(&params)).await.map_err(pg)?;
+        let rows = c
+            .query(&c.prepared(&sql).await?, &refs(&params))
+            .await
+            .map_err(pg)?;
         Ok(candidates(&rows))
     }
 
@@ -313,7 +316,10 @@ impl StoreSearch for PostgresStore {
         )
         .await
         .map_err(pg)?;
-        let rows = tx.query(&sql, &refs(&params)).await.map_err(pg)?;
+        let rows = tx
+            .query(&tx.prepared(&sql).await?, &refs(&params))
+            .await
+            .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         let mut out: Vec<(String, f32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         // relaxed_order may return a near neighbour slightly out of place.
@@ -323,6 +329,28 @@ impl StoreSearch for PostgresStore {
 
     fn copies_bytes(&self) -> Option<u64> {
         self.mirrors.get().map(Mirrors::bytes)
+    }
+
+    async fn matching_ids(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        cap: usize,
+        since: Instant,
+    ) -> Result<Option<Vec<String>>> {
+        // Only a copy already held: loading a user whole for one list would cost more than
+        // the list.
+        if !self.mirrors.get().is_some_and(|m| m.holds(scope)) {
+            return Ok(None);
+        }
+        let Some(copy) = self.mirror(scope, since).await? else {
+            return Ok(None);
+        };
+        let data = copy.data.read().unwrap_or_else(|e| e.into_inner());
+        Ok(match data.allowed(filter, true) {
+            Some(Decided::Ids(ids)) if ids.len() <= cap => Some(ids.into_iter().collect()),
+            _ => None,
+        })
     }
 }
 

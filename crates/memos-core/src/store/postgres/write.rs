@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::sql::{MESSAGE_COLUMNS, TASK_COLUMNS};
-use super::{PostgresStore, bump_revision, json, last_of, pg, vector_text};
+use super::{PostgresStore, Prepared, bump_revision, json, last_of, pg, vector_text};
 use crate::error::Result;
 use crate::model::{Millis, TaskStatus};
 use crate::store::{Expect, Revision, WriteBatch};
@@ -29,11 +29,11 @@ impl PostgresStore {
         if !batch.messages.is_empty() {
             let ms = &batch.messages;
             tx.execute(
-                &format!(
+                &tx.prepared(&format!(
                     "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], \
                      $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
                      $10::bigint[], $11::text[], $12::jsonb[])"
-                ),
+                )).await?,
                 &[
                     &ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
                     &ms.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(),
@@ -60,14 +60,14 @@ impl PostgresStore {
             let values: Vec<&str> = ms.iter().map(|m| m.value.as_str()).collect();
             // A vector describes a text: when the text changes, the vector goes.
             tx.execute(
-                "DELETE FROM embeddings e USING memories m, unnest($1::text[], $2::text[]) AS x(id, value) \
-                 WHERE m.id = x.id AND m.memory_value <> x.value AND e.memory_id = x.id",
+                &tx.prepared("DELETE FROM embeddings e USING memories m, unnest($1::text[], $2::text[]) AS x(id, value) \
+                 WHERE m.id = x.id AND m.memory_value <> x.value AND e.memory_id = x.id").await?,
                 &[&ids, &values],
             )
             .await
             .map_err(pg)?;
             tx.execute(
-                "INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
+                &tx.prepared("INSERT INTO memories (id, project_id, user_id, conversation_id, memory_key, memory_value, \
                  memory_type, memory_time, status, confidence, tags, info, agent_id, app_id, sources, \
                  create_time, update_time, reasoning, terms) \
                  SELECT id, project_id, user_id, conversation_id, memory_key, memory_value, memory_type, \
@@ -85,7 +85,7 @@ impl PostgresStore {
                  status = excluded.status, confidence = excluded.confidence, tags = excluded.tags, \
                  info = excluded.info, agent_id = excluded.agent_id, app_id = excluded.app_id, \
                  sources = excluded.sources, update_time = excluded.update_time, \
-                 reasoning = excluded.reasoning, terms = excluded.terms",
+                 reasoning = excluded.reasoning, terms = excluded.terms").await?,
                 &[
                     &ids,
                     &ms.iter().map(|m| m.scope.project_id.as_str()).collect::<Vec<_>>(),
@@ -120,7 +120,8 @@ impl PostgresStore {
                 "history WHERE memory_id",
             ] {
                 tx.execute(
-                    &format!("DELETE FROM {table} = ANY($1)"),
+                    &tx.prepared(&format!("DELETE FROM {table} = ANY($1)"))
+                        .await?,
                     &[&batch.delete_memories],
                 )
                 .await
@@ -132,11 +133,14 @@ impl PostgresStore {
                 (e.memory_id.clone(), e.model.clone())
             });
             tx.execute(
-                "INSERT INTO embeddings (memory_id, model, project_id, user_id, vector) \
+                &tx.prepared(
+                    "INSERT INTO embeddings (memory_id, model, project_id, user_id, vector) \
                  SELECT memory_id, model, project_id, user_id, vector::vector \
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
                  AS x(memory_id, model, project_id, user_id, vector) \
                  ON CONFLICT (memory_id, model) DO UPDATE SET vector = excluded.vector",
+                )
+                .await?,
                 &[
                     &es.iter().map(|e| e.memory_id.as_str()).collect::<Vec<_>>(),
                     &es.iter().map(|e| e.model.as_str()).collect::<Vec<_>>(),
@@ -157,9 +161,9 @@ impl PostgresStore {
         if !batch.history.is_empty() {
             let hs = &batch.history;
             tx.execute(
-                "INSERT INTO history (memory_id, project_id, user_id, time, kind, related_id, before, note) \
+                &tx.prepared("INSERT INTO history (memory_id, project_id, user_id, time, kind, related_id, before, note) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
-                 $6::text[], $7::text[], $8::text[])",
+                 $6::text[], $7::text[], $8::text[])").await?,
                 &[
                     &hs.iter().map(|h| h.memory_id.as_str()).collect::<Vec<_>>(),
                     &hs.iter().map(|h| h.scope.project_id.as_str()).collect::<Vec<_>>(),
@@ -177,11 +181,11 @@ impl PostgresStore {
         if let Some(t) = &batch.task {
             let (owner, until, hold) = batch.task_lease_sql();
             let n = tx.execute(
-                &format!(
+                &tx.prepared(&format!(
                     "INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (id) DO UPDATE SET status = excluded.status, payload = excluded.payload, \
                      memory_ids = excluded.memory_ids, error = excluded.error, update_time = excluded.update_time{hold}"
-                ),
+                )).await?,
                 &[
                     &t.id,
                     &t.scope.project_id,
@@ -222,8 +226,11 @@ async fn prune_changes(tx: &deadpool_postgres::Transaction<'_>, rev: i64) -> Res
         return Ok(());
     }
     tx.execute(
-        "WITH gone AS (DELETE FROM memos_changes WHERE revision <= $1) \
+        &tx.prepared(
+            "WITH gone AS (DELETE FROM memos_changes WHERE revision <= $1) \
          UPDATE memos_meta SET value = greatest(value, $1) WHERE key = 'changes_floor'",
+        )
+        .await?,
         &[&floor],
     )
     .await
@@ -238,7 +245,7 @@ async fn check_expect(tx: &deadpool_postgres::Transaction<'_>, expect: &Expect) 
         let ids: Vec<&str> = expect.memories.iter().map(|(id, ..)| id.as_str()).collect();
         let rows = tx
             .query(
-                "SELECT id, update_time, status FROM memories WHERE project_id = $1 AND id = ANY($2)",
+                &tx.prepared("SELECT id, update_time, status FROM memories WHERE project_id = $1 AND id = ANY($2)").await?,
                 &[&expect.project, &ids],
             )
             .await
@@ -259,7 +266,10 @@ async fn check_expect(tx: &deadpool_postgres::Transaction<'_>, expect: &Expect) 
     if let Some(task) = &expect.task {
         let running = tx
             .query_opt(
-                "SELECT 1 FROM tasks WHERE id = $1 AND project_id = $2 AND status = $3",
+                &tx.prepared(
+                    "SELECT 1 FROM tasks WHERE id = $1 AND project_id = $2 AND status = $3",
+                )
+                .await?,
                 &[task, &expect.project, &TaskStatus::Running.as_str()],
             )
             .await
@@ -272,8 +282,11 @@ async fn check_expect(tx: &deadpool_postgres::Transaction<'_>, expect: &Expect) 
     if !expect.absent.is_empty() {
         let taken = tx
             .query_opt(
-                "SELECT id FROM memories WHERE id = ANY($1) \
+                &tx.prepared(
+                    "SELECT id FROM memories WHERE id = ANY($1) \
                  UNION ALL SELECT id FROM messages WHERE id = ANY($1) LIMIT 1",
+                )
+                .await?,
                 &[&expect.absent],
             )
             .await
