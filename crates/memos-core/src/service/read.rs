@@ -83,18 +83,20 @@ impl MemoryService {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<Memory>> {
-        self.preferences_as_of(project_id, user_id, limit, std::time::Instant::now())
+        self.preferences_as_of(project_id, user_id, limit, std::time::Instant::now(), &[])
             .await
     }
 
     /// [`Self::preferences`] with every write acknowledged before `since` (a search's
-    /// start, whose retrievers already caught up to it).
+    /// start, whose retrievers already caught up to it). Memories in `read` (read since
+    /// `since`, such as the preference channel's hits) are not read again.
     pub(super) async fn preferences_as_of(
         &self,
         project_id: &str,
         user_id: &str,
         limit: usize,
         since: std::time::Instant,
+        read: &[&Memory],
     ) -> Result<Vec<Memory>> {
         self.check_user(user_id)?;
         let only = Filter::only(Condition::TagContains(
@@ -109,11 +111,19 @@ impl MemoryService {
             .tagged_ids(&scope, &only, INDEXED_PREFERENCES, since)
             .await?
         {
+            let read: std::collections::HashMap<&str, &Memory> =
+                read.iter().map(|m| (m.id.as_str(), *m)).collect();
+            let unread: Vec<String> = ids
+                .iter()
+                .filter(|id| !read.contains_key(id.as_str()))
+                .cloned()
+                .collect();
             let mut found: Vec<Memory> = self
                 .store
-                .get_memories(project_id, &ids)
+                .get_memories(project_id, &unread)
                 .await?
                 .into_iter()
+                .chain(ids.iter().filter_map(|id| read.get(id.as_str()).map(|m| (*m).clone())))
                 .filter(|m| m.scope == scope && m.status == MemoryStatus::Activated)
                 .collect();
             found.sort_by(|a, b| {

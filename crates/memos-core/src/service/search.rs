@@ -480,12 +480,15 @@ impl MemoryService {
         let mut scored: Vec<(f32, SearchHit)> =
             hits.into_iter().map(|h| (h.relativity, h)).collect();
         let reference = input.query_time;
+        // The hits were read for this request: only the preferences they miss are read.
+        let read: Vec<&Memory> = scored.iter().map(|(_, h)| &h.memory).collect();
         let known: Vec<Memory> = self
             .preferences_as_of(
                 project_id,
                 &input.user_id,
                 PREFERENCES_CONSIDERED,
                 input.since.unwrap_or_else(std::time::Instant::now),
+                &read,
             )
             .await?
             .into_iter()
