@@ -128,7 +128,8 @@ impl MemoryService {
         stored: bool,
     ) -> Result<()> {
         let mut attempt = 0;
-        let judged = self.judge_sentences(messages).await?;
+        // A task's sentences wait for no request: they are embedded in the background.
+        let judged = self.judge_sentences(messages, stored).await?;
         loop {
             let previous = self
                 .previous_message(&ctx.scope, &ctx.conversation_id, messages)

@@ -32,7 +32,7 @@ impl MemoryService {
             conversation_id: "extract".into(),
             ..Default::default()
         };
-        let judged = self.judge_sentences(&rows).await?;
+        let judged = self.judge_sentences(&rows, false).await?;
         let (preferences, memories) = fast::extract_judged(&ctx, &rows, None, now, &judged)
             .into_iter()
             .filter(|m| m.memory_type == MemoryType::UserMemory)

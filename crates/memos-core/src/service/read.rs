@@ -123,7 +123,10 @@ impl MemoryService {
                 .get_memories(project_id, &unread)
                 .await?
                 .into_iter()
-                .chain(ids.iter().filter_map(|id| read.get(id.as_str()).map(|m| (*m).clone())))
+                .chain(
+                    ids.iter()
+                        .filter_map(|id| read.get(id.as_str()).map(|m| (*m).clone())),
+                )
                 .filter(|m| m.scope == scope && m.status == MemoryStatus::Activated)
                 .collect();
             found.sort_by(|a, b| {

@@ -637,7 +637,10 @@ async fn vectors_follow_adds_in_the_background_and_skip_deleted_memories() {
         .await
         .unwrap();
     let vector = svc
-        .embed_memories(&store.get_memories("p", &gone.memory_ids).await.unwrap())
+        .embed_memories(
+            &store.get_memories("p", &gone.memory_ids).await.unwrap(),
+            true,
+        )
         .await
         .unwrap();
     let stale = store.get_memories("p", &gone.memory_ids).await.unwrap();
