@@ -113,24 +113,28 @@ trait Prepared {
 
 impl Prepared for deadpool_postgres::Client {
     async fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement> {
-        if self.statement_cache.size() < PREPARED_PER_CONNECTION {
-            self.prepare_cached(sql).await
-        } else {
-            self.prepare(sql).await
-        }
-        .map_err(pg)
+        prepared_on(&self.statement_cache, self, sql).await
     }
 }
 
 impl Prepared for deadpool_postgres::Transaction<'_> {
     async fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement> {
-        if self.statement_cache.size() < PREPARED_PER_CONNECTION {
-            self.prepare_cached(sql).await
-        } else {
-            self.prepare(sql).await
-        }
-        .map_err(pg)
+        prepared_on(&self.statement_cache, self.client(), sql).await
     }
+}
+
+/// [`Prepared::prepared`] on a connection (`client`) and its statement cache.
+async fn prepared_on(
+    cache: &deadpool_postgres::StatementCache,
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<tokio_postgres::Statement> {
+    if cache.size() < PREPARED_PER_CONNECTION {
+        cache.prepare(client, sql).await
+    } else {
+        client.prepare(sql).await
+    }
+    .map_err(pg)
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
