@@ -102,9 +102,9 @@ const PREPARED_PER_CONNECTION: usize = 256;
 ///
 /// Why: a statement given as text costs two round trips (parse and describe, then bind
 /// and execute) and PostgreSQL parses and analyses the text every time. Prepared, it is
-/// one round trip and the parse is done; PostgreSQL still plans each of the first five
-/// executions for their values and keeps a generic plan only when it costs no more.
-/// Measured on the search path, where a request runs about ten statements.
+/// one round trip and the parse is done; each execution is still planned for its values
+/// (`plan_cache_mode`, set on every connection). Measured on the search path, where a
+/// request runs about ten statements.
 trait Prepared {
     /// `sql` prepared on this connection: from the cache, or prepared now (and kept while
     /// the cache has room).
@@ -154,8 +154,11 @@ fn pool(url: &str, max_connections: usize, field: &str) -> Result<(Pool, tls::Sp
     // default of 4, for spinning disks, made the planner read every memory of a 100k user
     // to score BM25, 327 ms, instead of the rows the term index names, 110 ms). Options in
     // the URL come after, so they can change both.
+    // Statements are kept prepared ([`Prepared`]) but planned for their values every time,
+    // as when they were sent as text: a generic plan chosen on one user's size could
+    // serve another user badly (a list ordered by time, a filter's index).
     let options = format!(
-        "-c statement_timeout={} -c random_page_cost=1.1 {}",
+        "-c statement_timeout={} -c random_page_cost=1.1 -c plan_cache_mode=force_custom_plan {}",
         STATEMENT_TIMEOUT.as_millis(),
         config.get_options().unwrap_or_default()
     );

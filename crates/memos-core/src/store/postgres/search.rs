@@ -18,7 +18,7 @@ use tokio_postgres::types::ToSql;
 use std::collections::HashSet;
 
 use super::mirror::{Decided, Mirrors, UserCopy};
-use super::{Params, PostgresStore, Prepared, pg, pg_filter, refs, vector_text};
+use super::{Params, PostgresStore, pg, pg_filter, refs, vector_text};
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::Scope;
@@ -201,9 +201,11 @@ impl StoreSearch for PostgresStore {
                 k1p1 = K1 + 1.0,
                 omb = 1.0 - B,
             );
+            // Searches in SQL stay unprepared: planned for each user's size every time
+            // (a generic plan could scan a big user whole or walk HNSW for a small one).
             let rows = c
                 .query(
-                    &c.prepared(&sql).await?,
+                    &sql,
                     &[
                         &scope.project_id,
                         &scope.user_id,
@@ -243,10 +245,7 @@ impl StoreSearch for PostgresStore {
             k1p1 = K1 + 1.0,
             omb = 1.0 - B,
         );
-        let rows = c
-            .query(&c.prepared(&sql).await?, &refs(&params))
-            .await
-            .map_err(pg)?;
+        let rows = c.query(&sql, &refs(&params)).await.map_err(pg)?;
         Ok(candidates(&rows))
     }
 
@@ -316,10 +315,7 @@ impl StoreSearch for PostgresStore {
         )
         .await
         .map_err(pg)?;
-        let rows = tx
-            .query(&tx.prepared(&sql).await?, &refs(&params))
-            .await
-            .map_err(pg)?;
+        let rows = tx.query(&sql, &refs(&params)).await.map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         let mut out: Vec<(String, f32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         // relaxed_order may return a near neighbour slightly out of place.
