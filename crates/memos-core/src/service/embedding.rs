@@ -161,7 +161,7 @@ impl MemoryService {
             let (e, q) = (embedder.clone(), query.to_string());
             let v = tokio::task::spawn_blocking(move || e.embed_query(&q))
                 .await
-                .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
+                .map_err(worker_failed)??;
             Ok::<_, Error>(Arc::new(v))
         })
         .await
@@ -377,8 +377,13 @@ async fn embed_documents(
     } else {
         tokio::task::spawn_blocking(embed)
             .await
-            .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))
+            .map_err(worker_failed)
     }
+}
+
+/// The error of an embedding whose thread failed (panicked, or is gone) before answering.
+pub(super) fn worker_failed(e: impl std::fmt::Display) -> Error {
+    Error::Embedding(format!("embedding worker failed: {e}"))
 }
 
 /// How much lower than the rest of the process the background thread runs (a nice value,
@@ -415,19 +420,17 @@ async fn background<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static
             .ok()
             .map(|_| tx)
     });
-    let failed =
-        |e: &dyn std::fmt::Display| Error::Embedding(format!("embedding worker failed: {e}"));
     let Some(lane) = lane else {
         return tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| failed(&e));
+            .map_err(worker_failed);
     };
     let (done, answer) = tokio::sync::oneshot::channel();
     lane.send(Box::new(move || {
         let _ = done.send(work());
     }))
-    .map_err(|e| failed(&e))?;
-    answer.await.map_err(|e| failed(&e))
+    .map_err(worker_failed)?;
+    answer.await.map_err(worker_failed)
 }
 
 /// Raises the calling thread's nice value to `nice` (on Linux, per thread) unless it is

@@ -79,7 +79,7 @@ impl MemoryService {
                     e2.embed_documents(&refs)
                 })
                 .await
-                .map_err(|e| Error::Embedding(format!("embedding worker failed: {e}")))??;
+                .map_err(super::embedding::worker_failed)??;
                 vectors
                     .iter()
                     .map(|v| e.calibrate(crate::embed::dot(&q, v)))
