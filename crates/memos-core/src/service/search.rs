@@ -176,8 +176,9 @@ impl MemoryService {
         // what the store drops (another user's, tool trajectories) and near-copies moved
         // down: the best `2 × limit` are read first, and twice as many again only while
         // those leave fewer than `limit`. (A read is about 15 µs a memory and the pool holds
-        // up to 80: a millisecond of a 7 ms search at 100k memories.) The answer is the same as from
-        // reading the whole pool, since nothing below the head can move into the top.
+        // up to 80: a millisecond of a 7 ms search at 100k memories.) The answer is the same
+        // as from reading the whole pool, since nothing below the head can move into the
+        // top.
         let mut read = match input.conversation_id {
             Some(_) => fused.len(),
             None => (limit * 2).max(FIRST_READ).min(fused.len()),
