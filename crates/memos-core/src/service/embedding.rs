@@ -363,7 +363,7 @@ impl MemoryService {
 /// Texts embedded as documents: on the blocking pool for a request that waits on them, or
 /// on the background thread for work no request waits on (an add task's sentences, the
 /// memories waiting for a vector).
-async fn embed_documents(
+pub(super) async fn embed_documents(
     embedder: Arc<dyn Embedder>,
     texts: Vec<String>,
     background: bool,
@@ -382,7 +382,7 @@ async fn embed_documents(
 }
 
 /// The error of an embedding whose thread failed (panicked, or is gone) before answering.
-pub(super) fn worker_failed(e: impl std::fmt::Display) -> Error {
+fn worker_failed(e: impl std::fmt::Display) -> Error {
     Error::Embedding(format!("embedding worker failed: {e}"))
 }
 

@@ -72,14 +72,10 @@ impl MemoryService {
         let dense: Vec<f32> = match &self.embedder {
             Some(e) => {
                 let q = self.query_vector(e, query).await?;
-                // Off the async executor, as every embedding: it owns its copy of the texts.
-                let (e2, owned) = (e.clone(), documents.to_vec());
-                let vectors = tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-                    e2.embed_documents(&refs)
-                })
-                .await
-                .map_err(super::embedding::worker_failed)??;
+                // Off the async executor, as every embedding; the caller waits on it.
+                let vectors =
+                    super::embedding::embed_documents(e.clone(), documents.to_vec(), false)
+                        .await??;
                 vectors
                     .iter()
                     .map(|v| e.calibrate(crate::embed::dot(&q, v)))
