@@ -475,19 +475,36 @@ impl UserVectors {
                 } else {
                     Keep::Some(&keep)
                 };
-                let rows = self.shortlist(query, rescore, which);
+                // On one thread below PAR_STAGED_ROWS: waking the pool's threads cost more
+                // than their share of the work saved (see the constant).
+                let parallel = n >= PAR_STAGED_ROWS && rayon::current_num_threads() > 1;
+                let rows = self.shortlist(query, rescore, which, parallel);
                 // The shortlisted rows are scattered over the matrix: each piece asks for
-                // the row a few places ahead as it hands on the current one to be scored.
-                let rows = rows.par_chunks(RESCORE_PIECE).flat_map_iter(|piece| {
-                    piece.iter().enumerate().map(move |(i, &r)| {
-                        if let Some(&next) = piece.get(i + PREFETCH_AHEAD) {
+                // the row a few places ahead as it scores the current one.
+                let piece = |rows: &[usize]| {
+                    let mut top = TopK::new(k);
+                    for (i, &r) in rows.iter().enumerate() {
+                        if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
                             prefetch(&self.data[next * self.dim..(next + 1) * self.dim]);
                         }
-                        r
-                    })
-                });
-                par_top_k(rows, k, score)
+                        top.push(score(r), r);
+                    }
+                    top
+                };
+                if parallel {
+                    rows.par_chunks(RESCORE_PIECE)
+                        .map(piece)
+                        .reduce(|| TopK::new(k), TopK::merge)
+                } else {
+                    piece(&rows)
+                }
             }
+            // A scan too small to split: on this thread, without handing it to the pool
+            // (which cost 0.45 ms of a 0.9 ms scan at 20k rows, with the pool asleep).
+            _ if n < 2 * PAR_ROWS => (0..n).filter(|&r| keep(r)).fold(TopK::new(k), |mut t, r| {
+                t.push(score(r), r);
+                t
+            }),
             // Otherwise every row, on every core for a big user: by then the query is
             // embedded and the cores would idle.
             _ => par_top_k(
@@ -506,71 +523,129 @@ impl UserVectors {
             .collect()
     }
 
-    /// About `want` rows that `keep` allows, the best by their codes' estimate of the
-    /// dot product with `query`, in row order.
+    /// The `want` rows that `keep` allows with the best estimates of their dot product
+    /// with `query` by their codes (ties to the earlier row), in row order.
     ///
-    /// Two passes over the codes: one estimates every row (on every core), the other keeps
-    /// the rows above a threshold taken from every 16th estimate, so no pass sorts or
-    /// heaps 100k entries.
+    /// One pass over the codes, a block at a time, keeping the rows at or above the
+    /// `want`-th best estimate seen so far ([`Shortlist`]); with `parallel`, one piece of
+    /// the rows per core, merged.
     fn shortlist<F: Fn(usize) -> bool + Sync>(
         &self,
         query: &[f32],
         want: usize,
         keep: Keep<'_, F>,
+        parallel: bool,
     ) -> Vec<usize> {
         let planes = QueryPlanes::new(query, self.codes.words);
+        let kernel = CodeKernel::best();
         let n = self.ids.len();
-        let mut rough = vec![f32::NEG_INFINITY; n];
-        rough
-            .par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, out)| {
-                let first = b * BLOCK;
-                rough_scores(&planes, &self.codes, first, out);
-                match keep {
-                    Keep::Active => {
-                        let archived = &self.archived[first..first + out.len()];
-                        for (s, &a) in out.iter_mut().zip(archived) {
-                            if a != ACTIVE {
-                                *s = f32::NEG_INFINITY;
-                            }
-                        }
-                    }
-                    Keep::Some(keep) => {
-                        for (i, s) in out.iter_mut().enumerate() {
-                            if !keep(first + i) {
-                                *s = f32::NEG_INFINITY;
-                            }
-                        }
+        let allowed = |r: usize| match keep {
+            Keep::Active => self.archived[r] == ACTIVE,
+            Keep::Some(keep) => keep(r),
+        };
+        let piece = |rows: std::ops::Range<usize>| {
+            let mut best = Shortlist::new(want);
+            let mut rough = [0f32; BLOCK];
+            let mut above = [0u32; BLOCK + LANES_F32];
+            for first in rows.clone().step_by(BLOCK) {
+                let out = &mut rough[..(rows.end - first).min(BLOCK)];
+                rough_scores_on(kernel, &planes, &self.codes, first, out);
+                let m = at_or_above(kernel, out, best.floor, &mut above);
+                for &i in &above[..m] {
+                    let (s, r) = (out[i as usize], first + i as usize);
+                    if s >= best.floor && allowed(r) {
+                        best.push(s, r);
                     }
                 }
-            });
-        let mut sample: Vec<f32> = rough
-            .iter()
-            .step_by(SAMPLE_STEP)
-            .copied()
-            .filter(|s| s.is_finite())
-            .collect();
-        let eligible = sample.len() * SAMPLE_STEP;
-        let threshold = if sample.is_empty() || eligible <= want {
-            f32::NEG_INFINITY
-        } else {
-            let at = (want * sample.len() / eligible).min(sample.len() - 1);
-            *sample.select_nth_unstable_by(at, |a, b| b.total_cmp(a)).1
+            }
+            best
         };
-        // On every core too: a pass over 100k estimates took 0.1-0.2 ms on one.
-        rough
-            .par_chunks(BLOCK)
-            .enumerate()
-            .flat_map_iter(|(b, piece)| {
-                piece
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.is_finite() && **s >= threshold)
-                    .map(move |(i, _)| b * BLOCK + i)
-            })
-            .collect()
+        let best = if parallel {
+            let pieces = rayon::current_num_threads();
+            let size = n.div_ceil(pieces).next_multiple_of(BLOCK);
+            (0..pieces)
+                .into_par_iter()
+                .map(|p| piece(p * size..((p + 1) * size).min(n)))
+                .reduce(|| Shortlist::new(want), Shortlist::merge)
+        } else {
+            piece(0..n)
+        };
+        best.into_rows()
     }
+}
+
+/// The best `want` rows by estimate seen so far, for [`UserVectors::shortlist`]: rows
+/// at or above `floor` are kept, and when twice `want` are held the best `want` are
+/// selected (a partial sort) and the `want`-th becomes the new floor. Over a pass most rows
+/// fall below the floor, so it costs a comparison a row and a few selections.
+struct Shortlist {
+    want: usize,
+    floor: f32,
+    /// Each row as one integer that orders best first: its estimate's bits, made to sort
+    /// as integers and inverted, above its row number, so ties go to the earlier row and a
+    /// selection compares plain integers.
+    rows: Vec<u64>,
+}
+
+impl Shortlist {
+    fn new(want: usize) -> Self {
+        Self {
+            want,
+            floor: f32::NEG_INFINITY,
+            rows: Vec::with_capacity(2 * want),
+        }
+    }
+
+    /// Adds a row at or above the floor.
+    fn push(&mut self, s: f32, r: usize) {
+        self.rows.push(u64::from(!sortable(s)) << 32 | r as u64);
+        if self.rows.len() >= 2 * self.want {
+            self.trim();
+        }
+    }
+
+    /// Keeps the best `want` and raises the floor to the worst of them.
+    fn trim(&mut self) {
+        if self.rows.len() > self.want {
+            if self.want == 0 {
+                self.rows.clear();
+                self.floor = f32::INFINITY;
+                return;
+            }
+            self.rows.select_nth_unstable(self.want - 1);
+            self.rows.truncate(self.want);
+            self.floor = unsortable(!((self.rows[self.want - 1] >> 32) as u32));
+        }
+    }
+
+    fn merge(mut self, other: Self) -> Self {
+        for key in other.rows {
+            self.rows.push(key);
+            if self.rows.len() >= 2 * self.want {
+                self.trim();
+            }
+        }
+        self
+    }
+
+    /// The rows kept, in row order.
+    fn into_rows(mut self) -> Vec<usize> {
+        self.trim();
+        let mut rows: Vec<usize> = self.rows.iter().map(|&k| k as u32 as usize).collect();
+        rows.sort_unstable();
+        rows
+    }
+}
+
+/// `x`'s bits as an integer in the same order as `x` (for finite values and infinities).
+fn sortable(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 { !b } else { b | 1 << 31 }
+}
+
+/// The inverse of [`sortable`].
+fn unsortable(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & !(1 << 31) } else { !k })
 }
 
 /// Which rows a shortlist may hold.
@@ -581,10 +656,17 @@ enum Keep<'a, F> {
     Some(&'a F),
 }
 
-/// Rows per piece of the code pass.
-const BLOCK: usize = 4096;
+/// Rows whose estimates the code pass holds at once (4 KB on the stack).
+const BLOCK: usize = 1024;
 
-/// Shortlisted rows per piece of the exact rescoring.
+/// Rows of a user below which a two-stage search stays on one thread. Measured on 2 cores
+/// (Xeon, 384 dimensions, a search every 2 ms so the pool's threads sleep between them):
+/// one thread 1.11-1.16 ms against 1.47 on two at 150k rows, 1.55-1.65 against 1.32-1.35
+/// at 200k. Handing work to a sleeping thread and waiting for it back costs a few hundred
+/// microseconds in these VMs, while a smaller user's codes stay in cache.
+const PAR_STAGED_ROWS: usize = 175_000;
+
+/// Shortlisted rows per piece of a parallel rescoring.
 const RESCORE_PIECE: usize = 1024;
 
 /// How many rows ahead the rescoring asks for a row's values.
@@ -604,14 +686,34 @@ fn prefetch(bytes: &[i8]) {
     let _ = bytes;
 }
 
-/// One estimate in this many sets the shortlist's threshold.
-const SAMPLE_STEP: usize = 16;
+/// Floats in a 512-bit register.
+const LANES_F32: usize = 16;
 
-/// Estimates the dot product of `planes`' query with rows `first..first + out.len()`: the
-/// sum of the query's values signed by the row's bits, times the row's spread. (The
-/// center's own product with the query is the same for every row, so it is left out.)
-fn rough_scores(planes: &QueryPlanes, codes: &Codes, first: usize, out: &mut [f32]) {
-    rough_scores_on(CodeKernel::best(), planes, codes, first, out)
+/// Writes the positions of the `scores` at or above `floor` into `at`, in order, and
+/// returns how many there are. `at` holds a register's worth more than `scores`, which
+/// the wide kernel may write past the count.
+///
+/// Which rows pass is unpredictable while a shortlist's floor is still rising, so a branch
+/// per row mispredicted often: the portable loop has none, and the AVX-512 one compares
+/// and compacts sixteen at a time.
+fn at_or_above(kernel: CodeKernel, scores: &[f32], floor: f32, at: &mut [u32]) -> usize {
+    assert!(at.len() >= scores.len() + LANES_F32);
+    match kernel {
+        // SAFETY: `kernel` is supported (its caller took it from `CodeKernel::best` or
+        // checked it), and `at` is long enough (asserted above).
+        #[cfg(target_arch = "x86_64")]
+        CodeKernel::Avx512 => unsafe { x86::at_or_above_avx512(scores, floor, at) },
+        _ => at_or_above_portable(scores, floor, at),
+    }
+}
+
+fn at_or_above_portable(scores: &[f32], floor: f32, at: &mut [u32]) -> usize {
+    let mut m = 0;
+    for (i, &s) in scores.iter().enumerate() {
+        at[m] = i as u32;
+        m += usize::from(s >= floor);
+    }
+    m
 }
 
 /// The instructions the code pass runs on.
@@ -660,6 +762,10 @@ impl CodeKernel {
     }
 }
 
+/// Estimates the dot product of `planes`' query with rows `first..first + out.len()` on
+/// `kernel`'s instructions: the sum of the query's values signed by the row's bits, times
+/// the row's spread. (The center's own product with the query is the same for every row,
+/// so it is left out.)
 fn rough_scores_on(
     kernel: CodeKernel,
     planes: &QueryPlanes,
@@ -707,8 +813,42 @@ fn rough_score(planes: &QueryPlanes, codes: &Codes, r: usize) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Codes, LANES, QueryPlanes, rough_score, rough_scores_portable};
+    use super::{Codes, LANES, LANES_F32, QueryPlanes, rough_score, rough_scores_portable};
     use std::arch::x86_64::*;
+
+    /// [`super::at_or_above_portable`], sixteen scores to a comparison; each group's
+    /// positions are compacted in a register and stored whole, which a shorter group
+    /// overwrites (a register store, not `vpcompressd` to memory: that is slow on AMD).
+    ///
+    /// # Safety
+    /// `at` must hold at least `scores.len() + 16` entries.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn at_or_above_avx512(scores: &[f32], floor: f32, at: &mut [u32]) -> usize {
+        let floor_v = _mm512_set1_ps(floor);
+        let step = _mm512_set1_epi32(LANES_F32 as i32);
+        let mut index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let mut m = 0;
+        let groups = scores.chunks_exact(LANES_F32);
+        let rest = groups.remainder();
+        for g in groups {
+            // SAFETY: `g` holds 16 floats; `at[m..m + 16]` is inside `at`, since `m` is at
+            // most the scores seen so far (the caller's contract).
+            unsafe {
+                let v = _mm512_loadu_ps(g.as_ptr());
+                let pass = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, floor_v);
+                let packed = _mm512_maskz_compress_epi32(pass, index);
+                _mm512_storeu_si512(at.as_mut_ptr().add(m).cast(), packed);
+                m += pass.count_ones() as usize;
+            }
+            index = _mm512_add_epi32(index, step);
+        }
+        let done = scores.len() - rest.len();
+        for (i, &s) in rest.iter().enumerate() {
+            at[m] = (done + i) as u32;
+            m += usize::from(s >= floor);
+        }
+        m
+    }
 
     /// [`rough_scores_portable`] with the scalar popcount instruction.
     #[target_feature(enable = "popcnt")]
@@ -1366,6 +1506,58 @@ mod tests {
         for (id, _) in &got {
             let i: usize = id[1..].parse().unwrap();
             assert!(i >= 10_000 && i.is_multiple_of(3), "{id}");
+        }
+    }
+
+    #[test]
+    fn the_shortlist_is_the_best_estimates_on_one_thread_or_many() {
+        let mut u = embedding_like(5_000, 64, 40, 8);
+        // Copies tie on their estimates: the earlier row goes first.
+        for i in 0..300 {
+            let v: Vec<f32> = u.row_values(7).collect();
+            u.upsert(&format!("copy{i}"), 1, &v);
+        }
+        u.set_archived("m11", Some(5));
+        let query = unit(&u.row_values(3).collect::<Vec<_>>());
+        let planes = QueryPlanes::new(&query, u.codes.words);
+        let mut rough = vec![0.0; u.len()];
+        rough_scores_on(CodeKernel::Portable, &planes, &u.codes, 0, &mut rough);
+        let best = |want: usize, keep: &dyn Fn(usize) -> bool| {
+            let mut rows: Vec<usize> = (0..u.len()).filter(|&r| keep(r)).collect();
+            rows.sort_by(|&a, &b| rough[b].total_cmp(&rough[a]).then(a.cmp(&b)));
+            rows.truncate(want);
+            rows.sort_unstable();
+            rows
+        };
+        let odd = |r: usize| r % 2 == 1;
+        for want in [1, 16, 250, 299, 1_000, 6_000] {
+            let active = best(want, &|r| u.archived[r] == ACTIVE);
+            let some = best(want, &odd);
+            for parallel in [false, true] {
+                let got = u.shortlist(&query, want, Keep::<fn(usize) -> bool>::Active, parallel);
+                assert_eq!(got, active, "want {want}, parallel {parallel}");
+                let got = u.shortlist(&query, want, Keep::Some(&odd), parallel);
+                assert_eq!(got, some, "want {want}, parallel {parallel}, odd rows");
+            }
+        }
+    }
+
+    #[test]
+    fn every_filter_path_finds_the_same_rows() {
+        let mut next = uniform(4);
+        for len in [0, 1, 15, 16, 17, 100, BLOCK] {
+            // Coarse values, so many equal the floor.
+            let scores: Vec<f32> = (0..len).map(|_| (next() * 8.0).round()).collect();
+            for floor in [f32::NEG_INFINITY, -1.0, 0.0, 2.0, f32::INFINITY] {
+                let want: Vec<u32> = (0..len as u32)
+                    .filter(|&i| scores[i as usize] >= floor)
+                    .collect();
+                for &kernel in CodeKernel::ALL.iter().filter(|k| k.supported()) {
+                    let mut at = vec![0; len + LANES_F32];
+                    let m = at_or_above(kernel, &scores, floor, &mut at);
+                    assert_eq!(at[..m], want, "{kernel:?}, {len} scores, floor {floor}");
+                }
+            }
         }
     }
 
