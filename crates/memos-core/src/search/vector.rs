@@ -463,10 +463,7 @@ impl UserVectors {
                     .filter(|&r| self.eligible(r, time))
                     .collect();
                 rows.sort_unstable();
-                rows.into_iter().fold(TopK::new(k), |mut t, r| {
-                    t.push(score(r), r);
-                    t
-                })
+                top_k(rows.into_iter(), k, score)
             }
             // A big user: rank every row on its code, then score the best exactly.
             _ if n > exact_rows && rescore < n => {
@@ -501,10 +498,7 @@ impl UserVectors {
             }
             // A scan too small to split: on this thread, without handing it to the pool
             // (which cost 0.45 ms of a 0.9 ms scan at 20k rows, with the pool asleep).
-            _ if n < 2 * PAR_ROWS => (0..n).filter(|&r| keep(r)).fold(TopK::new(k), |mut t, r| {
-                t.push(score(r), r);
-                t
-            }),
+            _ if n < 2 * PAR_ROWS => top_k((0..n).filter(|&r| keep(r)), k, score),
             // Otherwise every row, on every core for a big user: by then the query is
             // embedded and the cores would idle.
             _ => par_top_k(
@@ -598,7 +592,12 @@ impl Shortlist {
 
     /// Adds a row at or above the floor.
     fn push(&mut self, s: f32, r: usize) {
-        self.rows.push(u64::from(!sortable(s)) << 32 | r as u64);
+        self.add(u64::from(!sortable(s)) << 32 | r as u64);
+    }
+
+    /// Adds a row by its key, trimming once twice `want` are held.
+    fn add(&mut self, key: u64) {
+        self.rows.push(key);
         if self.rows.len() >= 2 * self.want {
             self.trim();
         }
@@ -620,10 +619,7 @@ impl Shortlist {
 
     fn merge(mut self, other: Self) -> Self {
         for key in other.rows {
-            self.rows.push(key);
-            if self.rows.len() >= 2 * self.want {
-                self.trim();
-            }
+            self.add(key);
         }
         self
     }
@@ -980,7 +976,15 @@ impl QueryPlanes {
     }
 }
 
-/// The best `k` of `rows` by `score`, each piece of rows on whichever core takes it.
+/// The best `k` of `rows` by `score`, on this thread.
+fn top_k(rows: impl Iterator<Item = usize>, k: usize, score: impl Fn(usize) -> f32) -> TopK {
+    rows.fold(TopK::new(k), |mut t, r| {
+        t.push(score(r), r);
+        t
+    })
+}
+
+/// [`top_k`], each piece of rows on whichever core takes it.
 fn par_top_k(
     rows: impl ParallelIterator<Item = usize>,
     k: usize,

@@ -167,7 +167,7 @@ impl MemoryService {
                 Ok(Some((bm25, early)))
             };
             let dense = async {
-                if input.mode == SearchMode::Lexical || self.embedder.is_none() {
+                if !dense_runs {
                     return Ok(None);
                 }
                 self.dense_candidates(&scope, text, input.filter.as_ref(), range, pool, began)
